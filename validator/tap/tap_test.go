@@ -1,0 +1,136 @@
+package tap
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func sampleBatch() *Batch {
+	t0 := time.Date(2026, 11, 3, 7, 45, 12, 345e6, time.UTC)
+	return &Batch{
+		Device:     "V-0042",
+		KeyVersion: 2,
+		Created:    t0.Add(time.Minute),
+		Taps: []Tap{
+			{Device: "V-0042", Seq: 1, Time: t0, Card: 9804000000001, Carrier: "KTE", Route: "12", Vehicle: "AA1234",
+				Lat: 50450100, Lon: 30523400, Result: Accepted, Reason: "ok", Product: "benefit", Category: "PENS",
+				Funding: "city", FareKop: 1500, CompensationKop: 1500, TariffVersion: 7, HotlistVersion: 99, CardCommitted: true},
+			{Device: "V-0042", Seq: 2, Time: t0.Add(3 * time.Second), Card: 9804000000019, Carrier: "KTE", Route: "12",
+				Vehicle: "AA1234", Result: Denied, Reason: "insufficient-funds", FareKop: 1500, TariffVersion: 7},
+		},
+		MAC: bytes.Repeat([]byte{0xAB}, MACSize),
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	b := sampleBatch()
+	wire, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Unmarshal(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, b)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Body(), wire[:len(wire)-MACSize]) {
+		t.Fatal("Body() of decoded batch differs from the bytes received")
+	}
+}
+
+func TestMarshalUnsealed(t *testing.T) {
+	b := sampleBatch()
+	b.MAC = nil
+	if _, err := b.Marshal(); err == nil {
+		t.Fatal("Marshal accepted a batch without MAC")
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	good, _ := sampleBatch().Marshal()
+	cases := map[string][]byte{
+		"empty":     nil,
+		"magic":     append([]byte("XX"), good[2:]...),
+		"version":   append([]byte{'T', 'B', 9}, good[3:]...),
+		"truncated": good[:len(good)-20],
+		"trailing":  append(append(append([]byte(nil), good[:len(good)-MACSize]...), 0), good[len(good)-MACSize:]...),
+	}
+	for name, wire := range cases {
+		if _, err := Unmarshal(wire); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	b := sampleBatch()
+	b.Taps[1].Device = "V-9999"
+	if err := b.Validate(); err == nil {
+		t.Error("a tap from another device passed")
+	}
+	b = sampleBatch()
+	b.Taps[0].Seq = 0
+	if err := b.Validate(); err == nil {
+		t.Error("sequence 0 passed")
+	}
+	b = sampleBatch()
+	b.Taps[0].ChargedKop = -1
+	if err := b.Validate(); err == nil {
+		t.Error("negative amount passed")
+	}
+}
+
+func TestPeriod(t *testing.T) {
+	kyiv := time.FixedZone("EET", 2*3600)
+	tp := Tap{Time: time.Date(2026, 10, 31, 23, 30, 0, 0, time.UTC)}
+	if got := tp.Period(kyiv); got != "2026-11" {
+		t.Fatalf("Period = %s, want 2026-11 (local time decides the month)", got)
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	good, _ := sampleBatch().Marshal()
+	f.Add(good)
+	f.Add([]byte("TB\x01"))
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		b, err := Unmarshal(wire)
+		if err != nil {
+			return
+		}
+		again, err := b.Marshal()
+		if err != nil {
+			t.Fatalf("decoded batch does not marshal: %v", err)
+		}
+		b2, err := Unmarshal(again)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(b, b2) {
+			t.Fatal("decode(encode(decode(x))) != decode(x)")
+		}
+	})
+}
+
+func BenchmarkUnmarshal1000(b *testing.B) {
+	s := sampleBatch()
+	for len(s.Taps) < 1000 {
+		tp := s.Taps[0]
+		tp.Seq = uint64(len(s.Taps) + 1)
+		s.Taps = append(s.Taps, tp)
+	}
+	wire, _ := s.Marshal()
+	b.SetBytes(int64(len(wire)))
+	for b.Loop() {
+		if _, err := Unmarshal(wire); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
