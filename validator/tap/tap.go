@@ -297,35 +297,8 @@ func Unmarshal(wire []byte) (*Batch, error) {
 	}
 	b.Taps = make([]Tap, n)
 	for i := range b.Taps {
-		t := &b.Taps[i]
-		t.Device = b.Device
-		t.Seq = d.uvarint("sequence")
-		t.Time = time.UnixMilli(d.varint("time")).UTC()
-		t.Card = d.uvarint("card")
-		t.Carrier = d.string("carrier")
-		t.Route = d.string("route")
-		t.Vehicle = d.string("vehicle")
-		t.Lat = d.int32("latitude")
-		t.Lon = d.int32("longitude")
-		t.Result = Result(d.byte("result"))
-		t.Reason = d.string("reason")
-		t.Product = d.string("product")
-		t.Category = d.string("category")
-		t.Funding = d.string("funding")
-		t.FareKop = d.varint("fare")
-		t.ChargedKop = d.varint("charged")
-		t.CompensationKop = d.varint("compensation")
-		tv := d.uvarint("tariff version")
-		if tv > 1<<32-1 {
-			d.fail("tariff version %d out of range", tv)
-		}
-		t.TariffVersion = uint32(tv)
-		t.HotlistVersion = d.uvarint("hotlist version")
-		flags := d.byte("flags")
-		if flags&^1 != 0 {
-			d.fail("unknown flags %#x", flags)
-		}
-		t.CardCommitted = flags&1 != 0
+		b.Taps[i] = decodeTap(d)
+		b.Taps[i].Device = b.Device
 		if d.err != nil {
 			return nil, fmt.Errorf("tap %d of %d: %w", i+1, n, d.err)
 		}
@@ -335,4 +308,54 @@ func Unmarshal(wire []byte) (*Batch, error) {
 	}
 	b.MAC = append([]byte(nil), wire[len(body):]...)
 	return b, nil
+}
+
+func decodeTap(d *decoder) Tap {
+	var t Tap
+	t.Seq = d.uvarint("sequence")
+	t.Time = time.UnixMilli(d.varint("time")).UTC()
+	t.Card = d.uvarint("card")
+	t.Carrier = d.string("carrier")
+	t.Route = d.string("route")
+	t.Vehicle = d.string("vehicle")
+	t.Lat = d.int32("latitude")
+	t.Lon = d.int32("longitude")
+	t.Result = Result(d.byte("result"))
+	t.Reason = d.string("reason")
+	t.Product = d.string("product")
+	t.Category = d.string("category")
+	t.Funding = d.string("funding")
+	t.FareKop = d.varint("fare")
+	t.ChargedKop = d.varint("charged")
+	t.CompensationKop = d.varint("compensation")
+	tv := d.uvarint("tariff version")
+	if tv > 1<<32-1 {
+		d.fail("tariff version %d out of range", tv)
+	}
+	t.TariffVersion = uint32(tv)
+	t.HotlistVersion = d.uvarint("hotlist version")
+	flags := d.byte("flags")
+	if flags&^1 != 0 {
+		d.fail("unknown flags %#x", flags)
+	}
+	t.CardCommitted = flags&1 != 0
+	return t
+}
+
+// AppendBinary appends the encoding of one tap without its device (a
+// journal or batch is per device) and returns the extended buffer.
+func (t *Tap) AppendBinary(buf []byte) ([]byte, error) {
+	return appendTap(buf, t), nil
+}
+
+// UnmarshalTap decodes one tap written by AppendBinary and sets its
+// device. The whole of data must be one tap.
+func UnmarshalTap(device string, data []byte) (Tap, error) {
+	d := &decoder{buf: data}
+	t := decodeTap(d)
+	t.Device = device
+	if d.err == nil && d.off != len(data) {
+		d.fail("%d trailing bytes", len(data)-d.off)
+	}
+	return t, d.err
 }

@@ -134,3 +134,38 @@ func BenchmarkUnmarshal1000(b *testing.B) {
 		}
 	}
 }
+
+func TestTapRoundTrip(t *testing.T) {
+	want := sampleBatch().Taps[0]
+	buf, _ := want.AppendBinary(nil)
+	got, err := UnmarshalTap(want.Device, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if _, err := UnmarshalTap("V", append(buf, 0)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("trailing byte: err = %v", err)
+	}
+	if _, err := UnmarshalTap("V", buf[:len(buf)-1]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short: err = %v", err)
+	}
+}
+
+func FuzzUnmarshalTap(f *testing.F) {
+	tp := sampleBatch().Taps[0]
+	buf, _ := tp.AppendBinary(nil)
+	f.Add(buf)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := UnmarshalTap("V", data)
+		if err != nil {
+			return
+		}
+		again, _ := got.AppendBinary(nil)
+		got2, err := UnmarshalTap("V", again)
+		if err != nil || !reflect.DeepEqual(got, got2) {
+			t.Fatalf("re-encoding is not stable: %v", err)
+		}
+	})
+}

@@ -1,0 +1,258 @@
+// Package journal is the validator's crash-safe record of taps. A tap is
+// appended (and fsynced) before the rider sees green, with a per-device
+// sequence number that survives restarts and never repeats; it is marked
+// settled once the card transaction ended, and sent once clearing's bus
+// acknowledged it.
+//
+// The journal is a SQLite database (pure Go, no cgo) in WAL mode with
+// synchronous=FULL: every committed transaction is on disk before the call
+// returns, so a power cut loses nothing that was acknowledged.
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/citycard/transit/validator/tap"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Tap states in the journal.
+const (
+	statePending = 0 // journalled, card transaction still running
+	stateSettled = 1 // card transaction over (committed or not), ready to send
+	stateSent    = 2 // acknowledged by the bus
+)
+
+// Journal is one device's tap journal. It is safe for concurrent use.
+type Journal struct {
+	db     *sql.DB
+	device string
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taps (
+	seq   INTEGER PRIMARY KEY,
+	state INTEGER NOT NULL,
+	body  BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS taps_state ON taps(state, seq);
+`
+
+// Open opens (creating if needed) the journal at path for device. A
+// journal belongs to one device: opening it for another is an error, since
+// mixing sequences of two devices would corrupt reconciliation.
+//
+// Taps left pending by a crash are settled as not committed on the card:
+// the validator cannot know whether the card saw the commit, and counting
+// a ride the card may not hold is the error clearing can detect later
+// (the card's own log), while losing one is not.
+func Open(ctx context.Context, path, device string) (*Journal, error) {
+	if device == "" {
+		return nil, errors.New("journal: empty device id")
+	}
+	dsn := "file:" + url.PathEscape(path) +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	// One writer; SQLite serialises anyway and one connection keeps the
+	// pragmas in force.
+	db.SetMaxOpenConns(1)
+	j := &Journal{db: db, device: device}
+	if err := j.init(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return j, nil
+}
+
+func (j *Journal) init(ctx context.Context) error {
+	if _, err := j.db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var dev string
+	switch err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='device'`).Scan(&dev); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta(k,v) VALUES('device',?),('last_seq','0')`, j.device); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("read device id: %w", err)
+	case dev != j.device:
+		return fmt.Errorf("belongs to device %q, not %q: use that device's id or a new journal file", dev, j.device)
+	}
+	// Settle what a crash left pending; CardCommitted stays false in body.
+	if _, err := tx.ExecContext(ctx, `UPDATE taps SET state=? WHERE state=?`, stateSettled, statePending); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close closes the journal.
+func (j *Journal) Close() error { return j.db.Close() }
+
+// Device returns the device id the journal belongs to.
+func (j *Journal) Device() string { return j.device }
+
+// Append assigns t the next sequence number and this device, and writes it
+// durably as pending (CardCommitted false) before returning.
+func (j *Journal) Append(ctx context.Context, t *tap.Tap) error {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal append: %w", err)
+	}
+	defer tx.Rollback()
+	var last uint64
+	if err := tx.QueryRowContext(ctx, `SELECT CAST(v AS INTEGER) FROM meta WHERE k='last_seq'`).Scan(&last); err != nil {
+		return fmt.Errorf("journal append: read sequence: %w", err)
+	}
+	t.Device = j.device
+	t.Seq = last + 1
+	t.CardCommitted = false
+	body, _ := t.AppendBinary(nil)
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET v=? WHERE k='last_seq'`, fmt.Sprint(t.Seq)); err != nil {
+		return fmt.Errorf("journal append: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO taps(seq,state,body) VALUES(?,?,?)`, int64(t.Seq), statePending, body); err != nil {
+		return fmt.Errorf("journal append: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Seq = 0
+		return fmt.Errorf("journal append: %w", err)
+	}
+	return nil
+}
+
+// Settle records how the card transaction of tap seq ended and makes the
+// tap ready to send.
+func (j *Journal) Settle(ctx context.Context, seq uint64, cardCommitted bool) error {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal settle %d: %w", seq, err)
+	}
+	defer tx.Rollback()
+	var body []byte
+	var state int
+	err = tx.QueryRowContext(ctx, `SELECT state, body FROM taps WHERE seq=?`, int64(seq)).Scan(&state, &body)
+	if err != nil {
+		return fmt.Errorf("journal settle %d: %w", seq, err)
+	}
+	if state != statePending {
+		return fmt.Errorf("journal settle %d: tap already settled", seq)
+	}
+	t, err := tap.UnmarshalTap(j.device, body)
+	if err != nil {
+		return fmt.Errorf("journal settle %d: %w", seq, err)
+	}
+	t.CardCommitted = cardCommitted
+	body, _ = t.AppendBinary(nil)
+	if _, err := tx.ExecContext(ctx, `UPDATE taps SET state=?, body=? WHERE seq=?`, stateSettled, body, int64(seq)); err != nil {
+		return fmt.Errorf("journal settle %d: %w", seq, err)
+	}
+	return tx.Commit()
+}
+
+// Unsent returns up to limit settled taps not yet acknowledged, oldest
+// first.
+func (j *Journal) Unsent(ctx context.Context, limit int) ([]tap.Tap, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT body FROM taps WHERE state=? ORDER BY seq LIMIT ?`, stateSettled, limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal unsent: %w", err)
+	}
+	defer rows.Close()
+	var out []tap.Tap
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("journal unsent: %w", err)
+		}
+		t, err := tap.UnmarshalTap(j.device, body)
+		if err != nil {
+			return nil, fmt.Errorf("journal unsent: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// MarkSent records that the taps with these sequence numbers were
+// acknowledged by the bus.
+func (j *Journal) MarkSent(ctx context.Context, seqs []uint64) error {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal mark sent: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `UPDATE taps SET state=? WHERE seq=? AND state=?`)
+	if err != nil {
+		return fmt.Errorf("journal mark sent: %w", err)
+	}
+	defer st.Close()
+	for _, s := range seqs {
+		if _, err := st.ExecContext(ctx, stateSent, int64(s), stateSettled); err != nil {
+			return fmt.Errorf("journal mark sent %d: %w", s, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Stats is a snapshot of the journal's contents.
+type Stats struct {
+	LastSeq uint64
+	Pending int // card transaction in progress
+	Backlog int // settled, not yet acknowledged by the bus
+	Sent    int
+}
+
+// Stats returns counts by state and the last sequence number issued.
+func (j *Journal) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := j.db.QueryRowContext(ctx, `SELECT CAST(v AS INTEGER) FROM meta WHERE k='last_seq'`).Scan(&s.LastSeq)
+	if err != nil {
+		return s, fmt.Errorf("journal stats: %w", err)
+	}
+	rows, err := j.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM taps GROUP BY state`)
+	if err != nil {
+		return s, fmt.Errorf("journal stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state, n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return s, err
+		}
+		switch state {
+		case statePending:
+			s.Pending = n
+		case stateSettled:
+			s.Backlog = n
+		case stateSent:
+			s.Sent = n
+		}
+	}
+	return s, rows.Err()
+}
+
+// PruneSent deletes acknowledged taps, keeping the newest keep of them for
+// inspection. Sequence numbers are never reused: the last one lives in
+// meta, not in the table.
+func (j *Journal) PruneSent(ctx context.Context, keep int) (int64, error) {
+	res, err := j.db.ExecContext(ctx, `DELETE FROM taps WHERE state=? AND seq NOT IN
+		(SELECT seq FROM taps WHERE state=? ORDER BY seq DESC LIMIT ?)`, stateSent, stateSent, keep)
+	if err != nil {
+		return 0, fmt.Errorf("journal prune: %w", err)
+	}
+	return res.RowsAffected()
+}
