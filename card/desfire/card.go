@@ -1,0 +1,237 @@
+package desfire
+
+import (
+	"crypto/aes"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/citycard/transit/card/apdu"
+)
+
+// Card is a conversation with one DESFire card over a transport. It tracks
+// the selected application and the secure-messaging session.
+type Card struct {
+	t    apdu.Transport
+	rand io.Reader
+	aid  AID
+	s    *Session
+	// apdus counts exchanges, for budgets and benchmarks.
+	apdus int
+}
+
+// Option configures a Card.
+type Option func(*Card)
+
+// WithRand sets the source of RndA (crypto/rand by default); tests use it
+// to replay published authentication exchanges.
+func WithRand(r io.Reader) Option { return func(c *Card) { c.rand = r } }
+
+// New starts a conversation over t. The card is assumed to be at PICC
+// level, unauthenticated, as after it enters the field.
+func New(t apdu.Transport, opts ...Option) *Card {
+	c := &Card{t: t, rand: rand.Reader}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Authenticated reports whether a session is open, and with which key.
+func (c *Card) Authenticated() (keyNo byte, ok bool) {
+	if c.s == nil {
+		return 0, false
+	}
+	return c.s.KeyNo, true
+}
+
+// Selected returns the AID of the selected application (zero: PICC level).
+func (c *Card) Selected() AID { return c.aid }
+
+// APDUs returns how many APDUs have been exchanged so far.
+func (c *Card) APDUs() int { return c.apdus }
+
+// Forget drops the session and selection, e.g. after the card left the
+// field, so that the next conversation starts clean.
+func (c *Card) Forget() { c.s, c.aid = nil, AID{} }
+
+// transmit sends one native frame and returns its data and status.
+func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
+	cmd := make([]byte, 0, 6+len(data))
+	cmd = append(cmd, 0x90, ins, 0, 0)
+	if len(data) > 0 {
+		cmd = append(cmd, byte(len(data)))
+		cmd = append(cmd, data...)
+	}
+	cmd = append(cmd, 0)
+	c.apdus++
+	raw, err := c.t.Transmit(cmd)
+	if err != nil {
+		c.s = nil
+		return nil, 0, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
+	}
+	r, err := apdu.ParseResponse(raw)
+	if err != nil {
+		c.s = nil
+		return nil, 0, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
+	}
+	if r.SW1 != 0x91 {
+		c.s = nil
+		return nil, 0, &ISOError{Command: ins, SW: r.SW()}
+	}
+	return r.Data, Status(r.SW2), nil
+}
+
+// exchange sends a whole command, splitting data over continuation frames,
+// and gathers all response frames. Any status but OK is returned as a
+// *StatusError and closes the session, as it does on the card.
+func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
+	first := data
+	if len(first) > MaxFrameData {
+		first = first[:MaxFrameData]
+	}
+	data = data[len(first):]
+	resp, st, err := c.transmit(ins, first)
+	for err == nil && st == StatusAdditionalFrame && len(data) > 0 {
+		next := data
+		if len(next) > MaxFrameData {
+			next = next[:MaxFrameData]
+		}
+		data = data[len(next):]
+		resp, st, err = c.transmit(InsAdditionalFrame, next)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 0 && st == StatusOK {
+		c.s = nil
+		return nil, fmt.Errorf("%w: card answered %s before all %d command bytes were sent", ErrMalformedResponse, commandName(ins), len(data))
+	}
+	out := append([]byte(nil), resp...)
+	for st == StatusAdditionalFrame {
+		resp, st, err = c.transmit(InsAdditionalFrame, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp...)
+	}
+	if st != StatusOK {
+		c.s = nil
+		return nil, &StatusError{Command: ins, Status: st}
+	}
+	return out, nil
+}
+
+// call runs a command with EV1 secure messaging. header travels in plain;
+// data is sent per send mode; the response data is checked per recv mode
+// and returned. respLen is the expected plain response length for an
+// enciphered response, or -1 when unknown.
+func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen int) ([]byte, error) {
+	s := c.s
+	if s == nil {
+		body := append(append([]byte(nil), header...), data...)
+		return c.exchange(ins, body)
+	}
+	body := append(append(make([]byte, 0, len(header)+len(data)+24), header...), data...)
+	switch send {
+	case CommEnciphered:
+		prefix := append([]byte{ins}, header...)
+		body = append(body[:len(header)], s.EncipherData(prefix, data)...)
+	default:
+		msg := append([]byte{ins}, body...)
+		mac := s.CMAC(msg)
+		if send == CommMAC {
+			body = append(body, mac[:8]...)
+		}
+	}
+	resp, err := c.exchange(ins, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.s != s {
+		// exchange closed the session (it cannot while returning OK, but
+		// keep the invariant obvious).
+		return nil, ErrNotAuthenticated
+	}
+	if recv == CommEnciphered {
+		out, ok, err := s.DecipherData(resp, nil, respLen, byte(StatusOK))
+		if err != nil || !ok {
+			c.s = nil
+			if err != nil {
+				return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
+			}
+			return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseCRC)
+		}
+		return out, nil
+	}
+	if len(resp) < 8 {
+		c.s = nil
+		return nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
+	}
+	n := len(resp) - 8
+	msg := append(resp[:n:n], byte(StatusOK))
+	if !s.VerifyMAC(msg, resp[n:]) {
+		c.s = nil
+		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
+	}
+	return resp[:n:n], nil
+}
+
+// AuthenticateAES runs the EV1 three-pass AES authentication (0xAA) with
+// key number keyNo of the selected application and opens a session.
+func (c *Card) AuthenticateAES(keyNo byte, key []byte) error {
+	c.s = nil
+	block, err := aes.NewCipher(key)
+	if err != nil || len(key) != 16 {
+		return fmt.Errorf("desfire: AuthenticateAES key %d: need a 16-byte AES key, got %d bytes", keyNo, len(key))
+	}
+	encB, st, err := c.transmit(InsAuthenticateAES, []byte{keyNo})
+	if err != nil {
+		return err
+	}
+	if st != StatusAdditionalFrame {
+		return &StatusError{Command: InsAuthenticateAES, Status: st}
+	}
+	if len(encB) != 16 {
+		return fmt.Errorf("%w: AuthenticateAES: challenge of %d bytes, want 16", ErrMalformedResponse, len(encB))
+	}
+	rndB, iv := AuthStep(block, make([]byte, 16), encB, false)
+	rndA := make([]byte, 16)
+	if _, err := io.ReadFull(c.rand, rndA); err != nil {
+		return fmt.Errorf("desfire: AuthenticateAES: random RndA: %w", err)
+	}
+	token := append(append(make([]byte, 0, 32), rndA...), RotateLeft(rndB)...)
+	encAB, iv := AuthStep(block, iv, token, true)
+	encA, st, err := c.transmit(InsAdditionalFrame, encAB)
+	if err != nil {
+		return err
+	}
+	if st != StatusOK {
+		return &StatusError{Command: InsAuthenticateAES, Status: st}
+	}
+	if len(encA) != 16 {
+		return fmt.Errorf("%w: AuthenticateAES: answer of %d bytes, want 16", ErrMalformedResponse, len(encA))
+	}
+	rndA2, _ := AuthStep(block, iv, encA, false)
+	if subtle.ConstantTimeCompare(rndA2, RotateLeft(rndA)) != 1 {
+		return fmt.Errorf("desfire: AuthenticateAES key %d: %w", keyNo, ErrCardNotAuthentic)
+	}
+	s, err := NewSession(keyNo, SessionKey(rndA, rndB))
+	if err != nil {
+		return err
+	}
+	c.s = s
+	return nil
+}
+
+// requireSession returns the open session or ErrNotAuthenticated.
+func (c *Card) requireSession(ins byte) (*Session, error) {
+	if c.s == nil {
+		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrNotAuthenticated)
+	}
+	return c.s, nil
+}
+
+var errKeyLength = errors.New("desfire: AES keys are 16 bytes")
