@@ -1,0 +1,19 @@
+# The two commands of the README:
+#   make demo   runs the whole path on embedded defaults (no server, no cgo)
+#   make test   installs what the tests need (apt-get, as root), starts the
+#               real servers, runs every check and test, and stops them
+# .ci/test.sh documents the variables that narrow a run.
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+
+.PHONY: test demo localkafka
+
+test:
+	bash .ci/test.sh
+
+demo:
+	$(GO) run ./cmd/transit demo
+
+# A broker for running the services by hand on 127.0.0.1:9092.
+localkafka:
+	$(GO) run ./cmd/localkafka -ports 9092 -topic taps:8
