@@ -1,0 +1,47 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSample(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "testdata", "validator.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Device != "bus-0417-front" || c.DeviceNumber != 417001 || time.Duration(c.UploadInterval) != 5*time.Second {
+		t.Fatalf("sample read as %+v", c)
+	}
+	if want := filepath.Join("..", "..", "testdata", "tariff.json"); c.Tariff != want {
+		t.Fatalf("tariff path %q, want %q (relative to the file)", c.Tariff, want)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	base := `"device":"d","device_number":1,"carrier":"c","route":"r","vehicle":"v","reader":"R","journal":"j","keystore":"k","tariff":"t"`
+	for _, tc := range []struct{ doc, want string }{
+		{`{` + base + `}`, "kafka.brokers"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"time_zone":"Mars/Olympus"}`, "time_zone"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"upload_interval":"soon"}`, `invalid duration "soon"`},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"colour":"red"}`, `unknown field "colour"`},
+		{`{"device_number":1}`, "device: "},
+		{`{` + strings.Replace(base, `"device_number":1`, `"device_number":0`, 1) + `,"kafka":{"brokers":["x:1"]}}`, "device_number"},
+	} {
+		p := filepath.Join(t.TempDir(), "v.json")
+		if err := os.WriteFile(p, []byte(tc.doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want ErrInvalid mentioning %q", tc.doc, err, tc.want)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: got %v", err)
+	}
+}
