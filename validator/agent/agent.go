@@ -1,0 +1,169 @@
+// Package agent is the validator on a vehicle: for each card presented it
+// reads the card, decides with fare.Decide, journals the tap durably,
+// writes the decision to the card and shows the result. The decision is
+// pure (validator/fare); this package is the shell of I/O around it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/citycard/transit/card/apdu"
+	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/tap"
+)
+
+// Session is one card in the field, read and waiting for the decision.
+type Session interface {
+	// Card is the card's state as the decision needs it.
+	Card() fare.Card
+	// Commit writes what d says to the card and commits the card
+	// transaction; rec is the journalled tap (its sequence is set). An
+	// error wrapping apdu.ErrCardRemoved means the card left before the
+	// commit: it holds nothing of this tap.
+	Commit(ctx context.Context, d fare.Decision, rec *tap.Tap) error
+}
+
+// CardReader opens a session on a card in the field.
+type CardReader interface {
+	// Begin reads the card whose UID is uid through tr. An error means
+	// the card is not one of ours or could not be read; nothing was
+	// written to it.
+	Begin(ctx context.Context, tr apdu.Transport, uid []byte) (Session, error)
+}
+
+// Journal is the part of validator/journal the agent writes.
+type Journal interface {
+	Append(ctx context.Context, t *tap.Tap) error
+	Settle(ctx context.Context, seq uint64, cardCommitted bool) error
+}
+
+// Event is what the validator shows for one presentation; a display or
+// buzzer driver reads it as JSON.
+type Event struct {
+	Time       time.Time `json:"time"`
+	Seq        uint64    `json:"seq,omitempty"`
+	Card       uint64    `json:"card,omitempty"`
+	Result     string    `json:"result"` // accepted, denied, already-paid, error
+	Reason     string    `json:"reason"`
+	Product    string    `json:"product,omitempty"`
+	Category   string    `json:"category,omitempty"`
+	FareKop    int64     `json:"fare_kop"`
+	ChargedKop int64     `json:"charged_kop"`
+	Committed  bool      `json:"committed"`
+	Green      bool      `json:"green"`
+	TookMS     float64   `json:"took_ms"` // from card in the field to result
+	Err        string    `json:"error,omitempty"`
+	tap        *tap.Tap  // the journalled tap, nil when nothing was journalled
+}
+
+// Tap returns the journalled tap of the event, if any.
+func (e Event) Tap() (tap.Tap, bool) {
+	if e.tap == nil {
+		return tap.Tap{}, false
+	}
+	return *e.tap, true
+}
+
+// Reasons of events that are not decisions.
+const (
+	ReasonUnreadable = "card-unreadable" // not our card, or it could not be read
+	ReasonTorn       = "card-removed"    // the card left before the commit: tap again
+	ReasonWriteFail  = "card-write-failed"
+)
+
+// Agent decides and records taps on one device.
+type Agent struct {
+	Device         fare.Device
+	Tariff         *fare.Tariff
+	Hotlist        fare.Hotlist
+	HotlistVersion uint64
+	Cards          CardReader
+	Journal        Journal
+	Log            *slog.Logger
+	// Now is the clock (default time.Now); taps are stamped in UTC to the
+	// millisecond.
+	Now func() time.Time
+}
+
+func (a *Agent) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Agent) log() *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return slog.Default()
+}
+
+// Tap handles one presentation of the card uid through tr: read, decide,
+// journal, write the card, settle the journal. An error means the journal
+// failed (the validator must stop accepting taps); everything about the
+// card, including a card that is not ours or is torn away, is an Event.
+func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, error) {
+	start := time.Now()
+	now := a.now().UTC().Truncate(time.Millisecond)
+	ev := Event{Time: now}
+	done := func() Event {
+		ev.TookMS = float64(time.Since(start).Microseconds()) / 1000
+		return ev
+	}
+	sess, err := a.Cards.Begin(ctx, tr, uid)
+	if err != nil {
+		ev.Result, ev.Reason, ev.Err = "error", ReasonUnreadable, err.Error()
+		a.log().Info("card not read", "uid", fmt.Sprintf("%X", uid), "err", err)
+		return done(), nil
+	}
+	c := sess.Card()
+	d := fare.Decide(c, a.Tariff, a.Hotlist, a.Device, now)
+	t := &tap.Tap{
+		Time: now, Card: c.Number,
+		Carrier: a.Device.Carrier, Route: a.Device.Route, Vehicle: a.Device.Vehicle,
+		Result: d.Result, Reason: d.Reason, Product: d.Product, Category: d.Category, Funding: d.Funding,
+		FareKop: d.FareKop, ChargedKop: d.ChargedKop, CompensationKop: d.CompensationKop,
+		TariffVersion: a.Tariff.Version, HotlistVersion: a.HotlistVersion,
+	}
+	// Journalled before the card is written and before the light: a power
+	// cut from here on leaves a record, settled as not committed.
+	if err := a.Journal.Append(ctx, t); err != nil {
+		return done(), fmt.Errorf("journal tap of card %d: %w", c.Number, err)
+	}
+	ev.tap = t
+	ev.Seq, ev.Card = t.Seq, c.Number
+	ev.Result, ev.Reason = d.Result.String(), d.Reason
+	ev.Product, ev.Category, ev.FareKop, ev.ChargedKop = d.Product, d.Category, d.FareKop, d.ChargedKop
+
+	committed := true // a decision that writes nothing leaves the card as it was
+	if d.Result == tap.Accepted {
+		if err := sess.Commit(ctx, d, t); err != nil {
+			committed = false
+			ev.Err = err.Error()
+			ev.Reason = ReasonWriteFail
+			if errors.Is(err, apdu.ErrCardRemoved) {
+				ev.Reason = ReasonTorn
+			}
+			a.log().Warn("card write failed", "card", c.Number, "seq", t.Seq, "err", err)
+		}
+	}
+	// Settle must not be skipped because the caller's ctx ended: the
+	// card transaction is over either way.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := a.Journal.Settle(sctx, t.Seq, committed); err != nil {
+		return done(), fmt.Errorf("settle tap %d: %w", t.Seq, err)
+	}
+	t.CardCommitted = committed
+	ev.Committed = committed
+	ev.Green = committed && (d.Result == tap.Accepted || d.Result == tap.AlreadyPaid)
+	if !committed {
+		ev.Result = "error"
+	}
+	return done(), nil
+}
