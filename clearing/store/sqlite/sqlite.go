@@ -1,0 +1,375 @@
+// Package sqlite is clearing's embedded store, on SQLite through the pure
+// Go modernc.org/sqlite driver, for the demo and for single-machine
+// installations: no server, one file, and the same semantics as the
+// PostgreSQL store (the same contract suite runs against both).
+//
+// Unlike the PostgreSQL store, Open creates and migrates the schema
+// itself: the file belongs to the process that opens it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/validator/tap"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// The schema is changed only by adding a file NNNN_name.sql here; a file
+// already released is never edited, because files that applied it would
+// not see the change.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Store is the SQLite implementation of store.Store. It is safe for
+// concurrent use; SQLite runs one writer at a time, and so does Store.
+type Store struct {
+	db  *sql.DB
+	loc *time.Location
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the store in the file at path, creating it and bringing its
+// schema up to date as needed. ":memory:" gives a store that lives as
+// long as the returned Store.
+func Open(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	// FULL synchronous because ingest commits the bus offset once AddTaps
+	// returns: a batch acknowledged and then lost to a power cut would be
+	// gone for good. _txlock=immediate takes the write lock at BEGIN, so
+	// two processes on one file wait for each other (busy_timeout) instead
+	// of failing when both try to upgrade a read lock.
+	dsn := "file:" + url.PathEscape(path) +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open clearing store %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, the pragmas above are
+	// per connection, and an in-memory database exists only inside the
+	// connection that made it, so that connection must never be closed
+	// while the Store is open.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open clearing store %s: %w; check that the path is a writable clearing store file", path, err)
+	}
+	loc := opt.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Store{db: db, loc: loc}, nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("embedded migration %q: name must be NNNN_description.sql", e.Name())
+		}
+		body, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read embedded migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i := range ms {
+		if ms[i].version != i+1 {
+			return nil, fmt.Errorf("embedded migration %s: versions must run 1, 2, 3... without gaps", ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the pending migrations in one transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_us INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("schema version %d is newer than this build knows (%d): run a newer transit", current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)",
+			m.version, m.name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("migrate: record %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+const insertTap = `INSERT INTO taps (device, seq, tapped_us, period, card, carrier, route, vehicle, lat, lon,
+	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
+	tariff_version, hotlist_version, card_committed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (device, seq) DO NOTHING`
+
+const upsertRollup = `INSERT INTO compensation_rollup
+	(period, carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (period, carrier, category, funding) DO UPDATE SET
+	rides = rides + excluded.rides,
+	fare_kop = fare_kop + excluded.fare_kop,
+	charged_kop = charged_kop + excluded.charged_kop,
+	compensation_kop = compensation_kop + excluded.compensation_kop`
+
+type rollupKey struct{ period, carrier, category, funding string }
+
+// AddTaps implements store.Store.
+func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error) {
+	if len(taps) == 0 {
+		return 0, 0, nil
+	}
+	for i := range taps {
+		t := &taps[i]
+		// Ingest validates batches first, so this fails only on a
+		// programming error; nothing is written then.
+		if err := t.Validate(); err != nil {
+			return 0, 0, fmt.Errorf("add taps: tap %d of %d: %w", i+1, len(taps), err)
+		}
+		if t.Seq > math.MaxInt64 {
+			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1", t.Device, t.Seq)
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	ins, err := tx.PrepareContext(ctx, insertTap)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	defer ins.Close()
+
+	// Only rows the INSERT really added reach the roll-up, so a repeat,
+	// in this call or from an earlier one, never counts twice.
+	roll := make(map[rollupKey]*store.Line)
+	for i := range taps {
+		t := &taps[i]
+		period := t.Period(s.loc)
+		res, err := ins.ExecContext(ctx, t.Device, int64(t.Seq), t.Time.UnixMicro(), period, int64(t.Card),
+			t.Carrier, t.Route, t.Vehicle, t.Lat, t.Lon, int64(t.Result), t.Reason, t.Product, t.Category, t.Funding,
+			t.FareKop, t.ChargedKop, t.CompensationKop, int64(t.TariffVersion), int64(t.HotlistVersion), t.CardCommitted)
+		if err != nil {
+			return 0, 0, fmt.Errorf("add taps: insert %s/%d: %w", t.Device, t.Seq, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, 0, fmt.Errorf("add taps: insert %s/%d: %w", t.Device, t.Seq, err)
+		}
+		if n == 0 {
+			continue
+		}
+		added++
+		if !store.Compensable(t) {
+			continue
+		}
+		k := rollupKey{period, t.Carrier, t.Category, t.Funding}
+		l := roll[k]
+		if l == nil {
+			l = &store.Line{}
+			roll[k] = l
+		}
+		l.Rides++
+		l.FareKop += t.FareKop
+		l.ChargedKop += t.ChargedKop
+		l.CompensationKop += t.CompensationKop
+	}
+	for k, l := range roll {
+		if _, err := tx.ExecContext(ctx, upsertRollup, k.period, k.carrier, k.category, k.funding,
+			l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop); err != nil {
+			return 0, 0, fmt.Errorf("add taps: update roll-up %s %s/%s/%s: %w", k.period, k.carrier, k.category, k.funding, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("add taps: commit %d taps: %w", len(taps), err)
+	}
+	return added, len(taps) - added, nil
+}
+
+// Quarantine implements store.Store.
+func (s *Store) Quarantine(ctx context.Context, q ingest.Rejected) error {
+	raw := q.Raw
+	if raw == nil {
+		raw = []byte{} // the column is NOT NULL; an empty batch is still evidence
+	}
+	_, err := s.db.ExecContext(ctx,
+		"INSERT INTO quarantine (received_us, device, reason, detail, raw) VALUES (?, ?, ?, ?, ?)",
+		q.Received.UnixMicro(), q.Device, q.Reason, q.Detail, raw)
+	if err != nil {
+		return fmt.Errorf("quarantine batch from %q (%s): %w", q.Device, q.Reason, err)
+	}
+	return nil
+}
+
+// Quarantined implements store.Store.
+func (s *Store) Quarantined(ctx context.Context, from, to time.Time) ([]ingest.Rejected, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT device, reason, detail, raw, received_us FROM quarantine
+		WHERE (?1 IS NULL OR received_us >= ?1) AND (?2 IS NULL OR received_us < ?2)
+		ORDER BY received_us, id`, nullMicros(from), nullMicros(to))
+	if err != nil {
+		return nil, fmt.Errorf("list quarantined batches: %w", err)
+	}
+	defer rows.Close()
+	var out []ingest.Rejected
+	for rows.Next() {
+		var (
+			q  ingest.Rejected
+			us int64
+		)
+		if err := rows.Scan(&q.Device, &q.Reason, &q.Detail, &q.Raw, &us); err != nil {
+			return nil, fmt.Errorf("list quarantined batches: %w", err)
+		}
+		q.Received = time.UnixMicro(us).UTC()
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list quarantined batches: %w", err)
+	}
+	return out, nil
+}
+
+// nullMicros maps the zero time, "unbounded", to NULL.
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// Compensation implements store.Store.
+func (s *Store) Compensation(ctx context.Context, q store.Query) ([]store.Line, error) {
+	if _, err := store.ParsePeriod(q.Period); err != nil {
+		return nil, fmt.Errorf("compensation: %w", err)
+	}
+	// TEXT compares with the BINARY collation, so ORDER BY gives byte
+	// order, as the PostgreSQL store's "C" collation does.
+	rows, err := s.db.QueryContext(ctx, `SELECT carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop
+		FROM compensation_rollup
+		WHERE period = ?1 AND (?2 = '' OR carrier = ?2)
+		ORDER BY carrier, category, funding`, q.Period, q.Carrier)
+	if err != nil {
+		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
+	}
+	defer rows.Close()
+	var lines []store.Line
+	for rows.Next() {
+		var l store.Line
+		if err := rows.Scan(&l.Carrier, &l.Category, &l.Funding, &l.Rides, &l.FareKop, &l.ChargedKop, &l.CompensationKop); err != nil {
+			return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
+		}
+		lines = append(lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
+	}
+	return lines, nil
+}
+
+// TapCount implements store.Store.
+func (s *Store) TapCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM taps").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count taps: %w", err)
+	}
+	return n, nil
+}
+
+// Taps implements store.Store.
+func (s *Store) Taps(ctx context.Context, device string, after uint64, limit int) ([]tap.Tap, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("taps of %s: limit %d, want at least 1", device, limit)
+	}
+	if after >= math.MaxInt64 {
+		return nil, nil // no stored sequence is above 2^63-1
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT device, seq, tapped_us, card, carrier, route, vehicle, lat, lon,
+			result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
+			tariff_version, hotlist_version, card_committed
+		FROM taps WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?`, device, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
+	}
+	defer rows.Close()
+	var out []tap.Tap
+	for rows.Next() {
+		var (
+			t                          tap.Tap
+			seq, us, card, res, tv, hv int64
+		)
+		if err := rows.Scan(&t.Device, &seq, &us, &card, &t.Carrier, &t.Route, &t.Vehicle, &t.Lat, &t.Lon,
+			&res, &t.Reason, &t.Product, &t.Category, &t.Funding, &t.FareKop, &t.ChargedKop, &t.CompensationKop,
+			&tv, &hv, &t.CardCommitted); err != nil {
+			return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
+		}
+		t.Seq, t.Time, t.Card, t.Result = uint64(seq), time.UnixMicro(us).UTC(), uint64(card), tap.Result(res)
+		t.TariffVersion, t.HotlistVersion = uint32(tv), uint64(hv)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
+	}
+	return out, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close clearing store: %w", err)
+	}
+	return nil
+}
