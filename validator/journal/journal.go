@@ -138,6 +138,28 @@ func (j *Journal) Append(ctx context.Context, t *tap.Tap) error {
 // Settle records how the card transaction of tap seq ended and makes the
 // tap ready to send.
 func (j *Journal) Settle(ctx context.Context, seq uint64, cardCommitted bool) error {
+	return j.settle(ctx, seq, func(t *tap.Tap) error {
+		t.CardCommitted = cardCommitted
+		return nil
+	})
+}
+
+// SettleAs records how tap t's card transaction ended, replacing the
+// pending record of t.Seq with t, and makes it ready to send. The card can
+// overrule the decision (it refuses a debit below zero), so the result
+// recorded may differ from the one journalled; the device and sequence
+// cannot.
+func (j *Journal) SettleAs(ctx context.Context, t *tap.Tap) error {
+	return j.settle(ctx, t.Seq, func(old *tap.Tap) error {
+		if t.Device != j.device {
+			return fmt.Errorf("tap of device %q in the journal of %q", t.Device, j.device)
+		}
+		*old = *t
+		return nil
+	})
+}
+
+func (j *Journal) settle(ctx context.Context, seq uint64, update func(*tap.Tap) error) error {
 	tx, err := j.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("journal settle %d: %w", seq, err)
@@ -156,7 +178,9 @@ func (j *Journal) Settle(ctx context.Context, seq uint64, cardCommitted bool) er
 	if err != nil {
 		return fmt.Errorf("journal settle %d: %w", seq, err)
 	}
-	t.CardCommitted = cardCommitted
+	if err := update(&t); err != nil {
+		return fmt.Errorf("journal settle %d: %w", seq, err)
+	}
 	body, _ = t.AppendBinary(nil)
 	if _, err := tx.ExecContext(ctx, `UPDATE taps SET state=?, body=? WHERE seq=?`, stateSettled, body, int64(seq)); err != nil {
 		return fmt.Errorf("journal settle %d: %w", seq, err)

@@ -208,3 +208,37 @@ func BenchmarkAppendSettle(b *testing.B) {
 		}
 	}
 }
+
+func TestSettleAsRecordsTheCardsVerdict(t *testing.T) {
+	ctx := context.Background()
+	j, err := Open(ctx, filepath.Join(t.TempDir(), "j.db"), "V-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	tp := newTap(1)
+	if err := j.Append(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	// The card refused the debit: the tap becomes a denial.
+	denied := *tp
+	denied.Result, denied.Reason, denied.Product, denied.ChargedKop, denied.CardCommitted = tap.Denied, "insufficient-funds", "", 0, true
+	other := denied
+	other.Device = "V-2"
+	if err := j.SettleAs(ctx, &other); err == nil {
+		t.Fatal("settled a tap of another device")
+	}
+	if err := j.SettleAs(ctx, &denied); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SettleAs(ctx, &denied); err == nil {
+		t.Fatal("settling twice was accepted")
+	}
+	un, err := j.Unsent(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(un) != 1 || un[0] != denied {
+		t.Fatalf("unsent = %+v, want %+v", un, denied)
+	}
+}

@@ -1,0 +1,563 @@
+// Package cardtx is the validator's side of a tap on a city card: the
+// reads before the fare decision and the writes after it, in one
+// authenticated DESFire session, with no decision inside. The caller runs
+//
+//	s, err := cardtx.Read(ctx, c, keys, uid, now, city) // select, authenticate, read
+//	d := fare.Decide(s.Fare(fleet), tariff, hotlist, device, now)
+//	err = s.Commit(ctx, d, rec)                         // debit, count, log, commit
+//
+// # APDU budget
+//
+// card/LAYOUT.md sets at most 8 exchanges per tap and counts them so:
+//
+//	purse ride                         8  select, auth x2, contract, newest log record, Debit, WriteRecord, Commit
+//	free benefit, no monthly limit     7  as above without Debit
+//	benefit with a monthly limit       8  select, auth x2, contract, counters, write counters, WriteRecord, Commit
+//	blocked or expired card            4  stops after the contract
+//	already paid (anti-passback)       5  nothing written
+//	purse too low                      6  the card refuses the Debit (ErrInsufficientFunds)
+//	and on top, rarely:
+//	  +2  a card's first tap: its empty log answers with a boundary error,
+//	      which ends the session, so Read authenticates again
+//	  +2  a card still on the previous key generation
+//	  +1  a limited benefit valid today but used up this month, or beside an
+//	      unlimited one: counters and log are both read (a purse ride is 9)
+//
+// The purse balance is not read: GetValue would make a purse ride 9.
+// Fare hands fare.Decide the purse's upper limit as the balance, so the
+// decision never denies for funds, and the card's own Debit, which cannot
+// take the purse below zero, is the check: Commit then returns
+// ErrInsufficientFunds, and the caller records the tap as denied for
+// insufficient funds. A validator that wants the exact balance (to show it,
+// or to have fare.Decide deny) calls ReadBalance between Read and Fare,
+// at one more exchange.
+//
+// # Tears
+//
+// The debit, the counters (a backup file) and the tap record (a cyclic
+// record file) take effect together at CommitTransaction, or not at all:
+// a card that leaves the field earlier discards them. Every error from
+// Commit wraps ErrNotCommitted (the card holds nothing of this tap) or, if
+// the card was lost during CommitTransaction itself, ErrCommitUnknown;
+// errors of a card that left the field also wrap apdu.ErrCardRemoved.
+package cardtx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/card/apdu"
+	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/card/desfire"
+	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/tap"
+)
+
+// Errors a caller can test with errors.Is.
+var (
+	// ErrNotOurCard: the card has no transport application, or it does not
+	// accept this validator's key of the newest or the previous generation.
+	ErrNotOurCard = errors.New("not a card of this system, or not on a key generation this validator holds")
+	// ErrInsufficientFunds: the card refused the debit because the purse
+	// holds less than the fare. The card is unchanged.
+	ErrInsufficientFunds = errors.New("purse balance is below the fare")
+	// ErrNotCommitted: Commit failed before CommitTransaction reached the
+	// card; the card holds nothing of this tap.
+	ErrNotCommitted = errors.New("tap not committed on the card")
+	// ErrCommitUnknown: the card was lost during CommitTransaction: it may
+	// or may not hold the tap. Record the tap as not committed; clearing
+	// reconciles it with what the card shows later.
+	ErrCommitUnknown = errors.New("card lost during CommitTransaction: the tap may or may not be on the card")
+)
+
+// Fleet maps a validator's device number to the code of the vehicle it is
+// mounted on. The card's tap log names a device, fare.Decide compares
+// vehicles: with the map, a tap at another door of the same vehicle counts
+// as the same ride. A device missing from the map (nil map: every device)
+// is its own vehicle, so anti-passback then only works between taps at the
+// same device and only if the caller's fare.Device.Vehicle is
+// DeviceVehicle(device).
+type Fleet map[uint32]string
+
+// DeviceVehicle is the vehicle code a device missing from a Fleet gets:
+// "device:N", which no real vehicle code equals.
+func DeviceVehicle(device uint32) string { return "device:" + strconv.FormatUint(uint64(device), 10) }
+
+func (f Fleet) vehicle(device uint32) string {
+	if v, ok := f[device]; ok {
+		return v
+	}
+	return DeviceVehicle(device)
+}
+
+// Session is one tap's open transaction on one card: what Read found, and
+// the authenticated session Commit writes through. It is used by one
+// goroutine, for one tap.
+type Session struct {
+	c    *desfire.Card
+	loc  *time.Location
+	now  time.Time // the tap instant, in loc
+	day  card.Date
+	mon  card.Month
+	kver uint8
+
+	contract     card.Contract
+	counters     card.Counters
+	countersRead bool
+	last         card.TapRecord
+	hasLast      bool
+	balance      card.Money
+	balanceRead  bool
+	done         bool
+}
+
+// Read opens the tap: it selects the transport application, authenticates
+// with the validator key diversified for uid (the newest generation, then
+// the previous one if the card refuses it), reads the contract and then
+// only what the decision at now can use: nothing more for a blocked or
+// expired card; the counters when an entitlement with a monthly limit is
+// valid today; the newest tap record unless the ride will be a counted
+// one (a limited entitlement has rides left and no unlimited one is
+// valid), for which the counters carry the last counted ride. Anti-passback
+// on a counted ride therefore assumes the tariff knows the limited
+// category; LAYOUT.md asks tariffs to make limited categories free. Card
+// dates are compared with now's calendar day in loc, the
+// city's time zone; Commit counts rides in that month.
+func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte, now time.Time, loc *time.Location) (*Session, error) {
+	switch {
+	case c == nil:
+		return nil, errors.New("cardtx: read: no card")
+	case keys == nil:
+		return nil, errors.New("cardtx: read: no key source")
+	case loc == nil:
+		return nil, errors.New("cardtx: read: no time zone for the card's dates")
+	}
+	local := now.In(loc)
+	day, err := card.DateOf(local)
+	if err != nil {
+		return nil, fmt.Errorf("cardtx: read: %w", err)
+	}
+	mon, err := card.MonthOf(local)
+	if err != nil {
+		return nil, fmt.Errorf("cardtx: read: %w", err)
+	}
+	s := &Session{c: c, loc: loc, now: local, day: day, mon: mon}
+	// Key first: an HSM problem must not cost an exchange.
+	key, err := keys.Key(ctx, card.RoleValidator, uid, card.AIDTransport, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cardtx: read: %w", err)
+	}
+	if err := step(ctx, "select the transport application", func() error {
+		return c.SelectApplication(card.AIDTransport.Bytes())
+	}); err != nil {
+		if errors.Is(err, desfire.ErrApplicationNotFound) {
+			return nil, fmt.Errorf("%w: %w", err, ErrNotOurCard)
+		}
+		return nil, err
+	}
+	if key, err = s.authenticate(ctx, keys, uid, key); err != nil {
+		return nil, err
+	}
+	s.kver = key.Version
+
+	var raw []byte
+	if err := step(ctx, "read the contract", func() (err error) {
+		raw, err = c.ReadData(card.FileContract, 0, card.ContractSize, desfire.CommEnciphered)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.contract.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("cardtx: read: %w", err)
+	}
+	// Decide denies these before it looks at anything else.
+	if s.contract.Status == card.StatusBlocked || s.contract.Expires < day {
+		return s, nil
+	}
+	if s.limitedToday() {
+		if err := step(ctx, "read the counters", func() (err error) {
+			raw, err = c.ReadData(card.FileCounters, 0, card.CountersSize, desfire.CommEnciphered)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if err := s.counters.UnmarshalBinary(raw); err != nil {
+			return nil, fmt.Errorf("cardtx: read: %w", err)
+		}
+		s.countersRead = true
+		if s.onlyCountedRides() {
+			return s, nil
+		}
+	}
+	if err := s.readLastTap(ctx, key); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// authenticate authenticates with key, then, if the card refuses it, with
+// the previous generation (LAYOUT.md: validators carry two during a
+// rotation). It returns the key that worked.
+func (s *Session) authenticate(ctx context.Context, keys *cardkey.Source, uid []byte, key cardkey.Key) (cardkey.Key, error) {
+	auth := func(k cardkey.Key) error {
+		return step(ctx, fmt.Sprintf("authenticate with validator key version %d", k.Version), func() error {
+			return s.c.AuthenticateAES(card.KeyValidator, k.Value[:])
+		})
+	}
+	err := auth(key)
+	if !errors.Is(err, desfire.ErrAuthentication) {
+		return key, err
+	}
+	tried := strconv.Itoa(int(key.Version))
+	if key.Version > 1 {
+		prev, perr := keys.Key(ctx, card.RoleValidator, uid, card.AIDTransport, int(key.Version)-1)
+		switch {
+		case perr == nil:
+			// The failed attempt closed the session but kept the
+			// application selected.
+			if err = auth(prev); !errors.Is(err, desfire.ErrAuthentication) {
+				return prev, err
+			}
+			tried += " and " + strconv.Itoa(int(prev.Version))
+		case !errors.Is(perr, hsm.ErrNotFound):
+			return key, fmt.Errorf("cardtx: read: %w", perr)
+		}
+	}
+	return key, fmt.Errorf("%w: card refused validator key version %s: %w", err, tried, ErrNotOurCard)
+}
+
+// readLastTap reads the newest tap record. An empty log answers with a
+// boundary error, which ends the session on the card, so the session is
+// opened again with the same key.
+func (s *Session) readLastTap(ctx context.Context, key cardkey.Key) error {
+	var recs [][]byte
+	err := step(ctx, "read the newest tap record", func() (err error) {
+		recs, err = s.c.ReadRecords(card.FileTapLog, 0, 1, card.TapRecordSize, desfire.CommEnciphered)
+		return err
+	})
+	if errors.Is(err, desfire.ErrBoundary) {
+		return step(ctx, "authenticate again after the empty tap log", func() error {
+			return s.c.AuthenticateAES(card.KeyValidator, key.Value[:])
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if len(recs) != 1 {
+		return fmt.Errorf("cardtx: read the newest tap record: %d records, asked 1", len(recs))
+	}
+	if err := s.last.UnmarshalBinary(recs[0]); err != nil {
+		return fmt.Errorf("cardtx: read the newest tap record: %w", err)
+	}
+	s.hasLast = true
+	return nil
+}
+
+// limitedToday reports whether an entitlement with a monthly limit is
+// valid today: only then can the ride be counted.
+func (s *Session) limitedToday() bool {
+	for _, e := range s.contract.Entitlements {
+		if e.Limit > 0 && e.ValidOn(s.day) {
+			return true
+		}
+	}
+	return false
+}
+
+// usable reports whether entitlement slot i can pay a ride today: valid,
+// and with rides left this month if it is limited and the counters are
+// known.
+func (s *Session) usable(i int) bool {
+	e := s.contract.Entitlements[i]
+	if !e.ValidOn(s.day) {
+		return false
+	}
+	return e.Limit == 0 || !s.countersRead || s.counters.UsedIn(i, e.Category, s.mon) < e.Limit
+}
+
+// onlyCountedRides reports whether today's ride, if a benefit pays it, is
+// a counted one: some limited entitlement has rides left and no unlimited
+// one is valid (which the decision might pick, leaving the ride uncounted
+// and the counters' last ride too old for anti-passback).
+func (s *Session) onlyCountedRides() bool {
+	left := false
+	for i, e := range s.contract.Entitlements {
+		switch {
+		case e.Empty() || !e.ValidOn(s.day):
+		case e.Limit == 0:
+			return false
+		case s.usable(i):
+			left = true
+		}
+	}
+	return left
+}
+
+// Contract returns the contract read from the card.
+func (s *Session) Contract() card.Contract { return s.contract }
+
+// Counters returns the benefit ride counters, and false when Read did not
+// need them.
+func (s *Session) Counters() (card.Counters, bool) { return s.counters, s.countersRead }
+
+// LastTap returns the newest tap log record, and false when the log is
+// empty or Read did not need it.
+func (s *Session) LastTap() (card.TapRecord, bool) { return s.last, s.hasLast }
+
+// KeyVersion is the generation of the validator key the card accepted.
+func (s *Session) KeyVersion() uint8 { return s.kver }
+
+// ReadBalance reads the purse balance with GetValue: one more exchange
+// (9 for a purse ride). Call it after Read and before Fare when the
+// decision or the display needs the exact balance.
+func (s *Session) ReadBalance(ctx context.Context) (card.Money, error) {
+	if s.done {
+		return 0, errors.New("cardtx: read balance: the session is closed")
+	}
+	var v int32
+	if err := step(ctx, "read the purse balance", func() (err error) {
+		v, err = s.c.GetValue(card.FilePurse, desfire.CommMAC)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	s.balance, s.balanceRead = card.Money(v), true
+	return s.balance, nil
+}
+
+// Balance returns the balance ReadBalance read, and false before.
+func (s *Session) Balance() (card.Money, bool) { return s.balance, s.balanceRead }
+
+// Fare returns the card as fare.Decide sees it at the tap instant Read
+// was given:
+//
+//   - Number from the contract; Blocked when its status is blocked.
+//   - Expiry and the entitlements' ValidFrom/ValidTo are midnights in the
+//     Read time zone; ValidTo and Expiry are exclusive, the day after the
+//     card's inclusive last day.
+//   - Entitlement categories are the card's uint16 code in decimal ("11").
+//     A limited entitlement with no rides left this month is left out: it
+//     cannot pay this ride.
+//   - PurseKop is the balance if ReadBalance ran, else the purse's upper
+//     limit, card.PurseUpper: the card's Debit does the funds check (see
+//     the package documentation).
+//   - LastTap is the newest tap record, or, when Read skipped the log for
+//     a counted benefit ride, the counters' last counted ride. Its Vehicle
+//     is fleet's vehicle for the record's device (see Fleet).
+func (s *Session) Fare(fleet Fleet) fare.Card {
+	ct := &s.contract
+	fc := fare.Card{
+		Number:   uint64(ct.Number),
+		Blocked:  ct.Status == card.StatusBlocked,
+		Expiry:   s.midnight(ct.Expires).AddDate(0, 0, 1),
+		PurseKop: int64(card.PurseUpper),
+	}
+	if s.balanceRead {
+		fc.PurseKop = int64(s.balance)
+	}
+	for i, e := range ct.Entitlements {
+		if e.Empty() || (e.Limit > 0 && e.ValidOn(s.day) && !s.usable(i)) {
+			continue
+		}
+		fc.Entitlements = append(fc.Entitlements, fare.Entitlement{
+			Category:  strconv.Itoa(int(e.Category)),
+			ValidFrom: s.midnight(e.ValidFrom),
+			ValidTo:   s.midnight(e.ValidTo).AddDate(0, 0, 1),
+		})
+	}
+	switch {
+	case s.hasLast:
+		fc.LastTap = &fare.LastTap{Time: s.last.Time.Time(), Vehicle: fleet.vehicle(s.last.Device)}
+	case s.countersRead && s.counters.LastRide != 0:
+		fc.LastTap = &fare.LastTap{Time: s.counters.LastRide.Time(), Vehicle: fleet.vehicle(s.counters.LastDevice)}
+	}
+	return fc
+}
+
+// midnight returns the start of civil day d in the session's time zone.
+func (s *Session) midnight(d card.Date) time.Time {
+	y, m, dd := d.Time().Date()
+	return time.Date(y, m, dd, 0, 0, 0, 0, s.loc)
+}
+
+// Commit writes decision d to the card and commits: a Debit of
+// d.DebitKop when positive; the counters when d is an accepted benefit
+// ride on an entitlement with a monthly limit; the tap record when
+// d.LogTap; then CommitTransaction. A decision that writes nothing sends
+// nothing.
+//
+// rec supplies the tap's Time (zero: the Read instant), Device, Seq,
+// Carrier and Route; Commit sets Charged, Product, Result and Slot from d
+// so that the card's log cannot disagree with the decision.
+//
+// A session commits at most once. See the package documentation for the
+// errors.
+func (s *Session) Commit(ctx context.Context, d fare.Decision, rec card.TapRecord) error {
+	if s.done {
+		return fmt.Errorf("cardtx: commit: the session is closed: %w", ErrNotCommitted)
+	}
+	s.done = true // whatever happens next, this session's card transaction ends here
+	w, err := s.plan(d, rec)
+	if err != nil {
+		return err
+	}
+	if !w.any() {
+		return nil
+	}
+	c := s.c
+	if w.debit > 0 {
+		if err := s.write(ctx, fmt.Sprintf("debit %s", card.Money(w.debit)), func() error {
+			return c.Debit(card.FilePurse, w.debit, desfire.CommMAC)
+		}); err != nil {
+			if errors.Is(err, desfire.ErrBoundary) {
+				return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
+			}
+			return err
+		}
+	}
+	if w.counters != nil {
+		if err := s.write(ctx, "write the counters", func() error {
+			return c.WriteData(card.FileCounters, 0, w.counters, desfire.CommEnciphered)
+		}); err != nil {
+			return err
+		}
+	}
+	if w.record != nil {
+		if err := s.write(ctx, "write the tap record", func() error {
+			return c.WriteRecord(card.FileTapLog, 0, w.record, desfire.CommEnciphered)
+		}); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cardtx: commit: before CommitTransaction: %w: %w", ErrNotCommitted, err)
+	}
+	if err := c.CommitTransaction(); err != nil {
+		var se *desfire.StatusError
+		if errors.As(err, &se) {
+			// The card answered, and refused: it discarded the transaction.
+			return fmt.Errorf("cardtx: commit: CommitTransaction: %w: %w", ErrNotCommitted, err)
+		}
+		return fmt.Errorf("cardtx: commit: CommitTransaction: %w: %w", ErrCommitUnknown, err)
+	}
+	return nil
+}
+
+// writes is what Commit sends, prepared before the first exchange so that
+// a bad decision or record fails without touching the card.
+type writes struct {
+	debit    int32
+	counters []byte
+	record   []byte
+}
+
+func (w *writes) any() bool { return w.debit > 0 || w.counters != nil || w.record != nil }
+
+func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
+	w := &writes{}
+	if d.DebitKop < 0 || d.DebitKop > int64(card.PurseUpper) {
+		return nil, fmt.Errorf("cardtx: commit: debit %d kop outside 0..%d: %w", d.DebitKop, int64(card.PurseUpper), ErrNotCommitted)
+	}
+	w.debit = int32(d.DebitKop)
+	if rec.Time == 0 {
+		st, err := card.StampOf(s.now)
+		if err != nil {
+			return nil, fmt.Errorf("cardtx: commit: %w: %w", err, ErrNotCommitted)
+		}
+		rec.Time = st
+	}
+	rec.Slot = card.NoSlot
+	counted := false
+	if d.Result == tap.Accepted && d.Product == fare.ProductBenefit {
+		slot, err := s.slotFor(d.Category)
+		if err != nil {
+			return nil, err
+		}
+		rec.Slot = uint8(slot)
+		if e := s.contract.Entitlements[slot]; e.Limit > 0 {
+			counted = true
+			if !s.countersRead {
+				return nil, fmt.Errorf("cardtx: commit: slot %d has a monthly limit but Read did not read the counters: %w", slot, ErrNotCommitted)
+			}
+			next := s.counters
+			if err := next.Ride(slot, e.Category, s.mon, rec.Time, rec.Device); err != nil {
+				return nil, fmt.Errorf("cardtx: commit: count the ride: %w: %w", err, ErrNotCommitted)
+			}
+			b, err := next.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("cardtx: commit: counters: %w: %w", err, ErrNotCommitted)
+			}
+			w.counters = b
+		}
+	}
+	if d.LogTap || counted {
+		// A counted ride is always logged: the counters say it happened,
+		// the log is what the rider and an inspector can see.
+		switch d.Product {
+		case fare.ProductPurse:
+			rec.Product = card.ProductPurse
+		case fare.ProductBenefit:
+			rec.Product = card.ProductBenefit
+		default:
+			return nil, fmt.Errorf("cardtx: commit: product %q has no tap log code: %w", d.Product, ErrNotCommitted)
+		}
+		rec.Charged = card.Money(d.ChargedKop)
+		rec.Result = card.Result(d.Result) // validator/tap and the card share the codes
+		b, err := rec.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("cardtx: commit: tap record: %w: %w", err, ErrNotCommitted)
+		}
+		w.record = b
+	}
+	return w, nil
+}
+
+// slotFor finds the entitlement slot that pays a benefit ride of category
+// (decimal code) today.
+func (s *Session) slotFor(category string) (int, error) {
+	for i, e := range s.contract.Entitlements {
+		if !e.Empty() && strconv.Itoa(int(e.Category)) == category && s.usable(i) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("cardtx: commit: the decision names benefit category %q, which no entitlement on card %s covers on %s: %w",
+		category, s.contract.Number, s.day, ErrNotCommitted)
+}
+
+// write runs one write exchange of Commit; any failure means nothing of
+// the tap is on the card.
+func (s *Session) write(ctx context.Context, what string, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cardtx: commit: before %s: %w: %w", what, ErrNotCommitted, err)
+	}
+	err := f()
+	if err == nil {
+		return nil
+	}
+	var se *desfire.StatusError
+	if !errors.As(err, &se) && !errors.Is(err, apdu.ErrCardRemoved) {
+		// The reader rejected the card's answer (MAC, CRC, shape); the card
+		// may still hold the pending writes. Drop them now rather than when
+		// the card leaves the field; if this fails the card still
+		// discards them then.
+		_ = s.c.AbortTransaction()
+	}
+	return fmt.Errorf("cardtx: commit: %s: %w: %w", what, ErrNotCommitted, err)
+}
+
+// step runs one read exchange (or two, for authentication) of Read,
+// checking ctx first.
+func step(ctx context.Context, what string, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cardtx: read: before %s: %w", what, err)
+	}
+	if err := f(); err != nil {
+		return fmt.Errorf("cardtx: read: %s: %w", what, err)
+	}
+	return nil
+}
