@@ -12,7 +12,7 @@ test:
 	bash .ci/test.sh
 
 demo:
-	$(GO) run ./cmd/transit demo
+	CGO_ENABLED=0 $(GO) run ./cmd/transit demo
 
 # A broker for running the services by hand on 127.0.0.1:9092.
 localkafka:

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/card/issue"
+	"github.com/citycard/transit/clearing/bus/kafka"
+	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/simulator/testenv"
+	"github.com/citycard/transit/simulator/vcard"
+	"github.com/citycard/transit/simulator/vpcd"
+	"github.com/citycard/transit/validator/agent"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// transit runs the command line in process and fails the test unless it
+// exits with want.
+func transit(t *testing.T, ctx context.Context, want int, args ...string) string {
+	t.Helper()
+	var out, errb syncBuffer
+	if code := run(ctx, args, &out, &errb); code != want {
+		t.Fatalf("transit %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// background starts a long-running command and returns a function that
+// stops it and checks it ended cleanly.
+func background(t *testing.T, ctx context.Context, name string, args ...string) (stop func(), out *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	out = &syncBuffer{}
+	errb := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, out, errb) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("%s exited %d\nstdout: %s\nstderr: %s", name, code, out.String(), errb.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s did not stop within 30 s of cancel", name)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	// A command that fails at start (bad flag, server down) must say so
+	// now rather than time the test out later.
+	select {
+	case code := <-done:
+		t.Fatalf("%s exited at start with %d\nstdout: %s\nstderr: %s", name, code, out.String(), errb.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	return stop, out
+}
+
+// rider is a card in the test and what its ride must cost the city.
+type rider struct {
+	category uint16
+	funding  card.Funding
+	purseKop int64
+}
+
+// TestEndToEnd drives the walking skeleton with every real part: virtual
+// cards presented through vpcd to a real pcscd, two `transit validator
+// run` processes reading them with PC/SC, journals on disk, sealed batches
+// to the Kafka-protocol broker, `transit clearing serve` storing them in
+// PostgreSQL, and `transit report compensation` printing one line per
+// carrier whose amounts must equal what the taps made.
+func TestEndToEnd(t *testing.T) {
+	pg := testenv.Postgres(t)
+	broker := testenv.Kafka(t)
+	vpcd0, reader0 := testenv.PCSC(t, 0)
+	vpcd1, reader1 := testenv.PCSC(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	suffix := fmt.Sprintf("%x", rand.Uint32())
+
+	// A schema of its own in the shared test database.
+	schema := "e2e_" + suffix
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
+	db := pg + "&search_path=" + schema
+	if !strings.Contains(pg, "?") {
+		db = pg + "?search_path=" + schema
+	}
+	topic := "e2e-" + suffix
+	if err := kafka.CreateTopic(ctx, kafka.Config{Brokers: []string{broker}, Topic: topic}, 4); err != nil {
+		t.Fatal(err)
+	}
+
+	// Keys: the city's keystore, and one role keystore per validator.
+	t.Setenv("TRANSIT_KEYSTORE_PASSPHRASE", "e2e passphrase")
+	t.Setenv("TRANSIT_ROLE_PASSPHRASE", "e2e passphrase")
+	keys := filepath.Join(dir, "city.keys")
+	transit(t, ctx, 0, "hsm", "init", "--keystore", keys)
+	type validator struct {
+		device, carrier, vpcd, reader string
+		fareKop                       int64
+	}
+	vals := []validator{
+		{"e2e-atp1-0417", "ATP-1", vpcd0, reader0, 1500},
+		{"e2e-et-0093", "ELEKTROTRANS", vpcd1, reader1, 800},
+	}
+	tariffPath, err := filepath.Abs(filepath.Join("..", "..", "testdata", "tariff.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		vk := filepath.Join(dir, v.device+".keys")
+		transit(t, ctx, 0, "hsm", "export-role", "validator", "--device", v.device, "--out", vk, "--keystore", keys)
+		cfg := fmt.Sprintf(`{"device": %q, "device_number": %d, "carrier": %q, "route": "1", "vehicle": "v%d",
+			"reader": %q, "journal": %q, "keystore": %q, "tariff": %q,
+			"kafka": {"brokers": [%q], "topic": %q}, "upload_interval": "200ms"}`,
+			v.device, 1000+i, v.carrier, i, v.reader, v.device+".journal", vk, tariffPath, broker, topic)
+		if err := os.WriteFile(filepath.Join(dir, v.device+".json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Cards, personalised with the issuer's keys as a desk does.
+	ks, err := hsm.OpenKeystore(keys, []byte("e2e passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := cardkey.New(ks)
+	riders := []rider{
+		{11, card.FundingState, 100_00}, // pensioner: free, the state pays
+		{31, card.FundingCity, 100_00},  // student: half fare, the city pays half
+		{0, 0, 100_00},                  // full fare: nothing to compensate
+		{21, card.FundingCity, 0},       // disability, empty purse: still rides free
+	}
+	now := time.Now()
+	cards := make([]*vcard.Card, len(riders))
+	for i, r := range riders {
+		uid := []byte{0x04, 0xE2, 0xE0, byte(i), 0x11, 0x22, 0x80}
+		cards[i] = vcard.New(uid)
+		num, _ := card.NewNumber(1001, uint64(700+i))
+		today, _ := card.DateOf(now.AddDate(0, 0, -1))
+		exp, _ := card.DateOf(now.AddDate(4, 0, 0))
+		p := issue.Personalisation{
+			Identity: card.Identity{Number: num, Issuer: 1001, Issued: today, Expires: exp},
+			Holder:   card.Holder{Name: "E2E Rider", BirthDate: card.BirthDate{Year: 1950, Month: 1, Day: 2}, RegistryRef: uint64(i + 1)},
+			Contract: card.Contract{Status: card.StatusActive, Number: num, Expires: exp},
+			PurseKop: r.purseKop,
+		}
+		if r.category != 0 {
+			p.Contract.Entitlements[0] = card.Entitlement{Category: r.category, ValidFrom: today, ValidTo: exp, Funding: r.funding}
+		}
+		if err := issue.Personalise(ctx, cards[i], issuer, uid, p); err != nil {
+			t.Fatalf("personalise card %d: %v", i, err)
+		}
+	}
+	ks.Close()
+
+	// Services.
+	transit(t, ctx, 0, "clearing", "migrate", "--db", db)
+	stopClearing, _ := background(t, ctx, "clearing serve", "clearing", "serve", "--db", db,
+		"--brokers", broker, "--topic", topic, "--group", "e2e-"+suffix, "--keystore", keys)
+	events := make([]string, len(vals))
+	stops := make([]func(), len(vals))
+	for i, v := range vals {
+		events[i] = filepath.Join(dir, v.device+".events")
+		stops[i], _ = background(t, ctx, "validator "+v.device, "validator", "run",
+			"--config", filepath.Join(dir, v.device+".json"), "--events", events[i])
+	}
+
+	// Every rider taps on both validators, one card at a time per reader.
+	want := map[string]int64{}
+	wantRides := map[string]int64{}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(vals))
+	for i, v := range vals {
+		for _, r := range riders {
+			if comp := compensation(r, v.fareKop); comp > 0 {
+				want[v.carrier] += comp
+				wantRides[v.carrier]++
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k, c := range cards {
+				ev, err := present(ctx, v.vpcd, c, events[i], k+1)
+				if err != nil {
+					errs <- fmt.Errorf("%s, card %d: %w", v.device, k, err)
+					return
+				}
+				if !ev.Green || !ev.Committed || ev.Result != "accepted" {
+					errs <- fmt.Errorf("%s, card %d: not a committed green ride: %+v", v.device, k, ev)
+					return
+				}
+				if wantCharged := v.fareKop - compensation(riders[k], v.fareKop); ev.ChargedKop != wantCharged {
+					errs <- fmt.Errorf("%s, card %d: charged %d kop, want %d", v.device, k, ev.ChargedKop, wantCharged)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// The report catches up once the uploads and clearing have run.
+	period := now.In(mustLoc(t)).Format("2006-01")
+	var doc struct {
+		Lines []struct {
+			Carrier         string `json:"carrier"`
+			Rides           int64  `json:"rides"`
+			CompensationKop int64  `json:"compensation_kop"`
+		} `json:"lines"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := transit(t, ctx, 0, "report", "compensation", "--period", period, "--db", db, "--format", "json")
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s", err, out)
+		}
+		got := map[string]int64{}
+		gotRides := map[string]int64{}
+		for _, l := range doc.Lines {
+			got[l.Carrier] = l.CompensationKop
+			gotRides[l.Carrier] = l.Rides
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) && fmt.Sprint(gotRides) == fmt.Sprint(wantRides) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report after 60 s: compensation %v rides %v, want %v and %v", got, gotRides, want, wantRides)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	table := transit(t, ctx, 0, "report", "compensation", "--period", period, "--db", db)
+	for carrier, kop := range want {
+		if !strings.Contains(table, carrier) || !strings.Contains(table, uah(kop)) {
+			t.Errorf("table report lacks %s %s:\n%s", carrier, uah(kop), table)
+		}
+	}
+	t.Logf("report:\n%s", table)
+	for _, s := range stops {
+		s()
+	}
+	stopClearing()
+}
+
+func compensation(r rider, fareKop int64) int64 {
+	switch r.category {
+	case 11, 12, 21:
+		return fareKop
+	case 31:
+		return fareKop / 2
+	}
+	return 0
+}
+
+func mustLoc(t *testing.T) *time.Location {
+	loc, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// present inserts card into the vpcd reader at addr, waits for the
+// validator's n-th event, and takes the card away again.
+func present(ctx context.Context, addr string, c *vcard.Card, events string, n int) (agent.Event, error) {
+	slot, err := vpcd.Insert(ctx, addr, c)
+	if err != nil {
+		return agent.Event{}, err
+	}
+	defer func() {
+		slot.Remove()
+		// pcscd notices a removal at its ~400 ms poll; the next card must
+		// not arrive before the validator saw this one leave.
+		time.Sleep(900 * time.Millisecond)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if evs, err := readEvents(events); err == nil && len(evs) >= n {
+			return evs[n-1], nil
+		}
+		select {
+		case <-ctx.Done():
+			return agent.Event{}, ctx.Err()
+		case <-slot.Done():
+			return agent.Event{}, fmt.Errorf("virtual card left the reader: %v", slot.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return agent.Event{}, fmt.Errorf("no event %d from the validator within 20 s", n)
+}
+
+func readEvents(path string) ([]agent.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var evs []agent.Event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev agent.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("event %q: %w", sc.Text(), err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, sc.Err()
+}

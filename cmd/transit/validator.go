@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/card/pcsc"
+	"github.com/citycard/transit/clearing/bus"
+	"github.com/citycard/transit/clearing/bus/kafka"
+	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/validator/agent"
+	"github.com/citycard/transit/validator/config"
+	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/journal"
+	"github.com/citycard/transit/validator/tariff"
+	"github.com/citycard/transit/validator/upload"
+)
+
+func newValidatorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validator",
+		Short: "The on-board validator: decide every tap offline, journal it, upload batches",
+	}
+	var cfgPath, eventsPath string
+	run := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the validator on a PC/SC reader until stopped",
+		Long: `Wait for a card on the configured PC/SC reader, read it, decide the fare offline against the tariff,
+journal the tap on disk before the card is written, write the card, and show the result; then wait for
+the card to leave. Journalled taps go to Kafka in sealed batches whenever the broker is reachable.
+Each result is printed as a line on standard output; --events also appends it as JSON to a file (or FIFO)
+for a display or buzzer driver. The keystore passphrase comes from TRANSIT_KEYSTORE_PASSPHRASE.`,
+		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit validator run --config /etc/transit/validator.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				return usagef("give the configuration file: --config FILE (a sample is testdata/validator.json)")
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			var events io.Writer
+			if eventsPath != "" {
+				f, err := os.OpenFile(eventsPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+				if err != nil {
+					return fmt.Errorf("open --events: %w", err)
+				}
+				defer f.Close()
+				events = f
+			}
+			return runValidator(c.Context(), cfg, c.OutOrStdout(), events, c.ErrOrStderr())
+		},
+	}
+	run.Flags().StringVar(&cfgPath, "config", "", "validator configuration file (JSON)")
+	run.Flags().StringVar(&eventsPath, "events", "", "also write each result as a JSON line to this file or FIFO")
+	cmd.AddCommand(run)
+	return cmd
+}
+
+func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr io.Writer) error {
+	pass, err := passphrase("TRANSIT_KEYSTORE_PASSPHRASE", "validator keystore passphrase", false, stderr)
+	if err != nil {
+		return err
+	}
+	ks, err := hsm.OpenKeystore(cfg.Keystore, pass)
+	if err != nil {
+		return fmt.Errorf("validator keystore %s: %w", cfg.Keystore, err)
+	}
+	defer ks.Close()
+	sealer, err := upload.NewKeySealer(ctx, ks)
+	if err != nil {
+		return err
+	}
+	tf, err := tariff.Load(cfg.Tariff)
+	if err != nil {
+		return err
+	}
+	j, err := journal.Open(ctx, cfg.Journal, cfg.Device)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+
+	reader := pcsc.Open(cfg.Reader)
+	defer reader.Close()
+	cards := agent.DESFire(cardkey.New(ks), cfg.DeviceNumber, cfg.Vehicle, cfg.Location())
+	cards.Carrier, cards.Route = cfg.CarrierNumber, cfg.RouteNumber
+	a := &agent.Agent{
+		Device:  fare.Device{ID: cfg.Device, Carrier: cfg.Carrier, Route: cfg.Route, Vehicle: cfg.Vehicle},
+		Tariff:  tf,
+		Cards:   cards,
+		Journal: j,
+	}
+	var mu sync.Mutex
+	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Show: func(ev agent.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(out, describe(ev))
+		if events != nil {
+			b, _ := json.Marshal(ev)
+			events.Write(append(b, '\n'))
+		}
+	}}
+	up := &upload.Uploader{
+		Journal:   j,
+		Sealer:    sealer,
+		Publisher: &lazyKafka{cfg: kafka.Config{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topic}},
+		MaxTaps:   cfg.BatchSize,
+		Interval:  time.Duration(cfg.UploadInterval),
+	}
+	defer up.Publisher.(*lazyKafka).Close()
+
+	slog.Info("validator started", "device", cfg.Device, "reader", cfg.Reader, "tariff", tf.Version)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	upErr := make(chan error, 1)
+	go func() { upErr <- up.Run(ctx) }()
+	err = loop.Run(ctx)
+	cancel()
+	<-upErr
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// describe is the terminal line for one result.
+func describe(ev agent.Event) string {
+	light := "RED  "
+	if ev.Green {
+		light = "GREEN"
+	}
+	s := fmt.Sprintf("%s %s card %d: %s (%s)", ev.Time.Format("15:04:05"), light, ev.Card, ev.Result, ev.Reason)
+	if ev.Result == "accepted" {
+		s += fmt.Sprintf(", %s, charged %s of %s UAH", ev.Product, uah(ev.ChargedKop), uah(ev.FareKop))
+	}
+	if ev.Category != "" {
+		s += ", benefit " + ev.Category
+	}
+	if ev.Err != "" {
+		s += ": " + ev.Err
+	}
+	return s
+}
+
+// lazyKafka connects to Kafka on first use and again after a failure, so
+// a validator starts and takes taps while the network is down.
+type lazyKafka struct {
+	cfg kafka.Config
+	mu  sync.Mutex
+	p   *kafka.Producer
+}
+
+func (l *lazyKafka) Publish(ctx context.Context, key, value []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p == nil {
+		p, err := kafka.NewProducer(ctx, l.cfg)
+		if err != nil {
+			return err
+		}
+		l.p = p
+	}
+	if err := l.p.Publish(ctx, bus.Message{Key: key, Value: value}); err != nil {
+		l.p.Close()
+		l.p = nil
+		return err
+	}
+	return nil
+}
+
+func (l *lazyKafka) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p == nil {
+		return nil
+	}
+	return l.p.Close()
+}
