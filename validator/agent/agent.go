@@ -21,24 +21,40 @@ type Session interface {
 	// Card is the card's state as the decision needs it.
 	Card() fare.Card
 	// Commit writes what d says to the card and commits the card
-	// transaction; rec is the journalled tap (its sequence is set). An
-	// error wrapping apdu.ErrCardRemoved means the card left before the
-	// commit: it holds nothing of this tap.
+	// transaction; rec is the journalled tap (its sequence is set). A
+	// *Refusal means the card refused the writes and is unchanged; any
+	// other error means the tap is not known to be on the card (the card
+	// left the field, or its answer to the commit was lost).
 	Commit(ctx context.Context, d fare.Decision, rec *tap.Tap) error
 }
 
+// Refusal is a Commit error for a card that refused the decision's writes
+// and is unchanged, such as a purse below the fare (the card's own debit
+// is the funds check). The tap is recorded as denied with Reason.
+type Refusal struct {
+	Reason string
+	Err    error
+}
+
+func (r *Refusal) Error() string { return r.Reason + ": " + r.Err.Error() }
+
+// Unwrap returns the card's error.
+func (r *Refusal) Unwrap() error { return r.Err }
+
 // CardReader opens a session on a card in the field.
 type CardReader interface {
-	// Begin reads the card whose UID is uid through tr. An error means
-	// the card is not one of ours or could not be read; nothing was
-	// written to it.
-	Begin(ctx context.Context, tr apdu.Transport, uid []byte) (Session, error)
+	// Begin reads the card whose UID is uid through tr for a tap at now.
+	// An error means the card is not one of ours or could not be read;
+	// nothing was written to it.
+	Begin(ctx context.Context, tr apdu.Transport, uid []byte, now time.Time) (Session, error)
 }
 
 // Journal is the part of validator/journal the agent writes.
 type Journal interface {
 	Append(ctx context.Context, t *tap.Tap) error
-	Settle(ctx context.Context, seq uint64, cardCommitted bool) error
+	// SettleAs replaces the pending record of t.Seq with t and makes it
+	// ready to send.
+	SettleAs(ctx context.Context, t *tap.Tap) error
 }
 
 // Event is what the validator shows for one presentation; a display or
@@ -115,7 +131,7 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 		ev.TookMS = float64(time.Since(start).Microseconds()) / 1000
 		return ev
 	}
-	sess, err := a.Cards.Begin(ctx, tr, uid)
+	sess, err := a.Cards.Begin(ctx, tr, uid, now)
 	if err != nil {
 		ev.Result, ev.Reason, ev.Err = "error", ReasonUnreadable, err.Error()
 		a.log().Info("card not read", "uid", fmt.Sprintf("%X", uid), "err", err)
@@ -142,28 +158,33 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 
 	committed := true // a decision that writes nothing leaves the card as it was
 	if d.Result == tap.Accepted {
-		if err := sess.Commit(ctx, d, t); err != nil {
+		var refusal *Refusal
+		switch err := sess.Commit(ctx, d, t); {
+		case err == nil:
+		case errors.As(err, &refusal):
+			// The card overruled the decision and holds nothing new.
+			t.Result, t.Reason, t.Product = tap.Denied, refusal.Reason, ""
+			t.ChargedKop, t.CompensationKop = 0, 0
+			ev.Result, ev.Reason, ev.Product, ev.ChargedKop = t.Result.String(), t.Reason, "", 0
+		default:
 			committed = false
 			ev.Err = err.Error()
-			ev.Reason = ReasonWriteFail
+			ev.Result, ev.Reason = "error", ReasonWriteFail
 			if errors.Is(err, apdu.ErrCardRemoved) {
 				ev.Reason = ReasonTorn
 			}
 			a.log().Warn("card write failed", "card", c.Number, "seq", t.Seq, "err", err)
 		}
 	}
-	// Settle must not be skipped because the caller's ctx ended: the
+	t.CardCommitted = committed
+	// Settling must not be skipped because the caller's ctx ended: the
 	// card transaction is over either way.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := a.Journal.Settle(sctx, t.Seq, committed); err != nil {
+	if err := a.Journal.SettleAs(sctx, t); err != nil {
 		return done(), fmt.Errorf("settle tap %d: %w", t.Seq, err)
 	}
-	t.CardCommitted = committed
 	ev.Committed = committed
-	ev.Green = committed && (d.Result == tap.Accepted || d.Result == tap.AlreadyPaid)
-	if !committed {
-		ev.Result = "error"
-	}
+	ev.Green = committed && (t.Result == tap.Accepted || t.Result == tap.AlreadyPaid)
 	return done(), nil
 }

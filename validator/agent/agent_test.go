@@ -38,7 +38,7 @@ type fakeCards struct {
 	err  error
 }
 
-func (f fakeCards) Begin(context.Context, apdu.Transport, []byte) (Session, error) {
+func (f fakeCards) Begin(context.Context, apdu.Transport, []byte, time.Time) (Session, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -86,7 +86,9 @@ func TestTapOutcomes(t *testing.T) {
 		{"insufficient funds", fare.Card{Number: 7, PurseKop: 100}, nil, "denied", fare.ReasonInsufficientFunds, false, true},
 		{"torn before commit", fare.Card{Number: 7, PurseKop: 5000},
 			fmt.Errorf("debit: %w", apdu.ErrCardRemoved), "error", ReasonTorn, false, false},
-		{"card refused the write", fare.Card{Number: 7, PurseKop: 5000},
+		{"card refused the debit", fare.Card{Number: 7, PurseKop: 5000},
+			&Refusal{Reason: fare.ReasonInsufficientFunds, Err: errors.New("boundary error")}, "denied", fare.ReasonInsufficientFunds, false, true},
+		{"card write failed", fare.Card{Number: 7, PurseKop: 5000},
 			errors.New("boundary error"), "error", ReasonWriteFail, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,10 +109,13 @@ func TestTapOutcomes(t *testing.T) {
 			if got.Seq != 1 || got.Card != tc.card.Number || got.CardCommitted != tc.wantCommitted || got.TariffVersion != 4 || got.Carrier != "ATP-1" {
 				t.Fatalf("journalled %+v", got)
 			}
+			if tc.wantResult == "denied" && (got.Result != tap.Denied || got.ChargedKop != 0 || got.CompensationKop != 0) {
+				t.Fatalf("a denied tap was journalled as %+v", got)
+			}
 			if tc.wantResult == "accepted" && sess.committed == nil {
 				t.Fatal("accepted without writing the card")
 			}
-			if tc.wantResult == "denied" && sess.committed != nil {
+			if tc.wantResult == "denied" && tc.commitErr == nil && sess.committed != nil {
 				t.Fatal("a denied tap wrote the card")
 			}
 		})

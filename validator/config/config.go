@@ -27,6 +27,10 @@ type Config struct {
 	Carrier      string `json:"carrier"`
 	Route        string `json:"route"`
 	Vehicle      string `json:"vehicle"`
+	// CarrierNumber and RouteNumber are the numeric codes the card's tap
+	// log keeps (2 bytes each; 0 when the city has none).
+	CarrierNumber uint16 `json:"carrier_number"`
+	RouteNumber   uint16 `json:"route_number"`
 	// Reader is the PC/SC reader's name as pcscd lists it.
 	Reader string `json:"reader"`
 	// Journal is the tap journal file (created if absent).
