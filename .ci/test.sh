@@ -395,7 +395,7 @@ run_tests() {
 	}
 	testset() { # testset PKGS... (with optional -p 1 as first args)
 		local extra=()
-		[ "$1" = "-p1" ] && {
+		[ "${1:-}" = "-p1" ] && {
 			extra=(-p 1)
 			shift
 		}
