@@ -288,6 +288,9 @@ The source must be a software keystore; the new file's passphrase comes from TRA
 			if out == "" {
 				return usagef("export-role needs --out FILE")
 			}
+			if role == hsm.RoleValidator && device == "" {
+				return usagef("a validator keystore holds the device's own batch MAC key: give --device ID")
+			}
 			if f.keystore == "" {
 				return usagef("export-role reads a software keystore (--keystore); PKCS#11 keys are non-extractable")
 			}
