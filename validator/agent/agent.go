@@ -103,6 +103,9 @@ type Agent struct {
 	// Now is the clock (default time.Now); taps are stamped in UTC to the
 	// millisecond.
 	Now func() time.Time
+	// Metrics, when set, counts taps and times decisions and card
+	// transactions.
+	Metrics *Metrics
 }
 
 func (a *Agent) now() time.Time {
@@ -127,8 +130,10 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 	start := time.Now()
 	now := a.now().UTC().Truncate(time.Millisecond)
 	ev := Event{Time: now}
+	var decided time.Duration
 	done := func() Event {
 		ev.TookMS = float64(time.Since(start).Microseconds()) / 1000
+		a.Metrics.observe(ev, decided)
 		return ev
 	}
 	sess, err := a.Cards.Begin(ctx, tr, uid, now)
@@ -138,7 +143,9 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 		return done(), nil
 	}
 	c := sess.Card()
+	t0 := time.Now()
 	d := fare.Decide(c, a.Tariff, a.Hotlist, a.Device, now)
+	decided = time.Since(t0)
 	t := &tap.Tap{
 		Time: now, Card: c.Number,
 		Carrier: a.Device.Carrier, Route: a.Device.Route, Vehicle: a.Device.Vehicle,

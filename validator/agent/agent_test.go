@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/citycard/transit/card/apdu"
 	"github.com/citycard/transit/validator/fare"
@@ -205,5 +209,29 @@ func TestLoopSurvivesReaderFailures(t *testing.T) {
 	}
 	if len(shown) != 2 || r.removals != 2 || len(journalled(t, j)) != 2 {
 		t.Fatalf("shown %d events, %d removals, %d taps; want 2 each", len(shown), r.removals, len(journalled(t, j)))
+	}
+}
+
+func TestMetricsCountTaps(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sess := &fakeSession{card: fare.Card{Number: 7, PurseKop: 5000}}
+	a, j := newAgent(t, fakeCards{sess: sess})
+	a.Metrics = NewMetrics(reg)
+	reg.MustRegister(journal.NewCollector(j))
+	for range 3 {
+		if _, err := a.Tap(context.Background(), nil, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(a.Metrics.taps.WithLabelValues("accepted", "ok")); got != 3 {
+		t.Fatalf("accepted taps %v, want 3", got)
+	}
+	if n := testutil.CollectAndCount(a.Metrics.cardTx); n != 1 {
+		t.Fatalf("card transaction histogram: %d series", n)
+	}
+	want := "# HELP transit_validator_journal_backlog_taps Journalled taps not yet acknowledged by the bus.\n" +
+		"# TYPE transit_validator_journal_backlog_taps gauge\ntransit_validator_journal_backlog_taps 3\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "transit_validator_journal_backlog_taps"); err != nil {
+		t.Fatal(err)
 	}
 }

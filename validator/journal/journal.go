@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/citycard/transit/validator/tap"
 
@@ -279,4 +282,36 @@ func (j *Journal) PruneSent(ctx context.Context, keep int) (int64, error) {
 		return 0, fmt.Errorf("journal prune: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// NewCollector exposes the journal's backlog to Prometheus:
+// transit_validator_journal_backlog_taps (settled, not yet acknowledged)
+// and transit_validator_journal_last_seq. It reads the journal at each
+// scrape.
+func NewCollector(j *Journal) prometheus.Collector { return collector{j} }
+
+type collector struct{ j *Journal }
+
+var (
+	backlogDesc = prometheus.NewDesc("transit_validator_journal_backlog_taps",
+		"Journalled taps not yet acknowledged by the bus.", nil, nil)
+	lastSeqDesc = prometheus.NewDesc("transit_validator_journal_last_seq",
+		"The last sequence number the journal issued.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- backlogDesc
+	ch <- lastSeqDesc
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := c.j.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(backlogDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(st.Backlog+st.Pending))
+	ch <- prometheus.MustNewConstMetric(lastSeqDesc, prometheus.CounterValue, float64(st.LastSeq))
 }

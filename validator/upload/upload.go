@@ -4,6 +4,17 @@
 // fails is retried with backoff; clearing is idempotent on (device,
 // sequence), so a batch re-sent after a lost acknowledgement changes
 // nothing.
+//
+// # Disk use
+//
+// Taps not yet acknowledged are never deleted: after days offline the
+// journal drains oldest first when the bus is back. Acknowledged taps are
+// deleted after each successful upload except the newest KeepSent, which
+// stay for an inspector or a dispute on the vehicle. A validator's disk
+// therefore holds its unsent backlog (about 100 bytes a tap: a week of a
+// busy bus, 20,000 taps, is 2 MB) plus KeepSent taps. If the disk fills
+// anyway, the journal refuses the next tap and the validator stops taking
+// rides rather than carry riders it cannot account for.
 package upload
 
 import (
@@ -53,6 +64,17 @@ type Uploader struct {
 	MaxBackoff time.Duration
 	// Now is the clock used to stamp batches (default time.Now).
 	Now func() time.Time
+	// KeepSent is how many acknowledged taps stay in the journal (default
+	// 10,000); 0 keeps the default, a negative value keeps everything.
+	KeepSent int
+	// Metrics, when set, counts batches, taps, errors and pruned taps.
+	Metrics *Metrics
+}
+
+// Pruner is implemented by a journal that can delete acknowledged taps
+// (validator/journal does).
+type Pruner interface {
+	PruneSent(ctx context.Context, keep int) (int64, error)
 }
 
 func (u *Uploader) defaults() {
@@ -71,6 +93,9 @@ func (u *Uploader) defaults() {
 	if u.Log == nil {
 		u.Log = slog.Default()
 	}
+	if u.KeepSent == 0 {
+		u.KeepSent = 10_000
+	}
 }
 
 // Flush sends batches until the journal has nothing unsent left, and
@@ -84,13 +109,28 @@ func (u *Uploader) Flush(ctx context.Context) (int, error) {
 			return sent, err
 		}
 		if len(taps) == 0 {
-			return sent, nil
+			return sent, u.prune(ctx, sent)
 		}
 		if err := u.send(ctx, taps); err != nil {
 			return sent, err
 		}
+		u.Metrics.sent(len(taps))
 		sent += len(taps)
 	}
+}
+
+// prune deletes acknowledged taps beyond KeepSent once something was sent.
+func (u *Uploader) prune(ctx context.Context, sent int) error {
+	p, ok := u.Journal.(Pruner)
+	if !ok || sent == 0 || u.KeepSent < 0 {
+		return nil
+	}
+	n, err := p.PruneSent(ctx, u.KeepSent)
+	if err != nil {
+		return fmt.Errorf("prune sent taps: %w", err)
+	}
+	u.Metrics.prunedTaps(n)
+	return nil
 }
 
 func (u *Uploader) send(ctx context.Context, taps []tap.Tap) error {
@@ -132,6 +172,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			u.Metrics.failed()
 			u.Log.Warn("upload failed, will retry", "err", err, "in", wait)
 			wait = min(wait*2, u.MaxBackoff)
 		} else {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/citycard/transit/hsm/cmac"
 	"github.com/citycard/transit/validator/journal"
 	"github.com/citycard/transit/validator/tap"
@@ -89,5 +92,50 @@ func TestFlushSendsEverythingOnceAcknowledged(t *testing.T) {
 	}
 	if st, _ := j.Stats(ctx); st.Backlog != 0 || st.Sent != 7 {
 		t.Fatalf("after flush: %+v", st)
+	}
+}
+
+func TestPruneKeepsOnlyRecentSentTaps(t *testing.T) {
+	ctx := context.Background()
+	j, err := journal.Open(ctx, filepath.Join(t.TempDir(), "j.db"), "V-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	t0 := time.Date(2026, 11, 3, 8, 0, 0, 0, time.UTC)
+	appendTaps := func(n int) {
+		for i := range n {
+			tp := &tap.Tap{Time: t0.Add(time.Duration(i) * time.Minute), Card: 42, Result: tap.Accepted, Reason: "ok"}
+			if err := j.Append(ctx, tp); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Settle(ctx, tp.Seq, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendTaps(9)
+	m, _ := cmac.New(make([]byte, 16))
+	reg := prometheus.NewRegistry()
+	u := &Uploader{Journal: j, Sealer: cmacSealer{m}, Publisher: &flakyBus{}, MaxTaps: 4, KeepSent: 2, Metrics: NewMetrics(reg)}
+	if n, err := u.Flush(ctx); err != nil || n != 9 {
+		t.Fatalf("flush: %d, %v", n, err)
+	}
+	st, _ := j.Stats(ctx)
+	if st.Sent != 2 || st.Backlog != 0 || st.LastSeq != 9 {
+		t.Fatalf("after pruning: %+v; want 2 sent taps kept and the sequence at 9", st)
+	}
+	appendTaps(1)
+	if st, _ := j.Stats(ctx); st.LastSeq != 10 {
+		t.Fatalf("a sequence was reused after pruning: %+v", st)
+	}
+	if got := testutil.ToFloat64(u.Metrics.taps); got != 9 {
+		t.Fatalf("uploaded taps metric %v, want 9", got)
+	}
+	if got := testutil.ToFloat64(u.Metrics.batches); got != 3 {
+		t.Fatalf("batches metric %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(u.Metrics.pruned); got != 7 {
+		t.Fatalf("pruned metric %v, want 7", got)
 	}
 }
