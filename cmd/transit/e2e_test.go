@@ -149,7 +149,7 @@ func TestEndToEnd(t *testing.T) {
 		{"e2e-atp1-0417", "ATP-1", vpcd0, reader0, 1500},
 		{"e2e-et-0093", "ELEKTROTRANS", vpcd1, reader1, 800},
 	}
-	tariffPath, err := filepath.Abs(filepath.Join("..", "..", "testdata", "tariff.json"))
+	tariffPath, err := filepath.Abs(filepath.Join("..", "..", "testdata", "tariff"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,14 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	if err != nil {
 		return err
 	}
+	// A signed tariff is verified with the sign-tariff keys of the role
+	// keystore; an unsigned one is for development only.
 	tf, err := tariff.Load(cfg.Tariff)
+	if errors.Is(err, tariff.ErrSigned) {
+		tf, err = tariff.LoadSigned(ctx, cfg.Tariff, ks, 0)
+	} else if err == nil {
+		slog.Warn("the tariff is not signed: use signed tariffs outside development", "tariff", cfg.Tariff)
+	}
 	if err != nil {
 		return err
 	}

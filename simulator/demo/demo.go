@@ -8,10 +8,11 @@ package demo
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -36,11 +37,20 @@ import (
 	"github.com/citycard/transit/validator/upload"
 )
 
-// DefaultTariff is the demo city's tariff, the same as the sample in
-// testdata/tariff.json (a test keeps them equal).
+// defaultTariff holds the demo city's tariff directory, the same as the
+// sample in testdata/tariff (a test keeps them equal).
 //
-//go:embed tariff.json
-var DefaultTariff []byte
+//go:embed tariff
+var defaultTariff embed.FS
+
+// DefaultTariff returns the demo city's tariff directory.
+func DefaultTariff() fs.FS {
+	sub, err := fs.Sub(defaultTariff, "tariff")
+	if err != nil {
+		panic(err) // "tariff" is a valid path: fs.Sub cannot fail
+	}
+	return sub
+}
 
 // Options shape a demo run.
 type Options struct {
@@ -48,8 +58,8 @@ type Options struct {
 	Dir string
 	// Out receives the narration; nil discards it.
 	Out io.Writer
-	// Tariff is the tariff file's content; nil means DefaultTariff.
-	Tariff []byte
+	// Tariff is the tariff directory; nil means DefaultTariff().
+	Tariff fs.FS
 	// Day is the simulated service day (its date in Location is used).
 	Day time.Time
 	// Location is the city's time zone.
@@ -122,11 +132,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		loc = time.UTC
 	}
 	if o.Tariff == nil {
-		o.Tariff = DefaultTariff
+		o.Tariff = DefaultTariff()
 	}
-	tf, err := tariff.Parse(o.Tariff, "tariff")
+	tf, err := tariff.Parse(o.Tariff)
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("demo tariff: %w", err)
 	}
 	y, m, d := o.Day.In(loc).Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, loc)

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,12 +11,30 @@ import (
 )
 
 func TestDefaultTariffIsTheSample(t *testing.T) {
-	sample, err := os.ReadFile(filepath.Join("..", "..", "testdata", "tariff.json"))
+	sampleDir := filepath.Join("..", "..", "testdata", "tariff")
+	sample, err := os.ReadDir(sampleDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(sample, DefaultTariff) {
-		t.Fatal("simulator/demo/tariff.json and testdata/tariff.json differ: keep them equal")
+	embedded, err := fs.ReadDir(DefaultTariff(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sample) == 0 || len(sample) != len(embedded) {
+		t.Fatalf("testdata/tariff has %d files, simulator/demo/tariff %d: keep them equal", len(sample), len(embedded))
+	}
+	for i, e := range sample {
+		want, err := os.ReadFile(filepath.Join(sampleDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fs.ReadFile(DefaultTariff(), e.Name())
+		if err != nil || embedded[i].Name() != e.Name() {
+			t.Fatalf("simulator/demo/tariff lacks %s (%v): keep it equal to testdata/tariff", e.Name(), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("simulator/demo/tariff/%s and testdata/tariff/%s differ: keep them equal", e.Name(), e.Name())
+		}
 	}
 }
 

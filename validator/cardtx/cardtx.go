@@ -11,6 +11,8 @@
 // card/LAYOUT.md sets at most 8 exchanges per tap and counts them so:
 //
 //	purse ride                         8  select, auth x2, contract, newest log record, Debit, WriteRecord, Commit
+//	paid transfer ride                 8  as a purse ride
+//	pass ride, free transfer ride      7  as above without Debit
 //	free benefit, no monthly limit     7  as above without Debit
 //	benefit with a monthly limit       8  select, auth x2, contract, counters, write counters, WriteRecord, Commit
 //	blocked or expired card            4  stops after the contract
@@ -21,7 +23,9 @@
 //	      which ends the session, so Read authenticates again
 //	  +2  a card still on the previous key generation
 //	  +1  a limited benefit valid today but used up this month, or beside an
-//	      unlimited one: counters and log are both read (a purse ride is 9)
+//	      unlimited one or a pass: counters and log are both read (a purse
+//	      ride is 9)
+//	  +1  a discounted benefit with a monthly limit: Debit and counters (9)
 //
 // The purse balance is not read: GetValue would make a purse ride 9.
 // Fare hands fare.Decide the purse's upper limit as the balance, so the
@@ -281,10 +285,16 @@ func (s *Session) usable(i int) bool {
 }
 
 // onlyCountedRides reports whether today's ride, if a benefit pays it, is
-// a counted one: some limited entitlement has rides left and no unlimited
-// one is valid (which the decision might pick, leaving the ride uncounted
-// and the counters' last ride too old for anti-passback).
+// a counted one: some limited entitlement has rides left and neither an
+// unlimited one nor a pass is valid (which the decision might pick,
+// leaving the ride uncounted and the counters' last ride too old for
+// anti-passback).
 func (s *Session) onlyCountedRides() bool {
+	for _, p := range s.contract.Passes {
+		if !p.Empty() && p.ValidFrom <= s.day && s.day <= p.ValidTo {
+			return false
+		}
+	}
 	left := false
 	for i, e := range s.contract.Entitlements {
 		switch {
@@ -340,15 +350,21 @@ func (s *Session) Balance() (card.Money, bool) { return s.balance, s.balanceRead
 //   - Expiry and the entitlements' ValidFrom/ValidTo are midnights in the
 //     Read time zone; ValidTo and Expiry are exclusive, the day after the
 //     card's inclusive last day.
-//   - Entitlement categories are the card's uint16 code in decimal ("11").
-//     A limited entitlement with no rides left this month is left out: it
-//     cannot pay this ride.
+//   - Entitlement categories are the card's uint16 code in decimal ("11"),
+//     with the slot, the monthly limit and the rides counted this month
+//     (known whenever the limit matters: Read reads the counters when a
+//     limited entitlement is valid today). A limited entitlement with no
+//     rides left this month is left out: it cannot pay this ride.
+//   - Passes with their slot, product code and carrier groups; ValidTo is
+//     exclusive like the entitlements'.
 //   - PurseKop is the balance if ReadBalance ran, else the purse's upper
 //     limit, card.PurseUpper: the card's Debit does the funds check (see
 //     the package documentation).
-//   - LastTap is the newest tap record, or, when Read skipped the log for
-//     a counted benefit ride, the counters' last counted ride. Its Vehicle
-//     is fleet's vehicle for the record's device (see Fleet).
+//   - LastTap is the newest tap record, with its carrier and route codes
+//     and product for transfers, or, when Read skipped the log for a
+//     counted benefit ride, the counters' last counted ride (no carrier:
+//     no transfer from it). Its Vehicle is fleet's vehicle for the
+//     record's device (see Fleet).
 func (s *Session) Fare(fleet Fleet) fare.Card {
 	ct := &s.contract
 	fc := fare.Card{
@@ -364,17 +380,37 @@ func (s *Session) Fare(fleet Fleet) fare.Card {
 		if e.Empty() || (e.Limit > 0 && e.ValidOn(s.day) && !s.usable(i)) {
 			continue
 		}
-		fc.Entitlements = append(fc.Entitlements, fare.Entitlement{
+		fe := fare.Entitlement{
 			Category:  strconv.Itoa(int(e.Category)),
 			ValidFrom: s.midnight(e.ValidFrom),
 			ValidTo:   s.midnight(e.ValidTo).AddDate(0, 0, 1),
+			Slot:      i,
+			Limit:     int(e.Limit),
+		}
+		if s.countersRead {
+			fe.Used = int(s.counters.UsedIn(i, e.Category, s.mon))
+		}
+		fc.Entitlements = append(fc.Entitlements, fe)
+	}
+	for i, p := range ct.Passes {
+		if p.Empty() {
+			continue
+		}
+		fc.Passes = append(fc.Passes, fare.Pass{
+			Product:   p.Product,
+			ValidFrom: s.midnight(p.ValidFrom),
+			ValidTo:   s.midnight(p.ValidTo).AddDate(0, 0, 1),
+			Groups:    p.Carriers,
+			Slot:      i,
 		})
 	}
 	switch {
 	case s.hasLast:
-		fc.LastTap = &fare.LastTap{Time: s.last.Time.Time(), Vehicle: fleet.vehicle(s.last.Device)}
+		fc.LastTap = &fare.LastTap{Time: s.last.Time.Time(), Vehicle: fleet.vehicle(s.last.Device),
+			Carrier: s.last.Carrier, Route: s.last.Route, Product: s.last.Product.String()}
 	case s.countersRead && s.counters.LastRide != 0:
-		fc.LastTap = &fare.LastTap{Time: s.counters.LastRide.Time(), Vehicle: fleet.vehicle(s.counters.LastDevice)}
+		fc.LastTap = &fare.LastTap{Time: s.counters.LastRide.Time(), Vehicle: fleet.vehicle(s.counters.LastDevice),
+			Product: fare.ProductBenefit}
 	}
 	return fc
 }
@@ -473,8 +509,15 @@ func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 	}
 	rec.Slot = card.NoSlot
 	counted := false
+	if d.Result == tap.Accepted && d.Product == fare.ProductPass {
+		slot, err := s.passSlot(d.Slot)
+		if err != nil {
+			return nil, err
+		}
+		rec.Slot = uint8(slot)
+	}
 	if d.Result == tap.Accepted && d.Product == fare.ProductBenefit {
-		slot, err := s.slotFor(d.Category)
+		slot, err := s.slotFor(d.Category, d.Slot)
 		if err != nil {
 			return nil, err
 		}
@@ -503,6 +546,10 @@ func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 			rec.Product = card.ProductPurse
 		case fare.ProductBenefit:
 			rec.Product = card.ProductBenefit
+		case fare.ProductPass:
+			rec.Product = card.ProductPass
+		case fare.ProductTransfer:
+			rec.Product = card.ProductTransfer
 		default:
 			return nil, fmt.Errorf("cardtx: commit: product %q has no tap log code: %w", d.Product, ErrNotCommitted)
 		}
@@ -517,16 +564,29 @@ func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 	return w, nil
 }
 
-// slotFor finds the entitlement slot that pays a benefit ride of category
-// (decimal code) today.
-func (s *Session) slotFor(category string) (int, error) {
-	for i, e := range s.contract.Entitlements {
-		if !e.Empty() && strconv.Itoa(int(e.Category)) == category && s.usable(i) {
-			return i, nil
+// slotFor checks that entitlement slot, which the decision names, pays a
+// benefit ride of category (decimal code) today.
+func (s *Session) slotFor(category string, slot int) (int, error) {
+	if slot >= 0 && slot < card.MaxEntitlements {
+		if e := s.contract.Entitlements[slot]; !e.Empty() && strconv.Itoa(int(e.Category)) == category && s.usable(slot) {
+			return slot, nil
 		}
 	}
-	return 0, fmt.Errorf("cardtx: commit: the decision names benefit category %q, which no entitlement on card %s covers on %s: %w",
-		category, s.contract.Number, s.day, ErrNotCommitted)
+	return 0, fmt.Errorf("cardtx: commit: the decision names benefit category %q in entitlement slot %d, which card %s does not cover on %s: %w",
+		category, slot, s.contract.Number, s.day, ErrNotCommitted)
+}
+
+// passSlot checks that pass slot, which the decision names, holds a pass
+// valid today. The carrier groups are the decision's business: the
+// session does not know the tariff.
+func (s *Session) passSlot(slot int) (int, error) {
+	if slot >= 0 && slot < card.MaxPasses {
+		if p := s.contract.Passes[slot]; !p.Empty() && p.ValidFrom <= s.day && s.day <= p.ValidTo {
+			return slot, nil
+		}
+	}
+	return 0, fmt.Errorf("cardtx: commit: the decision names pass slot %d, which holds no pass valid on %s on card %s: %w",
+		slot, s.day, s.contract.Number, ErrNotCommitted)
 }
 
 // write runs one write exchange of Commit; any failure means nothing of

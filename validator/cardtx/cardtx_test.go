@@ -424,6 +424,107 @@ func TestFareCard(t *testing.T) {
 	}
 }
 
+// networkTariff prices KTE (carrier code 7, as tapCard logs it) by a leg
+// rule, with a free transfer within 30 minutes and a network pass 5.
+func networkTariff() *fare.Tariff {
+	t := tariff()
+	t.FareKop = nil
+	t.Carriers = map[string]fare.Carrier{"KTE": {ID: "KTE", Code: 7, Group: 3, Network: "city"}}
+	t.Legs = []fare.LegRule{{LegGroup: "city", Network: "city", Product: "single", FareKop: fareKop}}
+	t.Transfers = []fare.TransferRule{{From: "city", To: "city", Within: 30 * time.Minute, Product: "free"}}
+	t.Passes = map[uint16]fare.PassProduct{5: {Code: 5, Product: "month", Days: 31, Groups: fare.AllGroups}}
+	return t
+}
+
+// tapWith is tapCard with tariff tf.
+func tapWith(t *testing.T, vc *vcard.Card, keys *cardkey.Source, tf *fare.Tariff, dev, seq uint32, now time.Time) (result, fare.Card) {
+	t.Helper()
+	vc.Reset()
+	c := desfire.New(vc)
+	s, err := cardtx.Read(context.Background(), c, keys, testUID, now, city)
+	must(t, "read", err)
+	fc := s.Fare(fleet)
+	d := fare.Decide(fc, tf, nil, device(dev), now)
+	err = s.Commit(context.Background(), d, card.TapRecord{Time: stamp(t, now), Device: dev, Seq: seq, Carrier: 7, Route: 12})
+	return result{d: d, apdus: c.APDUs(), err: err}, fc
+}
+
+// TestPassAndTransferTaps: a pass ride and a transfer ride reach the card
+// log with their product and slot, and the log's carrier and product come
+// back for the next decision.
+func TestPassAndTransferTaps(t *testing.T) {
+	_, keys := newKeys(t)
+	tf := networkTariff()
+
+	t.Run("pass", func(t *testing.T) {
+		p := personalisation(t, initPurse)
+		p.Contract.Passes[1] = card.Pass{Product: 5, ValidFrom: card.MustDate(2026, time.November, 1),
+			ValidTo: card.MustDate(2026, time.November, 30), Carriers: 1 << 3}
+		vc := newCard(t, keys, p)
+		r, fc := tapWith(t, vc, keys, tf, devA1, 1, t0)
+		must(t, "commit", r.err)
+		if len(fc.Passes) != 1 || fc.Passes[0].Slot != 1 || fc.Passes[0].Groups != 1<<3 ||
+			!fc.Passes[0].ValidTo.Equal(time.Date(2026, time.December, 1, 0, 0, 0, 0, city)) {
+			t.Fatalf("passes handed to Decide: %+v", fc.Passes)
+		}
+		if r.d.Product != fare.ProductPass || r.d.Slot != 1 || r.d.DebitKop != 0 {
+			t.Fatalf("decision %+v", r.d)
+		}
+		s := read(t, vc, keys)
+		if s.purse != initPurse || len(s.records) != 1 || s.records[0].Product != card.ProductPass || s.records[0].Slot != 1 {
+			t.Fatalf("purse %d, log %+v", s.purse, s.records)
+		}
+		r, _ = tapWith(t, vc, keys, tf, devB, 2, t0.Add(time.Hour))
+		must(t, "second pass ride", r.err)
+		if r.d.Product != fare.ProductPass || r.apdus != 7 {
+			t.Fatalf("pass ride: %+v after %d APDUs, want 7", r.d, r.apdus)
+		}
+	})
+
+	t.Run("transfer", func(t *testing.T) {
+		vc := newCard(t, keys, personalisation(t, initPurse))
+		must(t, "first ride", func() error { r, _ := tapWith(t, vc, keys, tf, devA1, 1, t0); return r.err }())
+		r, fc := tapWith(t, vc, keys, tf, devB, 2, t0.Add(10*time.Minute))
+		must(t, "transfer", r.err)
+		if l := fc.LastTap; l == nil || l.Carrier != 7 || l.Route != 12 || l.Product != fare.ProductPurse {
+			t.Fatalf("last tap handed to Decide: %+v", fc.LastTap)
+		}
+		if r.d.Product != fare.ProductTransfer || r.d.ChargedKop != 0 || r.apdus != 7 {
+			t.Fatalf("transfer: %+v after %d APDUs, want a free transfer after 7", r.d, r.apdus)
+		}
+		// A transfer does not open another one.
+		r, fc = tapWith(t, vc, keys, tf, devA1, 3, t0.Add(20*time.Minute))
+		must(t, "third ride", r.err)
+		if fc.LastTap.Product != fare.ProductTransfer || r.d.Product != fare.ProductPurse {
+			t.Fatalf("after a transfer: last %+v, decision %+v", fc.LastTap, r.d)
+		}
+		s := read(t, vc, keys)
+		if s.purse != initPurse-2*fareKop || len(s.records) != 3 || s.records[1].Product != card.ProductTransfer || s.records[1].Charged != 0 {
+			t.Fatalf("purse %d, log %+v", s.purse, s.records)
+		}
+	})
+}
+
+// TestFareCountsRides: Fare hands Decide each entitlement's slot, limit
+// and the rides counted this month.
+func TestFareCountsRides(t *testing.T) {
+	_, keys := newKeys(t)
+	// Slot 0 empty: the limited entitlement in slot 1 pays.
+	vc := newCard(t, keys, personalisation(t, initPurse, card.Entitlement{}, benefit(catLimit, 3)))
+	must(t, "ride", present(t, vc, keys, devA1, 1, t0).err)
+	vc.Reset()
+	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city)
+	must(t, "read", err)
+	fc := s.Fare(fleet)
+	if len(fc.Entitlements) != 1 || fc.Entitlements[0] != (fare.Entitlement{Category: "21", Slot: 1, Limit: 3, Used: 1,
+		ValidFrom: time.Date(2026, time.January, 1, 0, 0, 0, 0, city), ValidTo: time.Date(2028, time.January, 1, 0, 0, 0, 0, city)}) {
+		t.Fatalf("entitlements %+v", fc.Entitlements)
+	}
+	if d := fare.Decide(fc, tariff(), nil, device(devB), t0.Add(time.Hour)); d.Slot != 1 || !d.CountRide {
+		t.Fatalf("decision %+v, want a ride counted on slot 1", d)
+	}
+}
+
 // TestMixedBenefits: beside an unlimited benefit the decision may leave
 // the ride uncounted, so Read also reads the log for anti-passback.
 func TestMixedBenefits(t *testing.T) {
@@ -525,7 +626,10 @@ func TestBadDecisionWritesNothing(t *testing.T) {
 	for name, d := range map[string]fare.Decision{
 		"negative debit":   {Result: tap.Accepted, Product: fare.ProductPurse, DebitKop: -1, LogTap: true},
 		"unknown category": {Result: tap.Accepted, Product: fare.ProductBenefit, Category: "99", LogTap: true},
-		"unknown product":  {Result: tap.Accepted, Product: "pass", LogTap: true},
+		"unknown product":  {Result: tap.Accepted, Product: "voucher", LogTap: true},
+		"pass slot empty":  {Result: tap.Accepted, Product: fare.ProductPass, Slot: 1, LogTap: true},
+		"pass slot -1":     {Result: tap.Accepted, Product: fare.ProductPass, Slot: fare.NoSlot, LogTap: true},
+		"benefit slot 1":   {Result: tap.Accepted, Product: fare.ProductBenefit, Category: "11", Slot: 1, LogTap: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			vc.Reset()

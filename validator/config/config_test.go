@@ -17,7 +17,7 @@ func TestSample(t *testing.T) {
 	if c.Device != "bus-0417-front" || c.DeviceNumber != 417001 || time.Duration(c.UploadInterval) != 5*time.Second {
 		t.Fatalf("sample read as %+v", c)
 	}
-	if want := filepath.Join("..", "..", "testdata", "tariff.json"); c.Tariff != want {
+	if want := filepath.Join("..", "..", "testdata", "tariff"); c.Tariff != want {
 		t.Fatalf("tariff path %q, want %q (relative to the file)", c.Tariff, want)
 	}
 }

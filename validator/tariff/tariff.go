@@ -1,134 +1,136 @@
-// Package tariff reads the tariff file a validator prices rides with and
-// turns it into a fare.Tariff.
+// Package tariff reads the tariff a validator prices rides with: a
+// directory of CSV files modelled on GTFS-Fares v2 (networks.txt,
+// fare_products.txt, fare_leg_rules.txt, fare_transfer_rules.txt,
+// timeframes.txt, calendar.txt, rider_categories.txt) plus extension files
+// prefixed x_ for what GTFS lacks (x_tariff.txt, x_carriers.txt,
+// x_routes.txt, x_benefits.txt, x_passes.txt). FORMAT.md in this directory
+// documents every file and column.
 //
-// The file is JSON:
+// Parse and Load turn a directory into a fare.Tariff, refusing anything
+// that cannot be right with an *Error naming the file, line and column;
+// every such error wraps ErrInvalid.
 //
-//	{
-//	  "version": 3,                  // recorded in every tap; must grow
-//	  "passback_seconds": 120,       // same card, same vehicle: not charged again
-//	  "fares": [{"carrier": "ATP-1", "fare_kop": 1500}],
-//	  "categories": [{"code": "11", "name": "pensioner",
-//	                  "discount_pct": 100, "funding": "state"}]
-//	}
-//
-// Category codes are the decimal benefit category numbers written on cards.
-// This is the walking skeleton's format; GTFS-Fares v2 files replace it
-// (see the validator issue).
+// A tariff from outside is signed: tariff.sig in the directory is a
+// manifest with the tariff's version and the SHA-256 Digest of its files,
+// signed with the hsm key sign-tariff@N (Sign). Open and LoadSigned verify
+// it (Verify) before they parse anything and refuse a version older than
+// the one in use (ErrRollback); Load refuses a signed directory, so a
+// signature is never skipped by mistake.
 package tariff
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/citycard/transit/validator/fare"
 )
 
-// File is the JSON form of a tariff.
-type File struct {
-	Version         uint32     `json:"version"`
-	PassbackSeconds int64      `json:"passback_seconds"`
-	Fares           []Fare     `json:"fares"`
-	Categories      []Category `json:"categories"`
+// Errors a caller can test with errors.Is.
+var (
+	// ErrInvalid is wrapped by every error about the tariff's content.
+	ErrInvalid = errors.New("invalid tariff")
+	// ErrSigned: Load was given a signed tariff; use LoadSigned, which
+	// checks the signature.
+	ErrSigned = errors.New("the tariff is signed: load it with its verify keys so that the signature is checked")
+	// ErrSignature: tariff.sig is missing, does not match the files, or is
+	// not a valid signature by a known sign-tariff key.
+	ErrSignature = errors.New("tariff signature does not verify")
+	// ErrRollback: the tariff is older than the one in use.
+	ErrRollback = errors.New("tariff is older than the loaded one")
+)
+
+// file is one file of a tariff directory.
+type file struct {
+	name string
+	data []byte
 }
 
-// Fare is the full single fare of one carrier.
-type Fare struct {
-	Carrier string `json:"carrier"`
-	FareKop int64  `json:"fare_kop"`
-}
-
-// Category is a benefit category.
-type Category struct {
-	Code        string `json:"code"`
-	Name        string `json:"name"`
-	DiscountPct int64  `json:"discount_pct"`
-	Funding     string `json:"funding"`
-}
-
-// ErrInvalid is wrapped by every error about the file's content.
-var ErrInvalid = errors.New("invalid tariff")
-
-// Parse decodes and checks a tariff; name (the file name) prefixes errors.
-func Parse(data []byte, name string) (*fare.Tariff, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var f File
-	if err := dec.Decode(&f); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
-			return nil, fmt.Errorf("%s:%d: %w: %v", name, line, ErrInvalid, err)
-		}
-		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: %w: more than one JSON value", name, ErrInvalid)
-	}
-	return f.Tariff(name)
-}
-
-// Load reads and parses the tariff file at path.
-func Load(path string) (*fare.Tariff, error) {
-	data, err := os.ReadFile(path)
+// readDir reads every file of the tariff directory at the root of fsys,
+// sorted by name. A tariff is flat: a subdirectory is an error.
+func readDir(fsys fs.FS) ([]file, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("read tariff: %w", err)
+		return nil, fmt.Errorf("read tariff directory: %w", err)
 	}
-	return Parse(data, path)
+	if len(entries) > maxFiles {
+		return nil, &Error{File: ".", Msg: fmt.Sprintf("%d files: a tariff has at most %d", len(entries), maxFiles)}
+	}
+	files := make([]file, 0, len(entries))
+	for _, e := range entries { // fs.ReadDir sorts by name
+		if e.IsDir() {
+			return nil, fileErr(e.Name(), "a directory: a tariff is one flat directory of files")
+		}
+		data, err := readFile(fsys, e.Name())
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, file{e.Name(), data})
+	}
+	return files, nil
 }
 
-// Tariff checks f and converts it; name prefixes errors.
-func (f *File) Tariff(name string) (*fare.Tariff, error) {
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%s: %s: %w: %s", name, field, ErrInvalid, fmt.Sprintf(format, args...))
+func readFile(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("read tariff file: %w", err)
 	}
-	if f.Version == 0 {
-		return nil, bad("version", "missing or 0; versions start at 1")
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read tariff file %s: %w", name, err)
 	}
-	if f.PassbackSeconds < 0 || f.PassbackSeconds > 24*3600 {
-		return nil, bad("passback_seconds", "%d is outside 0..86400", f.PassbackSeconds)
+	if len(data) > maxFileBytes {
+		return nil, fileErr(name, "larger than %d bytes", maxFileBytes)
 	}
-	if len(f.Fares) == 0 {
-		return nil, bad("fares", "no fare: list at least one carrier")
+	return data, nil
+}
+
+// Parse reads and checks the tariff directory at the root of fsys. It
+// ignores tariff.sig and does not check signatures: use Open for a tariff
+// from outside.
+func Parse(fsys fs.FS) (*fare.Tariff, error) {
+	files, err := readDir(fsys)
+	if err != nil {
+		return nil, err
 	}
-	t := &fare.Tariff{
-		Version:    f.Version,
-		Passback:   time.Duration(f.PassbackSeconds) * time.Second,
-		FareKop:    make(map[string]int64, len(f.Fares)),
-		Categories: make(map[string]fare.Category, len(f.Categories)),
+	return build(files)
+}
+
+// Load reads and checks the unsigned tariff directory at path, for
+// development and the demo. A directory holding tariff.sig is refused
+// with ErrSigned: load it with LoadSigned.
+func Load(path string) (*fare.Tariff, error) {
+	files, err := readPath(path)
+	if err != nil {
+		return nil, err
 	}
-	for i, fr := range f.Fares {
-		field := fmt.Sprintf("fares[%d]", i)
-		switch {
-		case fr.Carrier == "" || len(fr.Carrier) > 32:
-			return nil, bad(field+".carrier", "%q: want 1 to 32 characters", fr.Carrier)
-		case fr.FareKop <= 0 || fr.FareKop > 100_000_00:
-			return nil, bad(field+".fare_kop", "%d: want a fare in kopiyky between 1 and 10000000", fr.FareKop)
+	for _, f := range files {
+		if f.name == SignatureFile {
+			return nil, fmt.Errorf("tariff %s: %w", path, ErrSigned)
 		}
-		if _, dup := t.FareKop[fr.Carrier]; dup {
-			return nil, bad(field+".carrier", "%q listed twice", fr.Carrier)
-		}
-		t.FareKop[fr.Carrier] = fr.FareKop
 	}
-	for i, c := range f.Categories {
-		field := fmt.Sprintf("categories[%d]", i)
-		n, err := strconv.ParseUint(c.Code, 10, 16)
-		switch {
-		case err != nil || n == 0 || strconv.FormatUint(n, 10) != c.Code:
-			return nil, bad(field+".code", "%q: want the card's category number, 1 to 65535, without leading zeros", c.Code)
-		case c.DiscountPct < 0 || c.DiscountPct > 100:
-			return nil, bad(field+".discount_pct", "%d is outside 0..100", c.DiscountPct)
-		case c.Funding != "city" && c.Funding != "state":
-			return nil, bad(field+".funding", "%q: want city or state", c.Funding)
-		}
-		if _, dup := t.Categories[c.Code]; dup {
-			return nil, bad(field+".code", "%q listed twice", c.Code)
-		}
-		t.Categories[c.Code] = fare.Category{Code: c.Code, DiscountPct: c.DiscountPct, Funding: c.Funding}
+	t, err := build(files)
+	if err != nil {
+		return nil, fmt.Errorf("tariff %s: %w", path, err)
 	}
 	return t, nil
+}
+
+func readPath(path string) ([]file, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tariff: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("tariff %s: not a directory: a tariff is a directory of CSV files (validator/tariff/FORMAT.md): %w",
+			path, ErrInvalid)
+	}
+	files, err := readDir(os.DirFS(path))
+	if err != nil {
+		return nil, fmt.Errorf("tariff %s: %w", path, err)
+	}
+	return files, nil
 }
