@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"github.com/citycard/transit/simulator/vcard"
 	"github.com/citycard/transit/simulator/vpcd"
 	"github.com/citycard/transit/validator/agent"
+	"github.com/citycard/transit/validator/hotlist"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
@@ -96,6 +99,7 @@ type rider struct {
 	category uint16
 	funding  card.Funding
 	purseKop int64
+	lost     bool // on the hotlist
 }
 
 // TestEndToEnd drives the walking skeleton with every real part: virtual
@@ -149,33 +153,60 @@ func TestEndToEnd(t *testing.T) {
 		{"e2e-atp1-0417", "ATP-1", vpcd0, reader0, 1500},
 		{"e2e-et-0093", "ELEKTROTRANS", vpcd1, reader1, 800},
 	}
-	tariffPath, err := filepath.Abs(filepath.Join("..", "..", "testdata", "tariff"))
+	// The sample tariff, signed as the city would sign it.
+	tariffPath := filepath.Join(dir, "tariff")
+	if err := os.CopyFS(tariffPath, os.DirFS(filepath.Join("..", "..", "testdata", "tariff"))); err != nil {
+		t.Fatal(err)
+	}
+	transit(t, ctx, 0, "tariff", "sign", tariffPath, "--keystore", keys)
+
+	// The registry's hotlist publisher, with one lost card on it.
+	lostCard, _ := card.NewNumber(1001, 799)
+	ks, err := hsm.OpenKeystore(keys, []byte("e2e passphrase"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, err := ks.Signer(ctx, hsm.Ref{Label: hsm.LabelSignHotlist, Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hotlistFile, err := hotlist.Build([]hotlist.Entry{{Card: uint64(lostCard), Reason: hotlist.ReasonLost}}, 1, time.Now(), signer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/validator/hotlist" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Query().Get("since") == "1" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write(hotlistFile)
+	}))
+	defer registry.Close()
 	for i, v := range vals {
 		vk := filepath.Join(dir, v.device+".keys")
 		transit(t, ctx, 0, "hsm", "export-role", "validator", "--device", v.device, "--out", vk, "--keystore", keys)
 		cfg := fmt.Sprintf(`{"device": %q, "device_number": %d, "carrier": %q, "route": "1", "vehicle": "v%d",
-			"reader": %q, "journal": %q, "keystore": %q, "tariff": %q,
-			"kafka": {"brokers": [%q], "topic": %q}, "upload_interval": "200ms"}`,
-			v.device, 1000+i, v.carrier, i, v.reader, v.device+".journal", vk, tariffPath, broker, topic)
+			"reader": %q, "journal": %q, "keystore": %q, "tariff": %q, "hotlist_dir": %q,
+			"updates_url": %q, "kafka": {"brokers": [%q], "topic": %q}, "upload_interval": "200ms"}`,
+			v.device, 1000+i, v.carrier, i, v.reader, v.device+".journal", vk, tariffPath, v.device+".hotlist",
+			registry.URL+"/v1/validator", broker, topic)
 		if err := os.WriteFile(filepath.Join(dir, v.device+".json"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// Cards, personalised with the issuer's keys as a desk does.
-	ks, err := hsm.OpenKeystore(keys, []byte("e2e passphrase"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	issuer := cardkey.New(ks)
 	riders := []rider{
-		{11, card.FundingState, 100_00}, // pensioner: free, the state pays
-		{31, card.FundingCity, 100_00},  // student: half fare, the city pays half
-		{0, 0, 100_00},                  // full fare: nothing to compensate
-		{21, card.FundingCity, 0},       // disability, empty purse: still rides free
+		{11, card.FundingState, 100_00, false}, // pensioner: free, the state pays
+		{31, card.FundingCity, 100_00, false},  // student: half fare, the city pays half
+		{0, 0, 100_00, false},                  // full fare: nothing to compensate
+		{21, card.FundingCity, 0, false},       // disability, empty purse: still rides free
+		{11, card.FundingState, 100_00, true},  // reported lost: on the hotlist, denied
 	}
 	now := time.Now()
 	cards := make([]*vcard.Card, len(riders))
@@ -183,6 +214,9 @@ func TestEndToEnd(t *testing.T) {
 		uid := []byte{0x04, 0xE2, 0xE0, byte(i), 0x11, 0x22, 0x80}
 		cards[i] = vcard.New(uid)
 		num, _ := card.NewNumber(1001, uint64(700+i))
+		if i == len(riders)-1 {
+			num = lostCard
+		}
 		today, _ := card.DateOf(now.AddDate(0, 0, -1))
 		exp, _ := card.DateOf(now.AddDate(4, 0, 0))
 		p := issue.Personalisation{
@@ -211,6 +245,10 @@ func TestEndToEnd(t *testing.T) {
 		stops[i], _ = background(t, ctx, "validator "+v.device, "validator", "run",
 			"--config", filepath.Join(dir, v.device+".json"), "--events", events[i])
 	}
+	// Each validator fetches the hotlist from the registry when it starts.
+	for _, v := range vals {
+		waitFile(t, filepath.Join(dir, v.device+".hotlist", "*.hotlist"))
+	}
 
 	// Every rider taps on both validators, one card at a time: a card is
 	// in one reader at once.
@@ -225,6 +263,12 @@ func TestEndToEnd(t *testing.T) {
 			ev, err := present(ctx, v.vpcd, c, events[i], k+1)
 			if err != nil {
 				t.Fatalf("%s, card %d: %v", v.device, k, err)
+			}
+			if k == len(riders)-1 {
+				if ev.Green || ev.Result != "denied" || ev.Reason != "hotlisted" {
+					t.Fatalf("%s: the lost card was not denied as hotlisted: %+v", v.device, ev)
+				}
+				continue
 			}
 			if !ev.Green || !ev.Committed || ev.Result != "accepted" {
 				t.Fatalf("%s, card %d: not a committed green ride: %+v", v.device, k, ev)
@@ -277,7 +321,22 @@ func TestEndToEnd(t *testing.T) {
 	stopClearing()
 }
 
+// waitFile waits up to 20 s for a file matching pattern to exist.
+func waitFile(t *testing.T, pattern string) {
+	t.Helper()
+	for range 200 {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no %s within 20 s", pattern)
+}
+
 func compensation(r rider, fareKop int64) int64 {
+	if r.lost {
+		return 0
+	}
 	switch r.category {
 	case 11, 12, 21:
 		return fareKop

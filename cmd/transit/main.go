@@ -111,6 +111,7 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newClearingCmd(),
 		newValidatorCmd(),
 		newHSMCmd(),
+		newTariffCmd(),
 	)
 	return root
 }

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/citycard/transit/card/cardkey"
@@ -21,8 +25,10 @@ import (
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/config"
 	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/journal"
 	"github.com/citycard/transit/validator/tariff"
+	"github.com/citycard/transit/validator/update"
 	"github.com/citycard/transit/validator/upload"
 )
 
@@ -99,6 +105,21 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	}
 	defer j.Close()
 
+	hkeys, err := hotlist.HSMKeys(ctx, ks)
+	if err != nil {
+		return fmt.Errorf("hotlist verify keys: %w", err)
+	}
+	hl, err := hotlist.Open(ctx, hotlist.Config{Dir: cfg.HotlistDir, MaxAge: time.Duration(cfg.HotlistMaxAge)}, hkeys)
+	if err != nil {
+		return err
+	}
+	if hl.Version() == 0 {
+		slog.Warn("no hotlist loaded: no card is blocked until one arrives", "dir", cfg.HotlistDir)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now))
+
 	reader := pcsc.Open(cfg.Reader)
 	defer reader.Close()
 	cards := agent.DESFire(cardkey.New(ks), cfg.DeviceNumber, cfg.Vehicle, cfg.Location())
@@ -106,8 +127,10 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	a := &agent.Agent{
 		Device:  fare.Device{ID: cfg.Device, Carrier: cfg.Carrier, Route: cfg.Route, Vehicle: cfg.Vehicle},
 		Tariff:  tf,
+		Hotlist: hl,
 		Cards:   cards,
 		Journal: j,
+		Metrics: agent.NewMetrics(reg),
 	}
 	var mu sync.Mutex
 	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Show: func(ev agent.Event) {
@@ -125,21 +148,52 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 		Publisher: &lazyKafka{cfg: kafka.Config{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topic}},
 		MaxTaps:   cfg.BatchSize,
 		Interval:  time.Duration(cfg.UploadInterval),
+		Metrics:   upload.NewMetrics(reg),
 	}
 	defer up.Publisher.(*lazyKafka).Close()
 
 	slog.Info("validator started", "device", cfg.Device, "reader", cfg.Reader, "tariff", tf.Version)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	upErr := make(chan error, 1)
-	go func() { upErr <- up.Run(ctx) }()
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx) // each runs until ctx ends, logging its own failures
+		}()
+	}
+	goRun(up.Run)
+	if cfg.UpdatesURL != "" {
+		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
+	}
+	if cfg.MetricsListen != "" {
+		srv, err := serveMetrics(cfg.MetricsListen, reg)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	err = loop.Run(ctx)
 	cancel()
-	<-upErr
+	wg.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// serveMetrics serves reg's metrics at /metrics on addr until closed.
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w; choose another metrics_listen address", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
 }
 
 // describe is the terminal line for one result.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/citycard/transit/card/apdu"
 	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -47,6 +48,12 @@ type CardReader interface {
 	// An error means the card is not one of ours or could not be read;
 	// nothing was written to it.
 	Begin(ctx context.Context, tr apdu.Transport, uid []byte, now time.Time) (Session, error)
+}
+
+// Hotlists is where the agent finds the hotlist in force
+// (*hotlist.Holder).
+type Hotlists interface {
+	Current() *hotlist.List
 }
 
 // Journal is the part of validator/journal the agent writes.
@@ -93,13 +100,14 @@ const (
 
 // Agent decides and records taps on one device.
 type Agent struct {
-	Device         fare.Device
-	Tariff         *fare.Tariff
-	Hotlist        fare.Hotlist
-	HotlistVersion uint64
-	Cards          CardReader
-	Journal        Journal
-	Log            *slog.Logger
+	Device fare.Device
+	Tariff *fare.Tariff
+	// Hotlist gives the hotlist in force (nil: none). Each tap takes the
+	// current list once, so the version it records is the one that decided.
+	Hotlist Hotlists
+	Cards   CardReader
+	Journal Journal
+	Log     *slog.Logger
 	// Now is the clock (default time.Now); taps are stamped in UTC to the
 	// millisecond.
 	Now func() time.Time
@@ -144,14 +152,18 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 	}
 	c := sess.Card()
 	t0 := time.Now()
-	d := fare.Decide(c, a.Tariff, a.Hotlist, a.Device, now)
+	var hl *hotlist.List // nil: the empty list, version 0
+	if a.Hotlist != nil {
+		hl = a.Hotlist.Current()
+	}
+	d := fare.Decide(c, a.Tariff, hl, a.Device, now)
 	decided = time.Since(t0)
 	t := &tap.Tap{
 		Time: now, Card: c.Number,
 		Carrier: a.Device.Carrier, Route: a.Device.Route, Vehicle: a.Device.Vehicle,
 		Result: d.Result, Reason: d.Reason, Product: d.Product, Category: d.Category, Funding: d.Funding,
 		FareKop: d.FareKop, ChargedKop: d.ChargedKop, CompensationKop: d.CompensationKop,
-		TariffVersion: a.Tariff.Version, HotlistVersion: a.HotlistVersion,
+		TariffVersion: a.Tariff.Version, HotlistVersion: hl.Version(),
 	}
 	// Journalled before the card is written and before the light: a power
 	// cut from here on leaves a record, settled as not committed.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,8 +39,20 @@ type Config struct {
 	// Keystore is the validator's role keystore (transit hsm export-role
 	// validator); its passphrase comes from TRANSIT_KEYSTORE_PASSPHRASE.
 	Keystore string `json:"keystore"`
-	// Tariff is the tariff file.
+	// Tariff is the tariff directory (validator/tariff/FORMAT.md).
 	Tariff string `json:"tariff"`
+	// HotlistDir keeps the accepted hotlist files (default "hotlist"
+	// beside the journal).
+	HotlistDir string `json:"hotlist_dir"`
+	// HotlistMaxAge is how old the hotlist may get before it is reported
+	// stale (default 48h); a stale list is still used.
+	HotlistMaxAge Duration `json:"hotlist_max_age"`
+	// UpdatesURL is the registry's base URL for hotlists
+	// (validator/update); empty: updates are copied in by hand.
+	UpdatesURL string `json:"updates_url"`
+	// MetricsListen is where /metrics is served (e.g. 127.0.0.1:9464);
+	// empty: no metrics endpoint.
+	MetricsListen string `json:"metrics_listen"`
 	// TimeZone is the city's time zone, for card dates (default Europe/Kyiv).
 	TimeZone string `json:"time_zone"`
 	Kafka    Kafka  `json:"kafka"`
@@ -88,7 +101,7 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff} {
+	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff, &c.HotlistDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -140,6 +153,18 @@ func (c *Config) complete() error {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
+	}
+	if c.HotlistDir == "" {
+		c.HotlistDir = filepath.Join(filepath.Dir(c.Journal), "hotlist")
+	}
+	if c.HotlistMaxAge < 0 {
+		return bad("hotlist_max_age", "negative")
+	}
+	if c.UpdatesURL != "" {
+		u, err := url.Parse(c.UpdatesURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("updates_url", "%q: want an http(s) URL such as https://registry.city/v1/validator", c.UpdatesURL)
+		}
 	}
 	return nil
 }

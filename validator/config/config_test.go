@@ -17,6 +17,9 @@ func TestSample(t *testing.T) {
 	if c.Device != "bus-0417-front" || c.DeviceNumber != 417001 || time.Duration(c.UploadInterval) != 5*time.Second {
 		t.Fatalf("sample read as %+v", c)
 	}
+	if want := filepath.Join("..", "..", "testdata", "hotlist"); c.HotlistDir != want {
+		t.Fatalf("hotlist dir %q, want %q (beside the journal)", c.HotlistDir, want)
+	}
 	if want := filepath.Join("..", "..", "testdata", "tariff"); c.Tariff != want {
 		t.Fatalf("tariff path %q, want %q (relative to the file)", c.Tariff, want)
 	}
@@ -30,6 +33,7 @@ func TestRejects(t *testing.T) {
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"upload_interval":"soon"}`, `invalid duration "soon"`},
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"colour":"red"}`, `unknown field "colour"`},
 		{`{"device_number":1}`, "device: "},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"updates_url":"ftp://registry"}`, "updates_url"},
 		{`{` + strings.Replace(base, `"device_number":1`, `"device_number":0`, 1) + `,"kafka":{"brokers":["x:1"]}}`, "device_number"},
 	} {
 		p := filepath.Join(t.TempDir(), "v.json")

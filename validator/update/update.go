@@ -1,0 +1,157 @@
+// Package update keeps a validator's hotlist current when it is online.
+//
+// The publisher (the registry) serves, under one base URL:
+//
+//	GET {base}/hotlist?since=V   the delta from version V to the newest, or
+//	                             the full list when it has no such delta;
+//	                             304 Not Modified when V is the newest
+//	GET {base}/hotlist           the newest full list
+//
+// Every file is signed (validator/hotlist); the fetcher trusts nothing
+// about the transport and hands each file to the hotlist Holder, which
+// verifies it and refuses anything older than what it holds. A delta that
+// does not fit is answered by fetching the full list.
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/citycard/transit/validator/hotlist"
+)
+
+// MaxFile bounds a downloaded hotlist: 10 million cards take about 20 MB.
+const MaxFile = 256 << 20
+
+// Fetcher polls the publisher for newer hotlists.
+type Fetcher struct {
+	// Base is the publisher's base URL, e.g. https://registry.city/v1/validator.
+	Base    string
+	Client  *http.Client
+	Hotlist *hotlist.Holder
+	Keys    hotlist.KeyLookup
+	// Interval between polls (default 5 min); after a failure the wait
+	// doubles up to MaxBackoff (default 30 min).
+	Interval   time.Duration
+	MaxBackoff time.Duration
+	Log        *slog.Logger
+}
+
+// ErrStatus is wrapped when the publisher answers with an unexpected
+// HTTP status.
+var ErrStatus = errors.New("unexpected answer from the hotlist publisher")
+
+// Once fetches and applies what is newer than the loaded list. It returns
+// whether a new list was applied.
+func (f *Fetcher) Once(ctx context.Context) (bool, error) {
+	since := f.Hotlist.Version()
+	q := url.Values{}
+	if since > 0 {
+		q.Set("since", strconv.FormatUint(since, 10))
+	}
+	data, err := f.get(ctx, "hotlist", q)
+	if err != nil || data == nil {
+		return false, err
+	}
+	m, err := f.Hotlist.Apply(ctx, data, f.Keys)
+	if errors.Is(err, hotlist.ErrWrongBase) {
+		// Our list is too old (or damaged) for any delta the publisher
+		// keeps: start again from the full list.
+		if data, err = f.get(ctx, "hotlist", nil); err != nil {
+			return false, err
+		}
+		m, err = f.Hotlist.Apply(ctx, data, f.Keys)
+	}
+	if errors.Is(err, hotlist.ErrRollback) && m.Version == since {
+		return false, nil // the same list again: nothing new
+	}
+	if err != nil {
+		return false, fmt.Errorf("apply hotlist from %s: %w", f.Base, err)
+	}
+	f.log().Info("hotlist updated", "version", m.Version, "kind", m.Kind, "issued", m.Issued)
+	return true, nil
+}
+
+// get returns the body, or nil for 304 Not Modified.
+func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	u, err := url.JoinPath(f.Base, path)
+	if err != nil {
+		return nil, fmt.Errorf("hotlist publisher URL %q: %w", f.Base, err)
+	}
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := f.Client
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Minute}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch hotlist: %w", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, nil
+	case http.StatusOK:
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %w: %q", u, resp.Status, ErrStatus, msg)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if len(data) > MaxFile {
+		return nil, fmt.Errorf("GET %s: more than %d bytes: %w", u, MaxFile, ErrStatus)
+	}
+	return data, nil
+}
+
+// Run polls until ctx ends and returns ctx's error. Failures are logged
+// and retried with backoff: the validator works offline meanwhile.
+func (f *Fetcher) Run(ctx context.Context) error {
+	interval := f.Interval
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	maxWait := f.MaxBackoff
+	if maxWait <= 0 {
+		maxWait = 30 * time.Minute
+	}
+	wait := interval
+	for {
+		if _, err := f.Once(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.log().Warn("hotlist update failed, will retry", "err", err, "in", wait)
+			wait = min(wait*2, maxWait)
+		} else {
+			wait = interval
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (f *Fetcher) log() *slog.Logger {
+	if f.Log != nil {
+		return f.Log
+	}
+	return slog.Default()
+}
