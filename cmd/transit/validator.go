@@ -88,6 +88,10 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	if err != nil {
 		return err
 	}
+	// A tariff update cut short by a power loss is completed first.
+	if err := update.RecoverDir(cfg.Tariff); err != nil {
+		return fmt.Errorf("tariff directory %s: %w", cfg.Tariff, err)
+	}
 	// A signed tariff is verified with the sign-tariff keys of the role
 	// keystore; an unsigned one is for development only.
 	tf, err := tariff.Load(cfg.Tariff)
@@ -166,6 +170,7 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	goRun(up.Run)
 	if cfg.UpdatesURL != "" {
 		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
+		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
 		srv, err := serveMetrics(cfg.MetricsListen, reg)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/citycard/transit/card/apdu"
@@ -101,7 +102,9 @@ const (
 // Agent decides and records taps on one device.
 type Agent struct {
 	Device fare.Device
+	// Tariff is the tariff at start; SetTariff replaces it while running.
 	Tariff *fare.Tariff
+	tariff atomic.Pointer[fare.Tariff]
 	// Hotlist gives the hotlist in force (nil: none). Each tap takes the
 	// current list once, so the version it records is the one that decided.
 	Hotlist Hotlists
@@ -114,6 +117,18 @@ type Agent struct {
 	// Metrics, when set, counts taps and times decisions and card
 	// transactions.
 	Metrics *Metrics
+}
+
+// SetTariff makes t the tariff of the next taps; a tap in progress keeps
+// the one it started with.
+func (a *Agent) SetTariff(t *fare.Tariff) { a.tariff.Store(t) }
+
+// CurrentTariff returns the tariff in force.
+func (a *Agent) CurrentTariff() *fare.Tariff {
+	if t := a.tariff.Load(); t != nil {
+		return t
+	}
+	return a.Tariff
 }
 
 func (a *Agent) now() time.Time {
@@ -156,14 +171,15 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 	if a.Hotlist != nil {
 		hl = a.Hotlist.Current()
 	}
-	d := fare.Decide(c, a.Tariff, hl, a.Device, now)
+	tf := a.CurrentTariff()
+	d := fare.Decide(c, tf, hl, a.Device, now)
 	decided = time.Since(t0)
 	t := &tap.Tap{
 		Time: now, Card: c.Number,
 		Carrier: a.Device.Carrier, Route: a.Device.Route, Vehicle: a.Device.Vehicle,
 		Result: d.Result, Reason: d.Reason, Product: d.Product, Category: d.Category, Funding: d.Funding,
 		FareKop: d.FareKop, ChargedKop: d.ChargedKop, CompensationKop: d.CompensationKop,
-		TariffVersion: a.Tariff.Version, HotlistVersion: hl.Version(),
+		TariffVersion: tf.Version, HotlistVersion: hl.Version(),
 	}
 	// Journalled before the card is written and before the light: a power
 	// cut from here on leaves a record, settled as not committed.

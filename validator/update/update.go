@@ -1,4 +1,5 @@
-// Package update keeps a validator's hotlist current when it is online.
+// Package update keeps a validator's hotlist and tariff current when it
+// is online.
 //
 // The publisher (the registry) serves, under one base URL:
 //
@@ -6,11 +7,14 @@
 //	                             the full list when it has no such delta;
 //	                             304 Not Modified when V is the newest
 //	GET {base}/hotlist           the newest full list
+//	GET {base}/tariff?since=V    the newest signed tariff directory as a
+//	                             zip archive; 304 when V is the newest
 //
-// Every file is signed (validator/hotlist); the fetcher trusts nothing
-// about the transport and hands each file to the hotlist Holder, which
-// verifies it and refuses anything older than what it holds. A delta that
-// does not fit is answered by fetching the full list.
+// Every file is signed (validator/hotlist, validator/tariff); the fetchers
+// trust nothing
+// // about the transport and verify before anything is used, refusing
+// anything older than what is in force. A hotlist delta that does not fit
+// is answered by fetching the full list.
 package update
 
 import (
@@ -46,7 +50,7 @@ type Fetcher struct {
 
 // ErrStatus is wrapped when the publisher answers with an unexpected
 // HTTP status.
-var ErrStatus = errors.New("unexpected answer from the hotlist publisher")
+var ErrStatus = errors.New("unexpected answer from the publisher")
 
 // Once fetches and applies what is newer than the loaded list. It returns
 // whether a new list was applied.
@@ -79,11 +83,15 @@ func (f *Fetcher) Once(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// get returns the body, or nil for 304 Not Modified.
 func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	u, err := url.JoinPath(f.Base, path)
+	return get(ctx, f.Client, f.Base, path, q)
+}
+
+// get returns the body of GET base/path?q, or nil for 304 Not Modified.
+func get(ctx context.Context, client *http.Client, base, path string, q url.Values) ([]byte, error) {
+	u, err := url.JoinPath(base, path)
 	if err != nil {
-		return nil, fmt.Errorf("hotlist publisher URL %q: %w", f.Base, err)
+		return nil, fmt.Errorf("publisher URL %q: %w", base, err)
 	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -92,13 +100,12 @@ func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	client := f.Client
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Minute}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch hotlist: %w", err)
+		return nil, fmt.Errorf("fetch %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -122,21 +129,25 @@ func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, e
 // Run polls until ctx ends and returns ctx's error. Failures are logged
 // and retried with backoff: the validator works offline meanwhile.
 func (f *Fetcher) Run(ctx context.Context) error {
-	interval := f.Interval
+	return poll(ctx, "hotlist", f.Once, f.Interval, f.MaxBackoff, f.log())
+}
+
+// poll calls once every interval (default 5 min) until ctx ends, doubling
+// the wait after a failure up to maxWait (default 30 min).
+func poll(ctx context.Context, what string, once func(context.Context) (bool, error), interval, maxWait time.Duration, log *slog.Logger) error {
 	if interval <= 0 {
 		interval = 5 * time.Minute
 	}
-	maxWait := f.MaxBackoff
 	if maxWait <= 0 {
 		maxWait = 30 * time.Minute
 	}
 	wait := interval
 	for {
-		if _, err := f.Once(ctx); err != nil {
+		if _, err := once(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			f.log().Warn("hotlist update failed, will retry", "err", err, "in", wait)
+			log.Warn(what+" update failed, will retry", "err", err, "in", wait)
 			wait = min(wait*2, maxWait)
 		} else {
 			wait = interval
