@@ -112,6 +112,7 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newValidatorCmd(),
 		newHSMCmd(),
 		newTariffCmd(),
+		newRegistryCmd(),
 	)
 	return root
 }

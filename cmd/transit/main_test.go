@@ -12,13 +12,13 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit %d: %s", code, errb.String())
 	}
-	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm"} {
+	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm", "tariff", "registry"} {
 		if !strings.Contains(out.String(), "\n  "+c+" ") {
 			t.Errorf("--help does not list %q:\n%s", c, out.String())
 		}
 	}
 	for _, args := range [][]string{{"demo"}, {"validator", "run"}, {"clearing", "serve"}, {"clearing", "migrate"},
-		{"report", "compensation"}, {"hsm", "init"}} {
+		{"report", "compensation"}, {"hsm", "init"}, {"tariff", "sign"}, {"registry", "serve"}} {
 		var out, errb syncBuffer
 		run(context.Background(), append(args, "--help"), &out, &errb)
 		if !strings.Contains(out.String(), "Examples:") {

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/api"
+	"github.com/citycard/transit/registry/store"
+	"github.com/citycard/transit/registry/store/postgres"
+	"github.com/citycard/transit/registry/store/sqlite"
+)
+
+// registryFlags selects the registry database.
+type registryFlags struct {
+	db        string
+	tz        string
+	issuer    uint16
+	cardYears int
+}
+
+func (f *registryFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.db, "db", "", "registry database: a PostgreSQL URL (postgres://user@host:5432/transit) or sqlite:FILE for the embedded store")
+	cmd.PersistentFlags().StringVar(&f.tz, "tz", "Europe/Kyiv", "the city's time zone, which decides what today is (card validity, expiring entitlements)")
+}
+
+// open opens the registry store the flags name. A PostgreSQL store must
+// have been migrated first (transit registry migrate).
+func (f *registryFlags) open(ctx context.Context) (store.Store, *time.Location, error) {
+	loc, err := time.LoadLocation(f.tz)
+	if err != nil {
+		return nil, nil, usagef("--tz %q: not a known time zone (e.g. Europe/Kyiv, UTC)", f.tz)
+	}
+	if f.issuer > 9999 {
+		return nil, nil, usagef("--issuer %d: an issuer code has at most 4 digits", f.issuer)
+	}
+	opt := store.Options{Issuer: f.issuer, CardYears: f.cardYears, Location: loc}
+	var st store.Store
+	switch {
+	case f.db == "":
+		return nil, nil, usagef("no database: give --db postgres://... or --db sqlite:FILE")
+	case isPostgresURL(f.db):
+		st, err = postgres.Open(ctx, f.db, opt)
+	case strings.HasPrefix(f.db, "sqlite:"):
+		st, err = sqlite.Open(ctx, strings.TrimPrefix(f.db, "sqlite:"), opt)
+	default:
+		return nil, nil, usagef("--db %q: want a postgres:// URL or sqlite:FILE", f.db)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, loc, nil
+}
+
+// newRegistryCmd is `transit registry`: the register of residents, their
+// benefits and cards, and its HTTP API.
+func newRegistryCmd() *cobra.Command {
+	var rf registryFlags
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "The registry: residents, benefit entitlements, cards and the audited API over them",
+		Long: `The registry holds the city's only personal data: residents, their benefit entitlements and their
+cards. Staff and residents use it through an HTTP JSON API with API tokens; every read of personal data
+is written to an append-only audit log with who read it and why. Clearing and the hotlist get card
+events without personal data.`,
+	}
+	rf.register(cmd)
+
+	migrate := &cobra.Command{
+		Use:     "migrate",
+		Short:   "Create or upgrade the registry schema in PostgreSQL",
+		Long:    "Apply every schema migration the database lacks. Safe to run again; the embedded sqlite: store migrates itself.",
+		Example: `  transit registry migrate --db postgres://postgres@127.0.0.1:5432/transit`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if !isPostgresURL(rf.db) {
+				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
+			}
+			n, err := postgres.Migrate(c.Context(), rf.db)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "applied %d migration(s)\n", n)
+			return nil
+		},
+	}
+
+	var listen string
+	serve := &cobra.Command{
+		Use:   "serve --db URL --issuer CODE",
+		Short: "Serve the registry's HTTP JSON API until stopped",
+		Long: `Serve the registry API (see registry/api): residents, entitlements, card lifecycle, personalisation
+data, card events and blocked cards, the expiring list, benefit-register imports and the audit log.
+Requests need an API token (transit registry token create). The API carries personal data and tokens:
+outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIGTERM.`,
+		Example: `  transit registry serve --db postgres://postgres@127.0.0.1/transit --issuer 1001 --listen 127.0.0.1:8081
+  transit registry serve --db sqlite:registry.db --issuer 1001`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			if rf.issuer == 0 {
+				return usagef("give the city's card issuer code: --issuer CODE (1 to 9999; the first four digits of card numbers)")
+			}
+			if rf.cardYears < 1 || rf.cardYears > 20 {
+				return usagef("--card-years %d: want 1 to 20", rf.cardYears)
+			}
+			st, loc, err := rf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w; choose another --listen address", listen, err)
+			}
+			if host, _, _ := net.SplitHostPort(listen); !isLoopback(host) {
+				slog.Warn("the registry API serves personal data and tokens without TLS; put a TLS-terminating proxy in front", "listen", listen)
+			}
+			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer)
+			fmt.Fprintf(c.ErrOrStderr(), "registry API on http://%s/v1 (Ctrl-C stops)\n", ln.Addr())
+			err = api.Serve(ctx, ln, api.New(st, api.Options{Location: loc, Logger: slog.Default()}))
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve the API on")
+	serve.Flags().Uint16Var(&rf.issuer, "issuer", 0, "the city's card issuer code, the first four digits of new card numbers")
+	serve.Flags().IntVar(&rf.cardYears, "card-years", store.DefaultCardYears, "how many years a new card is valid")
+
+	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf))
+	return cmd
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newRegistryTokenCmd(rf *registryFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Manage API tokens of the registry",
+	}
+	var (
+		user     string
+		role     string
+		resident int64
+	)
+	create := &cobra.Command{
+		Use:   "create --user NAME --role ROLE",
+		Short: "Make an API token for a user and print it once",
+		Long: `Make a random API token bound to a user and a role, store only its SHA-256, and print the token once
+on standard output: it cannot be shown again. Roles: desk, supervisor, finance, auditor, resident.
+A resident's token also names their resident id (--resident) and shows only their own data.`,
+		Example: `  transit registry token create --db postgres://postgres@127.0.0.1/transit --user olena.k --role desk
+  transit registry token create --db sqlite:registry.db --user citizen-42 --role resident --resident 42`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if user == "" {
+				return usagef("give the user the token is for: --user NAME")
+			}
+			actor := registry.Actor{User: user, Role: registry.Role(role), Resident: resident}
+			if !actor.Role.Valid() {
+				return usagef("--role %q: want desk, supervisor, finance, auditor or resident", role)
+			}
+			if actor.Role == registry.RoleResident && resident <= 0 {
+				return usagef("a resident's token needs their resident id: --resident ID")
+			}
+			if actor.Role != registry.RoleResident && resident != 0 {
+				return usagef("--resident is only for --role resident")
+			}
+			secret, tok, err := registry.NewToken(actor, time.Now())
+			if err != nil {
+				return usageError{err}
+			}
+			st, _, err := rf.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.AddToken(c.Context(), tok); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), secret)
+			fmt.Fprintf(c.ErrOrStderr(), "token for %s (%s) stored; it is shown only this once: send it as `Authorization: Bearer <token>`\n", user, role)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&user, "user", "", "who the token is for (recorded in the audit log)")
+	create.Flags().StringVar(&role, "role", "", "desk, supervisor, finance, auditor or resident")
+	create.Flags().Int64Var(&resident, "resident", 0, "for --role resident: their resident id")
+	cmd.AddCommand(create)
+	return cmd
+}

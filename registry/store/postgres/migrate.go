@@ -1,0 +1,124 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The schema is changed only by adding a file NNNN_name.sql here; a file
+// already released is never edited, because databases that applied it
+// would not see the change.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchema is wrapped by Open when the database schema is missing or
+// does not match this build.
+var ErrSchema = errors.New("registry database schema does not match this build")
+
+// versionTable records applied migrations. It is not clearing's
+// schema_migrations, so both schemas may share a database.
+const versionTable = "registry_schema_migrations"
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("embedded migration %q: name must be NNNN_description.sql", e.Name())
+		}
+		body, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read embedded migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i := range ms {
+		if ms[i].version != i+1 {
+			return nil, fmt.Errorf("embedded migration %s: versions must run 1, 2, 3... without gaps", ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrateLockKey serialises concurrent migrators of one database. The
+// value is arbitrary but fixed, and differs from clearing's.
+const migrateLockKey = 0x7265676973747279 // "registry"
+
+// Migrate brings the registry schema at dsn up to date and returns how
+// many migrations it applied (0 when it was already current). All pending
+// migrations are applied in one transaction, so a failure leaves the
+// schema as it was; running it again, or twice at once, is safe. Tables
+// are created in the first schema of the connection's search_path.
+func Migrate(ctx context.Context, dsn string) (applied int, err error) {
+	ms, err := migrations()
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: parse the --db URL: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, connectError(cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLockKey)); err != nil {
+		return 0, fmt.Errorf("migrate: wait for other migrators: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return 0, fmt.Errorf("migrate: create %s: %w", versionTable, err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+versionTable).Scan(&current); err != nil {
+		return 0, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return 0, fmt.Errorf("migrate: %w: the database is at version %d, this build knows up to %d; run a newer transit", ErrSchema, current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return 0, fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+versionTable+" (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+			return 0, fmt.Errorf("migrate: record %s: %w", m.name, err)
+		}
+		applied++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("migrate: commit: %w", err)
+	}
+	return applied, nil
+}

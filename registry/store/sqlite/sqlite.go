@@ -1,0 +1,168 @@
+// Package sqlite is the registry's embedded store, on SQLite through the
+// pure Go modernc.org/sqlite driver, for the demo and for single-machine
+// installations: no server, one file, and the same statements as the
+// PostgreSQL store (store/sqlstore), checked by the same contract suite.
+//
+// Unlike the PostgreSQL store, Open creates and migrates the schema
+// itself: the file belongs to the process that opens it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/store"
+	"github.com/citycard/transit/registry/store/sqlstore"
+)
+
+// The schema is changed only by adding a file NNNN_name.sql here; a file
+// already released is never edited, because files that applied it would
+// not see the change.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Store is the SQLite implementation of store.Store. It is safe for
+// concurrent use; SQLite runs one writer at a time, and so does Store.
+type Store struct {
+	*sqlstore.Store
+}
+
+var _ store.Store = (*Store)(nil)
+
+// placeholder matches the $N placeholders of the shared statements;
+// SQLite spells them ?N.
+var placeholder = regexp.MustCompile(`\$([0-9]+)`)
+
+var dialect = sqlstore.Dialect{
+	Name:   "SQLite",
+	Rebind: func(q string) string { return placeholder.ReplaceAllString(q, "?$1") },
+	Time:   func(t time.Time) any { return t.UnixMicro() },
+	Date:   func(d registry.Date) any { return d.String() },
+	IsUnique: func(err error) bool {
+		var e *sqlite.Error
+		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+	},
+}
+
+// Open opens the store in the file at path, creating it and bringing its
+// schema up to date as needed. ":memory:" gives a store that lives as
+// long as the returned Store.
+func Open(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	// FULL synchronous: a card blocked at the desk must stay blocked
+	// after a power cut. _txlock=immediate takes the write lock at BEGIN,
+	// so two processes on one file wait for each other (busy_timeout)
+	// instead of failing when both try to upgrade a read lock.
+	dsn := "file:" + url.PathEscape(path) +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)" +
+		"&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open registry store %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, the pragmas above are
+	// per connection, and an in-memory database exists only inside the
+	// connection that made it.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open registry store %s: %w; check that the path is a writable registry store file", path, err)
+	}
+	s, err := sqlstore.New(db, dialect, opt)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{Store: s}, nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("embedded migration %q: name must be NNNN_description.sql", e.Name())
+		}
+		body, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read embedded migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i := range ms {
+		if ms[i].version != i+1 {
+			return nil, fmt.Errorf("embedded migration %s: versions must run 1, 2, 3... without gaps", ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the pending migrations in one transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS registry_schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_us INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("migrate: create registry_schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM registry_schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("schema version %d is newer than this build knows (%d): run a newer transit", current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO registry_schema_migrations (version, name, applied_us) VALUES (?, ?, ?)",
+			m.version, m.name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("migrate: record %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

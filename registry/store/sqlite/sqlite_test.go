@@ -1,0 +1,163 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/store"
+	"github.com/citycard/transit/registry/store/sqlite"
+	"github.com/citycard/transit/registry/store/storetest"
+)
+
+func TestContract(t *testing.T) {
+	// A file per test; a second open in the same test reopens that file.
+	var (
+		mu    sync.Mutex
+		paths = make(map[*testing.T]string)
+	)
+	storetest.Run(t, func(t *testing.T, opt store.Options) store.Store {
+		mu.Lock()
+		path, ok := paths[t]
+		if !ok {
+			path = filepath.Join(t.TempDir(), "registry.db")
+			paths[t] = path
+		}
+		mu.Unlock()
+		s, err := sqlite.Open(context.Background(), path, opt)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", path, err)
+		}
+		return s
+	})
+}
+
+// open returns a store in a new file and the file's path.
+func open(t *testing.T) (*sqlite.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registry.db")
+	s, err := sqlite.Open(context.Background(), path, store.Options{Issuer: 1001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// TestAuditLogAppendOnly goes around the store, straight to the file: the
+// schema itself refuses to change or remove audit entries.
+func TestAuditLogAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	desk := registry.Access{Actor: registry.Actor{User: "olena", Role: registry.RoleDesk}, Purpose: "test"}
+	r, err := s.AddResident(ctx, desk, registry.Resident{RegistryNumber: storetest.RegistryNumber(1), Name: "Test Person",
+		BirthDate: registry.Date{Year: 1960, Month: 1, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		"UPDATE audit_log SET purpose = 'nothing to see'",
+		"DELETE FROM audit_log",
+		"DELETE FROM audit_log WHERE resident_id = " + strconv.FormatInt(r.ID, 10),
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v; want the append-only trigger to refuse it", stmt, err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM audit_log").Scan(&n); err != nil || n != 1 {
+		t.Errorf("audit entries after the attempts: %d, %v; want 1", n, err)
+	}
+}
+
+// TestOneLiveCardInSchema inserts a second live card behind the store's
+// back: the partial unique index refuses it.
+func TestOneLiveCardInSchema(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	desk := registry.Access{Actor: registry.Actor{User: "olena", Role: registry.RoleDesk}, Purpose: "test"}
+	r, err := s.AddResident(ctx, desk, registry.Resident{RegistryNumber: storetest.RegistryNumber(1), Name: "Test Person",
+		BirthDate: registry.Date{Year: 1960, Month: 1, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OrderCard(ctx, desk, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `INSERT INTO cards (number, resident_id, status, issued, expires, updated_at)
+		VALUES (?, ?, 'active', '2026-01-01', '2031-01-01', 0)`, int64(c.Number)+10, r.ID)
+	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Errorf("second live card inserted directly: %v; want a unique violation", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO cards (number, resident_id, status, issued, expires, updated_at)
+		VALUES (?, ?, 'expired', '2020-01-01', '2025-01-01', 0)`, int64(c.Number)+20, r.ID); err != nil {
+		t.Errorf("an expired card beside the live one: %v; want it allowed", err)
+	}
+}
+
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, ":memory:", store.Options{Issuer: 1001})
+	if err != nil {
+		t.Fatalf("Open(:memory:): %v", err)
+	}
+	defer s.Close()
+	desk := registry.Access{Actor: registry.Actor{User: "olena", Role: registry.RoleDesk}, Purpose: "test"}
+	r, err := s.AddResident(ctx, desk, registry.Resident{RegistryNumber: storetest.RegistryNumber(1), Name: "Test Person",
+		BirthDate: registry.Date{Year: 1960, Month: 1, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resident(ctx, desk, r.ID); err != nil {
+		t.Fatalf("Resident after AddResident in memory: %v", err)
+	}
+}
+
+func TestCardsNeedIssuer(t *testing.T) {
+	ctx := context.Background()
+	if _, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), store.Options{Issuer: 10000}); err == nil || !strings.Contains(err.Error(), "issuer") {
+		t.Fatalf("Open with a 5-digit issuer code: %v; want an error naming it", err)
+	}
+	s, err := sqlite.Open(ctx, ":memory:", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desk := registry.Access{Actor: registry.Actor{User: "olena", Role: registry.RoleDesk}, Purpose: "test"}
+	r, err := s.AddResident(ctx, desk, registry.Resident{RegistryNumber: storetest.RegistryNumber(1), Name: "Test Person",
+		BirthDate: registry.Date{Year: 1960, Month: 1, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OrderCard(ctx, desk, r.ID); err == nil || !strings.Contains(err.Error(), "--issuer") {
+		t.Fatalf("OrderCard without an issuer code: %v; want an error telling to set --issuer", err)
+	}
+}
+
+func TestOpenNotADatabase(t *testing.T) {
+	if _, err := sqlite.Open(context.Background(), t.TempDir(), store.Options{Issuer: 1001}); err == nil {
+		t.Fatalf("Open(a directory) succeeded")
+	} else {
+		t.Log(err)
+	}
+}

@@ -1,0 +1,121 @@
+// Package store defines the registry's durable state: residents, their
+// entitlements, cards and their lifecycle, the card event stream that
+// clearing and the hotlist consume, API tokens, and the append-only audit
+// log of every access to personal data.
+//
+// The interface is implemented by store/postgres (production) and
+// store/sqlite (the embedded store); both pass the contract suite in
+// store/storetest. This package imports no database driver.
+//
+// Every method that reads or changes personal data takes a
+// registry.Access, checks it against the role table (registry.Allowed),
+// and writes the audit entry in the same transaction as the read or
+// change: the data is never returned unless the entry was committed.
+// Methods that return no personal data (card events, blocked cards, card
+// data) take no Access; the API checks the caller's role before calling
+// them.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/registry"
+)
+
+// Store is the registry's durable state. Implementations are safe for
+// concurrent use. Errors wrap the registry's sentinels (ErrInvalid,
+// ErrNotFound, ErrDuplicate, ErrConflict, ErrTransition, ErrForbidden,
+// ErrNoPurpose, ErrUnauthenticated); a call that fails writes nothing.
+type Store interface {
+	// AddResident registers a person and returns the record with its id.
+	// ErrDuplicate if the registry number is already registered.
+	AddResident(ctx context.Context, a registry.Access, r registry.Resident) (registry.Resident, error)
+	// Resident returns everything the registry holds about one person.
+	// A resident may read their own; staff need ActReadPersonal and a
+	// purpose.
+	Resident(ctx context.Context, a registry.Access, id int64) (registry.Dossier, error)
+	// FindResidents returns the residents matching q, by name; each one
+	// returned gets an audit entry.
+	FindResidents(ctx context.Context, a registry.Access, q registry.Search) ([]registry.Resident, error)
+
+	// AddEntitlement records an entitlement of e.ResidentID (e.Source is
+	// set to SourceDesk) and emits an entitlements event for the
+	// resident's live card.
+	AddEntitlement(ctx context.Context, a registry.Access, e registry.Entitlement) (registry.Entitlement, error)
+	// EndEntitlement moves the last day of an entitlement of a resident
+	// earlier, to lastDay, and emits an entitlements event for the
+	// resident's live card.
+	EndEntitlement(ctx context.Context, a registry.Access, resident, id int64, lastDay registry.Date) (registry.Entitlement, error)
+	// Expiring lists the entitlements whose last day is in [from, to],
+	// soonest first, with their holders' names and contacts.
+	Expiring(ctx context.Context, a registry.Access, from, to registry.Date) ([]registry.Expiring, error)
+
+	// OrderCard gives a resident a new card number, status ordered.
+	// ErrConflict if the resident has a live card (registry.Status.Live):
+	// a person has one card, and a lost one is replaced.
+	OrderCard(ctx context.Context, a registry.Access, resident int64) (registry.Card, error)
+	// Transition moves a card to another status as the lifecycle table
+	// allows (ErrTransition otherwise) and emits a status event.
+	Transition(ctx context.Context, a registry.Access, number card.Number, c registry.Change) (registry.Card, error)
+	// Replace orders a replacement for a blocked, lost or stolen card,
+	// carrying its purse balance; the old card becomes replaced. It
+	// returns the old card and the new one.
+	Replace(ctx context.Context, a registry.Access, number card.Number, b registry.Balance) (old, replacement registry.Card, err error)
+	// Personalisation returns what the desk writes on an ordered or
+	// personalised card, the holder's personal data included.
+	Personalisation(ctx context.Context, a registry.Access, number card.Number) (registry.Personalisation, error)
+
+	// CardData returns what goes on a card without its holder's personal
+	// data.
+	CardData(ctx context.Context, number card.Number) (registry.CardData, error)
+	// CardEvents returns up to limit card events with Seq above since,
+	// in Seq order.
+	CardEvents(ctx context.Context, since uint64, limit int) ([]registry.CardEvent, error)
+	// Blocked returns every card validators must refuse, and the version
+	// (last event Seq) the list is consistent with.
+	Blocked(ctx context.Context) (registry.Blocklist, error)
+
+	// Import applies the rows of a benefit-register export in one
+	// transaction, all or nothing, and reports the changes. With dryRun
+	// it reports the same and writes nothing but the audit entries of the
+	// records it read. A row that contradicts the registry (another
+	// person's decision, a different birth date) fails the import with
+	// registry.ImportLineError.
+	Import(ctx context.Context, a registry.Access, rows []registry.ImportRow, dryRun bool) (registry.ImportReport, error)
+
+	// Audit returns audit entries, oldest first. Auditors see all; a
+	// resident sees those about themselves whatever q.Resident says.
+	Audit(ctx context.Context, a registry.Access, q registry.AuditQuery) ([]registry.AuditEntry, error)
+
+	// AddToken stores an API token (its hash only).
+	AddToken(ctx context.Context, t registry.Token) error
+	// Authenticate returns the actor of the token with this hash, or
+	// ErrUnauthenticated.
+	Authenticate(ctx context.Context, hash [32]byte) (registry.Actor, error)
+
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Options configures an implementation.
+type Options struct {
+	// Issuer is the issuer code of new card numbers (the first four
+	// digits), 1..9999. A store without one (0) refuses to issue cards;
+	// that suits tools that only migrate or manage tokens.
+	Issuer uint16
+	// CardYears is how long a new card is valid; 0 means DefaultCardYears.
+	CardYears int
+	// Location is the city's time zone, which decides what "today" is;
+	// nil means UTC.
+	Location *time.Location
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// DefaultCardYears is how long a card is valid unless told.
+const DefaultCardYears = 5
+
+// MaxEventPage is the most card events one CardEvents call returns.
+const MaxEventPage = 10_000
