@@ -30,6 +30,10 @@ type Message struct {
 	Partition int
 	Offset    int64
 	Time      time.Time
+	// HighWaterMark is, as of the fetch, the offset the partition's next
+	// message will get; the consumer is HighWaterMark-Offset-1 messages
+	// behind (its lag). 0 when the bus does not say.
+	HighWaterMark int64
 }
 
 // Producer publishes messages.

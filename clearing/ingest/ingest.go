@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -38,6 +39,8 @@ type Store interface {
 	// Quarantine keeps a rejected batch with the reason; it is never
 	// applied.
 	Quarantine(ctx context.Context, q Rejected) error
+	// AddAnomalies records anomalies; recording one again keeps one.
+	AddAnomalies(ctx context.Context, as []recon.Anomaly) error
 }
 
 // Rejected is a batch that failed a check.
@@ -58,12 +61,15 @@ const (
 	ReasonFutureTap     = "tap-in-future"
 )
 
+var unixEpoch = time.Unix(0, 0)
+
 // Outcome says what happened to one batch.
 type Outcome struct {
 	Device      string
 	Added       int
 	Duplicates  int
 	Quarantined string // the reason, "" when the batch was applied
+	Anomalies   int    // clock anomalies found in an applied batch
 }
 
 // Processor checks and stores batches.
@@ -77,6 +83,13 @@ type Processor struct {
 	MaxFuture time.Duration
 	// Now is clearing's clock (default time.Now).
 	Now func() time.Time
+	// Limits are the thresholds of the clock checks of a stored batch
+	// (recon.BatchClock); Location is the city's time zone (default
+	// UTC), which decides the month an anomaly is reported in.
+	Limits   recon.Limits
+	Location *time.Location
+	// Metrics, when set, counts what the Processor does.
+	Metrics *Metrics
 }
 
 // Process handles one batch as received from the bus. It returns an error
@@ -95,12 +108,14 @@ func (p *Processor) Process(ctx context.Context, wire []byte) (Outcome, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	received := now().UTC()
 	reject := func(device, reason string, err error) (Outcome, error) {
-		q := Rejected{Device: device, Reason: reason, Detail: err.Error(), Raw: append([]byte(nil), wire...), Received: now().UTC()}
+		q := Rejected{Device: device, Reason: reason, Detail: err.Error(), Raw: append([]byte(nil), wire...), Received: received}
 		if serr := p.Store.Quarantine(ctx, q); serr != nil {
 			return Outcome{}, fmt.Errorf("quarantine batch from %q (%s): %w", device, reason, serr)
 		}
 		log.Warn("batch quarantined", "device", device, "reason", reason, "err", err)
+		p.Metrics.quarantined(reason)
 		return Outcome{Device: device, Quarantined: reason}, nil
 	}
 
@@ -123,6 +138,12 @@ func (p *Processor) Process(ctx context.Context, wire []byte) (Outcome, error) {
 	}
 	limit := now().Add(maxFuture)
 	for i := range b.Taps {
+		// A Unix clock cannot show a time before 1970; such a tap comes
+		// from a broken encoder, and no month could hold it.
+		if b.Taps[i].Time.Before(unixEpoch) {
+			return reject(b.Device, ReasonInvalidTap, fmt.Errorf("tap %d at %s is before 1970: the validator's clock or encoder is broken",
+				b.Taps[i].Seq, b.Taps[i].Time.Format(time.RFC3339)))
+		}
 		if b.Taps[i].Time.After(limit) {
 			return reject(b.Device, ReasonFutureTap, fmt.Errorf("tap %d at %s is more than %s ahead of clearing's clock",
 				b.Taps[i].Seq, b.Taps[i].Time.Format(time.RFC3339), maxFuture))
@@ -132,5 +153,16 @@ func (p *Processor) Process(ctx context.Context, wire []byte) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("store batch from %s: %w", b.Device, err)
 	}
-	return Outcome{Device: b.Device, Added: added, Duplicates: dup}, nil
+	// The clock checks need the batch's creation and receipt, which the
+	// store never sees. They run on repeats too, so a crash between the
+	// two calls loses nothing: the re-delivered batch records them then.
+	anomalies := recon.BatchClock(b, received, p.Limits, p.Location)
+	if len(anomalies) > 0 {
+		if err := p.Store.AddAnomalies(ctx, anomalies); err != nil {
+			return Outcome{}, fmt.Errorf("record %d clock anomalies of the batch from %s: %w", len(anomalies), b.Device, err)
+		}
+		log.Info("batch clock anomalies", "device", b.Device, "count", len(anomalies), "first", anomalies[0].Detail)
+	}
+	p.Metrics.stored(added, dup)
+	return Outcome{Device: b.Device, Added: added, Duplicates: dup, Anomalies: len(anomalies)}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/citycard/transit/clearing/bus"
 	"github.com/citycard/transit/clearing/bus/inproc"
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -22,8 +23,21 @@ type memStore struct {
 	mu         sync.Mutex
 	taps       map[string]tap.Tap
 	quarantine []ingest.Rejected
+	anomalies  map[string]recon.Anomaly
 	failAfter  int // fail AddTaps calls after this many (0 = never)
 	calls      int
+}
+
+func (m *memStore) AddAnomalies(_ context.Context, as []recon.Anomaly) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.anomalies == nil {
+		m.anomalies = map[string]recon.Anomaly{}
+	}
+	for _, a := range as {
+		m.anomalies[fmt.Sprint(a.Kind, a.Device, a.Seq, a.OtherDevice, a.OtherSeq)] = a
+	}
+	return nil
 }
 
 func newMemStore() *memStore { return &memStore{taps: map[string]tap.Tap{}} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/citycard/transit/clearing/bus"
@@ -15,6 +16,7 @@ type Totals struct {
 	Added       int
 	Duplicates  int
 	Quarantined int
+	Anomalies   int
 }
 
 // Runner consumes batches from the bus and hands them to a Processor,
@@ -22,6 +24,12 @@ type Totals struct {
 type Runner struct {
 	Consumer  bus.Consumer
 	Processor *Processor
+	// Workers is how many batches are stored at once (default 1). Batches
+	// of one bus partition always go to the same worker, one after the
+	// other, so a device's batches keep their order; batches of
+	// different partitions are stored concurrently, which is how ingest
+	// uses more than one core of the database.
+	Workers int
 	// CommitEvery is the most messages handled between two commits
 	// (default 64): a Kafka commit is a round trip, so one per message
 	// would cap throughput.
@@ -30,13 +38,21 @@ type Runner struct {
 	// what was handled (default 200 ms).
 	Linger time.Duration
 	// OnBatch, when set, is called after each batch is handled, with the
-	// running totals (for metrics and tests).
+	// running totals (for logs and tests). Calls come one at a time.
 	OnBatch func(Outcome, Totals)
 }
 
+type result struct {
+	msg  bus.Message
+	out  Outcome
+	err  error
+	took time.Duration
+}
+
 // Run consumes until ctx ends and returns ctx's error, or the first error
-// of the bus or the store. On a store error nothing after the last commit
-// is committed, so the batches come again after a restart.
+// of the bus or the store. On a store error nothing after the last
+// message handled in order is committed, so the batches come again after
+// a restart.
 func (r *Runner) Run(ctx context.Context) error {
 	every := r.CommitEvery
 	if every <= 0 {
@@ -46,10 +62,56 @@ func (r *Runner) Run(ctx context.Context) error {
 	if linger <= 0 {
 		linger = 200 * time.Millisecond
 	}
+	workers := max(r.Workers, 1)
+
+	// Workers stop when their queues close; a store error stops the
+	// fetcher through wctx so that nothing new is started.
+	wctx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	fetched := make(chan bus.Message)
+	fetchErr := make(chan error, 1)
+	fetcherDone := make(chan struct{})
+	go func() {
+		defer close(fetcherDone)
+		for {
+			m, err := r.Consumer.Fetch(wctx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case fetched <- m:
+			case <-wctx.Done():
+				fetchErr <- wctx.Err()
+				return
+			}
+		}
+	}()
+	done := make(chan result, workers)
+	queues := make([]chan bus.Message, workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan bus.Message, 1)
+		wg.Go(func() {
+			for m := range queues[i] {
+				start := time.Now()
+				// Store calls get ctx, not wctx: a batch under way when
+				// another worker fails still finishes and is committed.
+				out, err := r.Processor.Process(ctx, m.Value)
+				done <- result{m, out, err, time.Since(start)}
+			}
+		})
+	}
+
 	var (
-		pending []bus.Message
-		totals  Totals
+		pending  []bus.Message
+		totals   Totals
+		inFlight int
+		runErr   error
+		fetching = true
+		timer    = time.NewTimer(linger)
 	)
+	timer.Stop()
 	commit := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -64,48 +126,93 @@ func (r *Runner) Run(ctx context.Context) error {
 		pending = pending[:0]
 		return nil
 	}
-	for {
-		fctx := ctx
-		var cancel context.CancelFunc = func() {}
-		if len(pending) > 0 {
-			fctx, cancel = context.WithTimeout(ctx, linger)
+	// failed marks partitions whose batch could not be stored: nothing
+	// later of them may be committed, or that batch would be skipped.
+	failed := make(map[int]bool)
+	stop := func(err error) {
+		if runErr == nil {
+			runErr = err
 		}
-		msg, err := r.Consumer.Fetch(fctx)
-		timedOut := err != nil && fctx.Err() != nil && ctx.Err() == nil
-		cancel()
-		switch {
-		case timedOut:
-			if err := commit(); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
-			cerr := commit()
+		fetching = false
+		stopWork()
+	}
+	var backlog []bus.Message // fetched, waiting for a worker's queue
+	for fetching || inFlight > 0 || len(backlog) > 0 {
+		var (
+			next  bus.Message
+			queue chan bus.Message
+			in    = fetched
+		)
+		if len(backlog) > 0 {
+			next = backlog[0]
+			queue = queues[next.Partition%workers]
+			in = nil // one waiting message at a time keeps memory bounded
+		}
+		if !fetching {
+			in, queue = nil, nil
+			backlog = nil
+		}
+		select {
+		case m := <-in:
+			backlog = append(backlog, m)
+		case queue <- next:
+			backlog = backlog[1:]
+			inFlight++
+		case err := <-fetchErr:
 			if ctx.Err() != nil {
-				return errors.Join(ctx.Err(), cerr)
+				err = ctx.Err()
 			}
-			return errors.Join(err, cerr)
-		}
-		out, err := r.Processor.Process(ctx, msg.Value)
-		if err != nil {
-			// Not committing this message: it comes again. What was
-			// handled before it is committed.
-			return errors.Join(err, commit())
-		}
-		totals.Batches++
-		totals.Added += out.Added
-		totals.Duplicates += out.Duplicates
-		if out.Quarantined != "" {
-			totals.Quarantined++
-		}
-		pending = append(pending, msg)
-		if r.OnBatch != nil {
-			r.OnBatch(out, totals)
-		}
-		if len(pending) >= every {
+			stop(err)
+		case res := <-done:
+			inFlight--
+			if res.err != nil {
+				failed[res.msg.Partition] = true
+				stop(res.err)
+				continue
+			}
+			if failed[res.msg.Partition] {
+				continue
+			}
+			totals.Batches++
+			totals.Added += res.out.Added
+			totals.Duplicates += res.out.Duplicates
+			totals.Anomalies += res.out.Anomalies
+			if res.out.Quarantined != "" {
+				totals.Quarantined++
+			}
+			r.Processor.Metrics.handled(res.msg, res.took, time.Now())
+			pending = append(pending, res.msg)
+			if r.OnBatch != nil {
+				r.OnBatch(res.out, totals)
+			}
+			switch {
+			case len(pending) >= every:
+				if err := commit(); err != nil {
+					stop(err)
+				}
+			case len(pending) == 1:
+				// The first uncommitted batch waits at most linger.
+				timer.Reset(linger)
+			}
+		case <-timer.C:
 			if err := commit(); err != nil {
-				return err
+				stop(err)
 			}
 		}
 	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	timer.Stop()
+	stopWork()
+	<-fetcherDone
+	// Commit only what precedes a failure in its partition: pending holds
+	// no message of a failed partition received after the failure, and
+	// the ones before it were stored.
+	cerr := commit()
+	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
+		return errors.Join(ctx.Err(), cerr)
+	}
+	return errors.Join(runErr, cerr)
 }

@@ -1,7 +1,9 @@
 // Package store defines clearing's durable state: every tap ever received,
 // stored once per (device, sequence), the batches that were quarantined,
-// and a monthly roll-up from which compensation statements are read
-// without scanning raw taps.
+// each device's sequence gaps and the anomalies found, a roll-up per
+// booked period, carrier, category, funding source, route and day from
+// which compensation statements are read without scanning raw taps, and
+// the closed, signed statements.
 //
 // The interface is implemented by store/postgres (production) and
 // store/sqlite (the embedded demo store); both pass the contract suite in
@@ -10,29 +12,84 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/validator/tap"
 )
 
 // Store is clearing's durable state.
 type Store interface {
-	// AddTaps stores taps in one transaction, ignoring any (device, seq)
-	// already stored or repeated within taps (idempotent), maintains the
-	// roll-ups, and reports how many were new and how many repeats. A
-	// tap that fails tap.Validate fails the whole call and nothing is
-	// stored.
+	// AddTaps stores taps in one transaction and reports how many were
+	// new and how many repeats. A tap is new when its (device, sequence)
+	// was never stored; repeats, from earlier calls or within taps, are
+	// ignored (idempotent). The call also keeps each device's sequence
+	// state and gaps (recon.Advance), books every new compensable ride
+	// into the roll-up of its statement (Book), and records the
+	// anomalies it can see: time running backwards, accepted taps of
+	// hotlisted cards, and cloned-card suspicions among compensable
+	// rides (the rides the city pays for; checking every tap's card
+	// cost more than the rest of ingest). A tap that fails tap.Validate
+	// fails the whole call and nothing is stored.
 	AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error)
 	// Quarantine keeps a rejected batch with its reason; it is never
 	// applied.
 	Quarantine(ctx context.Context, q ingest.Rejected) error
-	// Compensation returns the compensation lines of a period, read from
-	// the roll-ups (never by scanning raw taps), sorted by carrier,
-	// category and funding in byte order.
+	// AddAnomalies records anomalies found outside the store (the batch
+	// clock checks of ingest). Recording one again keeps one.
+	AddAnomalies(ctx context.Context, as []recon.Anomaly) error
+	// AddHotlist records hotlist entries (a card and the time from which
+	// it is blocked; recording one again changes nothing) and flags as
+	// recon.HotlistedCard every accepted tap of those cards at or after
+	// that time, stored now or later. It returns how many taps it
+	// flagged now.
+	AddHotlist(ctx context.Context, entries []HotlistEntry) (flagged int, err error)
+
+	// Compensation returns the compensation lines booked in a period,
+	// read from the roll-ups (never by scanning raw taps), sorted by
+	// adjusts, carrier, category, funding, route and day in byte order.
 	Compensation(ctx context.Context, q Query) ([]Line, error)
+	// TapLines recomputes from the raw taps the lines of the statement of
+	// period that adjusts adjusts ("" for the period's own statement),
+	// sorted like Compensation. It scans taps: it is for audits (and
+	// tests) that check the roll-up, not for reports.
+	TapLines(ctx context.Context, period, adjusts string) ([]Line, error)
+	// Statements returns the statements of a period: its own first, then
+	// its adjustment statements by the period they adjust. A closed
+	// period's come as they were closed; an open period's are drafts
+	// read from the roll-up, and its own statement is there even without
+	// lines.
+	Statements(ctx context.Context, period string) ([]Statement, error)
+	// CloseStatements closes period: with ingest held off, it reads the
+	// period's statements, has seal fill in each one's hash and
+	// signature, and stores them closed, all in one transaction. From
+	// then on the statements never change; rides of the period that
+	// arrive later are booked into an adjustment statement of the next
+	// open period (Book). Closing a closed period fails with
+	// ErrPeriodClosed.
+	CloseStatements(ctx context.Context, period string, closedAt time.Time, seal Sealer) ([]Statement, error)
+	// ClosedPeriods lists the closed periods, oldest first.
+	ClosedPeriods(ctx context.Context) ([]string, error)
+
+	// Devices returns per-device counts of the taps of a period, sorted
+	// by device.
+	Devices(ctx context.Context, period string) ([]DeviceStats, error)
+	// Gaps returns the gaps, open and closed, revealed by taps of a
+	// period (recon.Gap.Period), by device and first sequence number.
+	Gaps(ctx context.Context, period string) ([]recon.Gap, error)
+	// Anomalies returns the anomalies of the taps of a period, by kind,
+	// device and sequence number.
+	Anomalies(ctx context.Context, period string) ([]recon.Anomaly, error)
+	// OpenGaps returns the number of open gaps of all devices and the
+	// number of taps they miss.
+	OpenGaps(ctx context.Context) (gaps, missing int64, err error)
+
 	// Quarantined lists the batches quarantined with Received in
 	// [from, to), oldest first; a zero from or to leaves that end
 	// unbounded. Received comes back in UTC, truncated to microseconds.
@@ -57,8 +114,30 @@ type Options struct {
 	// Location is the city's time zone; a tap belongs to the month its
 	// time falls in there (tap.Period). nil means UTC. A store must be
 	// opened with the same Location for its whole life: the month of a
-	// stored tap is fixed when it is added.
+	// stored tap is fixed when it is added. The stores record the zone
+	// they were first used with and refuse to open with another.
 	Location *time.Location
+	// Limits are the thresholds of the reconciliation checks AddTaps
+	// makes (time running backwards, cloned cards).
+	Limits recon.Limits
+	// Now stamps gaps when they open and close (default time.Now).
+	Now func() time.Time
+}
+
+// Clock returns o.Now, or time.Now when it is nil.
+func (o Options) Clock() func() time.Time {
+	if o.Now != nil {
+		return o.Now
+	}
+	return time.Now
+}
+
+// Zone returns o.Location, or UTC when it is nil.
+func (o Options) Zone() *time.Location {
+	if o.Location != nil {
+		return o.Location
+	}
+	return time.UTC
 }
 
 // Query selects compensation lines.
@@ -68,14 +147,25 @@ type Query struct {
 	Period string
 	// Carrier limits the lines to one carrier; "" means all carriers.
 	Carrier string
+	// ByRoute and ByDay split the lines by route and by the day of the
+	// ride; without them Route and Day are "" in every line.
+	ByRoute, ByDay bool
 }
 
 // Line is what one funding source owes one carrier for one benefit
 // category in a period. Amounts are in kopiyky.
 type Line struct {
+	// Adjusts is "" for rides of the period itself; for rides that
+	// arrived after their own period was closed it is that period, and
+	// the line belongs to the adjustment statement of it.
+	Adjusts  string
 	Carrier  string
 	Category string
 	Funding  string
+	// Route and Day ("YYYY-MM-DD", the day of the ride in the city's
+	// time zone) are set only when the query asked for them.
+	Route string
+	Day   string
 	// Rides is the number of compensable rides: accepted, committed on the
 	// card, and with a compensation above zero.
 	Rides int64
@@ -84,6 +174,102 @@ type Line struct {
 	FareKop         int64
 	ChargedKop      int64
 	CompensationKop int64
+}
+
+// Add adds the amounts of o to l.
+func (l *Line) Add(o Line) {
+	l.Rides += o.Rides
+	l.FareKop += o.FareKop
+	l.ChargedKop += o.ChargedKop
+	l.CompensationKop += o.CompensationKop
+}
+
+// Statement is what the city owes for the rides booked in one period:
+// the period's own rides, or (Adjusts set) the late rides of an earlier,
+// closed period. A draft is read live from the roll-up; a closed one is
+// frozen, hashed and signed.
+type Statement struct {
+	Period  string
+	Adjusts string
+	// Closed is false for a draft; ClosedAt, Hash, Signature and KeyRef
+	// are set only when it is true.
+	Closed   bool
+	ClosedAt time.Time
+	// Lines are per carrier, category and funding source, sorted so; each
+	// has Adjusts equal to the statement's.
+	Lines []Line
+	// Hash is the SHA-256 of the statement's canonical form, Signature
+	// the Ed25519 signature over it made with the key KeyRef
+	// ("sign-statement@N").
+	Hash      []byte
+	Signature []byte
+	KeyRef    string
+}
+
+// Total sums a statement's lines.
+func (s *Statement) Total() Line {
+	var t Line
+	for _, l := range s.Lines {
+		t.Add(l)
+	}
+	return t
+}
+
+// Sealer fills in a statement's Hash, Signature and KeyRef from its other
+// fields; CloseStatements calls it for each statement it closes.
+type Sealer func(ctx context.Context, s *Statement) error
+
+// ErrPeriodClosed is wrapped by CloseStatements when the period is closed
+// already.
+var ErrPeriodClosed = errors.New("period is closed already")
+
+// HotlistEntry says that a card is blocked from a time on.
+type HotlistEntry struct {
+	Card uint64
+	From time.Time
+}
+
+// DeviceStats counts one device's taps of a period.
+type DeviceStats struct {
+	Device string
+	// Taps is the number stored, Duplicates the repeats received.
+	Taps       int64
+	Duplicates int64
+	// FirstSeq and LastSeq are the lowest and highest sequence numbers
+	// stored.
+	FirstSeq, LastSeq uint64
+}
+
+// Book returns the statement a ride of month period is booked into, given
+// the closed periods: the period itself while it is open; otherwise the
+// first later period that is not closed, as an adjustment of the ride's
+// own period.
+func Book(period string, closed map[string]bool) (into, adjusts string) {
+	if !closed[period] {
+		return period, ""
+	}
+	p, err := ParsePeriod(period)
+	if err != nil {
+		// A month beyond year 9999 cannot have been closed.
+		return period, ""
+	}
+	for {
+		p = p.AddDate(0, 1, 0)
+		if next := p.Format("2006-01"); !closed[next] {
+			return next, period
+		}
+	}
+}
+
+// Bounds returns the first instant of period and of the month after it
+// in loc.
+func Bounds(period string, loc *time.Location) (from, to time.Time, err error) {
+	p, err := ParsePeriod(period)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	from = time.Date(p.Year(), p.Month(), 1, 0, 0, 0, 0, loc)
+	return from, from.AddDate(0, 1, 0), nil
 }
 
 // Compensable reports whether t counts towards compensation: a benefit
@@ -104,4 +290,27 @@ func ParsePeriod(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("period %q: want YYYY-MM, e.g. 2026-11", s)
 	}
 	return p, nil
+}
+
+// Drafts groups the lines booked in an open period (sorted by adjusts
+// first, as Compensation returns them without route and day) into its
+// draft statements: its own, always, then one per adjusted period.
+func Drafts(period string, lines []Line) []Statement {
+	out := []Statement{{Period: period}}
+	for _, l := range lines {
+		if last := &out[len(out)-1]; l.Adjusts != last.Adjusts {
+			out = append(out, Statement{Period: period, Adjusts: l.Adjusts})
+		}
+		last := &out[len(out)-1]
+		last.Lines = append(last.Lines, l)
+	}
+	return out
+}
+
+// CompareLines orders lines as the stores return them: by adjusts,
+// carrier, category, funding, route and day, in byte order.
+func CompareLines(a, b Line) int {
+	return cmp.Or(strings.Compare(a.Adjusts, b.Adjusts), strings.Compare(a.Carrier, b.Carrier),
+		strings.Compare(a.Category, b.Category), strings.Compare(a.Funding, b.Funding),
+		strings.Compare(a.Route, b.Route), strings.Compare(a.Day, b.Day))
 }

@@ -75,3 +75,37 @@ func ExampleParsePeriod() {
 	// 2026-11-01 00:00:00 +0000 UTC <nil>
 	// period "2026-13": want YYYY-MM, e.g. 2026-11
 }
+
+func TestBook(t *testing.T) {
+	closed := map[string]bool{"2026-10": true, "2026-11": true, "2026-12": true, "2027-02": true}
+	tests := []struct{ period, into, adjusts string }{
+		{"2026-09", "2026-09", ""},
+		{"2026-10", "2027-01", "2026-10"}, // November and December are closed too
+		{"2026-12", "2027-01", "2026-12"},
+		{"2027-01", "2027-01", ""},
+		{"2027-02", "2027-03", "2027-02"},
+	}
+	for _, tt := range tests {
+		into, adjusts := store.Book(tt.period, closed)
+		if into != tt.into || adjusts != tt.adjusts {
+			t.Errorf("Book(%s) = %s, %q; want %s, %q", tt.period, into, adjusts, tt.into, tt.adjusts)
+		}
+	}
+	if into, adjusts := store.Book("2026-11", nil); into != "2026-11" || adjusts != "" {
+		t.Errorf("Book with nothing closed = %s, %q", into, adjusts)
+	}
+}
+
+func TestDrafts(t *testing.T) {
+	lines := []store.Line{
+		{Carrier: "A", Rides: 1}, {Carrier: "B", Rides: 2},
+		{Adjusts: "2026-09", Carrier: "A", Rides: 3}, {Adjusts: "2026-10", Carrier: "C", Rides: 4},
+	}
+	sts := store.Drafts("2026-11", lines)
+	if len(sts) != 3 || len(sts[0].Lines) != 2 || sts[1].Adjusts != "2026-09" || sts[2].Total().Rides != 4 {
+		t.Fatalf("Drafts = %+v", sts)
+	}
+	if sts := store.Drafts("2026-11", lines[2:]); len(sts) != 3 || sts[0].Adjusts != "" || len(sts[0].Lines) != 0 {
+		t.Fatalf("Drafts without own lines = %+v; want an empty own statement first", sts)
+	}
+}

@@ -5,13 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/citycard/transit/clearing/api"
 	"github.com/citycard/transit/clearing/bus/kafka"
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/monitor"
+	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/sqlite"
@@ -71,16 +78,22 @@ taps exactly once in PostgreSQL, keeping the roll-ups that compensation reports 
 	sf.register(cmd)
 
 	migrate := &cobra.Command{
-		Use:     "migrate",
-		Short:   "Create or upgrade the clearing schema in PostgreSQL",
-		Long:    "Apply every schema migration the database lacks. Safe to run again; the embedded sqlite: store migrates itself.",
+		Use:   "migrate",
+		Short: "Create or upgrade the clearing schema in PostgreSQL",
+		Long: `Apply every schema migration the database lacks and create the partitions of taps for this month and
+the next. The database is set up for the city's time zone (--tz) and refuses another one later. Safe to run
+again; the embedded sqlite: store migrates itself.`,
 		Example: `  transit clearing migrate --db postgres://postgres@127.0.0.1:5432/transit`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if !isPostgresURL(sf.db) {
 				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
 			}
-			n, err := postgres.Migrate(c.Context(), sf.db)
+			loc, err := sf.location()
+			if err != nil {
+				return err
+			}
+			n, err := postgres.Migrate(c.Context(), sf.db, loc)
 			if err != nil {
 				return err
 			}
@@ -95,19 +108,30 @@ taps exactly once in PostgreSQL, keeping the roll-ups that compensation reports 
 		topic   string
 		group   string
 		devices []string
+		addr    string
+		workers int
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
-		Short: "Consume tap batches from Kafka and store them until stopped",
+		Short: "Consume tap batches from Kafka and store them until stopped; optionally serve the HTTP API",
 		Long: `Consume tap batches from the Kafka topic as a member of a consumer group, verify, store and
-commit each batch after it is stored. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
+commit each batch after it is stored. --workers stores batches of that many partitions at once (a device's
+batches always stay in order). With --http, also serve the JSON API and Prometheus metrics at /metrics
+(see 'transit clearing api --help'). Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
-      --brokers 127.0.0.1:9092 --keystore keys.json`,
+      --brokers 127.0.0.1:9092 --keystore keys.json --http :8080 --workers 2`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			if brokers == "" {
 				return usagef("no Kafka broker: give --brokers host:port[,host:port]")
+			}
+			if workers < 1 || workers > 64 {
+				return usagef("--workers %d: want 1 to 64", workers)
+			}
+			loc, err := sf.location()
+			if err != nil {
+				return err
 			}
 			km, done, err := hf.open(c.ErrOrStderr())
 			if err != nil {
@@ -119,6 +143,11 @@ commit each batch after it is stored. Stop with Ctrl-C or SIGTERM: handled batch
 				return err
 			}
 			defer st.Close()
+			reg := newRegistry()
+			metrics, err := ingest.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
 			cons, err := kafka.NewConsumer(ctx, kafka.Config{Brokers: strings.Split(brokers, ","), Topic: topic}, group)
 			if err != nil {
 				return err
@@ -131,20 +160,39 @@ commit each batch after it is stored. Stop with Ctrl-C or SIGTERM: handled batch
 					v.Devices[d] = true
 				}
 			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			httpDone := make(chan error, 1)
+			if addr != "" {
+				srv := &api.Server{Store: st, Location: loc, Gatherer: reg,
+					Statements: &statement.Service{Store: st, Keys: km, Location: loc}}
+				stop, err := startHTTP(ctx, addr, srv, reg, st, httpDone)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			r := &ingest.Runner{
 				Consumer:  cons,
-				Processor: &ingest.Processor{Verifier: v, Store: st},
+				Workers:   workers,
+				Processor: &ingest.Processor{Verifier: v, Store: st, Metrics: metrics, Location: loc},
 				OnBatch: func(o ingest.Outcome, t ingest.Totals) {
-					slog.Info("batch", "device", o.Device, "added", o.Added, "duplicates", o.Duplicates,
-						"quarantined", o.Quarantined, "total_taps", t.Added)
+					slog.Debug("batch", "device", o.Device, "added", o.Added, "duplicates", o.Duplicates,
+						"quarantined", o.Quarantined, "anomalies", o.Anomalies, "total_taps", t.Added)
 				},
 			}
-			slog.Info("clearing started", "brokers", brokers, "topic", topic, "group", group)
-			err = r.Run(ctx)
-			if errors.Is(err, context.Canceled) {
-				return nil
+			slog.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers, "http", addr)
+			runDone := make(chan error, 1)
+			go func() { runDone <- r.Run(ctx) }()
+			select {
+			case err = <-runDone:
+			case err = <-httpDone:
+				// The API failed: stop ingest too, so that the service
+				// is restarted whole.
+				cancel()
+				err = errors.Join(err, ignoreCanceled(<-runDone))
 			}
-			return err
+			return ignoreCanceled(err)
 		},
 	}
 	hf.register(serve)
@@ -152,7 +200,118 @@ commit each batch after it is stored. Stop with Ctrl-C or SIGTERM: handled batch
 	serve.Flags().StringVar(&topic, "topic", "taps", "Kafka topic of tap batches")
 	serve.Flags().StringVar(&group, "group", "clearing", "Kafka consumer group")
 	serve.Flags().StringSliceVar(&devices, "device", nil, "accept batches only from these device ids (repeatable; default: any device whose MAC verifies)")
+	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API and /metrics on this address, e.g. :8080")
+	serve.Flags().IntVar(&workers, "workers", 2, "batches stored at once, from different partitions")
 
-	cmd.AddCommand(migrate, serve)
+	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))
+	return cmd
+}
+
+// newRegistry returns a Prometheus registry with the process and Go
+// runtime collectors, which every service exposes.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// startHTTP listens on addr (failing now if it cannot), serves srv's API
+// and the gap gauges, and reports a failure of the server on failed. stop
+// shuts the server down, letting requests under way finish.
+func startHTTP(ctx context.Context, addr string, srv *api.Server, reg prometheus.Registerer, st store.Store, failed chan<- error) (stop func(), err error) {
+	gaps, err := monitor.NewGaps(reg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w; choose a free address", addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+	wctx, cancel := context.WithCancel(ctx)
+	go gaps.Watch(wctx, st, 15*time.Second, slog.Default()) //nolint:errcheck // ends with ctx
+	go func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("HTTP API on %s: %w", addr, err)
+		}
+	}()
+	slog.Info("HTTP API listening", "addr", ln.Addr().String())
+	return func() {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer scancel()
+		hs.Shutdown(sctx) //nolint:errcheck // best effort at exit
+	}, nil
+}
+
+func newAPICmd(sf *storeFlags) *cobra.Command {
+	var (
+		hf   hsmFlags
+		addr string
+	)
+	cmd := &cobra.Command{
+		Use:   "api --http :8080",
+		Short: "Serve the clearing HTTP JSON API and /metrics, without consuming Kafka",
+		Long: `Serve the JSON API for finance staff and their tools:
+
+  GET  /v1/compensation?period=YYYY-MM[&carrier=X][&by=category,route,day][&format=json|csv|xlsx]
+  GET  /v1/reconciliation?period=YYYY-MM
+  GET  /v1/statements/{period}
+  GET  /v1/statements/{period}/verify[?deep=true]
+  POST /v1/statements/{period}/close[?early=true]
+  GET  /metrics
+
+Closing and verifying statements needs the key backend (--keystore or --pkcs11-module); without one
+those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "what to do"}.`,
+		Example: `  transit clearing api --http 127.0.0.1:8080 --db sqlite:clearing.db
+  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing api --http :8080 --db postgres://postgres@127.0.0.1/transit --keystore keys.json`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			if addr == "" {
+				return usagef("give the address to listen on: --http host:port, e.g. --http :8080")
+			}
+			loc, err := sf.location()
+			if err != nil {
+				return err
+			}
+			st, err := sf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			reg := newRegistry()
+			srv := &api.Server{Store: st, Location: loc, Gatherer: reg}
+			if hf.keystore != "" || hf.module != "" {
+				km, done, err := hf.open(c.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				defer done()
+				srv.Statements = &statement.Service{Store: st, Keys: km, Location: loc}
+			}
+			failed := make(chan error, 1)
+			stop, err := startHTTP(ctx, addr, srv, reg, st, failed)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-failed:
+				return err
+			}
+		},
+	}
+	hf.register(cmd)
+	cmd.Flags().StringVar(&addr, "http", "", "address to listen on, e.g. :8080")
 	return cmd
 }

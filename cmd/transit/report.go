@@ -1,15 +1,16 @@
 package main
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
-	"text/tabwriter"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 )
 
@@ -17,145 +18,164 @@ func newReportCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Reports for finance staff: the monthly compensation per carrier",
+		Short: "Reports for finance staff and operators: compensation per carrier, reconciliation",
 	}
 	sf.register(cmd)
 
-	var period, carrier, format string
-	var byCategory bool
+	var (
+		period, carrier, format, out string
+		byCategory                   bool
+		by                           []string
+	)
 	comp := &cobra.Command{
 		Use:   "compensation --period YYYY-MM",
 		Short: "Print what the city owes each carrier for the benefit rides of a month",
-		Long: `Print one line per carrier: the benefit rides recorded on cards in the month (in the city's time zone)
-and the compensation owed for them, in hryvnias. --by-category splits each carrier by benefit category
-and funding source. Amounts are exact: they are sums of integer kopiyky.`,
+		Long: `Print one line per carrier: the benefit rides booked in the month (in the city's time zone) and the
+compensation owed for them, in hryvnias. Rides of an earlier, closed month that arrived late are booked
+into the next open month as an adjustment, and count in that month's totals. --by-category splits each
+carrier by benefit category and funding source and shows adjustments apart; --by route,day splits further.
+Amounts are exact: they are sums of integer kopiyky. XLSX is binary: give --out or redirect stdout.`,
 		Example: `  transit report compensation --period 2026-11 --db postgres://postgres@127.0.0.1/transit
-  transit report compensation --period 2026-11 --carrier ATP-1 --by-category --format csv --db sqlite:clearing.db`,
+  transit report compensation --period 2026-11 --carrier ATP-1 --by-category --format csv --db sqlite:clearing.db
+  transit report compensation --period 2026-11 --by route,day --format xlsx --out november.xlsx --db sqlite:clearing.db`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if period == "" {
-				return usagef("give the month: --period YYYY-MM, e.g. --period 2026-11")
+			if err := needPeriod(period); err != nil {
+				return err
 			}
-			if _, err := store.ParsePeriod(period); err != nil {
-				return usageError{err}
+			if !slices.Contains(report.Formats, format) {
+				return usagef("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))
 			}
-			switch format {
-			case "table", "csv", "json":
-			default:
-				return usagef("--format %q: want table, csv or json", format)
+			d := report.Detail{Category: byCategory}
+			for _, b := range by {
+				switch b {
+				case "category":
+					d.Category = true
+				case "route":
+					d.Route = true
+				case "day":
+					d.Day = true
+				default:
+					return usagef("--by %q: list any of category, route, day", b)
+				}
 			}
 			st, err := sf.open(c.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			lines, err := st.Compensation(c.Context(), store.Query{Period: period, Carrier: carrier})
+			rep, err := report.BuildCompensation(c.Context(), st, period, carrier, d)
 			if err != nil {
 				return err
 			}
-			if !byCategory {
-				lines = perCarrier(lines)
+			w, done, err := output(c, out, format == "xlsx")
+			if err != nil {
+				return err
 			}
-			return writeCompensation(c.OutOrStdout(), format, period, lines, byCategory)
+			err = report.WriteCompensation(w, format, rep)
+			if err != nil {
+				err = fmt.Errorf("write the report: %w", err)
+			}
+			return done(err)
 		},
 	}
 	comp.Flags().StringVar(&period, "period", "", "the month, YYYY-MM")
 	comp.Flags().StringVar(&carrier, "carrier", "", "only this carrier")
-	comp.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	comp.Flags().StringVar(&format, "format", "table", "table, csv, json or xlsx")
+	comp.Flags().StringVar(&out, "out", "", "write to this file instead of stdout")
 	comp.Flags().BoolVar(&byCategory, "by-category", false, "one line per carrier, benefit category and funding source")
-	cmd.AddCommand(comp)
+	comp.Flags().StringSliceVar(&by, "by", nil, "split lines further: category, route, day (comma-separated)")
+
+	var recPeriod, recFormat string
+	rec := &cobra.Command{
+		Use:   "reconciliation --period YYYY-MM",
+		Short: "Print a month's taps per device, sequence gaps, quarantined batches and anomalies",
+		Long: `Print what clearing knows of a month beyond the money: taps and repeats per device; sequence gaps (taps a
+device numbered but clearing never received), open or filled by late batches; batches quarantined in the
+month with the reason; and anomalies: clocks running backwards or disagreeing with their batch, taps of
+hotlisted cards, and cards seen on two vehicles too far apart to be one person.`,
+		Example: `  transit report reconciliation --period 2026-11 --db postgres://postgres@127.0.0.1/transit
+  transit report reconciliation --period 2026-11 --format json --db sqlite:clearing.db`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := needPeriod(recPeriod); err != nil {
+				return err
+			}
+			if recFormat != "table" && recFormat != "json" {
+				return usagef("--format %q: want table or json", recFormat)
+			}
+			loc, err := sf.location()
+			if err != nil {
+				return err
+			}
+			st, err := sf.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			r, err := report.BuildReconciliation(c.Context(), st, recPeriod, loc)
+			if err != nil {
+				return err
+			}
+			return report.WriteReconciliation(c.OutOrStdout(), recFormat, r)
+		},
+	}
+	rec.Flags().StringVar(&recPeriod, "period", "", "the month, YYYY-MM")
+	rec.Flags().StringVar(&recFormat, "format", "table", "table or json")
+	cmd.AddCommand(comp, rec)
 	return cmd
 }
 
-// perCarrier folds lines into one per carrier, keeping the order.
-func perCarrier(lines []store.Line) []store.Line {
-	idx := map[string]int{}
-	var out []store.Line
-	for _, l := range lines {
-		i, ok := idx[l.Carrier]
-		if !ok {
-			i = len(out)
-			idx[l.Carrier] = i
-			out = append(out, store.Line{Carrier: l.Carrier})
-		}
-		out[i].Rides += l.Rides
-		out[i].FareKop += l.FareKop
-		out[i].ChargedKop += l.ChargedKop
-		out[i].CompensationKop += l.CompensationKop
+// needPeriod checks a --period flag.
+func needPeriod(period string) error {
+	if period == "" {
+		return usagef("give the month: --period YYYY-MM, e.g. --period 2026-11")
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Carrier < out[b].Carrier })
-	return out
+	if _, err := store.ParsePeriod(period); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
+
+// output returns where a report goes: the file path, or the command's
+// stdout. done is told whether writing failed; it closes the file, and
+// removes it after a failure so that no half report is left. A binary
+// report is refused on a terminal.
+func output(c *cobra.Command, path string, binary bool) (w io.Writer, done func(error) error, err error) {
+	if path == "" {
+		w := c.OutOrStdout()
+		if f, ok := w.(*os.File); ok && binary && term.IsTerminal(int(f.Fd())) {
+			return nil, nil, usagef("this format is binary: give --out FILE or redirect the output to a file")
+		}
+		return w, func(err error) error { return err }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the report file: %w", err)
+	}
+	return f, func(err error) error {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write the report file %s: %w", path, cerr)
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+		return err
+	}, nil
+}
+
+// perCarrier folds lines into one per carrier, keeping the order.
+func perCarrier(lines []store.Line) []store.Line { return report.PerCarrier(lines) }
 
 // uah formats kopiyky as hryvnias with two decimals, exactly.
-func uah(kop int64) string {
-	sign := ""
-	if kop < 0 {
-		sign, kop = "-", -kop
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, kop/100, kop%100)
-}
+func uah(kop int64) string { return report.UAH(kop) }
 
+// writeCompensation writes lines of a period as a table, CSV or JSON;
+// byCategory shows the category and funding columns.
 func writeCompensation(w io.Writer, format, period string, lines []store.Line, byCategory bool) error {
-	var total store.Line
+	c := report.Compensation{Period: period, Detail: report.Detail{Category: byCategory}, Lines: lines}
 	for _, l := range lines {
-		total.Rides += l.Rides
-		total.CompensationKop += l.CompensationKop
-		total.FareKop += l.FareKop
+		c.Total.Add(l)
 	}
-	switch format {
-	case "json":
-		type jsonLine struct {
-			Carrier         string `json:"carrier"`
-			Category        string `json:"category,omitempty"`
-			Funding         string `json:"funding,omitempty"`
-			Rides           int64  `json:"rides"`
-			FareKop         int64  `json:"fare_kop"`
-			CompensationKop int64  `json:"compensation_kop"`
-		}
-		doc := struct {
-			Period          string     `json:"period"`
-			Lines           []jsonLine `json:"lines"`
-			Rides           int64      `json:"rides"`
-			CompensationKop int64      `json:"compensation_kop"`
-		}{Period: period, Lines: []jsonLine{}, Rides: total.Rides, CompensationKop: total.CompensationKop}
-		for _, l := range lines {
-			doc.Lines = append(doc.Lines, jsonLine{l.Carrier, l.Category, l.Funding, l.Rides, l.FareKop, l.CompensationKop})
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
-	case "csv":
-		cw := csv.NewWriter(w)
-		head := []string{"period", "carrier"}
-		if byCategory {
-			head = append(head, "category", "funding")
-		}
-		cw.Write(append(head, "rides", "compensation_uah"))
-		for _, l := range lines {
-			row := []string{period, l.Carrier}
-			if byCategory {
-				row = append(row, l.Category, l.Funding)
-			}
-			cw.Write(append(row, fmt.Sprint(l.Rides), uah(l.CompensationKop)))
-		}
-		cw.Flush()
-		return cw.Error()
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "Compensation for benefit rides, %s\n", period)
-	if byCategory {
-		fmt.Fprintln(tw, "carrier\tcategory\tfunding\tbenefit rides\tcompensation, UAH\t")
-		for _, l := range lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t\n", l.Carrier, l.Category, l.Funding, l.Rides, uah(l.CompensationKop))
-		}
-		fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%s\t\n", total.Rides, uah(total.CompensationKop))
-	} else {
-		fmt.Fprintln(tw, "carrier\tbenefit rides\tcompensation, UAH\t")
-		for _, l := range lines {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", l.Carrier, l.Rides, uah(l.CompensationKop))
-		}
-		fmt.Fprintf(tw, "TOTAL\t%d\t%s\t\n", total.Rides, uah(total.CompensationKop))
-	}
-	return tw.Flush()
+	return report.WriteCompensation(w, format, c)
 }

@@ -125,6 +125,10 @@ func testOrderPerKey(t *testing.T, open NewTopic) {
 		if m.Time.Before(before) {
 			t.Errorf("message %s has time %v: the bus must stamp messages", m.Value, m.Time)
 		}
+		// Clearing's lag gauge is the high-water mark minus the offset.
+		if m.HighWaterMark <= m.Offset {
+			t.Errorf("partition %d offset %d: high-water mark %d, want above the offset", m.Partition, m.Offset, m.HighWaterMark)
+		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(want)) {
 		if !slices.Equal(byKey[key], want[key]) {

@@ -190,6 +190,7 @@ func (c *Consumer) Fetch(ctx context.Context) (bus.Message, error) {
 			p := c.assigned[k]
 			if off := c.pos[p]; off < int64(len(b.parts[p])) {
 				m := b.parts[p][off]
+				m.HighWaterMark = int64(len(b.parts[p]))
 				c.pos[p] = off + 1
 				c.next = k + 1
 				b.mu.Unlock()

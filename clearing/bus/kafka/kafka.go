@@ -203,7 +203,8 @@ func (c *Consumer) Fetch(ctx context.Context) (bus.Message, error) {
 		c.mu.Lock()
 		c.lastErr = nil // the broker answers again
 		c.mu.Unlock()
-		return bus.Message{Key: m.Key, Value: m.Value, Partition: m.Partition, Offset: m.Offset, Time: m.Time}, nil
+		return bus.Message{Key: m.Key, Value: m.Value, Partition: m.Partition, Offset: m.Offset, Time: m.Time,
+			HighWaterMark: m.HighWaterMark}, nil
 	}
 	op := fmt.Sprintf("fetch from topic %q for group %q", c.cfg.Topic, c.group)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -77,7 +78,15 @@ const migrateLockKey = 0x7472616e736974 // "transit"
 // migrations are applied in one transaction, so a failure leaves the
 // schema as it was; running it again, or twice at once, is safe. Tables
 // are created in the first schema of the connection's search_path.
-func Migrate(ctx context.Context, dsn string) (applied int, err error) {
+//
+// loc is the city's time zone (nil means UTC): the database is set up
+// for it, and refuses another later. Migrate also creates the partitions
+// of taps for the current and the next month, so that ingest never waits
+// for one at a month's start.
+func Migrate(ctx context.Context, dsn string, loc *time.Location) (applied int, err error) {
+	if loc == nil {
+		loc = time.UTC
+	}
 	ms, err := migrations()
 	if err != nil {
 		return 0, err
@@ -110,6 +119,10 @@ func Migrate(ctx context.Context, dsn string) (applied int, err error) {
 	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 		return 0, fmt.Errorf("migrate: read schema version: %w", err)
 	}
+	// Migrations that need the zone read it from here.
+	if _, err := tx.Exec(ctx, "SELECT set_config('transit.zone', $1, true)", loc.String()); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
 	if current > len(ms) {
 		return 0, fmt.Errorf("migrate: %w: the database is at version %d, this build knows up to %d; run a newer transit", ErrSchema, current, len(ms))
 	}
@@ -122,8 +135,17 @@ func Migrate(ctx context.Context, dsn string) (applied int, err error) {
 		}
 		applied++
 	}
+	if err := checkZone(ctx, tx, loc); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("migrate: commit: %w", err)
+	}
+	now := time.Now().In(loc)
+	for _, m := range []time.Time{now, time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, loc)} {
+		if err := createPartition(ctx, conn, m.Format("2006-01"), loc); err != nil {
+			return applied, fmt.Errorf("migrate: %w", err)
+		}
 	}
 	return applied, nil
 }

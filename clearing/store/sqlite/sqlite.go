@@ -40,6 +40,7 @@ var migrationFiles embed.FS
 type Store struct {
 	db  *sql.DB
 	loc *time.Location
+	opt store.Options
 }
 
 var _ store.Store = (*Store)(nil)
@@ -67,15 +68,33 @@ func Open(ctx context.Context, path string, opt store.Options) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, db); err != nil {
+	s := &Store{db: db, loc: opt.Zone(), opt: opt}
+	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open clearing store %s: %w; check that the path is a writable clearing store file", path, err)
 	}
-	loc := opt.Location
-	if loc == nil {
-		loc = time.UTC
+	if err := s.checkZone(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open clearing store %s: %w", path, err)
 	}
-	return &Store{db: db, loc: loc}, nil
+	return s, nil
+}
+
+// checkZone records the city's time zone on first use and refuses another
+// one later: the month and day of every stored tap were fixed with it.
+func (s *Store) checkZone(ctx context.Context) error {
+	zone := s.loc.String()
+	if _, err := s.db.ExecContext(ctx, "INSERT INTO settings (name, value) VALUES ('zone', ?) ON CONFLICT DO NOTHING", zone); err != nil {
+		return fmt.Errorf("record the time zone: %w", err)
+	}
+	var have string
+	if err := s.db.QueryRowContext(ctx, "SELECT value FROM settings WHERE name = 'zone'").Scan(&have); err != nil {
+		return fmt.Errorf("read the time zone: %w", err)
+	}
+	if have != zone {
+		return fmt.Errorf("the store was set up for time zone %s, not %s: open it with --tz %s", have, zone, have)
+	}
+	return nil
 }
 
 type migration struct {
@@ -113,12 +132,12 @@ func migrations() ([]migration, error) {
 }
 
 // migrate applies the pending migrations in one transaction.
-func migrate(ctx context.Context, db *sql.DB) error {
+func (s *Store) migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
@@ -140,6 +159,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
 		}
+		if step := goSteps[m.version]; step != nil {
+			if err := step(ctx, s, tx); err != nil {
+				return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)",
 			m.version, m.name, time.Now().UnixMicro()); err != nil {
 			return fmt.Errorf("migrate: record %s: %w", m.name, err)
@@ -149,96 +173,6 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
-}
-
-const insertTap = `INSERT INTO taps (device, seq, tapped_us, period, card, carrier, route, vehicle, lat, lon,
-	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
-	tariff_version, hotlist_version, card_committed)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (device, seq) DO NOTHING`
-
-const upsertRollup = `INSERT INTO compensation_rollup
-	(period, carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (period, carrier, category, funding) DO UPDATE SET
-	rides = rides + excluded.rides,
-	fare_kop = fare_kop + excluded.fare_kop,
-	charged_kop = charged_kop + excluded.charged_kop,
-	compensation_kop = compensation_kop + excluded.compensation_kop`
-
-type rollupKey struct{ period, carrier, category, funding string }
-
-// AddTaps implements store.Store.
-func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error) {
-	if len(taps) == 0 {
-		return 0, 0, nil
-	}
-	for i := range taps {
-		t := &taps[i]
-		// Ingest validates batches first, so this fails only on a
-		// programming error; nothing is written then.
-		if err := t.Validate(); err != nil {
-			return 0, 0, fmt.Errorf("add taps: tap %d of %d: %w", i+1, len(taps), err)
-		}
-		if t.Seq > math.MaxInt64 {
-			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1", t.Device, t.Seq)
-		}
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("add taps: begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	ins, err := tx.PrepareContext(ctx, insertTap)
-	if err != nil {
-		return 0, 0, fmt.Errorf("add taps: %w", err)
-	}
-	defer ins.Close()
-
-	// Only rows the INSERT really added reach the roll-up, so a repeat,
-	// in this call or from an earlier one, never counts twice.
-	roll := make(map[rollupKey]*store.Line)
-	for i := range taps {
-		t := &taps[i]
-		period := t.Period(s.loc)
-		res, err := ins.ExecContext(ctx, t.Device, int64(t.Seq), t.Time.UnixMicro(), period, int64(t.Card),
-			t.Carrier, t.Route, t.Vehicle, t.Lat, t.Lon, int64(t.Result), t.Reason, t.Product, t.Category, t.Funding,
-			t.FareKop, t.ChargedKop, t.CompensationKop, int64(t.TariffVersion), int64(t.HotlistVersion), t.CardCommitted)
-		if err != nil {
-			return 0, 0, fmt.Errorf("add taps: insert %s/%d: %w", t.Device, t.Seq, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, 0, fmt.Errorf("add taps: insert %s/%d: %w", t.Device, t.Seq, err)
-		}
-		if n == 0 {
-			continue
-		}
-		added++
-		if !store.Compensable(t) {
-			continue
-		}
-		k := rollupKey{period, t.Carrier, t.Category, t.Funding}
-		l := roll[k]
-		if l == nil {
-			l = &store.Line{}
-			roll[k] = l
-		}
-		l.Rides++
-		l.FareKop += t.FareKop
-		l.ChargedKop += t.ChargedKop
-		l.CompensationKop += t.CompensationKop
-	}
-	for k, l := range roll {
-		if _, err := tx.ExecContext(ctx, upsertRollup, k.period, k.carrier, k.category, k.funding,
-			l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop); err != nil {
-			return 0, 0, fmt.Errorf("add taps: update roll-up %s %s/%s/%s: %w", k.period, k.carrier, k.category, k.funding, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("add taps: commit %d taps: %w", len(taps), err)
-	}
-	return added, len(taps) - added, nil
 }
 
 // Quarantine implements store.Store.
@@ -291,35 +225,6 @@ func nullMicros(t time.Time) any {
 	return t.UnixMicro()
 }
 
-// Compensation implements store.Store.
-func (s *Store) Compensation(ctx context.Context, q store.Query) ([]store.Line, error) {
-	if _, err := store.ParsePeriod(q.Period); err != nil {
-		return nil, fmt.Errorf("compensation: %w", err)
-	}
-	// TEXT compares with the BINARY collation, so ORDER BY gives byte
-	// order, as the PostgreSQL store's "C" collation does.
-	rows, err := s.db.QueryContext(ctx, `SELECT carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop
-		FROM compensation_rollup
-		WHERE period = ?1 AND (?2 = '' OR carrier = ?2)
-		ORDER BY carrier, category, funding`, q.Period, q.Carrier)
-	if err != nil {
-		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
-	}
-	defer rows.Close()
-	var lines []store.Line
-	for rows.Next() {
-		var l store.Line
-		if err := rows.Scan(&l.Carrier, &l.Category, &l.Funding, &l.Rides, &l.FareKop, &l.ChargedKop, &l.CompensationKop); err != nil {
-			return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
-		}
-		lines = append(lines, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
-	}
-	return lines, nil
-}
-
 // TapCount implements store.Store.
 func (s *Store) TapCount(ctx context.Context) (int64, error) {
 	var n int64
@@ -337,13 +242,35 @@ func (s *Store) Taps(ctx context.Context, device string, after uint64, limit int
 	if after >= math.MaxInt64 {
 		return nil, nil // no stored sequence is above 2^63-1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT device, seq, tapped_us, card, carrier, route, vehicle, lat, lon,
-			result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
-			tariff_version, hotlist_version, card_committed
-		FROM taps WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?`, device, int64(after), limit)
+	return s.taps(ctx, s.db, device, after, limit)
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+const tapColumns = `device, seq, tapped_us, card, carrier, route, vehicle, lat, lon,
+	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
+	tariff_version, hotlist_version, card_committed`
+
+func (s *Store) taps(ctx context.Context, q querier, device string, after uint64, limit int) ([]tap.Tap, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+tapColumns+` FROM taps WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		device, int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
 	}
+	out, err := scanTaps(rows)
+	if err != nil {
+		return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
+	}
+	return out, nil
+}
+
+// scanTaps reads and closes rows of tapColumns.
+func scanTaps(rows *sql.Rows) ([]tap.Tap, error) {
 	defer rows.Close()
 	var out []tap.Tap
 	for rows.Next() {
@@ -354,16 +281,13 @@ func (s *Store) Taps(ctx context.Context, device string, after uint64, limit int
 		if err := rows.Scan(&t.Device, &seq, &us, &card, &t.Carrier, &t.Route, &t.Vehicle, &t.Lat, &t.Lon,
 			&res, &t.Reason, &t.Product, &t.Category, &t.Funding, &t.FareKop, &t.ChargedKop, &t.CompensationKop,
 			&tv, &hv, &t.CardCommitted); err != nil {
-			return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
+			return nil, err
 		}
 		t.Seq, t.Time, t.Card, t.Result = uint64(seq), time.UnixMicro(us).UTC(), uint64(card), tap.Result(res)
 		t.TariffVersion, t.HotlistVersion = uint32(tv), uint64(hv)
 		out = append(out, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("taps of %s after %d: %w", device, after, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Close implements store.Store.

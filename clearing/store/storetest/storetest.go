@@ -1,7 +1,9 @@
 // Package storetest is the contract every clearing store passes: taps are
 // stored once per (device, sequence) however often they arrive, the
-// compensation roll-up equals the sum over the compensable taps exactly,
-// months are cut in the city's time zone, and everything survives a
+// compensation roll-up equals the sum over the compensable taps exactly
+// (by route and day too), months are cut in the city's time zone, a
+// closed statement never changes and late rides land in an adjustment,
+// gaps open and close, anomalies are found, and everything survives a
 // restart. Each implementation's tests call Run.
 package storetest
 
@@ -59,6 +61,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Quarantine", func(t *testing.T) { testQuarantine(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("RouteAndDay", func(t *testing.T) { testRouteAndDay(t, open) })
+	t.Run("CloseAndLateTaps", func(t *testing.T) { testCloseAndLateTaps(t, open) })
+	t.Run("CloseWhileIngesting", func(t *testing.T) { testCloseWhileIngesting(t, open) })
+	t.Run("Gaps", func(t *testing.T) { testGaps(t, open) })
+	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
+	t.Run("Hotlist", func(t *testing.T) { testHotlist(t, open) })
 }
 
 // Timeout bounds each test's store calls.

@@ -1,0 +1,249 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/citycard/transit/clearing/api"
+	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/statement"
+	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/validator/tap"
+)
+
+var kyiv, _ = time.LoadLocation("Europe/Kyiv")
+
+func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "c.db"), store.Options{Location: kyiv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	at := time.Date(2026, 11, 3, 9, 0, 0, 0, kyiv)
+	var taps []tap.Tap
+	for i := range 6 {
+		taps = append(taps, tap.Tap{Device: "BUS-1", Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour),
+			Carrier: []string{"ATP-1", "ATP-2"}[i%2], Route: "5", Result: tap.Accepted, Category: "pensioner", Funding: "city",
+			FareKop: 1500, CompensationKop: 1500, CardCommitted: true})
+	}
+	if _, _, err := st.AddTaps(ctx, taps); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := ingest.NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := &api.Server{Store: st, Location: kyiv, Gatherer: reg}
+	if withKeys {
+		ks, err := hsm.CreateKeystore(filepath.Join(dir, "k"), []byte("pw"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ks.Close() })
+		if _, err := ks.Generate(ctx, hsm.LabelSignStatement, hsm.KindSigning); err != nil {
+			t.Fatal(err)
+		}
+		srv.Statements = &statement.Service{Store: st, Keys: ks, Location: kyiv,
+			Now: func() time.Time { return time.Date(2026, 11, 25, 0, 0, 0, 0, kyiv) }}
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs, st
+}
+
+func call(t *testing.T, hs *httptest.Server, method, path string, status int, into any) http.Header {
+	t.Helper()
+	req, err := http.NewRequest(method, hs.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, status, body)
+	}
+	if into != nil {
+		if err := json.Unmarshal(body, into); err != nil {
+			t.Fatalf("%s %s: not JSON: %v\n%s", method, path, err, body)
+		}
+	}
+	return resp.Header
+}
+
+type errDoc struct {
+	Error string `json:"error"`
+}
+
+func TestCompensation(t *testing.T) {
+	hs, _ := server(t, false)
+	var doc struct {
+		Period string `json:"period"`
+		Lines  []struct {
+			Carrier         string `json:"carrier"`
+			Route           string `json:"route"`
+			Rides           int64  `json:"rides"`
+			CompensationKop int64  `json:"compensation_kop"`
+		} `json:"lines"`
+		CompensationKop int64 `json:"compensation_kop"`
+	}
+	call(t, hs, "GET", "/v1/compensation?period=2026-11", 200, &doc)
+	if len(doc.Lines) != 2 || doc.Lines[0].Carrier != "ATP-1" || doc.Lines[0].Rides != 3 || doc.CompensationKop != 9000 {
+		t.Fatalf("compensation %+v", doc)
+	}
+	call(t, hs, "GET", "/v1/compensation?period=2026-11&carrier=ATP-2&by=route", 200, &doc)
+	if len(doc.Lines) != 1 || doc.Lines[0].Route != "5" || doc.CompensationKop != 4500 {
+		t.Fatalf("ATP-2 by route %+v", doc)
+	}
+	h := call(t, hs, "GET", "/v1/compensation?period=2026-11&format=xlsx", 200, nil)
+	if !strings.Contains(h.Get("Content-Type"), "spreadsheetml") || !strings.Contains(h.Get("Content-Disposition"), "compensation-2026-11.xlsx") {
+		t.Errorf("xlsx headers %v", h)
+	}
+	for path, want := range map[string]string{
+		"/v1/compensation":                         "add period=YYYY-MM",
+		"/v1/compensation?period=2026-13":          "want YYYY-MM",
+		"/v1/compensation?period=2026-11&by=month": "category, route, day",
+		"/v1/compensation?period=2026-11&format=x": "json, csv or xlsx",
+		"/v1/reconciliation?period=nov":            "want YYYY-MM",
+		"/v1/statements/2026-1":                    "want YYYY-MM",
+	} {
+		var e errDoc
+		call(t, hs, "GET", path, 400, &e)
+		if !strings.Contains(e.Error, want) {
+			t.Errorf("GET %s: error %q does not say %q", path, e.Error, want)
+		}
+	}
+	var e errDoc
+	h = call(t, hs, "POST", "/v1/compensation?period=2026-11", 405, &e)
+	if h.Get("Allow") != "GET" || !strings.Contains(e.Error, "use GET") {
+		t.Errorf("POST compensation: %q, Allow %q", e.Error, h.Get("Allow"))
+	}
+	call(t, hs, "GET", "/v2/anything", 404, &e)
+	call(t, hs, "POST", "/v1/statements/2026-11/close", 503, &e)
+	if !strings.Contains(e.Error, "--keystore") {
+		t.Errorf("close without keys: %q", e.Error)
+	}
+}
+
+func TestStatementsLifecycle(t *testing.T) {
+	hs, st := server(t, true)
+	type stDoc struct {
+		Closed     bool `json:"closed"`
+		Statements []struct {
+			Status      string `json:"status"`
+			ContentHash string `json:"content_hash"`
+			KeyRef      string `json:"key_ref"`
+			Rides       int64  `json:"rides"`
+		} `json:"statements"`
+	}
+	var doc stDoc
+	call(t, hs, "GET", "/v1/statements/2026-11", 200, &doc)
+	if doc.Closed || len(doc.Statements) != 1 || doc.Statements[0].Status != "draft" || doc.Statements[0].Rides != 6 {
+		t.Fatalf("draft %+v", doc)
+	}
+	var e errDoc
+	call(t, hs, "POST", "/v1/statements/2026-11/close", 409, &e)
+	if !strings.Contains(e.Error, "early=true") {
+		t.Errorf("closing before the end: %q", e.Error)
+	}
+	call(t, hs, "GET", "/v1/statements/2026-11/verify", 409, &e)
+	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true", 200, &doc)
+	if !doc.Closed || doc.Statements[0].KeyRef != "sign-statement@1" || len(doc.Statements[0].ContentHash) != 64 {
+		t.Fatalf("closed %+v", doc)
+	}
+	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true", 409, &e)
+	if !strings.Contains(e.Error, "closed already") {
+		t.Errorf("closing twice: %q", e.Error)
+	}
+	var vs []struct {
+		OK        bool  `json:"ok"`
+		TapsMatch *bool `json:"taps_match"`
+	}
+	call(t, hs, "GET", "/v1/statements/2026-11/verify?deep=true", 200, &vs)
+	if len(vs) != 1 || !vs[0].OK || vs[0].TapsMatch == nil || !*vs[0].TapsMatch {
+		t.Fatalf("verify %+v", vs)
+	}
+	// A late tap shows in December's adjustment, and reconciliation shows
+	// the device.
+	late := tap.Tap{Device: "BUS-1", Seq: 9, Time: time.Date(2026, 11, 29, 9, 0, 0, 0, kyiv), Carrier: "ATP-1",
+		Result: tap.Accepted, FareKop: 10, CompensationKop: 10, CardCommitted: true}
+	if _, _, err := st.AddTaps(context.Background(), []tap.Tap{late}); err != nil {
+		t.Fatal(err)
+	}
+	call(t, hs, "GET", "/v1/statements/2026-12", 200, &doc)
+	if len(doc.Statements) != 2 || doc.Statements[1].Rides != 1 {
+		t.Fatalf("December %+v", doc)
+	}
+	var rec struct {
+		Taps     int64 `json:"taps"`
+		OpenGaps int64 `json:"open_gaps"`
+	}
+	call(t, hs, "GET", "/v1/reconciliation?period=2026-11", 200, &rec)
+	if rec.Taps != 7 || rec.OpenGaps != 1 {
+		t.Fatalf("reconciliation %+v", rec)
+	}
+	resp, err := hs.Client().Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "transit_clearing_taps_ingested_total") {
+		t.Errorf("/metrics lacks the ingest counter:\n%s", body)
+	}
+}
+
+// FuzzHandler sends arbitrary requests: none may fail with a 5xx, and
+// every answer but the metrics and exports is JSON.
+func FuzzHandler(f *testing.F) {
+	hs, _ := server(f, true)
+	for _, seed := range []string{"/v1/compensation?period=2026-11&by=day,route", "/v1/statements/2026-11/verify?deep=1",
+		"/v1/statements/%00/close", "/v1/reconciliation?period=9999-12", "/v1/statements/0000-01"} {
+		f.Add("GET", seed)
+		f.Add("POST", seed)
+	}
+	f.Fuzz(func(t *testing.T, method, target string) {
+		if method != "GET" && method != "POST" && method != "PUT" {
+			return
+		}
+		req, err := http.NewRequest(method, hs.URL+"/"+strings.TrimPrefix(target, "/"), nil)
+		if err != nil {
+			return
+		}
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%s %s: %d %s", method, target, resp.StatusCode, body)
+		}
+		ct := resp.Header.Get("Content-Type")
+		if !strings.HasPrefix(ct, "application/json") && !strings.Contains(ct, "csv") && !strings.Contains(ct, "spreadsheet") &&
+			!strings.HasPrefix(ct, "text/plain") {
+			t.Fatalf("%s %s: content type %q", method, target, ct)
+		}
+		if strings.HasPrefix(ct, "application/json") && !json.Valid(body) {
+			t.Fatalf("%s %s: invalid JSON %s", method, target, body)
+		}
+	})
+}

@@ -1,0 +1,639 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/citycard/transit/clearing/recon"
+	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/internal/plan"
+	"github.com/citycard/transit/validator/tap"
+)
+
+// closeLockKey is the advisory lock that keeps a period's close (and a
+// hotlist update) apart from ingest: every AddTaps holds it shared,
+// CloseStatements and AddHotlist exclusive. An ingest transaction
+// therefore either commits before a close reads the roll-up, or sees the
+// period closed and books into the next one.
+const closeLockKey = 0x7472616e73636c // "transcl"
+
+// loadPartitions reads which months have a partition of taps.
+func (s *Store) loadPartitions(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'taps'::regclass`)
+	if err != nil {
+		return fmt.Errorf("list the partitions of taps: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the partitions of taps: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		if p, ok := partitionPeriod(n); ok {
+			s.partitions[p] = true
+		}
+	}
+	return nil
+}
+
+// partitionName is the name of the partition of taps holding period
+// ("2026-11" -> "taps_p202611"); migration 0002 names them so too.
+func partitionName(period string) string { return "taps_p" + period[:4] + period[5:7] }
+
+func partitionPeriod(name string) (string, bool) {
+	d, ok := strings.CutPrefix(name, "taps_p")
+	if !ok || len(d) != 6 {
+		return "", false
+	}
+	p := d[:4] + "-" + d[4:]
+	if _, err := store.ParsePeriod(p); err != nil {
+		return "", false
+	}
+	return p, true
+}
+
+// ensurePartitions creates the partitions of taps that periods need and
+// the one after the latest, so that the next month's exists before its
+// first tap.
+func (s *Store) ensurePartitions(ctx context.Context, periods map[string]bool) error {
+	want := make(map[string]bool, len(periods)+1)
+	for p := range periods {
+		want[p] = true
+		from, _, err := store.Bounds(p, time.UTC)
+		if err != nil {
+			return fmt.Errorf("tap month %q: %w", p, err)
+		}
+		want[from.AddDate(0, 1, 0).Format("2006-01")] = true
+	}
+	s.mu.Lock()
+	var missing []string
+	for p := range want {
+		if !s.partitions[p] {
+			missing = append(missing, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range missing {
+		if err := createPartition(ctx, s.pool, p, s.loc); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.partitions[p] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// createPartition creates the partition of taps for period, bounded by
+// the period's first instants in loc. Another process creating it at the
+// same time is fine.
+func createPartition(ctx context.Context, db beginner, period string, loc *time.Location) error {
+	from, to, err := store.Bounds(period, loc)
+	if err != nil {
+		return fmt.Errorf("partition of taps: %w", err)
+	}
+	if from.Year() < 1 || from.Year() > 9998 {
+		return fmt.Errorf("partition of taps for %s: year out of range", period)
+	}
+	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF taps FOR VALUES FROM ('%s') TO ('%s')",
+		pgx.Identifier{partitionName(period)}.Sanitize(), from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		// Creating a partition locks the parent table; wait a bounded
+		// time for transactions using it, instead of queueing every
+		// ingest behind a long report.
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, ddl)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
+		return nil // made by another process meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("create the partition of taps for %s: %w", period, err)
+	}
+	return nil
+}
+
+// AddTaps implements store.Store.
+func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error) {
+	if len(taps) == 0 {
+		return 0, 0, nil
+	}
+	months := make(map[string]bool)
+	var (
+		lastY int
+		lastM time.Month
+	)
+	for i := range taps {
+		t := &taps[i]
+		// Ingest validates batches first, so this fails only on a
+		// programming error; nothing is written then.
+		if err := t.Validate(); err != nil {
+			return 0, 0, fmt.Errorf("add taps: tap %d of %d: %w", i+1, len(taps), err)
+		}
+		if t.Seq > math.MaxInt64 {
+			// Sequences count up from 1; this one cannot come from a
+			// validator, and it would not sort in a bigint.
+			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1", t.Device, t.Seq)
+		}
+		// A batch is one device's taps in time order: nearly all in the
+		// month of the one before, and comparing is cheaper than
+		// formatting each.
+		if y, m, _ := t.Time.In(s.loc).Date(); i == 0 || y != lastY || m != lastM {
+			months[t.Period(s.loc)] = true
+			lastY, lastM = y, m
+		}
+	}
+	if err := s.ensurePartitions(ctx, months); err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	// Two transactions that lock rows in different orders deadlock, and
+	// PostgreSQL aborts one. Rows are locked in key order everywhere, so
+	// this is rare; trying again is then the right thing.
+	for attempt := 1; ; attempt++ {
+		added, duplicates, err = s.addTaps(ctx, taps)
+		var pgErr *pgconn.PgError
+		if attempt < 4 && errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
+			continue
+		}
+		return added, duplicates, err
+	}
+}
+
+func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
+	spans := plan.Spans(taps)
+	var hotlist bool
+	st, err := readState(ctx, tx, spans, &hotlist)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	p := plan.Make(taps, st, s.opt.Clock()(), s.opt.Limits, s.loc)
+	if len(p.New) > 0 {
+		row := make([]any, 0, len(copyColumns))
+		src := pgx.CopyFromSlice(len(p.New), func(i int) ([]any, error) {
+			n := &p.New[i]
+			t := n.Tap
+			row = append(row[:0], t.Device, int64(t.Seq), t.Time, n.Period, int64(t.Card), t.Carrier, t.Route, t.Vehicle,
+				t.Lat, t.Lon, int16(t.Result), t.Reason, t.Product, t.Category, t.Funding,
+				t.FareKop, t.ChargedKop, t.CompensationKop, int64(t.TariffVersion), int64(t.HotlistVersion), t.CardCommitted, n.Booked)
+			return row, nil
+		})
+		// A tap the state calls missing but the table holds fails the
+		// COPY on the primary key: the whole call fails rather than
+		// count a ride twice.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"taps"}, copyColumns, src); err != nil {
+			return 0, 0, fmt.Errorf("add taps: copy %d new taps: %w", len(p.New), err)
+		}
+	}
+	found, err := writePlan(ctx, tx, p, hotlist, s.opt.Limits, s.loc)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	if err := insertAnomalies(ctx, tx, found); err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("add taps: commit %d taps: %w", len(taps), err)
+	}
+	return len(p.New), p.Duplicates, nil
+}
+
+var copyColumns = []string{"device", "seq", "tapped_at", "period", "card", "carrier", "route", "vehicle", "lat", "lon",
+	"result", "reason", "product", "category", "funding", "fare_kop", "charged_kop", "compensation_kop",
+	"tariff_version", "hotlist_version", "card_committed", "booked"}
+
+// readState takes the close lock shared, locks the devices' rows (making
+// them for new devices) and reads what plan.Make needs and whether any
+// card is hotlisted, in one round trip. Each statement of the batch runs after the one before, so the
+// closed periods are read after the lock is held.
+func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotlist *bool) (plan.State, error) {
+	st := plan.State{Devices: map[string]recon.Device{}, Open: map[string][]recon.Gap{}, Closed: map[string]bool{}}
+	devs := make([]string, len(spans))
+	lo := make([]int64, len(spans))
+	hi := make([]int64, len(spans))
+	for i, sp := range spans {
+		devs[i], lo[i], hi[i] = sp.Device, int64(sp.Min), int64(sp.Max)
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock_shared($1)", int64(closeLockKey))
+	// Spans are sorted by device, so concurrent calls lock in one order.
+	b.Queue(`INSERT INTO devices (device, max_seq, max_at) SELECT d, 0, NULL FROM unnest($1::text[]) WITH ORDINALITY AS u(d, o)
+		ORDER BY o ON CONFLICT DO NOTHING`, devs)
+	b.Queue(`SELECT device, max_seq, max_at FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE`, devs)
+	// Probes through LATERAL ... OFFSET 0 here and below: the cached
+	// generic plan of a join with unnest (estimated at 10 rows) would
+	// hash the arguments and scan the whole table.
+	b.Queue(`SELECT g.device, g.first_seq, g.last_seq, g.period, g.opened
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(device, lo, hi)
+		CROSS JOIN LATERAL (SELECT * FROM gaps g
+			WHERE g.device = s.device AND g.closed IS NULL AND g.last_seq >= s.lo AND g.first_seq <= s.hi OFFSET 0) g`, devs, lo, hi)
+	b.Queue(`SELECT period FROM closed_periods`)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM hotlist)`)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return st, fmt.Errorf("wait for a period close: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return st, fmt.Errorf("register devices: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return st, fmt.Errorf("lock devices: %w", err)
+	}
+	var (
+		name   string
+		maxSeq int64
+		maxAt  *time.Time
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&name, &maxSeq, &maxAt}, func() error {
+		d := recon.Device{Name: name, MaxSeq: uint64(maxSeq)}
+		if maxAt != nil {
+			d.MaxTime = maxAt.UTC()
+		}
+		st.Devices[name] = d
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("lock devices: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return st, fmt.Errorf("read gaps: %w", err)
+	}
+	var (
+		g           recon.Gap
+		first, last int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&g.Device, &first, &last, &g.Period, &g.Opened}, func() error {
+		g.First, g.Last, g.Opened = uint64(first), uint64(last), g.Opened.UTC()
+		st.Open[g.Device] = append(st.Open[g.Device], g)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("read gaps: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return st, fmt.Errorf("read closed periods: %w", err)
+	}
+	var period string
+	if _, err := pgx.ForEachRow(rows, []any{&period}, func() error {
+		st.Closed[period] = true
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("read closed periods: %w", err)
+	}
+	if err := br.QueryRow().Scan(hotlist); err != nil {
+		return st, fmt.Errorf("look at the hotlist: %w", err)
+	}
+	return st, br.Close()
+}
+
+// writePlan writes everything of p but the taps in one round trip and
+// returns the anomalies of the hotlist (when any card is hotlisted) and
+// cloned-card checks, which need the taps already stored.
+func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hotlist bool, lim recon.Limits, loc *time.Location) ([]recon.Anomaly, error) {
+	b := &pgx.Batch{}
+	if n := len(p.Rollup); n > 0 {
+		cols := struct {
+			period, carrier, adjusts, category, funding, route, day []string
+			rides, fare, charged, comp                              []int64
+		}{}
+		for _, r := range p.Rollup {
+			cols.period = append(cols.period, r.Period)
+			cols.carrier = append(cols.carrier, r.Carrier)
+			cols.adjusts = append(cols.adjusts, r.Adjusts)
+			cols.category = append(cols.category, r.Category)
+			cols.funding = append(cols.funding, r.Funding)
+			cols.route = append(cols.route, r.Route)
+			cols.day = append(cols.day, r.Day)
+			cols.rides = append(cols.rides, r.Rides)
+			cols.fare = append(cols.fare, r.FareKop)
+			cols.charged = append(cols.charged, r.ChargedKop)
+			cols.comp = append(cols.comp, r.CompensationKop)
+		}
+		// Rows come in key order (plan.Make sorts them), so concurrent
+		// batches lock shared rows in one order. sum() is not needed:
+		// each key is once in the plan.
+		b.Queue(`INSERT INTO rollup AS r (period, carrier, adjusts, category, funding, route, day,
+				rides, fare_kop, charged_kop, compensation_kop)
+			SELECT period, carrier, adjusts, category, funding, route, day::date, rides, fare, charged, comp
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+				WITH ORDINALITY AS u(period, carrier, adjusts, category, funding, route, day, rides, fare, charged, comp, o)
+			ORDER BY o
+			ON CONFLICT (period, carrier, adjusts, category, funding, route, day) DO UPDATE SET
+				rides = r.rides + excluded.rides,
+				fare_kop = r.fare_kop + excluded.fare_kop,
+				charged_kop = r.charged_kop + excluded.charged_kop,
+				compensation_kop = r.compensation_kop + excluded.compensation_kop`,
+			cols.period, cols.carrier, cols.adjusts, cols.category, cols.funding, cols.route, cols.day,
+			cols.rides, cols.fare, cols.charged, cols.comp)
+	}
+	if len(p.Devices) > 0 {
+		var names []string
+		var seqs []int64
+		var ats []time.Time
+		for _, d := range p.Devices {
+			names, seqs, ats = append(names, d.Name), append(seqs, int64(d.MaxSeq)), append(ats, d.MaxTime)
+		}
+		b.Queue(`UPDATE devices d SET max_seq = u.max_seq, max_at = u.max_at
+			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u(device, max_seq, max_at)
+			WHERE d.device = u.device`, names, seqs, ats)
+	}
+	// Few gaps close in a batch; one statement each finds them by key.
+	for _, g := range p.Removed {
+		b.Queue(`DELETE FROM gaps WHERE device = $1 AND first_seq = $2 AND closed IS NULL`, g.Device, int64(g.First))
+	}
+	if len(p.Added) > 0 {
+		var (
+			devs, periods  []string
+			firsts, lasts  []int64
+			opened, closed []*time.Time
+		)
+		for _, g := range p.Added {
+			devs, periods = append(devs, g.Device), append(periods, g.Period)
+			firsts, lasts = append(firsts, int64(g.First)), append(lasts, int64(g.Last))
+			o := g.Opened
+			opened = append(opened, &o)
+			if g.IsOpen() {
+				closed = append(closed, nil)
+			} else {
+				c := g.Closed
+				closed = append(closed, &c)
+			}
+		}
+		b.Queue(`INSERT INTO gaps (device, first_seq, last_seq, period, opened, closed)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::timestamptz[])`,
+			devs, firsts, lasts, periods, opened, closed)
+	}
+	if len(p.DevicePeriods) > 0 {
+		var (
+			periods, devs             []string
+			taps, dups, firsts, lasts []int64
+		)
+		for _, c := range p.DevicePeriods {
+			periods, devs = append(periods, c.Period), append(devs, c.Device)
+			taps, dups = append(taps, c.Taps), append(dups, c.Duplicates)
+			firsts, lasts = append(firsts, int64(c.FirstSeq)), append(lasts, int64(c.LastSeq))
+		}
+		b.Queue(`INSERT INTO device_periods AS d (period, device, taps, duplicates, first_seq, last_seq)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (period, device) DO UPDATE SET
+				taps = d.taps + excluded.taps,
+				duplicates = d.duplicates + excluded.duplicates,
+				first_seq = CASE WHEN d.first_seq = 0 OR (excluded.first_seq <> 0 AND excluded.first_seq < d.first_seq)
+					THEN excluded.first_seq ELSE d.first_seq END,
+				last_seq = greatest(d.last_seq, excluded.last_seq)`,
+			periods, devs, taps, dups, firsts, lasts)
+	}
+	queueAnomalies(b, p.Anomalies)
+
+	// The hotlist check looks at every new accepted tap; the cloned-card
+	// check at the new compensable rides with a position, against the
+	// stored ones: the rides the city pays for, where a clone costs it
+	// money. Probing every tap's card cost more than the rest of ingest
+	// together, and a check on both sides' compensable rides finds a
+	// pair whichever of the two arrives first.
+	var (
+		hot   = cardArgs{}
+		clone = cardArgs{}
+		byKey = make(map[string]*plan.Tap)
+	)
+	for i := range p.New {
+		n := &p.New[i]
+		if n.Result != tap.Accepted {
+			continue
+		}
+		hot.add(n)
+		if store.Compensable(n.Tap) && (n.Lat != 0 || n.Lon != 0) {
+			clone.add(n)
+		}
+		byKey[fmt.Sprint(n.Device, "/", n.Seq)] = n
+	}
+	hotQ, cloneQ := hotlist && len(hot.cards) > 0, len(clone.cards) > 0
+	if hotQ {
+		b.Queue(`SELECT n.device, n.seq, h.from_at
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[]) AS n(card, at, device, seq)
+			CROSS JOIN LATERAL (SELECT min(from_at) AS from_at FROM hotlist h WHERE h.card = n.card AND h.from_at <= n.at) h
+			WHERE h.from_at IS NOT NULL`, hot.cards, hot.times, hot.devs, hot.seqs)
+	}
+	if cloneQ {
+		// A probe per ride on the card index. (One scan with card =
+		// ANY(all the cards) over the batch's time span measured slower.)
+		// OFFSET 0 keeps the subquery a probe per ride: flattened into
+		// a join, the cached generic plan (which thinks unnest gives 10
+		// rows) hashes the rides and scans every tap.
+		b.Queue(`SELECT n.device, n.seq, o.device, o.seq, o.vehicle, o.tapped_at, o.lat, o.lon
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[])
+				AS n(card, at, device, seq, vehicle)
+			CROSS JOIN LATERAL (
+				SELECT device, seq, vehicle, tapped_at, lat, lon FROM taps o
+				WHERE o.card = n.card AND o.tapped_at BETWEEN n.at - $6::interval AND n.at + $6::interval
+					AND o.result = 1 AND o.card_committed AND o.compensation_kop > 0
+					AND o.vehicle <> n.vehicle AND (o.lat <> 0 OR o.lon <> 0)
+				OFFSET 0) o`,
+			clone.cards, clone.times, clone.devs, clone.seqs, clone.vehicles, lim.WithDefaults().CloneWindow)
+	}
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for range b.Len() - boolInt(hotQ) - boolInt(cloneQ) {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("update roll-up, gaps and counts: %w", err)
+		}
+	}
+	var found []recon.Anomaly
+	if hotQ {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("look up the hotlist: %w", err)
+		}
+		var (
+			dev  string
+			seq  int64
+			from time.Time
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&dev, &seq, &from}, func() error {
+			found = append(found, recon.Hotlisted(byKey[fmt.Sprint(dev, "/", seq)].Tap, from.UTC(), loc))
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("look up the hotlist: %w", err)
+		}
+	}
+	if cloneQ {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("look for cloned cards: %w", err)
+		}
+		var (
+			dev       string
+			seq, oseq int64
+			o         recon.Sighting
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&dev, &seq, &o.Device, &oseq, &o.Vehicle, &o.Time, &o.Lat, &o.Lon}, func() error {
+			n := byKey[fmt.Sprint(dev, "/", seq)]
+			me := recon.Sighting{Device: n.Device, Seq: n.Seq, Vehicle: n.Vehicle, Time: n.Time, Lat: n.Lat, Lon: n.Lon}
+			o.Seq, o.Time = uint64(oseq), o.Time.UTC()
+			if kmh, bad := recon.Clone(me, o, lim); bad {
+				found = append(found, recon.CloneAnomaly(n.Card, me, o, kmh, loc))
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("look for cloned cards: %w", err)
+		}
+	}
+	return found, br.Close()
+}
+
+// cardArgs are the columns of taps a card check sends as arrays.
+type cardArgs struct {
+	cards, seqs    []int64
+	times          []time.Time
+	devs, vehicles []string
+}
+
+func (a *cardArgs) add(n *plan.Tap) {
+	a.cards, a.times = append(a.cards, int64(n.Card)), append(a.times, n.Time)
+	a.devs, a.seqs, a.vehicles = append(a.devs, n.Device), append(a.seqs, int64(n.Seq)), append(a.vehicles, n.Vehicle)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// queueAnomalies queues the insertion of as, keeping one of each.
+func queueAnomalies(b *pgx.Batch, as []recon.Anomaly) {
+	if len(as) == 0 {
+		return
+	}
+	var (
+		kinds, devs, odevs, periods, details []string
+		seqs, oseqs, cards                   []int64
+		ats                                  []time.Time
+	)
+	for _, a := range as {
+		kinds, devs, odevs = append(kinds, string(a.Kind)), append(devs, a.Device), append(odevs, a.OtherDevice)
+		periods, details = append(periods, a.Period), append(details, a.Detail)
+		seqs, oseqs, cards = append(seqs, int64(a.Seq)), append(oseqs, int64(a.OtherSeq)), append(cards, int64(a.Card))
+		ats = append(ats, a.At)
+	}
+	b.Queue(`INSERT INTO anomalies (kind, device, seq, other_device, other_seq, period, at, card, detail)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
+			$7::timestamptz[], $8::bigint[], $9::text[])
+		ON CONFLICT DO NOTHING`, kinds, devs, seqs, odevs, oseqs, periods, ats, cards, details)
+}
+
+// insertAnomalies records as and returns how many were new.
+func insertAnomalies(ctx context.Context, tx pgx.Tx, as []recon.Anomaly) error {
+	_, err := countNewAnomalies(ctx, tx, as)
+	return err
+}
+
+func countNewAnomalies(ctx context.Context, tx pgx.Tx, as []recon.Anomaly) (int, error) {
+	if len(as) == 0 {
+		return 0, nil
+	}
+	b := &pgx.Batch{}
+	queueAnomalies(b, as)
+	br := tx.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("record %d anomalies: %w", len(as), err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// AddAnomalies implements store.Store.
+func (s *Store) AddAnomalies(ctx context.Context, as []recon.Anomaly) error {
+	if len(as) == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertAnomalies(ctx, tx, as) })
+}
+
+// AddHotlist implements store.Store.
+func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (flagged int, err error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	cards := make([]int64, len(entries))
+	froms := make([]time.Time, len(entries))
+	for i, e := range entries {
+		if e.From.IsZero() {
+			return 0, fmt.Errorf("add hotlist: card %d has no time from which it is blocked", e.Card)
+		}
+		cards[i], froms[i] = int64(e.Card), e.From.Truncate(time.Microsecond)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Exclusive, like a close: ingest transactions under way finish
+		// first, so their taps are in the scan below, and later ones see
+		// the new entries. Otherwise a tap stored meanwhile would escape
+		// both checks.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(closeLockKey)); err != nil {
+			return fmt.Errorf("add hotlist: wait for ingest: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO hotlist (card, from_at) SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
+			ON CONFLICT DO NOTHING`, cards, froms); err != nil {
+			return fmt.Errorf("add hotlist: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT min(e.from_at), `+prefixed("t", tapColumns)+`
+			FROM unnest($1::bigint[], $2::timestamptz[]) AS e(card, from_at)
+			JOIN taps t ON t.card = e.card AND t.tapped_at >= e.from_at AND t.result = 1
+			GROUP BY `+prefixed("t", tapColumns), cards, froms)
+		if err != nil {
+			return fmt.Errorf("add hotlist: find taps of the cards: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (recon.Anomaly, error) {
+			var from time.Time
+			var ts tapScan
+			if err := r.Scan(append([]any{&from}, ts.targets()...)...); err != nil {
+				return recon.Anomaly{}, err
+			}
+			t := ts.tap()
+			return recon.Hotlisted(&t, from.UTC(), s.loc), nil
+		})
+		if err != nil {
+			return fmt.Errorf("add hotlist: find taps of the cards: %w", err)
+		}
+		flagged, err = countNewAnomalies(ctx, tx, found)
+		return err
+	})
+	return flagged, err
+}
+
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
