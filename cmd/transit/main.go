@@ -113,6 +113,7 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newHSMCmd(),
 		newTariffCmd(),
 		newRegistryCmd(),
+		newStatementCmd(nil),
 	)
 	return root
 }

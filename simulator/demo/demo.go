@@ -211,7 +211,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				// A torn card is part of the story, not a warning.
 				Log: slog.New(slog.DiscardHandler),
 			},
-			up: &upload.Uploader{Journal: j, Sealer: sealer, Publisher: bus.KeyValuePublisher{Producer: prod}, MaxTaps: 50},
+			// Batches leave at the end of the service day, on the same
+			// simulated clock as the taps and clearing.
+			up: &upload.Uploader{Journal: j, Sealer: sealer, Publisher: bus.KeyValuePublisher{Producer: prod}, MaxTaps: 50,
+				Now: func() time.Time { return day.Add(23 * time.Hour) }},
 		}
 	}
 

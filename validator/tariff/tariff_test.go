@@ -64,7 +64,7 @@ func TestSample(t *testing.T) {
 	if c := tf.Categories["31"]; c.DiscountPct != 50 || c.Funding != "city" || c.MonthlyRides != 50 || c.FixedCompensation || c.Rider != "student" {
 		t.Fatalf("category 31 = %+v", c)
 	}
-	if c := tf.Categories["12"]; !c.FixedCompensation || c.CompensationKop != 1000 || c.Funding != "state" {
+	if c := tf.Categories["12"]; !c.FixedCompensation || c.CompensationKop != 750 || c.Funding != "state" {
 		t.Fatalf("category 12 = %+v", c)
 	}
 	if c := tf.Categories["41"]; len(c.Networks) != 2 || c.Networks[1] != "trolleybus" || len(c.Carriers) != 0 {
@@ -108,7 +108,7 @@ func TestSampleRides(t *testing.T) {
 		{"minibus off-peak", rich, dev("PRIVAT-7", "45"), tue8.Add(4 * time.Hour), fare.ProductPurse, 1200, 1200, 0},
 		{"minibus on Sunday", rich, dev("PRIVAT-7", "45"), tue8.AddDate(0, 0, 5), fare.ProductPurse, 1200, 1200, 0},
 		{"veteran's fixed compensation", fare.Card{Entitlements: []fare.Entitlement{{Category: "12",
-			ValidFrom: tue8.AddDate(-1, 0, 0), ValidTo: tue8.AddDate(1, 0, 0)}}}, dev("ATP-1", "12"), tue8, fare.ProductBenefit, 1500, 0, 1000},
+			ValidFrom: tue8.AddDate(-1, 0, 0), ValidTo: tue8.AddDate(1, 0, 0)}}}, dev("ATP-1", "12"), tue8, fare.ProductBenefit, 1500, 0, 750},
 		{"bus to minibus transfer", fare.Card{PurseKop: 500_00, LastTap: &fare.LastTap{Time: tue8.Add(-20 * time.Minute),
 			Carrier: 1, Route: 12, Product: fare.ProductPurse}}, dev("PRIVAT-7", "45"), tue8, fare.ProductTransfer, 1500, 1000, 0},
 		{"electric pass on a trolleybus", fare.Card{Passes: []fare.Pass{{Product: 2, Groups: 0xFFFF,
