@@ -31,6 +31,8 @@ const (
 	PKCS11TokenVar  = "TRANSIT_TEST_PKCS11_TOKEN"
 	PKCS11PINVar    = "TRANSIT_TEST_PKCS11_PIN"
 	PKCS11SOPINVar  = "TRANSIT_TEST_PKCS11_SOPIN"
+	// Path of a headless-capable Chromium for browser tests.
+	ChromiumVar = "TRANSIT_TEST_CHROMIUM"
 )
 
 // Required reports whether a missing server must fail the test instead of
@@ -86,3 +88,6 @@ func SoftHSM(t testing.TB) PKCS11 {
 		SOPIN:  Need(t, "SoftHSM2", PKCS11SOPINVar),
 	}
 }
+
+// Chromium returns the path of the Chromium binary browser tests drive.
+func Chromium(t testing.TB) string { return Need(t, "Chromium", ChromiumVar) }
