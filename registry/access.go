@@ -21,10 +21,15 @@ const (
 	RoleFinance    Role = "finance"    // finance staff: card events, blocked cards
 	RoleAuditor    Role = "auditor"    // data-protection auditor: the audit log
 	RoleResident   Role = "resident"   // a resident, seeing their own data
+	// RoleService is another service of the platform (clearing): card
+	// events and blocked cards, never personal data. A machine gets a role
+	// of its own so that its token is not a staff member's and grows no
+	// staff rights.
+	RoleService Role = "service"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleDesk, RoleSupervisor, RoleFinance, RoleAuditor, RoleResident}
+var Roles = []Role{RoleDesk, RoleSupervisor, RoleFinance, RoleAuditor, RoleResident, RoleService}
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return slices.Contains(Roles, r) }
@@ -51,8 +56,8 @@ const (
 var Actions = []Action{ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise,
 	ActExpiring, ActImport, ActCardEvents, ActAudit, ActOwnData}
 
-// permissions is the role table. Finance and auditors never see personal
-// data; residents see only their own.
+// permissions is the role table. Finance, auditors and services never
+// see personal data; residents see only their own.
 var permissions = map[Role][]Action{
 	RoleDesk: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring},
 	RoleSupervisor: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring,
@@ -60,6 +65,7 @@ var permissions = map[Role][]Action{
 	RoleFinance:  {ActCardEvents},
 	RoleAuditor:  {ActAudit, ActCardEvents},
 	RoleResident: {ActOwnData},
+	RoleService:  {ActCardEvents},
 }
 
 // Allowed reports whether role r may perform action a.
@@ -87,7 +93,7 @@ type Actor struct {
 func (a *Actor) Validate() error {
 	switch {
 	case !a.Role.Valid():
-		return fieldErr("role", "%q; want one of desk, supervisor, finance, auditor, resident", a.Role)
+		return fieldErr("role", "%q; want one of desk, supervisor, finance, auditor, resident, service", a.Role)
 	case a.Role == RoleResident && a.Resident <= 0:
 		return fieldErr("resident", "a resident's token must name their resident id")
 	case a.Role != RoleResident && a.Resident != 0:

@@ -30,4 +30,5 @@ func ExampleAllowed() {
 	// finance    read personal data: false card events: true
 	// auditor    read personal data: false card events: true
 	// resident   read personal data: false card events: false
+	// service    read personal data: false card events: true
 }

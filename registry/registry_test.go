@@ -96,6 +96,7 @@ func TestPermissionTable(t *testing.T) {
 		registry.RoleFinance:  {registry.ActCardEvents},
 		registry.RoleAuditor:  {registry.ActAudit, registry.ActCardEvents},
 		registry.RoleResident: {registry.ActOwnData},
+		registry.RoleService:  {registry.ActCardEvents},
 	}
 	for _, r := range registry.Roles {
 		for _, a := range registry.Actions {
@@ -105,7 +106,7 @@ func TestPermissionTable(t *testing.T) {
 		}
 	}
 	for _, a := range []registry.Action{registry.ActReadPersonal, registry.ActPersonalise, registry.ActExpiring, registry.ActRegister} {
-		for _, r := range []registry.Role{registry.RoleFinance, registry.RoleAuditor, registry.RoleResident} {
+		for _, r := range []registry.Role{registry.RoleFinance, registry.RoleAuditor, registry.RoleResident, registry.RoleService} {
 			if registry.Allowed(r, a) {
 				t.Errorf("%s may %s: only desk staff see personal data", r, a)
 			}

@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/api"
+	"github.com/citycard/transit/registry/publish"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/postgres"
 	"github.com/citycard/transit/registry/store/sqlite"
+	"github.com/citycard/transit/validator/hotlist"
 )
 
 // registryFlags selects the registry database.
@@ -92,16 +97,26 @@ events without personal data.`,
 		},
 	}
 
-	var listen string
+	var (
+		listen string
+		pf     publishFlags
+	)
 	serve := &cobra.Command{
 		Use:   "serve --db URL --issuer CODE",
 		Short: "Serve the registry's HTTP JSON API until stopped",
 		Long: `Serve the registry API (see registry/api): residents, entitlements, card lifecycle, personalisation
 data, card events and blocked cards, the expiring list, benefit-register imports and the audit log.
 Requests need an API token (transit registry token create). The API carries personal data and tokens:
-outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIGTERM.`,
+outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIGTERM.
+
+With the HSM (--keystore or --pkcs11-module) and --hotlist-dir, it also publishes to validators, without a
+token, under /v1/validator (the validators' updates_url): the hotlist of blocked cards, signed with
+sign-hotlist, as full lists and deltas (registry/publish), and with --tariff DIR the signed tariff
+directory as a zip. Those files hold card numbers and block reasons only.`,
 		Example: `  transit registry serve --db postgres://postgres@127.0.0.1/transit --issuer 1001 --listen 127.0.0.1:8081
-  transit registry serve --db sqlite:registry.db --issuer 1001`,
+  transit registry serve --db sqlite:registry.db --issuer 1001
+  TRANSIT_KEYSTORE_PASSPHRASE=... transit registry serve --db sqlite:registry.db --issuer 1001 \
+      --keystore city.keys --hotlist-dir hotlists --tariff tariff`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -116,6 +131,11 @@ outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIG
 				return err
 			}
 			defer st.Close()
+			validator, done, err := pf.open(ctx, st, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer done()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w; choose another --listen address", listen, err)
@@ -125,7 +145,7 @@ outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIG
 			}
 			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer)
 			fmt.Fprintf(c.ErrOrStderr(), "registry API on http://%s/v1 (Ctrl-C stops)\n", ln.Addr())
-			err = api.Serve(ctx, ln, api.New(st, api.Options{Location: loc, Logger: slog.Default()}))
+			err = api.Serve(ctx, ln, api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator}))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -135,9 +155,81 @@ outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIG
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve the API on")
 	serve.Flags().Uint16Var(&rf.issuer, "issuer", 0, "the city's card issuer code, the first four digits of new card numbers")
 	serve.Flags().IntVar(&rf.cardYears, "card-years", store.DefaultCardYears, "how many years a new card is valid")
+	pf.register(serve)
 
 	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf))
 	return cmd
+}
+
+// publishFlags configure what the registry publishes to validators.
+type publishFlags struct {
+	hsm        hsmFlags
+	hotlistDir string
+	tariffDir  string
+}
+
+func (f *publishFlags) register(cmd *cobra.Command) {
+	f.hsm.register(cmd)
+	cmd.Flags().StringVar(&f.hotlistDir, "hotlist-dir", "", "directory keeping the published hotlist and the steps deltas are built from (needs the HSM)")
+	cmd.Flags().StringVar(&f.tariffDir, "tariff", "", "signed tariff directory to publish to validators (needs the HSM, for the sign-tariff verify key)")
+}
+
+// open returns the handler of /v1/validator, nil when the registry
+// publishes nothing, and a function that closes the HSM.
+func (f *publishFlags) open(ctx context.Context, st store.Store, stderr io.Writer) (http.Handler, func(), error) {
+	if f.hsm.keystore == "" && f.hsm.module == "" {
+		if f.hotlistDir != "" || f.tariffDir != "" {
+			return nil, nil, usagef("publishing to validators signs and verifies with the HSM: give --keystore FILE or --pkcs11-module MODULE --token LABEL")
+		}
+		slog.Info("publishing no hotlist or tariff to validators: no HSM given")
+		return nil, func() {}, nil
+	}
+	if f.hotlistDir == "" {
+		return nil, nil, usagef("give --hotlist-dir DIR, where the published hotlist and its deltas are kept")
+	}
+	km, done, err := f.hsm.open(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := f.publishers(ctx, st, km)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return h, done, nil
+}
+
+func (f *publishFlags) publishers(ctx context.Context, st store.Store, km hsm.KeyManager) (http.Handler, error) {
+	info, err := hsm.Resolve(ctx, km, hsm.Ref{Label: hsm.LabelSignHotlist})
+	if err != nil {
+		return nil, fmt.Errorf("the HSM has no %s key to sign hotlists: %w; create it (transit hsm keygen %s)", hsm.LabelSignHotlist, err, hsm.LabelSignHotlist)
+	}
+	signer, err := km.Signer(ctx, info.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("hotlist signing key %s: %w", info.Ref, err)
+	}
+	keys, err := hotlist.HSMKeys(ctx, km)
+	if err != nil {
+		return nil, err
+	}
+	hl, err := publish.Open(ctx, st, publish.Options{Dir: f.hotlistDir, Signer: signer, KeyVersion: info.Ref.Version, Keys: keys,
+		CheckEvery: publish.DefaultCheckEvery, Log: slog.Default()})
+	if err != nil {
+		return nil, err
+	}
+	// Publish now, so that a broken store or key fails the start rather
+	// than the first validator's poll.
+	if _, err := hl.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	h := &publish.Handler{Hotlists: hl, Log: slog.Default()}
+	if f.tariffDir != "" {
+		if h.Tariff, err = publish.OpenTariff(ctx, f.tariffDir, km, slog.Default()); err != nil {
+			return nil, err
+		}
+	}
+	slog.Info("publishing to validators under /v1/validator", "hotlist_version", hl.Version(), "signed_with", info.Ref.String(), "tariff", f.tariffDir)
+	return h, nil
 }
 
 func isLoopback(host string) bool {
@@ -162,10 +254,12 @@ func newRegistryTokenCmd(rf *registryFlags) *cobra.Command {
 		Use:   "create --user NAME --role ROLE",
 		Short: "Make an API token for a user and print it once",
 		Long: `Make a random API token bound to a user and a role, store only its SHA-256, and print the token once
-on standard output: it cannot be shown again. Roles: desk, supervisor, finance, auditor, resident.
+on standard output: it cannot be shown again. Roles: desk, supervisor, finance, auditor, resident,
+and service for another service of the platform (clearing: card events and blocked cards only).
 A resident's token also names their resident id (--resident) and shows only their own data.`,
 		Example: `  transit registry token create --db postgres://postgres@127.0.0.1/transit --user olena.k --role desk
-  transit registry token create --db sqlite:registry.db --user citizen-42 --role resident --resident 42`,
+  transit registry token create --db sqlite:registry.db --user citizen-42 --role resident --resident 42
+  transit registry token create --db sqlite:registry.db --user clearing --role service`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if user == "" {
@@ -173,7 +267,7 @@ A resident's token also names their resident id (--resident) and shows only thei
 			}
 			actor := registry.Actor{User: user, Role: registry.Role(role), Resident: resident}
 			if !actor.Role.Valid() {
-				return usagef("--role %q: want desk, supervisor, finance, auditor or resident", role)
+				return usagef("--role %q: want desk, supervisor, finance, auditor, resident or service", role)
 			}
 			if actor.Role == registry.RoleResident && resident <= 0 {
 				return usagef("a resident's token needs their resident id: --resident ID")
@@ -199,7 +293,7 @@ A resident's token also names their resident id (--resident) and shows only thei
 		},
 	}
 	create.Flags().StringVar(&user, "user", "", "who the token is for (recorded in the audit log)")
-	create.Flags().StringVar(&role, "role", "", "desk, supervisor, finance, auditor or resident")
+	create.Flags().StringVar(&role, "role", "", "desk, supervisor, finance, auditor, resident or service")
 	create.Flags().Int64Var(&resident, "resident", 0, "for --role resident: their resident id")
 	cmd.AddCommand(create)
 	return cmd

@@ -31,13 +31,23 @@
 //	POST /v1/cards/{number}/block                 {reason: lost|stolen|fraud|benefit-revoked|           desk, supervisor
 //	                                              blocked-by-desk, note}
 //	POST /v1/cards/{number}/replace               {clearing_balance_kop, card_balance_kop?}             desk, supervisor
+//	GET  /v1/cards/{number}                       card data: status, validity, entitlements, purse      desk, supervisor
+//	                                              (no holder's personal data)
 //	GET  /v1/cards/{number}/personalisation       card data and holder (purpose)                        desk, supervisor
-//	GET  /v1/cards/events?since=&limit=           card events, no personal data                         supervisor, finance, auditor
-//	GET  /v1/cards/blocked                        blocked cards and hotlist version                     supervisor, finance, auditor
+//	GET  /v1/cards/events?since=&limit=           card events, no personal data                         supervisor, finance, auditor, service
+//	GET  /v1/cards/blocked                        blocked cards and hotlist version                     supervisor, finance, auditor, service
 //	GET  /v1/entitlements/expiring?days=30&format=csv  (purpose)                                       desk, supervisor
 //	POST /v1/import?dry_run=1                     benefit-register CSV (purpose; IMPORT.md)             supervisor
 //	GET  /v1/audit?resident=&after=&limit=        the audit log                                         auditor
 //	GET  /v1/me, GET /v1/me/audit                 one's own record and who read it                      resident
+//
+// # Validator files
+//
+// Under /v1/validator/ the server hands requests to Options.Validator
+// (registry/publish): the signed hotlist and tariff that validators poll.
+// Those requests carry no token: validators authenticate the files by
+// their signatures, and the files hold no personal data, only card
+// numbers and block reasons.
 package api
 
 import (
@@ -67,6 +77,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line per request; nil means slog.Default().
 	Logger *slog.Logger
+	// Validator serves /v1/validator/ without a token (see the package
+	// comment); it sees the path below /v1/validator ("/hotlist"). Nil
+	// answers there with 404 and how to enable publishing.
+	Validator http.Handler
 }
 
 // Limits on request bodies.
@@ -83,6 +97,10 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 }
+
+// ValidatorPrefix is the path under which Options.Validator answers,
+// without a token.
+const ValidatorPrefix = "/v1/validator/"
 
 // Route is one endpoint and the action class its callers need.
 type Route struct {
@@ -109,6 +127,7 @@ var routes = []route{
 	{Route{"POST /v1/cards/{number}/status", registry.ActCards}, (*Server).setStatus},
 	{Route{"POST /v1/cards/{number}/block", registry.ActCards}, (*Server).block},
 	{Route{"POST /v1/cards/{number}/replace", registry.ActCards}, (*Server).replace},
+	{Route{"GET /v1/cards/{number}", registry.ActCards}, (*Server).card},
 	{Route{"GET /v1/cards/{number}/personalisation", registry.ActPersonalise}, (*Server).personalisation},
 	{Route{"GET /v1/cards/events", registry.ActCardEvents}, (*Server).cardEvents},
 	{Route{"GET /v1/cards/blocked", registry.ActCardEvents}, (*Server).blocked},
@@ -142,6 +161,13 @@ func New(st store.Store, opt Options) *Server {
 	}
 	for _, rt := range routes {
 		s.mux.Handle(rt.Pattern, s.wrap(rt))
+	}
+	if opt.Validator != nil {
+		s.mux.Handle(ValidatorPrefix, http.StripPrefix(strings.TrimSuffix(ValidatorPrefix, "/"), opt.Validator))
+	} else {
+		s.mux.HandleFunc(ValidatorPrefix, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "this registry publishes no hotlist or tariff; start it with its HSM and a hotlist directory (transit registry serve --help)")
+		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+"; the API is under /v1 (see registry/api)")

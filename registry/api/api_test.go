@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv = httptest.NewServer(api.New(st, api.Options{Location: kyiv, Now: clock, Logger: log}))
 	t.Cleanup(f.srv.Close)
-	for _, r := range []registry.Role{registry.RoleDesk, registry.RoleSupervisor, registry.RoleFinance, registry.RoleAuditor} {
+	for _, r := range []registry.Role{registry.RoleDesk, registry.RoleSupervisor, registry.RoleFinance, registry.RoleAuditor, registry.RoleService} {
 		f.tokens[r] = f.token(registry.Actor{User: string(r) + "-user", Role: r})
 	}
 	return f
@@ -208,7 +208,7 @@ func TestEveryRoleAgainstEveryRoute(t *testing.T) {
 		registry.ActPersonalise:  {registry.RoleDesk, registry.RoleSupervisor},
 		registry.ActExpiring:     {registry.RoleDesk, registry.RoleSupervisor},
 		registry.ActImport:       {registry.RoleSupervisor},
-		registry.ActCardEvents:   {registry.RoleSupervisor, registry.RoleFinance, registry.RoleAuditor},
+		registry.ActCardEvents:   {registry.RoleSupervisor, registry.RoleFinance, registry.RoleAuditor, registry.RoleService},
 		registry.ActAudit:        {registry.RoleAuditor},
 		registry.ActOwnData:      {registry.RoleResident},
 	}

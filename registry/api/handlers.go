@@ -262,6 +262,22 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, a registry.Acce
 	return nil
 }
 
+func (s *Server) card(w http.ResponseWriter, r *http.Request, _ registry.Access) error {
+	n, err := pathNumber(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.st.CardData(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	if d.Entitlements == nil {
+		d.Entitlements = []registry.CardEntitlement{}
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
 func (s *Server) personalisation(w http.ResponseWriter, r *http.Request, a registry.Access) error {
 	n, err := pathNumber(r)
 	if err != nil {

@@ -459,7 +459,8 @@ func testConcurrentWrites(t *testing.T, e *env) {
 
 func testTokens(t *testing.T, e *env) {
 	r := e.register()
-	for _, actor := range []registry.Actor{deskActor, {User: "ivan", Role: registry.RoleResident, Resident: r.ID}} {
+	for _, actor := range []registry.Actor{deskActor, {User: "ivan", Role: registry.RoleResident, Resident: r.ID},
+		{User: "clearing", Role: registry.RoleService}} {
 		secret, tok, err := registry.NewToken(actor, start)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,465 @@
+// Package console is the web console of the city card platform: server-
+// rendered pages for the issuance desk, finance staff, auditors and
+// residents, over the registry store and the clearing store.
+//
+// Staff and residents sign in with their registry API token; the console
+// checks it with the registry's own token store (store.Authenticate),
+// keeps a random session id in an HttpOnly, SameSite=Strict cookie and the
+// session itself only in memory, with an idle and an absolute expiry.
+// Every POST form carries the session's CSRF secret (the login form a
+// secret of its own, in a short-lived cookie). Pages use no JavaScript:
+// plain links, forms and buttons work with a keyboard and any browser;
+// the stylesheet is embedded and nothing is loaded from elsewhere.
+//
+// # Who may open what
+//
+//	/desk, /desk/search, /desk/residents/{id}   desk, supervisor (registry.ActReadPersonal)
+//	block, replace, order a card                desk, supervisor (registry.ActCards)
+//	/finance, /finance/export                   finance, supervisor
+//	POST /finance/close                         supervisor only, and only with a signing key
+//	/audit                                      auditor (registry.ActAudit)
+//	/me                                         resident: only their own record
+//
+// The console checks the role before a handler runs; the registry store
+// checks again and writes the audit entry of every read of personal data.
+// Such reads need a stated purpose, which desk pages ask for and then
+// carry from page to page; residents reading their own data state none
+// (registry.PurposeOwnView). Clearing holds no personal data and has no
+// access control of its own, so for finance pages the console's check is
+// the only one.
+//
+// Texts come in Ukrainian and English, chosen by ?lang= (remembered in a
+// cookie) or the browser's Accept-Language; Ukrainian is the default.
+// Request logs name the route pattern, never the URL, whose query may
+// carry a purpose.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/citycard/transit/clearing/statement"
+	cstore "github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Options configures a Server.
+type Options struct {
+	// Registry is the registry store: residents, cards, tokens, audit.
+	// Required.
+	Registry store.Store
+	// Clearing is the clearing store the finance pages read. Required.
+	Clearing cstore.Store
+	// Statements closes and verifies statements. Without it the finance
+	// pages show statements but cannot close or verify them.
+	Statements *statement.Service
+	// Location is the city's time zone, in which pages show times and
+	// which decides "today"; nil means UTC.
+	Location *time.Location
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+	// Logger receives a line per request; nil means slog.Default().
+	Logger *slog.Logger
+	// IdleTimeout and MaxLifetime end sessions; zero means the defaults.
+	IdleTimeout, MaxLifetime time.Duration
+	// SecureCookies marks cookies Secure: set it when the console is
+	// served over HTTPS (behind a TLS-terminating proxy).
+	SecureCookies bool
+}
+
+// MaxFormBody bounds a form submission; the console's forms are small.
+const MaxFormBody = 64 << 10
+
+// Server serves the console. It is an http.Handler.
+type Server struct {
+	reg      store.Store
+	clr      cstore.Store
+	stmts    *statement.Service
+	loc      *time.Location
+	now      func() time.Time
+	log      *slog.Logger
+	secure   bool
+	sessions *sessions
+	pages    map[string]*template.Template
+	css      []byte
+	mux      *http.ServeMux
+}
+
+// New returns a Server over the stores in opt.
+func New(opt Options) (*Server, error) {
+	if opt.Registry == nil || opt.Clearing == nil {
+		return nil, errors.New("console: both the registry store and the clearing store are required")
+	}
+	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, loc: opt.Location, now: opt.Now,
+		log: opt.Logger, secure: opt.SecureCookies, sessions: newSessions(opt.IdleTimeout, opt.MaxLifetime),
+		mux: http.NewServeMux()}
+	if s.loc == nil {
+		s.loc = time.UTC
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var err error
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if s.css, err = fs.ReadFile(assets, "static/console.css"); err != nil {
+		return nil, fmt.Errorf("console: read the stylesheet: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// guard says which roles may use a route.
+type guard func(registry.Role) bool
+
+// can lets in the roles the registry's table allows act.
+func can(act registry.Action) guard {
+	return func(r registry.Role) bool { return registry.Allowed(r, act) }
+}
+
+// roles lets in the roles listed. Clearing has no role table of its own,
+// so the finance routes name theirs here.
+func roles(rs ...registry.Role) guard {
+	return func(r registry.Role) bool {
+		for _, x := range rs {
+			if x == r {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+var (
+	anyRole          guard = func(registry.Role) bool { return true }
+	readStatements         = roles(registry.RoleFinance, registry.RoleSupervisor)
+	closeStatements        = roles(registry.RoleSupervisor)
+	readPersonalData       = can(registry.ActReadPersonal)
+	changeCards            = can(registry.ActCards)
+)
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /static/console.css", func(w http.ResponseWriter, r *http.Request) {
+		// Not personal data: browsers may keep it for an hour.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Write(s.css) //nolint:errcheck // the client went away
+	})
+	s.handle("GET /{$}", nil, (*Server).home)
+	s.handle("GET /login", nil, (*Server).loginForm)
+	s.handle("POST /login", nil, (*Server).login)
+	s.handle("POST /logout", anyRole, (*Server).logout)
+
+	s.handle("GET /desk", readPersonalData, (*Server).deskSearchForm)
+	s.handle("POST /desk/search", readPersonalData, (*Server).deskSearch)
+	s.handle("GET /desk/residents/{id}", readPersonalData, (*Server).deskResident)
+	s.handle("POST /desk/residents/{id}/cards", changeCards, (*Server).deskOrderCard)
+	s.handle("POST /desk/cards/{number}/block", changeCards, (*Server).deskBlock)
+	s.handle("POST /desk/cards/{number}/replace", changeCards, (*Server).deskReplace)
+
+	s.handle("GET /finance", readStatements, (*Server).finance)
+	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
+	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
+
+	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
+	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
+
+	s.handle("/", nil, func(*Server, http.ResponseWriter, *http.Request, *request) error {
+		return &pageError{status: http.StatusNotFound, key: "err.404"}
+	})
+}
+
+// request is what the console knows about a request before its handler
+// runs.
+type request struct {
+	lang string
+	// ses is the signed-in session (a copy), nil on public pages
+	// without one; sid is its id.
+	ses *session
+	sid string
+}
+
+type handler func(s *Server, w http.ResponseWriter, r *http.Request, rq *request) error
+
+// handle registers h under pattern. With a guard, the route needs a
+// session whose role the guard lets in, and a POST needs the session's
+// CSRF secret.
+func (s *Server) handle(pattern string, allow guard, h handler) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		rq := &request{}
+		defer func() {
+			var user string
+			var role registry.Role
+			if rq.ses != nil {
+				user, role = rq.ses.actor.User, rq.ses.actor.Role
+			}
+			s.log.Info("console request", "route", pattern, "status", sw.status, "user", user, "role", role,
+				"duration", time.Since(start).Round(time.Microsecond))
+		}()
+		var explicit bool
+		rq.lang, explicit = chooseLang(r)
+		if explicit {
+			http.SetCookie(sw, &http.Cookie{Name: langCookie, Value: rq.lang, Path: "/", MaxAge: 365 * 24 * 3600,
+				HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+		}
+		if err := s.authenticate(r, rq); err != nil {
+			s.fail(sw, r, rq, err)
+			return
+		}
+		if allow != nil {
+			if rq.ses == nil {
+				target := "/login"
+				if _, err := r.Cookie(sessionCookie); err == nil {
+					target += "?expired=1"
+				}
+				http.Redirect(sw, r, target, http.StatusSeeOther)
+				return
+			}
+			if !allow(rq.ses.actor.Role) {
+				s.fail(sw, r, rq, &pageError{status: http.StatusForbidden, key: "err.role", args: []any{roleName(rq.lang, rq.ses.actor.Role)}})
+				return
+			}
+			if r.Method == http.MethodPost {
+				if err := s.checkForm(sw, r, rq.ses.csrf); err != nil {
+					s.fail(sw, r, rq, err)
+					return
+				}
+			}
+		}
+		if err := h(s, sw, r, rq); err != nil {
+			s.fail(sw, r, rq, err)
+		}
+	}))
+}
+
+// authenticate finds the request's session, if any, and checks its token
+// with the registry again.
+func (s *Server) authenticate(r *http.Request, rq *request) error {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	ses := s.sessions.get(c.Value, s.now())
+	if ses == nil {
+		return nil
+	}
+	actor, err := s.reg.Authenticate(r.Context(), ses.tokenHash)
+	if errors.Is(err, registry.ErrUnauthenticated) {
+		s.sessions.end(c.Value)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the session's token: %w", err)
+	}
+	ses.actor = actor
+	rq.ses, rq.sid = ses, c.Value
+	return nil
+}
+
+// checkForm reads a POST form (bounded) and checks its CSRF secret.
+func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, secret string) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
+	if err := r.ParseForm(); err != nil {
+		return &pageError{status: http.StatusBadRequest, key: "err.400", err: err}
+	}
+	if !sameSecret(secret, r.PostFormValue("csrf")) {
+		return &pageError{status: http.StatusForbidden, key: "err.csrf"}
+	}
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Pages carry personal data: no cache may keep them, no other site
+	// may frame them, and they load nothing from anywhere else.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// home sends a signed-in user to their start page, anyone else to the
+// login page.
+func (s *Server) home(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if rq.ses == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	home := homeFor(rq.ses.actor.Role)
+	if home == "" {
+		return &pageError{status: http.StatusForbidden, key: "login.norole"}
+	}
+	http.Redirect(w, r, home, http.StatusSeeOther)
+	return nil
+}
+
+// homeFor is the start page of a role, derived from the same guards as
+// the routes; "" for a role with no page here (a machine's token).
+func homeFor(r registry.Role) string {
+	switch {
+	case readPersonalData(r):
+		return "/desk"
+	case readStatements(r):
+		return "/finance"
+	case registry.Allowed(r, registry.ActAudit):
+		return "/audit"
+	case registry.Allowed(r, registry.ActOwnData):
+		return "/me"
+	}
+	return ""
+}
+
+// pageError is a failure the console itself decides on, with a
+// translated message.
+type pageError struct {
+	status int
+	key    string
+	args   []any
+	err    error // the cause, for the log
+}
+
+func (e *pageError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("%s (%d): %v", e.key, e.status, e.err)
+	}
+	return fmt.Sprintf("%s (%d)", e.key, e.status)
+}
+
+func (e *pageError) Unwrap() error { return e.err }
+
+// errorPage is what the error template shows.
+type errorPage struct {
+	Status  int
+	Heading string
+	Detail  string
+	Back    string
+}
+
+// fail renders err as an error page with the status its kind calls for.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	var (
+		pe     *pageError
+		tooBig *http.MaxBytesError
+	)
+	status, detail := http.StatusInternalServerError, ""
+	switch {
+	case errors.As(err, &pe):
+		status, detail = pe.status, translate(rq.lang, pe.key, pe.args...)
+	case errors.As(err, &tooBig):
+		status, detail = http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, registry.ErrUnauthenticated):
+		status = http.StatusUnauthorized
+	case errors.Is(err, registry.ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, registry.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, registry.ErrDuplicate), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrTransition),
+		errors.Is(err, cstore.ErrPeriodClosed), errors.Is(err, statement.ErrNotOver):
+		status = http.StatusConflict
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNoPurpose):
+		status = http.StatusBadRequest
+	}
+	if detail == "" {
+		// Registry and clearing errors say in English what went wrong
+		// and what to do; the heading above them is translated.
+		detail = err.Error()
+	}
+	if status >= http.StatusInternalServerError {
+		// The browser gets an id, not database details; the log has both.
+		id := randomToken()[:12]
+		s.log.Error("console request failed", "route", r.Pattern, "error", err, "id", id)
+		detail = translate(rq.lang, "err.id", id)
+	}
+	heading := fmt.Sprintf("err.%d", status)
+	if _, ok := messages[rq.lang][heading]; !ok {
+		heading = "err.title"
+	}
+	back := "/"
+	if rq.ses == nil {
+		back = "/login"
+	}
+	s.render(w, r, rq, status, "error", heading, errorPage{Status: status, Heading: translate(rq.lang, heading), Detail: detail, Back: back}, "")
+}
+
+// statusWriter records the status for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Serve serves h on ln until ctx is done, then stops accepting and waits
+// up to 10 s for requests in flight.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute, // an export of a busy month
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("console: %w", err)
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return fmt.Errorf("console: shut down: %w", err)
+	}
+	<-done
+	return nil
+}
+
+// withQuery returns path with the query parameters kv (name, value...).
+func withQuery(path string, kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}

@@ -1,0 +1,270 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/registry"
+)
+
+// access is the registry Access of the signed-in user with a purpose.
+func access(rq *request, purpose string) registry.Access {
+	return registry.Access{Actor: rq.ses.actor, Purpose: purpose}
+}
+
+// formPurpose reads the purpose a form carries; a missing or overlong
+// one is refused here, before the store is asked, with a message in the
+// page's language.
+func formPurpose(r *http.Request) (string, error) {
+	p := strings.TrimSpace(r.FormValue("purpose"))
+	if p == "" || utf8.RuneCountInString(p) > registry.MaxPurposeLen {
+		return "", &pageError{status: http.StatusBadRequest, key: "purpose.needed", err: registry.ErrNoPurpose}
+	}
+	return p, nil
+}
+
+// deskPage is the search form and its results.
+type deskPage struct {
+	Query, Purpose string
+	Problem        string
+	Searched       bool
+	Results        []found
+}
+
+// found is one search result with the link that opens the record,
+// carrying the purpose.
+type found struct {
+	registry.Resident
+	Href string
+}
+
+func (s *Server) deskSearchForm(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s.render(w, r, rq, http.StatusOK, "desk", "desk.title", deskPage{}, "")
+	return nil
+}
+
+// allDigits matches what the search treats as a registry number.
+var allDigits = regexp.MustCompile(`^[0-9]+$`)
+
+// deskSearch finds residents by name prefix or registry number. It is a
+// POST so that registry numbers stay out of URLs, server logs and the
+// browser's history.
+func (s *Server) deskSearch(w http.ResponseWriter, r *http.Request, rq *request) error {
+	pg := deskPage{Query: strings.TrimSpace(r.PostFormValue("q")), Purpose: strings.TrimSpace(r.PostFormValue("purpose"))}
+	purpose, err := formPurpose(r)
+	if err != nil {
+		pg.Problem = translate(rq.lang, "purpose.needed")
+		s.render(w, r, rq, http.StatusBadRequest, "desk", "desk.title", pg, "")
+		return nil
+	}
+	q := registry.Search{NamePrefix: pg.Query}
+	if allDigits.MatchString(pg.Query) {
+		q = registry.Search{RegistryNumber: pg.Query}
+	}
+	res, err := s.reg.FindResidents(r.Context(), access(rq, purpose), q)
+	if errors.Is(err, registry.ErrInvalid) {
+		pg.Problem = translate(rq.lang, "desk.query.hint")
+		s.render(w, r, rq, http.StatusBadRequest, "desk", "desk.title", pg, "")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pg.Searched = true
+	for _, x := range res {
+		pg.Results = append(pg.Results, found{Resident: x, Href: residentHref(x.ID, purpose)})
+	}
+	s.render(w, r, rq, http.StatusOK, "desk", "desk.title", pg, "")
+	return nil
+}
+
+// residentHref is the desk page of a resident with the purpose carried
+// and, after a form, what it did (kv: name, value...).
+func residentHref(id int64, purpose string, kv ...string) string {
+	return withQuery(fmt.Sprintf("/desk/residents/%d", id), append([]string{"purpose", purpose}, kv...)...)
+}
+
+// purposePage asks for a purpose before a page of personal data.
+type purposePage struct {
+	Action string
+}
+
+// residentPage is a resident's record at the desk.
+type residentPage struct {
+	Dossier  registry.Dossier
+	Purpose  string
+	Cards    []cardView
+	CanOrder bool
+}
+
+// cardView is a card with what the desk may do with it now.
+type cardView struct {
+	registry.Card
+	// Reasons are the block reasons the card's status allows (a
+	// personalised card not yet handed over can be lost or stolen, but
+	// not blocked by the desk); empty when it cannot be blocked.
+	Reasons    []registry.Reason
+	CanReplace bool
+}
+
+func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return &pageError{status: http.StatusNotFound, key: "err.404", err: fmt.Errorf("resident id %q", r.PathValue("id"))}
+	}
+	purpose := strings.TrimSpace(r.URL.Query().Get("purpose"))
+	if purpose == "" {
+		s.render(w, r, rq, http.StatusOK, "purpose", "purpose.ask.title", purposePage{Action: r.URL.Path}, "")
+		return nil
+	}
+	d, err := s.reg.Resident(r.Context(), access(rq, purpose), id)
+	if err != nil {
+		return err
+	}
+	pg := residentPage{Dossier: d, Purpose: purpose, CanOrder: changeCards(rq.ses.actor.Role)}
+	for _, c := range d.Cards {
+		v := cardView{Card: c}
+		if changeCards(rq.ses.actor.Role) {
+			for _, reason := range registry.BlockReasons {
+				if registry.CanTransition(c.Status, reason.Status()) {
+					v.Reasons = append(v.Reasons, reason)
+				}
+			}
+			v.CanReplace = registry.CanTransition(c.Status, registry.StatusReplaced)
+		}
+		if c.Status.Live() {
+			pg.CanOrder = false
+		}
+		pg.Cards = append(pg.Cards, v)
+	}
+	s.render(w, r, rq, http.StatusOK, "resident", "resident.title", pg, deskNotice(rq.lang, r))
+	return nil
+}
+
+// deskNotice confirms what the last desk form did, from the redirect's
+// query. Only known outcomes and valid card numbers are shown, so a
+// crafted link cannot put words on the page.
+func deskNotice(lang string, r *http.Request) string {
+	q := r.URL.Query()
+	n, err := card.ParseNumber(q.Get("card"))
+	if err != nil {
+		return ""
+	}
+	switch q.Get("done") {
+	case "blocked":
+		return translate(lang, "done.blocked", n)
+	case "ordered":
+		return translate(lang, "done.ordered", n)
+	case "replaced":
+		if m, err := card.ParseNumber(q.Get("new")); err == nil {
+			return translate(lang, "done.replaced", n, m)
+		}
+	}
+	return ""
+}
+
+func pathCard(r *http.Request) (card.Number, error) {
+	n, err := card.ParseNumber(r.PathValue("number"))
+	if err != nil {
+		return 0, &pageError{status: http.StatusNotFound, key: "err.404", err: err}
+	}
+	return n, nil
+}
+
+// deskBlock blocks a card with a reason; lost and stolen take their own
+// status (registry.Reason.Status).
+func (s *Server) deskBlock(w http.ResponseWriter, r *http.Request, rq *request) error {
+	n, err := pathCard(r)
+	if err != nil {
+		return err
+	}
+	purpose, err := formPurpose(r)
+	if err != nil {
+		return err
+	}
+	reason := registry.Reason(r.PostFormValue("reason"))
+	c, err := s.reg.Transition(r.Context(), access(rq, purpose), n,
+		registry.Change{To: reason.Status(), Reason: reason, Note: strings.TrimSpace(r.PostFormValue("note"))})
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, residentHref(c.ResidentID, purpose, "done", "blocked", "card", n.String()), http.StatusSeeOther)
+	return nil
+}
+
+// deskReplace orders the replacement of a blocked, lost or stolen card,
+// carrying its balance.
+func (s *Server) deskReplace(w http.ResponseWriter, r *http.Request, rq *request) error {
+	n, err := pathCard(r)
+	if err != nil {
+		return err
+	}
+	purpose, err := formPurpose(r)
+	if err != nil {
+		return err
+	}
+	var b registry.Balance
+	if b.ClearingKop, err = parseUAH(r.PostFormValue("clearing_balance")); err != nil {
+		return &pageError{status: http.StatusBadRequest, key: "bad.balance", args: []any{translate(rq.lang, "replace.clearing")}, err: err}
+	}
+	if v := strings.TrimSpace(r.PostFormValue("card_balance")); v != "" {
+		kop, err := parseUAH(v)
+		if err != nil {
+			return &pageError{status: http.StatusBadRequest, key: "bad.balance", args: []any{translate(rq.lang, "replace.card")}, err: err}
+		}
+		b.CardKop = &kop
+	}
+	old, repl, err := s.reg.Replace(r.Context(), access(rq, purpose), n, b)
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, residentHref(old.ResidentID, purpose, "done", "replaced", "card", n.String(), "new", repl.Number.String()),
+		http.StatusSeeOther)
+	return nil
+}
+
+// deskOrderCard orders a first card (or one after an expired card).
+func (s *Server) deskOrderCard(w http.ResponseWriter, r *http.Request, rq *request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return &pageError{status: http.StatusNotFound, key: "err.404", err: fmt.Errorf("resident id %q", r.PathValue("id"))}
+	}
+	purpose, err := formPurpose(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.reg.OrderCard(r.Context(), access(rq, purpose), id)
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, residentHref(id, purpose, "done", "ordered", "card", c.Number.String()), http.StatusSeeOther)
+	return nil
+}
+
+// uahAmount is hryvnias with at most two decimals, a point or a comma
+// (the Ukrainian decimal separator) before them.
+var uahAmount = regexp.MustCompile(`^([0-9]{1,9})(?:[.,]([0-9]{1,2}))?$`)
+
+// parseUAH reads an amount in hryvnias as kopiyky, exactly: money never
+// passes through a float.
+func parseUAH(s string) (int64, error) {
+	m := uahAmount.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%w: %q is not an amount in hryvnias like 12.50", registry.ErrInvalid, s)
+	}
+	uah, _ := strconv.ParseInt(m[1], 10, 64) // nine digits at most: cannot fail
+	kop := int64(0)
+	if m[2] != "" {
+		kop, _ = strconv.ParseInt(m[2], 10, 64)
+		if len(m[2]) == 1 {
+			kop *= 10
+		}
+	}
+	return uah*100 + kop, nil
+}

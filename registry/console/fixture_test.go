@@ -1,0 +1,339 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	_ "time/tzdata" // Europe/Kyiv without the system's tzdata
+
+	"github.com/citycard/transit/clearing/statement"
+	cstore "github.com/citycard/transit/clearing/store"
+	csqlite "github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/console"
+	"github.com/citycard/transit/registry/store"
+	rsqlite "github.com/citycard/transit/registry/store/sqlite"
+	"github.com/citycard/transit/registry/store/storetest"
+	"github.com/citycard/transit/validator/tap"
+)
+
+// clock is a settable time source shared by the stores and the console.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// syncBuffer collects the console's log lines from the server's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// fixture is a console over SQLite registry and clearing stores seeded
+// with two residents, their cards, staff tokens, and a month of benefit
+// rides.
+type fixture struct {
+	t      *testing.T
+	ctx    context.Context
+	kyiv   *time.Location
+	clock  *clock
+	reg    store.Store
+	clr    cstore.Store
+	srv    *httptest.Server
+	log    *syncBuffer
+	tokens map[string]string // user -> secret
+
+	alice, bob         registry.Resident
+	aliceCard, bobCard registry.Card
+}
+
+// Users of the fixture, one per role (two residents).
+const (
+	deskUser       = "olena.desk"
+	supervisorUser = "petro.supervisor"
+	financeUser    = "iryna.finance"
+	auditorUser    = "taras.auditor"
+	aliceUser      = "alice"
+	bobUser        = "bob"
+)
+
+// The fixture's month of rides; see seedClearing for the sums.
+const period = "2026-11"
+
+// seededPurpose is the purpose of the desk read the fixture records
+// about Alice, which her own page must show.
+const seededPurpose = "seeded: change of address, request 17"
+
+type fixtureOptions struct {
+	noKeys bool // a console without the statement signing key
+}
+
+func newFixture(t *testing.T, o fixtureOptions) *fixture {
+	t.Helper()
+	kyiv, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	f := &fixture{t: t, ctx: ctx, kyiv: kyiv, log: &syncBuffer{}, tokens: map[string]string{},
+		// December 5th: November is over and can be closed; Alice's
+		// pensioner entitlement ends within 30 days.
+		clock: &clock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, kyiv)}}
+
+	reg, err := rsqlite.Open(ctx, filepath.Join(dir, "registry.db"), store.Options{Issuer: 1001, Location: kyiv, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	f.reg = reg
+	clr, err := csqlite.Open(ctx, filepath.Join(dir, "clearing.db"), cstore.Options{Location: kyiv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clr.Close() })
+	f.clr = clr
+	f.seedRegistry()
+	f.seedClearing()
+
+	opt := console.Options{Registry: reg, Clearing: clr, Location: kyiv, Now: f.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if !o.noKeys {
+		ks, err := hsm.CreateKeystore(filepath.Join(dir, "keys"), []byte("test passphrase"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ks.Close() })
+		if _, err := ks.Generate(ctx, hsm.LabelSignStatement, hsm.KindSigning); err != nil {
+			t.Fatal(err)
+		}
+		opt.Statements = &statement.Service{Store: clr, Keys: ks, Location: kyiv, Now: f.clock.Now, Log: opt.Logger}
+	}
+	srv, err := console.New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(srv)
+	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console log:\n%s", f.log.String())
+		}
+	})
+	return f
+}
+
+func (f *fixture) seedRegistry() {
+	t, ctx := f.t, f.ctx
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	var err error
+	if f.alice, err = f.reg.AddResident(ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(1),
+		Name: "Коваленко Оксана", BirthDate: registry.Date{Year: 1950, Month: time.March, Day: 1}, Contact: "+380441234567"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.bob, err = f.reg.AddResident(ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(2),
+		Name: "Бондаренко Іван", BirthDate: registry.Date{Year: 1948, Month: time.July, Day: 15}, Contact: "bob@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []registry.Entitlement{
+		{ResidentID: f.alice.ID, Category: registry.CategoryPensioner, LegalBasis: "ЗУ «Про пенсійне забезпечення»", Evidence: "пенсійне посвідчення 123456",
+			ValidFrom: registry.Date{Year: 2026, Month: 1, Day: 1}, ValidTo: registry.Date{Year: 2026, Month: 12, Day: 31}, Funding: registry.FundingCity},
+		{ResidentID: f.bob.ID, Category: registry.CategoryVeteran, LegalBasis: "ЗУ «Про статус ветеранів війни»", Evidence: "посвідчення УБД 7788",
+			ValidFrom: registry.Date{Year: 2025, Month: 1, Day: 1}, ValidTo: registry.Date{Year: 2030, Month: 12, Day: 31}, Funding: registry.FundingState, MonthlyLimit: 60},
+	} {
+		if _, err := f.reg.AddEntitlement(ctx, sup, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	activeCard := func(resident int64) registry.Card {
+		c, err := f.reg.OrderCard(ctx, sup, resident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []registry.Status{registry.StatusPersonalised, registry.StatusActive} {
+			if c, err = f.reg.Transition(ctx, sup, c.Number, registry.Change{To: to}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	f.aliceCard, f.bobCard = activeCard(f.alice.ID), activeCard(f.bob.ID)
+	for _, a := range []registry.Actor{
+		{User: deskUser, Role: registry.RoleDesk},
+		{User: supervisorUser, Role: registry.RoleSupervisor},
+		{User: financeUser, Role: registry.RoleFinance},
+		{User: auditorUser, Role: registry.RoleAuditor},
+		{User: aliceUser, Role: registry.RoleResident, Resident: f.alice.ID},
+		{User: bobUser, Role: registry.RoleResident, Resident: f.bob.ID},
+	} {
+		secret, tok, err := registry.NewToken(a, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.reg.AddToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		f.tokens[a.User] = secret
+	}
+	// A desk visit about Alice, which her access log must show.
+	desk := registry.Access{Actor: registry.Actor{User: deskUser, Role: registry.RoleDesk}, Purpose: seededPurpose}
+	if _, err := f.reg.Resident(ctx, desk, f.alice.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedClearing stores November's rides. Per carrier: ATP-1 5 rides,
+// 85.00 UAH; ATP-2 3 rides, 50.00. Per category: pensioner 5 rides,
+// 75.00; veteran 3 rides, 60.00. Per funding: city 4 rides, 65.00; state
+// 4 rides, 70.00. Total 8 rides, 135.00. A purse ride owes nothing.
+func (f *fixture) seedClearing() {
+	at := time.Date(2026, 11, 3, 9, 0, 0, 0, f.kyiv)
+	var taps []tap.Tap
+	add := func(carrier, category, funding string, kop int64, n int) {
+		for range n {
+			seq := uint64(len(taps) + 1)
+			taps = append(taps, tap.Tap{Device: "BUS-17", Seq: seq, Time: at.Add(time.Duration(seq) * time.Hour), Card: uint64(f.aliceCard.Number),
+				Carrier: carrier, Route: "5", Result: tap.Accepted, Product: "benefit", Category: category, Funding: funding,
+				FareKop: kop, CompensationKop: kop, CardCommitted: true})
+		}
+	}
+	add("ATP-1", "pensioner", "city", 1500, 3)
+	add("ATP-1", "veteran", "state", 2000, 2)
+	add("ATP-2", "pensioner", "state", 1500, 2)
+	add("ATP-2", "veteran", "city", 2000, 1)
+	taps = append(taps, tap.Tap{Device: "BUS-17", Seq: uint64(len(taps) + 1), Time: at.Add(48 * time.Hour), Card: uint64(f.bobCard.Number),
+		Carrier: "ATP-2", Route: "5", Result: tap.Accepted, Product: "purse", FareKop: 1500, ChargedKop: 1500, CardCommitted: true})
+	if _, _, err := f.clr.AddTaps(f.ctx, taps); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// user is a browser without JavaScript: a cookie jar, redirects not
+// followed so that tests see them.
+type user struct {
+	t    *testing.T
+	f    *fixture
+	c    *http.Client
+	lang string // Accept-Language
+}
+
+func (f *fixture) anonymous() *user {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &user{t: f.t, f: f, lang: "en", c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// response is what a request got.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (u *user) do(method, path string, form url.Values) response {
+	u.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(u.f.ctx, method, u.f.srv.URL+path, body)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if u.lang != "" {
+		req.Header.Set("Accept-Language", u.lang)
+	}
+	resp, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		u.t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (u *user) get(path string) response { u.t.Helper(); return u.do(http.MethodGet, path, nil) }
+
+func (u *user) post(path string, form url.Values) response {
+	u.t.Helper()
+	return u.do(http.MethodPost, path, form)
+}
+
+// want fails the test unless r has status.
+func (r response) want(t *testing.T, status int, what string) response {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("%s: status %d, want %d\n%s", what, r.status, status, r.body)
+	}
+	return r
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf returns the CSRF secret of the first form in body.
+func csrf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in the page:\n%s", body)
+	}
+	return m[1]
+}
+
+// login signs in as name and returns the signed-in user and the CSRF
+// secret of the session.
+func (f *fixture) login(name string) (*user, string) {
+	f.t.Helper()
+	u := f.anonymous()
+	page := u.get("/login").want(f.t, http.StatusOK, "login form")
+	r := u.post("/login", url.Values{"csrf": {csrf(f.t, page.body)}, "token": {f.tokens[name]}}).want(f.t, http.StatusSeeOther, "sign in as "+name)
+	home := u.get(r.header.Get("Location")).want(f.t, http.StatusOK, name+"'s start page")
+	return u, csrf(f.t, home.body)
+}
