@@ -114,6 +114,8 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newTariffCmd(),
 		newRegistryCmd(),
 		newStatementCmd(nil),
+		newConsoleCmd(),
+		newDeskCmd(),
 	)
 	return root
 }
