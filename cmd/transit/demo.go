@@ -7,29 +7,38 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/citycard/transit/clearing/report"
+	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/simulator/demo"
+	"github.com/citycard/transit/simulator/progress"
 )
 
 func newDemoCmd() *cobra.Command {
 	var (
-		cards int
-		seed  uint64
-		keep  bool
-		tz    string
+		cards, validators int
+		seed              uint64
+		keep              bool
+		tz                string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole path in one process on embedded defaults and print the compensation report",
-		Long: `Issue virtual cards with a software keystore, ride a simulated day (yesterday) on three carriers'
-validators, journal every tap, send sealed batches over an in-process bus, store them exactly once in
-the embedded SQLite clearing store, and print what the city owes each carrier for the benefit rides.
-Needs no server and no cgo. Files go to a temporary directory, removed afterwards unless --keep.`,
+		Short: "A guided tour of the whole platform in one process on embedded defaults",
+		Long: `A guided tour on embedded defaults: a small city (simulator/city) issues virtual cards with a software
+keystore, rides a simulated day (yesterday) on three carriers' validators with torn cards, a power cut and
+forged batches, journals every tap, sends sealed batches over an in-process bus to clearing on the embedded
+SQLite store, blocks a lost card with a signed hotlist and shows its next tap refused, closes the month with
+a signed statement and prints what the city owes each carrier for benefit rides. It checks its own result:
+the statement must equal what the simulator knows is owed. Needs no server and no cgo. Files go to a
+temporary directory, removed afterwards unless --keep.`,
 		Example: `  transit demo
-  transit demo --cards 200 --seed 7 --keep`,
+  transit demo --cards 500 --seed 7 --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if cards < 1 || cards > 100_000 {
 				return usagef("--cards %d: want 1 to 100000", cards)
+			}
+			if validators < 1 || validators > 2_000 {
+				return usagef("--validators %d: want 1 to 2000", validators)
 			}
 			loc, err := time.LoadLocation(tz)
 			if err != nil {
@@ -39,34 +48,40 @@ Needs no server and no cgo. Files go to a temporary directory, removed afterward
 			if err != nil {
 				return fmt.Errorf("demo directory: %w", err)
 			}
+			out := c.OutOrStdout()
 			if keep {
-				fmt.Fprintf(c.OutOrStdout(), "files kept in %s\n", dir)
+				fmt.Fprintf(out, "files kept in %s\n", dir)
 			} else {
 				defer os.RemoveAll(dir)
 			}
-			out := c.OutOrStdout()
+			meter := progress.For(out)
 			res, err := demo.Run(c.Context(), demo.Options{
-				Dir: dir, Out: out, Day: time.Now().In(loc).AddDate(0, 0, -1),
-				Location: loc, Cards: cards, Seed: seed,
+				Dir: dir, Out: out, Progress: meter.Update, Clear: meter.Clear,
+				Day: time.Now().In(loc).AddDate(0, 0, -1), Location: loc,
+				Cards: cards, Validators: validators, Seed: seed,
 			})
+			meter.Clear()
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
 			fmt.Fprintln(out)
-			if err := writeCompensation(out, "table", res.Period, perCarrier(res.Lines), false); err != nil {
+			perCarrier := report.Compensation{Period: res.Period, Closed: res.Statement.Closed,
+				Lines: demo.PerCarrier(res.Carriers, res.Lines), Total: res.Statement.Total()}
+			if err := report.WriteCompensation(out, "table", perCarrier); err != nil {
 				return err
 			}
 			fmt.Fprintln(out)
-			if err := writeCompensation(out, "table", res.Period, res.Lines, true); err != nil {
+			if err := report.WriteStatements(out, "table", []store.Statement{res.Statement}); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\nThe report equals the sum of the %d benefit rides the validators recorded on cards: %s UAH.\n",
-				res.Rides, uah(res.ExpectedKop))
+			fmt.Fprintf(out, "\nThe statement equals the sum of the %d benefit rides the simulator knows the city owes for: %s UAH.\n",
+				res.Rides, report.UAH(res.ExpectedKop))
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&cards, "cards", 40, "how many cards to issue")
-	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the simulated day's rides")
+	cmd.Flags().IntVar(&cards, "cards", 2000, "how many cardholders the city has")
+	cmd.Flags().IntVar(&validators, "validators", 20, "about how many validators the city has")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the city and its day")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the keystores, journals and clearing database")
 	cmd.Flags().StringVar(&tz, "tz", "Europe/Kyiv", "the city's time zone")
 	return cmd

@@ -116,6 +116,7 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newStatementCmd(nil),
 		newConsoleCmd(),
 		newDeskCmd(),
+		newSimCmd(),
 	)
 	return root
 }

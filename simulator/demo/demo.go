@@ -1,9 +1,10 @@
-// Package demo runs the whole platform in one process on embedded
-// defaults: a software keystore, virtual cards personalised as a desk
-// would, validators deciding taps against them, journals on disk, an
-// in-process bus, and clearing on the embedded SQLite store. It is what
-// `transit demo` prints, and it checks its own result: the compensation
-// clearing reports must equal what the validators' decisions add up to.
+// Package demo is the guided tour of `transit demo`: a small city
+// (simulator/city) on embedded defaults, with no server and no cgo. It
+// issues virtual cards as a desk would, rides a day on real validators,
+// uploads sealed batches over an in-process bus to clearing on the
+// embedded SQLite store, blocks a card with a signed hotlist and shows its
+// next tap refused, closes the month with a signed statement, and checks
+// that the statement equals what the simulator knows the city owes.
 package demo
 
 import (
@@ -14,27 +15,19 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/citycard/transit/card"
-	"github.com/citycard/transit/card/cardkey"
-	"github.com/citycard/transit/card/issue"
-	"github.com/citycard/transit/clearing/bus"
 	"github.com/citycard/transit/clearing/bus/inproc"
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/sqlite"
-	"github.com/citycard/transit/hsm"
-	"github.com/citycard/transit/simulator/vcard"
-	"github.com/citycard/transit/validator/agent"
-	"github.com/citycard/transit/validator/fare"
-	"github.com/citycard/transit/validator/journal"
-	"github.com/citycard/transit/validator/tap"
-	"github.com/citycard/transit/validator/tariff"
-	"github.com/citycard/transit/validator/upload"
+	"github.com/citycard/transit/simulator/city"
+	"github.com/citycard/transit/validator/hotlist"
 )
 
 // defaultTariff holds the demo city's tariff directory, the same as the
@@ -52,80 +45,83 @@ func DefaultTariff() fs.FS {
 	return sub
 }
 
-// Options shape a demo run.
+// Options shape a tour.
 type Options struct {
-	// Dir holds the keystores, journals and clearing database.
+	// Dir holds the keystores, journals, hotlists and clearing database.
 	Dir string
 	// Out receives the narration; nil discards it.
 	Out io.Writer
+	// Progress, when set, is told how far the long steps are (for a
+	// progress bar); Clear is called before each line of narration.
+	Progress func(step string, done, total int)
+	Clear    func()
 	// Tariff is the tariff directory; nil means DefaultTariff().
 	Tariff fs.FS
 	// Day is the simulated service day (its date in Location is used).
 	Day time.Time
-	// Location is the city's time zone.
+	// Location is the city's time zone (default UTC).
 	Location *time.Location
-	// Cards is how many cards are issued (default 40).
-	Cards int
-	// Seed makes the day's rides repeatable.
+	// Cards is how many cardholders the city has (default 2,000), and
+	// Validators about how many validators (default 20).
+	Cards, Validators int
+	// Seed makes the city and its day repeatable.
 	Seed uint64
 }
 
-// Result is what the demo found.
+// Result is what the tour found.
 type Result struct {
-	Period string
-	Lines  []store.Line
-	// Taps counts every journalled tap; Rides the benefit rides the
-	// validators recorded on cards.
-	Taps, Rides int
-	// ExpectedKop is the compensation the validators' decisions add up to;
-	// clearing's report must equal it.
+	// Period is the month closed; Statement its own closed, signed
+	// statement.
+	Period    string
+	Statement store.Statement
+	// Carriers are the city's carriers; Lines the statement's lines.
+	Carriers []string
+	Lines    []store.Line
+	// Taps counts every journalled tap. Rides and ExpectedKop are the
+	// compensable rides and the compensation the simulator knows are
+	// owed; the statement equals them.
+	Taps        int64
+	Rides       int64
 	ExpectedKop int64
 	Stored      ingest.Totals
+	// Blocked is the card blocked on the tour and Refused its next tap.
+	Blocked uint64
+	Refused city.Presentation
 }
 
-// Vehicle is one validator on one bus.
-type Vehicle struct {
-	Device  string
-	Number  uint32
-	Carrier string
-	Route   string
-	Vehicle string
+// tourConfig returns the tour's city: the embedded mid-size city scaled to
+// cards cardholders and about validators validators, riding day.
+func tourConfig(day time.Time, cards, validators int, seed uint64) city.Config {
+	cfg := city.DefaultConfig()
+	full := cfg.FullSize()
+	cfg.Start, cfg.Days, cfg.Seed = day.Format(time.DateOnly), 1, seed
+	cfg.Scale = float64(cards) / float64(full.Cardholders)
+	cfg.FleetScale = float64(validators) / float64(full.Validators)
+	// One day shows a few of each fault; the tour blocks its own card and
+	// runs no validator offline (it would only drain at the end).
+	cfg.Riding.LostPerDay = 0
+	cfg.Faults = city.Faults{TornShare: 0.01, PowerCutShare: 0.05, LostAckShare: 0.02, Replays: 1,
+		Forged: city.Forged{BadMAC: 1}, ClockDrift: city.Drift{Share: 0.05, MaxSeconds: 300}}
+	return cfg
 }
 
-// Fleet is the demo city's fleet: three carriers, one validator each.
-var fleet = []Vehicle{
-	{"atp1-bus-0417", 417001, "ATP-1", "12", "0417"},
-	{"et-tram-0093", 93001, "ELEKTROTRANS", "T3", "0093"},
-	{"pr7-bus-0212", 212001, "PRIVAT-7", "45", "0212"},
-}
-
-// profile is a kind of cardholder and the benefit written on the card.
-type profile struct {
-	name     string
-	category uint16
-	funding  card.Funding
-	share    int // in every 20 cards
-}
-
-var profiles = []profile{
-	{"pensioner", 11, card.FundingState, 6},
-	{"veteran", 12, card.FundingState, 2},
-	{"disability", 21, card.FundingCity, 2},
-	{"student", 31, card.FundingCity, 4},
-	{"full fare", 0, 0, 6},
-}
-
-// cheapKDF keeps the demo fast; production keystores use hsm.DefaultKDF.
-var cheapKDF = hsm.KDFParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}
-
-// Run runs the demo and returns what clearing reported.
+// Run runs the tour.
 func Run(ctx context.Context, o Options) (Result, error) {
 	out := o.Out
 	if out == nil {
 		out = io.Discard
 	}
+	say := func(format string, args ...any) {
+		if o.Clear != nil {
+			o.Clear()
+		}
+		fmt.Fprintf(out, format, args...)
+	}
 	if o.Cards <= 0 {
-		o.Cards = 40
+		o.Cards = 2000
+	}
+	if o.Validators <= 0 {
+		o.Validators = 20
 	}
 	loc := o.Location
 	if loc == nil {
@@ -134,248 +130,162 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Tariff == nil {
 		o.Tariff = DefaultTariff()
 	}
-	tf, err := tariff.Parse(o.Tariff)
-	if err != nil {
-		return Result{}, fmt.Errorf("demo tariff: %w", err)
+	day := o.Day.In(loc)
+	cfg := tourConfig(day, o.Cards, o.Validators, o.Seed)
+	cfg.TimeZone = loc.String()
+	var res Result
+	size := cfg.Size()
+	var owners []string
+	for _, c := range cfg.Carriers {
+		owners = append(owners, fmt.Sprintf("%s (%s)", c.ID, c.Ownership))
+		res.Carriers = append(res.Carriers, c.ID)
 	}
-	y, m, d := o.Day.In(loc).Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, loc)
-	res := Result{Period: day.Format("2006-01")}
-	rng := rand.New(rand.NewPCG(o.Seed, 0x7a11))
+	say("1. The city: %s, scaled to %d cardholders (%d with benefits) and %d validators on %d vehicles of %s.\n",
+		cfg.Name, size.Cardholders, size.Benefits, size.Validators, size.Vehicles, strings.Join(owners, ", "))
 
-	// 1. Keys.
-	pass := []byte("demo passphrase")
-	ks, err := hsm.CreateKeystore(filepath.Join(o.Dir, "city.keys"), pass, cheapKDF)
-	if err != nil {
-		return res, err
-	}
-	defer ks.Close()
-	if err := standardKeys(ctx, ks); err != nil {
-		return res, err
-	}
-	keys, _ := ks.Keys(ctx)
-	fmt.Fprintf(out, "1. Key custody: software keystore with %d keys (card masters per role, signing keys, batch master)\n", len(keys))
-
-	// 2. Cards, personalised as a desk would with the issuer's keys.
-	issuer := cardkey.New(ks)
-	cards := make([]*vcard.Card, o.Cards)
-	count := map[string]int{}
-	for i := range cards {
-		uid := []byte{0x04, byte(i >> 16), byte(i >> 8), byte(i), 0x5A, 0x80, 0x01}
-		cards[i] = vcard.New(uid)
-		p := pick(i)
-		pers := personalisation(i, p, day)
-		if err := issue.Personalise(ctx, cards[i], issuer, uid, pers); err != nil {
-			return res, fmt.Errorf("personalise card %d: %w", i+1, err)
-		}
-		count[p.name]++
-	}
-	fmt.Fprintf(out, "2. Issued %d cards:", o.Cards)
-	for _, p := range profiles {
-		fmt.Fprintf(out, " %d %s", count[p.name], p.name)
-	}
-	fmt.Fprintln(out)
-
-	// 3. Validators, each with only its role's keys and its own journal.
-	bs := inproc.New(4)
-	prod := bs.Producer()
-	defer prod.Close()
-	type validator struct {
-		v       Vehicle
-		agent   *agent.Agent
-		journal *journal.Journal
-		up      *upload.Uploader
-	}
-	vals := make([]*validator, len(fleet))
-	for i, v := range fleet {
-		rks, err := hsm.ExportRole(ctx, ks, hsm.RoleValidator, v.Device, filepath.Join(o.Dir, v.Device+".keys"), pass, cheapKDF)
-		if err != nil {
-			return res, err
-		}
-		defer rks.Close()
-		j, err := journal.Open(ctx, filepath.Join(o.Dir, v.Device+".journal"), v.Device)
-		if err != nil {
-			return res, err
-		}
-		defer j.Close()
-		sealer, err := upload.NewKeySealer(ctx, rks)
-		if err != nil {
-			return res, err
-		}
-		vals[i] = &validator{v: v, journal: j,
-			agent: &agent.Agent{
-				Device:  fare.Device{ID: v.Device, Carrier: v.Carrier, Route: v.Route, Vehicle: v.Vehicle},
-				Tariff:  tf,
-				Cards:   agent.DESFire(cardkey.New(rks), v.Number, v.Vehicle, loc),
-				Journal: j,
-				// A torn card is part of the story, not a warning.
-				Log: slog.New(slog.DiscardHandler),
-			},
-			// Batches leave at the end of the service day, on the same
-			// simulated clock as the taps and clearing.
-			up: &upload.Uploader{Journal: j, Sealer: sealer, Publisher: bus.KeyValuePublisher{Producer: prod}, MaxTaps: 50,
-				Now: func() time.Time { return day.Add(23 * time.Hour) }},
-		}
-	}
-
-	// 4. A service day: each card rides two to four times, from 06:00.
-	type ride struct {
-		at   time.Time
-		card int
-		veh  int
-	}
-	var rides []ride
-	for c := range cards {
-		for range 2 + rng.IntN(3) {
-			at := day.Add(6*time.Hour + time.Duration(rng.Int64N(int64(16*time.Hour))))
-			rides = append(rides, ride{at, c, rng.IntN(len(fleet))})
-		}
-	}
-	// A few riders tap twice at the same door: anti-passback.
-	for k := 0; k < len(rides)/20; k++ {
-		r := rides[rng.IntN(len(rides))]
-		rides = append(rides, ride{r.at.Add(20 * time.Second), r.card, r.veh})
-	}
-	slices.SortStableFunc(rides, func(a, b ride) int { return a.at.Compare(b.at) })
-	results := map[string]int{}
-	torn := 0
-	for i, r := range rides {
-		val := vals[r.veh]
-		cards[r.card].Reset() // a new presentation powers the card up afresh
-		val.agent.Now = func() time.Time { return r.at }
-		var tr interface {
-			Transmit([]byte) ([]byte, error)
-		} = cards[r.card]
-		// Every fiftieth rider pulls the card away mid-transaction; the
-		// validator records the tap as not committed, the rider taps again.
-		if i%50 == 49 {
-			tr = &vcard.Tear{Card: cards[r.card], After: 5}
-		}
-		ev, err := val.agent.Tap(ctx, tr, cards[r.card].UID())
-		if err != nil {
-			return res, err
-		}
-		if _, ok := ev.Tap(); ok {
-			res.Taps++
-		}
-		if !ev.Committed && ev.Reason == agent.ReasonTorn {
-			torn++
-			val.agent.Now = func() time.Time { return r.at.Add(3 * time.Second) }
-			if ev, err = val.agent.Tap(ctx, cards[r.card], cards[r.card].UID()); err != nil {
-				return res, err
-			}
-			res.Taps++
-		}
-		results[ev.Result]++
-		if t, ok := ev.Tap(); ok && t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0 {
-			res.Rides++
-			res.ExpectedKop += t.CompensationKop
-		}
-	}
-	fmt.Fprintf(out, "3. Rode a day on %d vehicles of %d carriers: %d taps (%d accepted, %d already paid, %d denied, %d torn away and tapped again)\n",
-		len(fleet), len(fleet), res.Taps, results["accepted"], results["already-paid"], results["denied"], torn)
-
-	// 5. Upload: sealed batches onto the bus.
-	batches := 0
-	for _, v := range vals {
-		n, err := v.up.Flush(ctx)
-		if err != nil {
-			return res, err
-		}
-		batches += (n + v.up.MaxTaps - 1) / v.up.MaxTaps
-	}
-	fmt.Fprintf(out, "4. Validators sent %d sealed batches\n", batches)
-
-	// 6. Clearing: verify, store exactly once, roll up.
 	st, err := sqlite.Open(ctx, filepath.Join(o.Dir, "clearing.db"), store.Options{Location: loc})
 	if err != nil {
 		return res, err
 	}
 	defer st.Close()
+	bs := inproc.New(4)
+	prod := bs.Producer()
+	defer prod.Close()
 	cons, err := bs.Consumer("clearing")
 	if err != nil {
 		return res, err
 	}
 	defer cons.Close()
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	runner := &ingest.Runner{
-		Consumer:  cons,
-		Processor: &ingest.Processor{Verifier: &ingest.KeyVerifier{Keys: ks}, Store: st, Now: func() time.Time { return day.Add(24 * time.Hour) }},
-		OnBatch: func(_ ingest.Outcome, t ingest.Totals) {
-			res.Stored = t
-			if t.Batches == batches {
-				stop()
-			}
-		},
-	}
-	if err := runner.Run(cctx); err != nil && !errors.Is(err, context.Canceled) {
-		return res, err
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	fmt.Fprintf(out, "5. Clearing stored %d taps (%d duplicates, %d batches quarantined)\n",
-		res.Stored.Added, res.Stored.Duplicates, res.Stored.Quarantined)
-
-	res.Lines, err = st.Compensation(ctx, store.Query{Period: res.Period})
+	sim, err := city.New(ctx, cfg, city.Options{Dir: o.Dir, Tariff: o.Tariff, Fidelity: city.Full,
+		Store: st, Producer: prod, Consumer: cons, Progress: o.Progress, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return res, err
 	}
-	var got int64
-	for _, l := range res.Lines {
-		got += l.CompensationKop
+	defer sim.Close()
+	say("2. Keys: a software keystore holds the card masters of every role, the signing keys and the batch master;\n" +
+		"   each validator got a keystore of its own with only its role's card master, its batch key and the verify keys.\n")
+	cards := sim.Cards()
+	byProfile := map[string]int{}
+	var profiles []string
+	for _, c := range cards {
+		if byProfile[c.Profile] == 0 {
+			profiles = append(profiles, c.Profile)
+		}
+		byProfile[c.Profile]++
 	}
-	if got != res.ExpectedKop {
-		return res, fmt.Errorf("clearing reports %d kop of compensation, the validators decided %d kop", got, res.ExpectedKop)
+	var counts []string
+	for _, p := range profiles {
+		counts = append(counts, fmt.Sprintf("%d %s", byProfile[p], p))
 	}
+	say("3. Issued %d virtual cards as a desk does (personalised with diversified keys, benefits written on them): %s.\n",
+		len(cards), strings.Join(counts, ", "))
+
+	dr, err := sim.RideDay(ctx)
+	if err != nil {
+		return res, err
+	}
+	say("4. Rode %s on the validators: %s (%d accepted, %d already paid at the same door, %d denied);\n"+
+		"   %s torn away mid-tap and tapped again; %s mid-tap (the validator rebooted and settled the tap as not\n"+
+		"   committed); %s topped up at top-up points.\n",
+		dr.Date.Format("Monday 2 January 2006"), plural(dr.Taps, "tap", "taps"), dr.Accepted, dr.AlreadyPaid, dr.Denied,
+		plural(dr.Torn, "card", "cards"), plural(dr.PowerCuts, "power cut", "power cuts"), plural(dr.TopUps, "purse", "purses"))
+	er, err := sim.EndDay(ctx)
+	if err != nil {
+		return res, err
+	}
+	t := sim.Totals()
+	say("5. Validators uploaded %s, sending again any whose acknowledgement was lost; %s and %s arrived too.\n"+
+		"   Clearing stored %s exactly once, ignored %s and quarantined %s.\n",
+		plural(er.Batches, "sealed batch", "sealed batches"), plural(er.Forged, "forged batch", "forged batches"),
+		plural(er.Replayed, "replayed batch", "replayed batches"), plural(t.Added, "tap", "taps"),
+		plural(t.Duplicates, "repeat", "repeats"), plural(t.Quarantined, "batch", "batches"))
+
+	// Block a benefit card that rode, and show its next tap refused.
+	var lost city.CardInfo
+	for _, c := range cards {
+		if c.Category != 0 && c.Full {
+			lost = c
+			break
+		}
+	}
+	if lost.Number == 0 {
+		lost = cards[0]
+	}
+	version, applied, err := sim.Block(ctx, lost.Number, hotlist.ReasonLost)
+	if err != nil {
+		return res, err
+	}
+	vals := sim.Validators()
+	next := day.AddDate(0, 0, 1)
+	at := time.Date(next.Year(), next.Month(), next.Day(), 7, 42, 0, 0, loc)
+	p, err := sim.Present(ctx, lost.Number, vals[0].ID, at)
+	if err != nil {
+		return res, err
+	}
+	res.Blocked, res.Refused = lost.Number, p
+	say("6. Card %s (%s) reported lost: hotlist version %d, signed with the sign-hotlist key, applied on %d validators.\n"+
+		"   Its next tap, at %s on route %s of %s, %s: %s (%s).\n",
+		card.Number(lost.Number), lost.Profile, version, applied, p.Device, p.Route, p.Carrier, at.Format("2 Jan 15:04"),
+		p.Tap.Result, p.Tap.Reason)
+	if _, _, err := sim.Flush(ctx); err != nil {
+		return res, err
+	}
+
+	res.Period = day.Format("2006-01")
+	_, end, err := store.Bounds(res.Period, loc)
+	if err != nil {
+		return res, err
+	}
+	sts, err := sim.ClosePeriod(ctx, res.Period)
+	if err != nil {
+		return res, err
+	}
+	how := "after it ended"
+	if at.Before(end) {
+		how = "early, for the tour (later rides of it would go to an adjustment statement)"
+	}
+	if len(sts) == 0 {
+		return res, errors.New("closing the period returned no statement")
+	}
+	res.Statement = sts[0]
+	res.Lines = sts[0].Lines
+	say("7. Closed %s %s: statement hashed (%x...) and signed with %s.\n", res.Period, how, res.Statement.Hash[:8], res.Statement.KeyRef)
+
+	cmp, err := sim.Compare(ctx)
+	if err != nil {
+		return res, err
+	}
+	if !cmp.OK() {
+		var b strings.Builder
+		city.WriteComparison(&b, cmp)
+		return res, fmt.Errorf("the statement differs from what the simulator knows is owed:\n%s", b.String())
+	}
+	for _, sc := range cmp.Statements {
+		if sc.Period == res.Period && sc.Adjusts == "" {
+			res.Rides, res.ExpectedKop = sc.TruthTotal().Rides, sc.TruthTotal().CompensationKop
+		}
+	}
+	res.Taps, res.Stored = sim.Stats().Taps, sim.Totals()
 	return res, nil
 }
 
-func pick(i int) profile {
-	n := i % 20
-	for _, p := range profiles {
-		if n < p.share {
-			return p
+// PerCarrier returns one line per carrier of the city, with zeros for a
+// carrier that had no benefit ride, so the statement names every carrier.
+func PerCarrier(carriers []string, lines []store.Line) []store.Line {
+	got := report.PerCarrier(lines)
+	for _, c := range carriers {
+		if !slices.ContainsFunc(got, func(l store.Line) bool { return l.Carrier == c }) {
+			got = append(got, store.Line{Carrier: c})
 		}
-		n -= p.share
 	}
-	return profiles[len(profiles)-1]
+	slices.SortStableFunc(got, func(a, b store.Line) int { return strings.Compare(a.Carrier, b.Carrier) })
+	return got
 }
 
-func personalisation(i int, p profile, day time.Time) issue.Personalisation {
-	num, _ := card.NewNumber(1001, uint64(100000+i))
-	today, _ := card.DateOf(day)
-	expires, _ := card.DateOf(day.AddDate(5, 0, 0))
-	pers := issue.Personalisation{
-		Identity: card.Identity{Number: num, Issuer: 1001, Issued: today, Expires: expires},
-		Holder:   card.Holder{Name: fmt.Sprintf("Demo Holder %d", i+1), BirthDate: card.BirthDate{Year: 1950 + i%50, Month: time.Month(1 + i%12), Day: 1 + i%28}, RegistryRef: uint64(5000 + i)},
-		Contract: card.Contract{Status: card.StatusActive, Number: num, Expires: expires},
-		PurseKop: int64(200_00 + 50_00*(i%3)),
+// plural writes n with the noun's singular or plural form.
+func plural[N int | int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	if p.category == 0 && i%4 == 0 {
-		pers.PurseKop = 20_00 // runs dry during the day: the card refuses the debit
-	}
-	if p.category != 0 {
-		from, _ := card.DateOf(day.AddDate(-1, 0, 0))
-		to, _ := card.DateOf(day.AddDate(1, 0, 0))
-		pers.Contract.Entitlements[0] = card.Entitlement{Category: p.category, ValidFrom: from, ValidTo: to, Funding: p.funding}
-	}
-	return pers
-}
-
-// standardKeys generates version 1 of every key the platform uses.
-func standardKeys(ctx context.Context, a hsm.Admin) error {
-	for _, r := range hsm.Roles {
-		if _, err := a.Generate(ctx, hsm.CardMasterLabel(r), hsm.KindCardMaster); err != nil {
-			return err
-		}
-	}
-	for _, l := range []string{hsm.LabelSignHotlist, hsm.LabelSignTariff, hsm.LabelSignStatement} {
-		if _, err := a.Generate(ctx, l, hsm.KindSigning); err != nil {
-			return err
-		}
-	}
-	_, err := a.Generate(ctx, hsm.LabelBatchMaster, hsm.KindBatchMaster)
-	return err
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/tap"
 )
 
 func TestDefaultTariffIsTheSample(t *testing.T) {
@@ -38,26 +41,43 @@ func TestDefaultTariffIsTheSample(t *testing.T) {
 	}
 }
 
-func TestRunReportsWhatTheValidatorsDecided(t *testing.T) {
+// TestTourStatementEqualsTheTruth runs the tour on the last day of a
+// month and checks what it promises: a closed, signed statement whose
+// lines add up to what the simulator knows is owed, every tap stored once,
+// the forged batch quarantined, and the blocked card refused.
+func TestTourStatementEqualsTheTruth(t *testing.T) {
 	loc, err := time.LoadLocation("Europe/Kyiv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), Options{Dir: t.TempDir(), Day: time.Date(2026, 11, 30, 12, 0, 0, 0, loc),
-		Location: loc, Cards: 20, Seed: 3})
+	var narration bytes.Buffer
+	steps := map[string]bool{}
+	res, err := Run(context.Background(), Options{Dir: t.TempDir(), Out: &narration, Day: time.Date(2026, 11, 30, 12, 0, 0, 0, loc),
+		Location: loc, Cards: 300, Validators: 12, Seed: 3, Progress: func(step string, _, _ int) { steps[step] = true }})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, narration.String())
 	}
 	var kop, rides int64
 	for _, l := range res.Lines {
 		kop += l.CompensationKop
 		rides += l.Rides
 	}
-	if res.Period != "2026-11" || kop != res.ExpectedKop || rides != int64(res.Rides) || res.Rides == 0 {
-		t.Fatalf("period %s: report %d kop over %d rides; validators decided %d kop over %d rides",
-			res.Period, kop, rides, res.ExpectedKop, res.Rides)
+	if res.Period != "2026-11" || !res.Statement.Closed || len(res.Statement.Signature) == 0 {
+		t.Fatalf("period %s closed %v: want 2026-11 closed and signed", res.Period, res.Statement.Closed)
 	}
-	if res.Stored.Added != res.Taps || res.Stored.Duplicates != 0 || res.Stored.Quarantined != 0 {
-		t.Fatalf("clearing stored %+v of %d journalled taps", res.Stored, res.Taps)
+	if kop != res.ExpectedKop || rides != res.Rides || res.Rides == 0 {
+		t.Fatalf("statement %d kop over %d rides; the truth is %d kop over %d rides", kop, rides, res.ExpectedKop, res.Rides)
+	}
+	if int64(res.Stored.Added) != res.Taps || res.Stored.Quarantined == 0 {
+		t.Fatalf("clearing stored %+v of %d journalled taps; the forged batch must be quarantined", res.Stored, res.Taps)
+	}
+	if p := res.Refused.Tap; p.Card != res.Blocked || p.Result != tap.Denied || p.Reason != fare.ReasonHotlisted {
+		t.Fatalf("the blocked card %d's next tap: %+v; want denied as hotlisted", res.Blocked, p)
+	}
+	if !steps["issuing cards"] || !steps["setting up validators"] {
+		t.Fatalf("progress reported only %v", steps)
+	}
+	if len(PerCarrier(res.Carriers, nil)) != 3 {
+		t.Fatalf("the statement per carrier must name the city's three carriers")
 	}
 }

@@ -1,0 +1,210 @@
+package city
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/citycard/transit/clearing/bus/inproc"
+	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/validator/tap"
+)
+
+var sampleTariff = os.DirFS("../../testdata/tariff")
+
+// smallCity is the default city scaled to about cards cardholders and
+// validators validators, from the first day of the default config.
+func smallCity(cards, validators, days int) Config {
+	cfg := DefaultConfig()
+	full := cfg.FullSize()
+	cfg.Scale = float64(cards) / float64(full.Cardholders)
+	cfg.FleetScale = float64(validators) / float64(full.Validators)
+	cfg.Days = days
+	return cfg
+}
+
+// withClearing gives o an embedded clearing: SQLite in dir and an
+// in-process bus.
+func withClearing(t testing.TB, o Options) Options {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(o.Dir, "clearing.db"), store.Options{Location: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := inproc.New(4)
+	cons, err := b.Consumer("clearing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Store, o.Producer, o.Consumer = st, b.Producer(), cons
+	return o
+}
+
+func newSim(t testing.TB, cfg Config, o Options) *Sim {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	o.Tariff = sampleTariff
+	s, err := New(context.Background(), cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestFullFidelityAgreesWithTheTruth runs real validators on virtual
+// cards with every fault made frequent, into clearing on SQLite: each
+// journalled tap must be the simulator's own decision, and clearing's
+// statements, sequences and quarantine the truth.
+func TestFullFidelityAgreesWithTheTruth(t *testing.T) {
+	cfg := smallCity(200, 12, 3)
+	cfg.Faults = Faults{TornShare: 0.05, PowerCutShare: 0.3, LostAckShare: 0.1, Replays: 2,
+		Offline:    []Offline{{Share: 0.1, FromDay: 0, Days: 2}},
+		Forged:     Forged{BadMAC: 1, UnknownDevice: 1, Malformed: 1},
+		ClockDrift: Drift{Share: 0.2, MaxSeconds: 600}}
+	cfg.Riding.LostPerDay, cfg.Riding.FoundShare, cfg.Riding.CarelessShare = 0.02, 1, 0.5
+	s := newSim(t, cfg, withClearing(t, Options{Dir: t.TempDir(), Fidelity: Full, Audit: true}))
+	cmp, err := s.Run(context.Background(), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	WriteComparison(&out, cmp)
+	if !cmp.OK() {
+		t.Fatalf("%s", out.String())
+	}
+	st := s.Stats()
+	if st.Torn == 0 || st.PowerCuts == 0 || st.Lost == 0 || st.TopUps == 0 || cmp.Taps.Duplicates == 0 || cmp.Taps.Audited != st.Taps {
+		t.Fatalf("the faults did not all happen: %+v, %d repeats, %d audited", st, cmp.Taps.Duplicates, cmp.Taps.Audited)
+	}
+	if !strings.Contains(out.String(), "Clearing equals the truth") {
+		t.Fatalf("the comparison does not say so:\n%s", out.String())
+	}
+}
+
+// TestCompareCatchesClearingErrors stores in clearing what the
+// simulation never sent: one ride counted twice under a new sequence
+// number. Compare must see the statement and the device differ.
+func TestCompareCatchesClearingErrors(t *testing.T) {
+	ctx := context.Background()
+	o := withClearing(t, Options{Dir: t.TempDir(), Fidelity: Fast})
+	s := newSim(t, smallCity(400, 10, 1), o)
+	if cmp, err := s.Run(ctx, false, nil); err != nil || !cmp.OK() {
+		t.Fatalf("before tampering: %v %+v", err, cmp)
+	}
+	var twice tap.Tap
+	for _, dev := range s.w.devices {
+		taps, err := o.Store.Taps(ctx, dev.id, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tp := range taps {
+			if compensable(&tp) {
+				twice = tp
+				twice.Seq = dev.seq + 1
+			}
+		}
+	}
+	if twice.Device == "" {
+		t.Fatal("no compensable ride to count twice")
+	}
+	if _, _, err := o.Store.AddTaps(ctx, []tap.Tap{twice}); err != nil {
+		t.Fatal(err)
+	}
+	cmp, err := s.Compare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(cmp.Problems, "\n")
+	if cmp.OK() || !strings.Contains(problems, "statement 2026-11") || !strings.Contains(problems, "device "+twice.Device) {
+		t.Fatalf("a ride counted twice went unnoticed:\n%s", problems)
+	}
+}
+
+// TestSameSeedSameCity: a city and its days follow from the seed alone.
+func TestSameSeedSameCity(t *testing.T) {
+	run := func(seed uint64) (Stats, map[lineKey]store.Line, []uint64) {
+		cfg := smallCity(3000, 40, 3)
+		cfg.Seed = seed
+		s := newSim(t, cfg, Options{Fidelity: Fast})
+		if _, err := s.Run(context.Background(), false, nil); err != nil {
+			t.Fatal(err)
+		}
+		lines := map[lineKey]store.Line{}
+		for k, l := range s.ledger.lines {
+			lines[k] = *l
+		}
+		var seqs []uint64
+		for _, d := range s.w.devices {
+			seqs = append(seqs, d.seq)
+		}
+		return s.Stats(), lines, seqs
+	}
+	s1, l1, q1 := run(5)
+	s2, l2, q2 := run(5)
+	if s1 != s2 || !reflect.DeepEqual(l1, l2) || !reflect.DeepEqual(q1, q2) {
+		t.Fatalf("the same seed gave two cities:\n%+v\n%+v", s1, s2)
+	}
+	if s1.BenefitRides == 0 || s1.OwedKop == 0 {
+		t.Fatalf("no benefit ride: %+v", s1)
+	}
+	s3, l3, _ := run(6)
+	if s1 == s3 || reflect.DeepEqual(l1, l3) {
+		t.Fatal("another seed gave the same city")
+	}
+}
+
+// TestDaysLookLikeACity checks the shape of a day: morning and evening
+// peaks, transfers, benefit rides of every category in the config, and
+// more riding on a weekday than on Sunday.
+func TestDaysLookLikeACity(t *testing.T) {
+	cfg := smallCity(6000, 60, 4) // Thursday to Sunday
+	s := newSim(t, cfg, Options{Fidelity: Fast, Audit: true})
+	var days []DayReport
+	if _, err := s.Run(context.Background(), false, func(d DayReport, _ EndReport) { days = append(days, d) }); err != nil {
+		t.Fatal(err)
+	}
+	hours := make([]int, 24)
+	products := map[string]int{}
+	categories := map[string]bool{}
+	for _, d := range s.w.devices {
+		for _, tp := range d.audit {
+			hours[tp.Time.In(s.w.loc).Hour()]++
+			products[tp.Product]++
+			categories[tp.Category] = true
+		}
+	}
+	morning, noon, evening := hours[7]+hours[8], hours[12]+hours[13], hours[17]+hours[18]
+	if morning < 2*noon || evening < 2*noon {
+		t.Errorf("no peaks: 07-09 %d taps, 12-14 %d, 17-19 %d", morning, noon, evening)
+	}
+	if products["transfer"] == 0 || products["pass"] == 0 || products["benefit"] == 0 || products["purse"] == 0 {
+		t.Errorf("products: %v", products)
+	}
+	for _, g := range cfg.Population {
+		if g.Category != 0 && !categories[strconv.Itoa(int(g.Category))] {
+			t.Errorf("no ride of benefit category %d", g.Category)
+		}
+	}
+	if days[0].Taps < days[3].Taps*3/2 {
+		t.Errorf("Thursday %d taps, Sunday %d", days[0].Taps, days[3].Taps)
+	}
+	perCard := float64(days[0].Taps) / float64(s.Stats().Cards)
+	if perCard < 1.5 || perCard > 4 {
+		t.Errorf("%.2f taps per cardholder on a weekday", perCard)
+	}
+}
