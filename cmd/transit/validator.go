@@ -38,6 +38,7 @@ func newValidatorCmd() *cobra.Command {
 		Short: "The on-board validator: decide every tap offline, journal it, upload batches",
 	}
 	var cfgPath, eventsPath string
+	var unsignedTariff bool
 	run := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the validator on a PC/SC reader until stopped",
@@ -65,16 +66,17 @@ for a display or buzzer driver. The keystore passphrase comes from TRANSIT_KEYST
 				defer f.Close()
 				events = f
 			}
-			return runValidator(c.Context(), cfg, c.OutOrStdout(), events, c.ErrOrStderr())
+			return runValidator(c.Context(), cfg, unsignedTariff, c.OutOrStdout(), events, c.ErrOrStderr())
 		},
 	}
 	run.Flags().StringVar(&cfgPath, "config", "", "validator configuration file (JSON)")
 	run.Flags().StringVar(&eventsPath, "events", "", "also write each result as a JSON line to this file or FIFO")
+	run.Flags().BoolVar(&unsignedTariff, "unsigned-tariff", false, "accept a tariff without tariff.sig (development only)")
 	cmd.AddCommand(run)
 	return cmd
 }
 
-func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr io.Writer) error {
+func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, out, events, stderr io.Writer) error {
 	pass, err := passphrase("TRANSIT_KEYSTORE_PASSPHRASE", "validator keystore passphrase", false, stderr)
 	if err != nil {
 		return err
@@ -92,13 +94,17 @@ func runValidator(ctx context.Context, cfg *config.Config, out, events, stderr i
 	if err := update.RecoverDir(cfg.Tariff); err != nil {
 		return fmt.Errorf("tariff directory %s: %w", cfg.Tariff, err)
 	}
-	// A signed tariff is verified with the sign-tariff keys of the role
-	// keystore; an unsigned one is for development only.
+	// The tariff is verified with the sign-tariff keys of the role
+	// keystore. An unsigned one is taken only when asked for: removing
+	// tariff.sig must not be a way around the signature.
 	tf, err := tariff.Load(cfg.Tariff)
-	if errors.Is(err, tariff.ErrSigned) {
+	switch {
+	case errors.Is(err, tariff.ErrSigned):
 		tf, err = tariff.LoadSigned(ctx, cfg.Tariff, ks, 0)
-	} else if err == nil {
-		slog.Warn("the tariff is not signed: use signed tariffs outside development", "tariff", cfg.Tariff)
+	case err == nil && !unsignedTariff:
+		return fmt.Errorf("tariff %s is not signed: sign it with 'transit tariff sign', or pass --unsigned-tariff in development", cfg.Tariff)
+	case err == nil:
+		slog.Warn("the tariff is not signed (--unsigned-tariff): for development only", "tariff", cfg.Tariff)
 	}
 	if err != nil {
 		return err
