@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,5 +84,34 @@ func TestDemoPrintsPerCarrierReport(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestValidatorRefusesUnsignedTariff: deleting tariff.sig must not get a
+// tariff past the signature check.
+func TestValidatorRefusesUnsignedTariff(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TRANSIT_KEYSTORE_PASSPHRASE", "pw")
+	t.Setenv("TRANSIT_ROLE_PASSPHRASE", "pw")
+	keys, vkeys := filepath.Join(dir, "city.keys"), filepath.Join(dir, "bus.keys")
+	if code, _, errb := cli("hsm", "init", "--keystore", keys); code != 0 {
+		t.Fatal(errb)
+	}
+	if code, _, errb := cli("hsm", "export-role", "validator", "--device", "bus-1", "--out", vkeys, "--keystore", keys); code != 0 {
+		t.Fatal(errb)
+	}
+	tariffDir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "tariff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "v.json")
+	doc := `{"device":"bus-1","device_number":1,"carrier":"ATP-1","route":"1","vehicle":"v1","reader":"Virtual PCD 00 00",
+		"journal":"j.db","keystore":"` + vkeys + `","tariff":"` + tariffDir + `","kafka":{"brokers":["127.0.0.1:1"]}}`
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errb := cli("validator", "run", "--config", cfg)
+	if code != 1 || !strings.Contains(errb, "is not signed") || !strings.Contains(errb, "transit tariff sign") {
+		t.Fatalf("unsigned tariff: exit %d, %q", code, errb)
 	}
 }
