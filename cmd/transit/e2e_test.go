@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/card/issue"
@@ -109,7 +107,6 @@ type rider struct {
 // PostgreSQL, and `transit report compensation` printing one line per
 // carrier whose amounts must equal what the taps made.
 func TestEndToEnd(t *testing.T) {
-	pg := testenv.Postgres(t)
 	broker := testenv.Kafka(t)
 	vpcd0, reader0 := testenv.PCSC(t, 0)
 	vpcd1, reader1 := testenv.PCSC(t, 1)
@@ -119,22 +116,7 @@ func TestEndToEnd(t *testing.T) {
 	suffix := fmt.Sprintf("%x", rand.Uint32())
 
 	// A schema of its own in the shared test database.
-	schema := "e2e_" + suffix
-	conn, err := pgx.Connect(ctx, pg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	db := pg + "&search_path=" + schema
-	if !strings.Contains(pg, "?") {
-		db = pg + "?search_path=" + schema
-	}
+	db := testenv.PostgresSchema(t)
 	topic := "e2e-" + suffix
 	if err := kafka.CreateTopic(ctx, kafka.Config{Brokers: []string{broker}, Topic: topic}, 4); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/citycard/transit/clearing/bus/kafka"
 	"github.com/citycard/transit/clearing/store"
@@ -21,28 +18,6 @@ import (
 
 // tariffDir is the sample city tariff the simulations ride on.
 var tariffDir = os.DirFS("../../testdata/tariff")
-
-// pgSchema gives the test a schema of its own in the shared test
-// database, dropped afterwards, and returns the DSN that selects it.
-func pgSchema(t *testing.T, ctx context.Context, pg string) string {
-	t.Helper()
-	schema := fmt.Sprintf("citysim_%x", rand.Uint32())
-	conn, err := pgx.Connect(ctx, pg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	if strings.Contains(pg, "?") {
-		return pg + "&search_path=" + schema
-	}
-	return pg + "?search_path=" + schema
-}
 
 // TestTruthWeek runs a week of a city across a month's close with every
 // fault: a pilot fleet at full fidelity (virtual cards through the real
@@ -55,7 +30,6 @@ func pgSchema(t *testing.T, ctx context.Context, pg string) string {
 // knows is owed; every forged batch must be quarantined; and every
 // device's taps must be stored once each, 1 to n, field for field.
 func TestTruthWeek(t *testing.T) {
-	pg := testenv.Postgres(t)
 	broker := testenv.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -74,7 +48,7 @@ func TestTruthWeek(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := pgSchema(t, ctx, pg)
+	db := testenv.PostgresSchema(t)
 	if _, err := postgres.Migrate(ctx, db, loc); err != nil {
 		t.Fatal(err)
 	}

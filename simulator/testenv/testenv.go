@@ -8,8 +8,15 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Environment variables the harness exports.
@@ -91,3 +98,42 @@ func SoftHSM(t testing.TB) PKCS11 {
 
 // Chromium returns the path of the Chromium binary browser tests drive.
 func Chromium(t testing.TB) string { return Need(t, "Chromium", ChromiumVar) }
+
+// PostgresSchema gives the test an empty PostgreSQL schema of its own in
+// the test database, dropped when the test ends, and returns a DSN whose
+// search_path selects it (pgx sends unknown URL parameters as run-time
+// settings), so tests sharing the database cannot see each other.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	dsn := Postgres(t)
+	schema := fmt.Sprintf("t_%016x", rand.Uint64())
+	ctx := context.Background()
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return fmt.Errorf("connect to the test database: %w", err)
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	if !strings.Contains(dsn, "://") { // key=value form
+		return dsn + " search_path=" + schema
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresVar, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -24,56 +23,10 @@ import (
 	"github.com/citycard/transit/validator/tap"
 )
 
-// withSchema returns dsn with its search_path set to schema. pgx sends
-// unknown URL parameters as run-time settings at connect time.
-func withSchema(tb testing.TB, dsn, schema string) string {
-	tb.Helper()
-	if !strings.Contains(dsn, "://") { // key=value form
-		return dsn + " search_path=" + schema
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatalf("parse %s: %v", testenv.PostgresVar, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// freshSchema creates an empty schema of the test's own in the test
-// database, drops it when the test ends, and returns a DSN that uses it.
-func freshSchema(tb testing.TB) string {
-	tb.Helper()
-	dsn := testenv.Postgres(tb)
-	schema := fmt.Sprintf("t_%016x", rand.Uint64())
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		tb.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema %s: %v", schema, err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			tb.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSchema(tb, dsn, schema)
-}
-
 // migrated returns the DSN of a fresh, migrated schema.
 func migrated(tb testing.TB) string {
 	tb.Helper()
-	dsn := freshSchema(tb)
+	dsn := testenv.PostgresSchema(tb)
 	if _, err := postgres.Migrate(context.Background(), dsn, storetest.Options(tb).Location); err != nil {
 		tb.Fatalf("Migrate: %v", err)
 	}
@@ -106,7 +59,7 @@ func TestContract(t *testing.T) {
 
 func TestMigrateTwice(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	n, err := postgres.Migrate(ctx, dsn, nil)
 	if err != nil || n == 0 {
 		t.Fatalf("first Migrate = %d, %v; want some migrations applied", n, err)
@@ -123,7 +76,7 @@ func TestMigrateTwice(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	var (
 		wg    sync.WaitGroup
 		total atomic.Int64
@@ -138,7 +91,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	want, err := postgres.Migrate(ctx, freshSchema(t), nil)
+	want, err := postgres.Migrate(ctx, testenv.PostgresSchema(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +101,7 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 func TestOpenUnmigrated(t *testing.T) {
-	_, err := postgres.Open(context.Background(), freshSchema(t), store.Options{})
+	_, err := postgres.Open(context.Background(), testenv.PostgresSchema(t), store.Options{})
 	if !errors.Is(err, postgres.ErrSchema) || !strings.Contains(err.Error(), "transit clearing migrate --db") {
 		t.Fatalf("Open of an empty schema: %v; want ErrSchema telling to run `transit clearing migrate --db`", err)
 	}
@@ -316,7 +269,7 @@ func BenchmarkAddTaps(b *testing.B) {
 // devices' sequence state and gaps, and the per-device counts.
 func TestUpgradeFromV1(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	v1, err := os.ReadFile("migrations/0001_initial.sql")
 	if err != nil {
 		t.Fatal(err)

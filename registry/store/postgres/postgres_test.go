@@ -3,9 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,56 +19,10 @@ import (
 	"github.com/citycard/transit/simulator/testenv"
 )
 
-// withSchema returns dsn with its search_path set to schema. pgx sends
-// unknown URL parameters as run-time settings at connect time.
-func withSchema(tb testing.TB, dsn, schema string) string {
-	tb.Helper()
-	if !strings.Contains(dsn, "://") { // key=value form
-		return dsn + " search_path=" + schema
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatalf("parse %s: %v", testenv.PostgresVar, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// freshSchema creates an empty schema of the test's own in the test
-// database, drops it when the test ends, and returns a DSN that uses it.
-func freshSchema(tb testing.TB) string {
-	tb.Helper()
-	dsn := testenv.Postgres(tb)
-	schema := fmt.Sprintf("reg_%016x", rand.Uint64())
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		tb.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema %s: %v", schema, err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			tb.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSchema(tb, dsn, schema)
-}
-
 // migrated returns the DSN of a fresh, migrated schema.
 func migrated(tb testing.TB) string {
 	tb.Helper()
-	dsn := freshSchema(tb)
+	dsn := testenv.PostgresSchema(tb)
 	if _, err := postgres.Migrate(context.Background(), dsn); err != nil {
 		tb.Fatalf("Migrate: %v", err)
 	}
@@ -173,7 +124,7 @@ func TestOneLiveCardInSchema(t *testing.T) {
 
 func TestMigrateTwice(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	n, err := postgres.Migrate(ctx, dsn)
 	if err != nil || n == 0 {
 		t.Fatalf("first Migrate = %d, %v; want some migrations applied", n, err)
@@ -190,7 +141,7 @@ func TestMigrateTwice(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	var (
 		wg    sync.WaitGroup
 		total atomic.Int64
@@ -205,7 +156,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	want, err := postgres.Migrate(ctx, freshSchema(t))
+	want, err := postgres.Migrate(ctx, testenv.PostgresSchema(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +166,7 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 func TestOpenUnmigrated(t *testing.T) {
-	_, err := postgres.Open(context.Background(), freshSchema(t), store.Options{Issuer: 1001})
+	_, err := postgres.Open(context.Background(), testenv.PostgresSchema(t), store.Options{Issuer: 1001})
 	if !errors.Is(err, postgres.ErrSchema) || !strings.Contains(err.Error(), "transit registry migrate --db") {
 		t.Fatalf("Open of an empty schema: %v; want ErrSchema telling to run `transit registry migrate --db`", err)
 	}
