@@ -102,6 +102,13 @@ type Store interface {
 	// audited page by page. Times come back in UTC, truncated to
 	// microseconds.
 	Taps(ctx context.Context, device string, after uint64, limit int) ([]tap.Tap, error)
+	// CardTaps returns up to q.Limit taps of the cards q.Cards with a
+	// time in [q.From, q.To), newest first (TapCursor order), after or
+	// before q's cursor, so that a card holder's rides can be read page by
+	// page. It reads by card and time, never scanning other cards' taps.
+	// A query that fails CardTapQuery.Validate fails with
+	// ErrInvalidQuery. Times come back in UTC, truncated to microseconds.
+	CardTaps(ctx context.Context, q CardTapQuery) ([]tap.Tap, error)
 	// Close releases the store's connections.
 	Close() error
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Gaps", func(t *testing.T) { testGaps(t, open) })
 	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
 	t.Run("Hotlist", func(t *testing.T) { testHotlist(t, open) })
+	t.Run("CardTaps", func(t *testing.T) { testCardTaps(t, open) })
 }
 
 // Timeout bounds each test's store calls.
