@@ -23,7 +23,7 @@ ROOT=$PWD
 PKGS=${TRANSIT_TEST_PKGS:-./...}
 RACE=${TRANSIT_TEST_RACE:-all}
 FUZZTIME=${TRANSIT_FUZZTIME:-5s}
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium)
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils)
 VPCD_PORTS=(35963 35964)
 READERS=("Virtual PCD 00 00" "Virtual PCD 00 01")
 HSM_LABEL=transit-test
@@ -489,6 +489,7 @@ phase "start PostgreSQL" start_postgres || exit 1
 phase "make SoftHSM2 token" start_softhsm || exit 1
 phase "start Kafka-protocol broker" start_kafka || exit 1
 [ -x /usr/bin/chromium ] || die "chromium is not at /usr/bin/chromium after the install step"
+command -v pdftotext >/dev/null || die "pdftotext is missing after the install step: apt-get install poppler-utils"
 export TRANSIT_TEST_CHROMIUM=/usr/bin/chromium
 # Under the harness every server is up: an integration test must not skip.
 export TRANSIT_TEST_REQUIRE=1

@@ -11,14 +11,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/citycard/transit/clearing/pdf"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/xlsx"
 )
 
 // Formats of WriteCompensation.
-var Formats = []string{"table", "csv", "json", "xlsx"}
+var Formats = []string{"table", "csv", "json", "xlsx", "pdf"}
 
-// WriteCompensation writes c in format: table, csv, json or xlsx.
+// WriteCompensation writes c in format: table, csv, json, xlsx or pdf. A
+// PDF written here says whether the period is closed but carries no
+// statement's seal; WriteCompensationPDF adds them.
 func WriteCompensation(w io.Writer, format string, c Compensation) error {
 	switch format {
 	case "table":
@@ -29,6 +32,8 @@ func WriteCompensation(w io.Writer, format string, c Compensation) error {
 		return writeJSON(w, CompensationJSON(c))
 	case "xlsx":
 		return compensationXLSX(w, c)
+	case "pdf":
+		return WriteCompensationPDF(w, c, nil)
 	}
 	return fmt.Errorf("report format %q: want one of %v", format, Formats)
 }
@@ -192,6 +197,86 @@ func compensationXLSX(w io.Writer, c Compensation) error {
 		{xlsx.Text("amounts"), xlsx.Text("hryvnias, exact sums of integer kopiyky")},
 	}
 	return xlsx.Write(w, xlsx.Sheet{Name: "Compensation " + c.Period, Rows: rows}, xlsx.Sheet{Name: "About", Rows: about})
+}
+
+// pdfHeads are the PDF's column heads: the city's language first, then
+// the heads of the CSV and XLSX.
+var pdfHeads = map[string]string{
+	"carrier":           "Перевізник / carrier",
+	"adjusts":           "Коригує період / adjusts",
+	"category":          "Категорія / category",
+	"funding":           "Джерело фінансування / funding",
+	"route":             "Маршрут / route",
+	"day":               "День / day",
+	"benefit rides":     "Пільгові поїздки / benefit rides",
+	"fare, UAH":         "Тариф, грн / fare, UAH",
+	"compensation, UAH": "Компенсація, грн / compensation, UAH",
+}
+
+// WriteCompensationPDF writes c as a PDF: the lines and total of the CSV
+// and XLSX, under the period, whether it is closed, and the seal of each
+// of the period's statements sts (as Store.Statements returns them): a
+// draft, or when it was closed, its content hash, signature and signing
+// key. sts may be nil. Texts are in Ukrainian and English, since the
+// document is filed and read by both the city and the carriers.
+func WriteCompensationPDF(w io.Writer, c Compensation, sts []store.Statement) error {
+	for _, st := range sts {
+		if st.Period != c.Period {
+			return fmt.Errorf("report: a statement of %s cannot go into the PDF of %s", st.Period, c.Period)
+		}
+	}
+	doc := pdf.Document{Title: "Компенсація за пільгові поїздки / Compensation for benefit rides, " + c.Period, Lang: "uk"}
+	add := func(b pdf.Block) { doc.Blocks = append(doc.Blocks, b) }
+	add(pdf.Paragraph("Період / period: " + c.Period))
+	if c.Carrier != "" {
+		add(pdf.Paragraph("Перевізник / carrier: " + c.Carrier))
+	}
+	if c.Closed {
+		add(pdf.Paragraph("Період закрито, суми остаточні. / The period is closed: the figures are final."))
+	} else {
+		add(pdf.Paragraph("Період відкритий, це чернетка: суми ще можуть зрости. / The period is open, this is a draft: the figures may still grow."))
+	}
+	if len(sts) > 0 {
+		add(pdf.Heading("Звіти періоду / Statements of the period"))
+	}
+	for _, st := range sts {
+		name := "Звіт / statement " + st.Period
+		if st.Adjusts != "" {
+			name = fmt.Sprintf("Коригування %s, враховане в %s / adjustment of %s booked in %s", st.Adjusts, st.Period, st.Adjusts, st.Period)
+		}
+		if !st.Closed {
+			add(pdf.Paragraph(name + ": чернетка / draft"))
+			continue
+		}
+		add(pdf.Paragraph(fmt.Sprintf("%s: закрито / closed %s\nХеш вмісту (SHA-256) / content hash: %x\nКлюч підпису / signing key: %s\nПідпис (Ed25519) / signature: %x",
+			name, st.ClosedAt.UTC().Format(time.RFC3339), st.Hash, st.KeyRef, st.Signature)))
+	}
+	add(pdf.Heading("Рядки / Lines"))
+	add(pdf.Paragraph("Суми в гривнях, точні суми цілих копійок. / Amounts in hryvnias, exact sums of integer kopiyky."))
+	cols := columns(c, false)
+	t := pdf.Table{Foot: make([]string, len(cols))}
+	for i, col := range cols {
+		head, ok := pdfHeads[col.head]
+		if !ok {
+			head = col.head
+		}
+		t.Columns = append(t.Columns, pdf.Column{Title: head, Right: col.right})
+		switch {
+		case i == 0:
+			t.Foot[i] = "РАЗОМ / TOTAL"
+		case col.right:
+			t.Foot[i] = col.text(c.Total)
+		}
+	}
+	for _, l := range c.Lines {
+		row := make([]string, len(cols))
+		for i, col := range cols {
+			row[i] = col.text(l)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	add(t)
+	return pdf.Write(w, doc)
 }
 
 // LineJSON is a compensation line in JSON.

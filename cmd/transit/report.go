@@ -34,10 +34,12 @@ func newReportCmd() *cobra.Command {
 compensation owed for them, in hryvnias. Rides of an earlier, closed month that arrived late are booked
 into the next open month as an adjustment, and count in that month's totals. --by-category splits each
 carrier by benefit category and funding source and shows adjustments apart; --by route,day splits further.
-Amounts are exact: they are sums of integer kopiyky. XLSX is binary: give --out or redirect stdout.`,
+Amounts are exact: they are sums of integer kopiyky. XLSX and PDF are binary: give --out or redirect stdout.
+The PDF also shows each statement of the month: a draft, or closed with its content hash and signing key.`,
 		Example: `  transit report compensation --period 2026-11 --db postgres://postgres@127.0.0.1/transit
   transit report compensation --period 2026-11 --carrier ATP-1 --by-category --format csv --db sqlite:clearing.db
-  transit report compensation --period 2026-11 --by route,day --format xlsx --out november.xlsx --db sqlite:clearing.db`,
+  transit report compensation --period 2026-11 --by route,day --format xlsx --out november.xlsx --db sqlite:clearing.db
+  transit report compensation --period 2026-11 --by-category --format pdf --out november.pdf --db sqlite:clearing.db`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := needPeriod(period); err != nil {
@@ -68,11 +70,22 @@ Amounts are exact: they are sums of integer kopiyky. XLSX is binary: give --out 
 			if err != nil {
 				return err
 			}
-			w, done, err := output(c, out, format == "xlsx")
+			var sts []store.Statement
+			if format == "pdf" {
+				// The PDF is the document filed: it carries the seals.
+				if sts, err = st.Statements(c.Context(), period); err != nil {
+					return err
+				}
+			}
+			w, done, err := output(c, out, format == "xlsx" || format == "pdf")
 			if err != nil {
 				return err
 			}
-			err = report.WriteCompensation(w, format, rep)
+			if format == "pdf" {
+				err = report.WriteCompensationPDF(w, rep, sts)
+			} else {
+				err = report.WriteCompensation(w, format, rep)
+			}
 			if err != nil {
 				err = fmt.Errorf("write the report: %w", err)
 			}
@@ -81,7 +94,7 @@ Amounts are exact: they are sums of integer kopiyky. XLSX is binary: give --out 
 	}
 	comp.Flags().StringVar(&period, "period", "", "the month, YYYY-MM")
 	comp.Flags().StringVar(&carrier, "carrier", "", "only this carrier")
-	comp.Flags().StringVar(&format, "format", "table", "table, csv, json or xlsx")
+	comp.Flags().StringVar(&format, "format", "table", "table, csv, json, xlsx or pdf")
 	comp.Flags().StringVar(&out, "out", "", "write to this file instead of stdout")
 	comp.Flags().BoolVar(&byCategory, "by-category", false, "one line per carrier, benefit category and funding source")
 	comp.Flags().StringSliceVar(&by, "by", nil, "split lines further: category, route, day (comma-separated)")

@@ -1,0 +1,340 @@
+// Package pdf writes plain PDF documents, headings, paragraphs and tables
+// of text on A4 pages, which is all a compensation statement needs.
+//
+// Text is set in the Go fonts (golang.org/x/image/font/gofont), embedded
+// as subsets with a ToUnicode map: Ukrainian and Latin text render in any
+// reader, and can be searched, copied and read aloud, without a font file
+// shipping with the program or being looked up on the machine. The
+// drawing is done by codeberg.org/go-pdf/fpdf.
+//
+// The same Document is byte for byte the same file (its date is fixed
+// unless given), so a report can be compared and archived like the CSV and
+// XLSX exports.
+package pdf
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"codeberg.org/go-pdf/fpdf"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goregular"
+)
+
+// Document is what Write draws.
+type Document struct {
+	// Title is the first heading and the document's title in its
+	// metadata (what a reader's window and a screen reader announce).
+	Title string
+	// Lang is the main language of the text, a BCP 47 tag such as "uk".
+	Lang string
+	// Created is the date the document states in its metadata; zero
+	// means a fixed date, so that the same content is the same file.
+	Created time.Time
+	// Blocks follow the title, top to bottom, onto as many pages as
+	// they need.
+	Blocks []Block
+}
+
+// Block is one part of a document: a Heading, a Paragraph or a Table.
+type Block interface {
+	draw(*writer)
+}
+
+// Heading is a bold line that opens a section.
+type Heading string
+
+// Paragraph is text wrapped to the page width. A word too long for a
+// line (a hash) is broken where the line ends.
+type Paragraph string
+
+// Column is the head of one column of a Table.
+type Column struct {
+	Title string
+	// Right aligns the column's cells to the right, for numbers. Right
+	// aligned cells are never wrapped.
+	Right bool
+}
+
+// Table is a grid of text with a bold head, repeated on each page the
+// table runs onto, and an optional bold closing row (totals).
+type Table struct {
+	Columns []Column
+	Rows    [][]string
+	// Foot is the closing row; nil for none.
+	Foot []string
+}
+
+// Page geometry in millimetres and type sizes in points.
+const (
+	margin     = 15.0
+	cellPad    = 1.5
+	bodySize   = 10.0
+	tableSize  = 9.0
+	titleSize  = 15.0
+	headSize   = 12.0
+	lineFactor = 1.35 // line height as a multiple of the type size
+	ptToMM     = 25.4 / 72
+	fontFamily = "go"
+)
+
+// fixedDate stands in for a zero Document.Created.
+var fixedDate = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Write draws d onto A4 pages and writes the PDF file to w.
+func Write(w io.Writer, d Document) error {
+	if strings.TrimSpace(d.Title) == "" {
+		return errors.New("pdf: a document needs a title")
+	}
+	for i, b := range d.Blocks {
+		if t, ok := b.(Table); ok {
+			if err := t.check(); err != nil {
+				return fmt.Errorf("pdf: block %d: %w", i, err)
+			}
+		}
+	}
+	f := fpdf.New("P", "mm", "A4", "")
+	f.SetMargins(margin, margin, margin)
+	f.SetAutoPageBreak(true, margin+5)
+	f.SetCellMargin(cellPad)
+	// The fonts are parsed per document: fpdf keeps per-document subset
+	// state in them, and this keeps Write safe to call concurrently.
+	f.AddUTF8FontFromBytes(fontFamily, "", goregular.TTF)
+	f.AddUTF8FontFromBytes(fontFamily, "B", gobold.TTF)
+	created := d.Created
+	if created.IsZero() {
+		created = fixedDate
+	}
+	f.SetCreationDate(created.UTC())
+	f.SetModificationDate(created.UTC())
+	f.SetCatalogSort(true)
+	f.SetTitle(d.Title, true)
+	f.SetCreator("citycard transit", true)
+	if d.Lang != "" {
+		f.SetLang(d.Lang)
+	}
+	f.SetFooterFunc(func() {
+		f.SetY(-margin)
+		f.SetFont(fontFamily, "", 8)
+		f.CellFormat(0, 5, fmt.Sprint(f.PageNo()), "", 0, "C", false, 0, "")
+	})
+	f.AddPage()
+	wr := &writer{f: f}
+	wr.text(d.Title, "B", titleSize)
+	wr.f.Ln(2)
+	for _, b := range d.Blocks {
+		b.draw(wr)
+		if err := f.Error(); err != nil {
+			return fmt.Errorf("pdf: %w", err)
+		}
+	}
+	if err := f.Output(w); err != nil {
+		return fmt.Errorf("pdf: write the document: %w", err)
+	}
+	return nil
+}
+
+// writer draws blocks onto an fpdf document.
+type writer struct {
+	f *fpdf.Fpdf
+}
+
+// lineHeight is the height of a line of text of size points, in mm.
+func lineHeight(size float64) float64 { return size * lineFactor * ptToMM }
+
+// text writes s wrapped to the page width.
+func (w *writer) text(s, style string, size float64) {
+	w.f.SetFont(fontFamily, style, size)
+	w.f.MultiCell(0, lineHeight(size), s, "", "L", false)
+}
+
+func (h Heading) draw(w *writer) {
+	// A heading is kept with at least two lines of what follows it.
+	if w.f.GetY()+lineHeight(headSize)+2*lineHeight(bodySize) > w.bottom() {
+		w.f.AddPage()
+	}
+	w.f.Ln(3)
+	w.text(string(h), "B", headSize)
+	w.f.Ln(1)
+}
+
+func (p Paragraph) draw(w *writer) {
+	w.text(string(p), "", bodySize)
+	w.f.Ln(1)
+}
+
+// bottom is where the page's text must end.
+func (w *writer) bottom() float64 {
+	_, h := w.f.GetPageSize()
+	_, bm := w.f.GetAutoPageBreak()
+	return h - bm
+}
+
+// check reports a table whose rows do not fit its columns.
+func (t Table) check() error {
+	if len(t.Columns) == 0 {
+		return errors.New("a table needs columns")
+	}
+	for i, r := range t.Rows {
+		if len(r) != len(t.Columns) {
+			return fmt.Errorf("table row %d has %d cells for %d columns", i, len(r), len(t.Columns))
+		}
+	}
+	if t.Foot != nil && len(t.Foot) != len(t.Columns) {
+		return fmt.Errorf("table foot has %d cells for %d columns", len(t.Foot), len(t.Columns))
+	}
+	return nil
+}
+
+func (t Table) draw(w *writer) {
+	f := w.f
+	widths := t.widths(w)
+	head := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		head[i] = c.Title
+	}
+	drawHead := func() { w.row(widths, t.Columns, head, "B", true) }
+	// The head and the first row go on one page.
+	if f.GetY()+2*w.rowHeight(widths, head, "B") > w.bottom() {
+		f.AddPage()
+	}
+	drawHead()
+	rows := t.Rows
+	if t.Foot != nil {
+		rows = append(rows[:len(rows):len(rows)], t.Foot)
+	}
+	for i, r := range rows {
+		style := ""
+		if t.Foot != nil && i == len(rows)-1 {
+			style = "B"
+		}
+		if f.GetY()+w.rowHeight(widths, r, style) > w.bottom() {
+			f.AddPage()
+			drawHead()
+		}
+		w.row(widths, t.Columns, r, style, false)
+	}
+	f.Ln(3)
+}
+
+// widths fits the columns to the page: each as wide as its widest cell
+// when that fits; otherwise text columns give up width and wrap at
+// spaces, while numbers and the foot keep theirs.
+func (t Table) widths(w *writer) []float64 {
+	f := w.f
+	pw, _ := f.GetPageSize()
+	avail := pw - 2*margin
+	natural := make([]float64, len(t.Columns))
+	least := make([]float64, len(t.Columns))
+	width := func(s string) float64 { return f.GetStringWidth(s) + 2*cellPad + 0.5 }
+	measure := func(i int, s, style string) {
+		f.SetFont(fontFamily, style, tableSize)
+		natural[i] = max(natural[i], width(s))
+		if t.Columns[i].Right || style == "B" {
+			// Numbers and the closing row's labels are never broken.
+			least[i] = max(least[i], width(s))
+			return
+		}
+		for word := range strings.FieldsSeq(s) {
+			least[i] = max(least[i], width(word))
+		}
+	}
+	for i, c := range t.Columns {
+		f.SetFont(fontFamily, "B", tableSize)
+		// A head may wrap at its spaces, even over a number column.
+		for word := range strings.FieldsSeq(c.Title) {
+			least[i] = max(least[i], width(word))
+		}
+		natural[i] = max(natural[i], width(c.Title))
+		for _, r := range t.Rows {
+			measure(i, r[i], "")
+		}
+		if t.Foot != nil {
+			measure(i, t.Foot[i], "B")
+		}
+	}
+	sum := func(xs []float64) (s float64) {
+		for _, x := range xs {
+			s += x
+		}
+		return s
+	}
+	sn, sl := sum(natural), sum(least)
+	switch {
+	case sn <= avail:
+		return natural
+	case sl < avail:
+		// Share out what is left above the least widths in proportion
+		// to what each column would like beyond its least.
+		k := (avail - sl) / (sn - sl)
+		out := make([]float64, len(natural))
+		for i := range natural {
+			out[i] = least[i] + (natural[i]-least[i])*k
+		}
+		return out
+	default:
+		// Even the least is too wide: everything shrinks and words
+		// break mid-way, which beats running off the page.
+		out := make([]float64, len(least))
+		for i := range least {
+			out[i] = least[i] * avail / sl
+		}
+		return out
+	}
+}
+
+// lines wraps each cell of r to its column.
+func (w *writer) lines(widths []float64, r []string, style string) [][]string {
+	w.f.SetFont(fontFamily, style, tableSize)
+	out := make([][]string, len(r))
+	for i, s := range r {
+		// Numbers fit their columns (see widths), so only text and
+		// heads wrap.
+		out[i] = w.f.SplitText(s, widths[i])
+		if len(out[i]) == 0 {
+			out[i] = []string{""}
+		}
+	}
+	return out
+}
+
+func (w *writer) rowHeight(widths []float64, r []string, style string) float64 {
+	n := 1
+	for _, l := range w.lines(widths, r, style) {
+		n = max(n, len(l))
+	}
+	return float64(n)*lineHeight(tableSize) + 1
+}
+
+// row draws one row of a table: each cell bordered, its lines top
+// aligned, all cells as tall as the tallest.
+func (w *writer) row(widths []float64, cols []Column, r []string, style string, shaded bool) {
+	f := w.f
+	lines := w.lines(widths, r, style)
+	h := w.rowHeight(widths, r, style)
+	x0, y0 := f.GetX(), f.GetY()
+	f.SetFont(fontFamily, style, tableSize)
+	f.SetDrawColor(107, 107, 107)
+	x := x0
+	for i, cell := range lines {
+		if shaded {
+			f.SetFillColor(242, 244, 247)
+			f.Rect(x, y0, widths[i], h, "FD")
+		} else {
+			f.Rect(x, y0, widths[i], h, "D")
+		}
+		align := "L"
+		if cols[i].Right {
+			align = "R"
+		}
+		for j, l := range cell {
+			f.SetXY(x, y0+0.5+float64(j)*lineHeight(tableSize))
+			f.CellFormat(widths[i], lineHeight(tableSize), l, "", 0, align, false, 0, "")
+		}
+		x += widths[i]
+	}
+	f.SetXY(x0, y0+h)
+}

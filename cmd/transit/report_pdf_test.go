@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/citycard/transit/clearing/pdf/pdftest"
+	"github.com/citycard/transit/clearing/report"
+	"github.com/citycard/transit/clearing/store"
+	csqlite "github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/validator/tap"
+)
+
+// pdfStore makes a clearing database with November's benefit rides of two
+// carriers, one named in Cyrillic, with November closed and sealed, and
+// returns its --db value and the compensation and statements the report
+// must show.
+func pdfStore(t *testing.T) (db string, c report.Compensation, sts []store.Statement) {
+	t.Helper()
+	ctx := context.Background()
+	kyiv, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "clearing.db")
+	st, err := csqlite.Open(ctx, path, store.Options{Location: kyiv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 11, 10, 8, 0, 0, 0, kyiv)
+	var taps []tap.Tap
+	for i, carrier := range []string{"ATP-1", "Київпастранс", "Київпастранс", "ATP-1", "Київпастранс"} {
+		taps = append(taps, tap.Tap{Device: "BUS-3", Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour), Card: 42,
+			Carrier: carrier, Route: "7", Result: tap.Accepted, Product: "benefit", Category: "pensioner", Funding: "city",
+			FareKop: 1700 + int64(i), CompensationKop: 1700 + int64(i), CardCommitted: true})
+	}
+	if _, _, err := st.AddTaps(ctx, taps); err != nil {
+		t.Fatal(err)
+	}
+	seal := func(_ context.Context, s *store.Statement) error {
+		h := sha256.Sum256([]byte("statement " + s.Period))
+		s.Hash, s.Signature, s.KeyRef = h[:], bytes.Repeat([]byte{1}, 64), "sign-statement@2"
+		return nil
+	}
+	if _, err := st.CloseStatements(ctx, "2026-11", time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), seal); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = report.BuildCompensation(ctx, st, "2026-11", "", report.Detail{Category: true}); err != nil {
+		t.Fatal(err)
+	}
+	if sts, err = st.Statements(ctx, "2026-11"); err != nil {
+		t.Fatal(err)
+	}
+	return "sqlite:" + path, c, sts
+}
+
+// TestReportCompensationPDF: `transit report compensation --format pdf`
+// writes the same document as clearing/report, to a file or to a
+// redirected stdout, and its text has the carriers, the Ukrainian texts,
+// the seal and the total.
+func TestReportCompensationPDF(t *testing.T) {
+	db, c, sts := pdfStore(t)
+	var want bytes.Buffer
+	if err := report.WriteCompensationPDF(&want, c, sts); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "november.pdf")
+	transit(t, context.Background(), 0, "report", "compensation", "--period", "2026-11", "--by-category", "--format", "pdf", "--out", file, "--db", db)
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("the command's PDF (%d bytes) differs from clearing/report's (%d bytes)", len(got), want.Len())
+	}
+	text := strings.Join(strings.Fields(pdftest.Text(t, got)), " ")
+	for _, w := range []string{"ATP-1", "Київпастранс", "Компенсація за пільгові поїздки", "Період закрито",
+		fmt.Sprintf("content hash: %x", sts[0].Hash), "sign-statement@2",
+		"РАЗОМ / TOTAL 5 " + report.UAH(c.Total.FareKop) + " " + report.UAH(c.Total.CompensationKop)} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the PDF's text lacks %q:\n%s", w, text)
+		}
+	}
+	if c.Total.CompensationKop != 1700*5+10 {
+		t.Errorf("total %d kop; the fixture says %d", c.Total.CompensationKop, 1700*5+10)
+	}
+
+	// A redirected stdout (not a terminal) takes the PDF as it is.
+	out := transit(t, context.Background(), 0, "report", "compensation", "--period", "2026-11", "--by-category", "--format", "pdf", "--db", db)
+	if out != want.String() {
+		t.Errorf("the PDF on stdout differs from clearing/report's")
+	}
+}
