@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/card/pcsc"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/registry/console"
+	"github.com/citycard/transit/registry/desk"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -21,12 +25,12 @@ func newConsoleCmd() *cobra.Command {
 	var (
 		rf            registryFlags
 		sf            storeFlags
-		hf            hsmFlags
+		df            deskFlags // transit desk personalise's reader and key flags; the keys also sign statements
 		tz, listen    string
 		secureCookies bool
 	)
 	cmd := &cobra.Command{
-		Use:   "console --registry-db URL --clearing-db URL --issuer CODE",
+		Use:   "console --registry-db URL --clearing-db URL --issuer CODE [--reader NAME --keystore FILE]",
 		Short: "Serve the web console: desk, finance statements, audit log and residents' own view",
 		Long: `Serve the web console until stopped. Staff and residents sign in with their registry API token
 (transit registry token create). Desk operators find residents, see their entitlements and cards, block
@@ -36,11 +40,21 @@ funding source and download them as CSV or XLSX; supervisors close a period, whi
 signing key (--keystore or --pkcs11-module). Residents see their own record and who read it. Pages are
 in Ukrainian and English.
 
+Personalising a card from the web (the button "Personalise on this desk's reader" beside an ordered
+card) needs the console to run on the desk machine, with the desk's PC/SC reader (--reader NAME, as
+pcsc_scan shows it) and the desk's card keys, as transit desk personalise does: --keystore FILE (the
+issuer keystore, transit hsm export-role issuer) or --pkcs11-module MODULE --pkcs11-token LABEL. The
+button waits --wait for a card on the reader. Without --reader the pages offer no such button, and
+cards are personalised with transit desk personalise.
+
 The console carries personal data and session cookies: outside 127.0.0.1 serve it behind a
 TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 		Example: `  transit console --registry-db sqlite:registry.db --clearing-db sqlite:clearing.db --issuer 1001
   TRANSIT_KEYSTORE_PASSPHRASE=... transit console --registry-db postgres://postgres@127.0.0.1/transit \
-      --clearing-db postgres://postgres@127.0.0.1/transit --issuer 1001 --keystore keys.json --listen 127.0.0.1:8090`,
+      --clearing-db postgres://postgres@127.0.0.1/transit --issuer 1001 --keystore keys.json --listen 127.0.0.1:8090
+  # on the desk machine, personalising on its reader:
+  TRANSIT_KEYSTORE_PASSPHRASE=... transit console --registry-db postgres://registry/transit --clearing-db postgres://clearing/transit \
+      --issuer 1001 --reader "ACS ACR122U 00 00" --keystore issuer.keys`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -52,6 +66,15 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 			}
 			if rf.cardYears < 1 || rf.cardYears > 20 {
 				return usagef("--card-years %d: want 1 to 20", rf.cardYears)
+			}
+			hasKeys := df.hsm.keystore != "" || df.hsm.module != ""
+			switch {
+			case df.reader != "" && !hasKeys:
+				return usagef("--reader needs the desk's card keys: --keystore FILE (the issuer keystore) or --pkcs11-module MODULE --pkcs11-token LABEL")
+			case df.hsm.module != "" && df.hsm.token == "":
+				return usagef("--pkcs11-module needs --pkcs11-token LABEL")
+			case df.wait <= 0 || df.wait > console.MaxCardWait:
+				return usagef("--wait %s: want more than 0 and at most %s", df.wait, console.MaxCardWait)
 			}
 			rf.tz, sf.tz = tz, tz
 			reg, loc, err := rf.open(ctx)
@@ -65,13 +88,23 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 			}
 			defer clr.Close()
 			opt := console.Options{Registry: reg, Clearing: clr, Location: loc, Logger: slog.Default(), SecureCookies: secureCookies}
-			if hf.keystore != "" || hf.module != "" {
-				km, done, err := hf.open(c.ErrOrStderr())
+			if hasKeys {
+				km, done, err := df.hsm.open(c.ErrOrStderr())
 				if err != nil {
 					return err
 				}
 				defer done()
 				opt.Statements = &statement.Service{Store: clr, Keys: km, Location: loc, Log: slog.Default()}
+				if df.reader != "" {
+					rd := pcsc.Open(df.reader)
+					defer rd.Close()
+					// A reader plugged in later, or pcscd started later,
+					// still serves: the reader reconnects on each wait.
+					if names, err := rd.Readers(); err != nil || !slices.Contains(names, df.reader) {
+						slog.Warn("the card reader is not available now; personalisation waits for it", "reader", df.reader, "readers", names, "error", err)
+					}
+					opt.Reader, opt.CardKeys, opt.CardWait = desk.PCSC(rd), cardkey.New(km), df.wait
+				}
 			}
 			srv, err := console.New(opt)
 			if err != nil {
@@ -84,7 +117,7 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 			if host, _, _ := net.SplitHostPort(listen); !isLoopback(host) && !secureCookies {
 				slog.Warn("the console serves personal data without TLS; put a TLS-terminating proxy in front and give --secure-cookies", "listen", listen)
 			}
-			slog.Info("console listening", "addr", ln.Addr().String(), "closing", opt.Statements != nil)
+			slog.Info("console listening", "addr", ln.Addr().String(), "closing", opt.Statements != nil, "reader", df.reader)
 			fmt.Fprintf(c.ErrOrStderr(), "console on http://%s/ (Ctrl-C stops)\n", ln.Addr())
 			err = console.Serve(ctx, ln, srv)
 			if errors.Is(err, context.Canceled) {
@@ -101,6 +134,14 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 	f.Uint16Var(&rf.issuer, "issuer", 0, "the city's card issuer code, the first four digits of new card numbers")
 	f.IntVar(&rf.cardYears, "card-years", store.DefaultCardYears, "how many years a new card is valid")
 	f.BoolVar(&secureCookies, "secure-cookies", false, "mark cookies Secure (the console is served over HTTPS by a proxy)")
-	hf.register(cmd)
+	// The flags of transit desk personalise. The console has no
+	// registry token of its own (people sign in), but keeps the desk's
+	// --pkcs11-token, so one command line suits both.
+	df.registerCard(cmd)
+	df.wait = console.DefaultCardWait
+	cmd.Flags().Lookup("wait").DefValue = console.DefaultCardWait.String()
+	// The same keys close statements when they hold the signing key.
+	cmd.Flags().Lookup("keystore").Usage = "keystore file: the issuer's (transit hsm export-role issuer) to personalise cards, " +
+		"one with sign-statement to close periods; passphrase from TRANSIT_KEYSTORE_PASSPHRASE or a prompt"
 	return cmd
 }

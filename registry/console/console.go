@@ -15,10 +15,15 @@
 //
 //	/desk, /desk/search, /desk/residents/{id}   desk, supervisor (registry.ActReadPersonal)
 //	block, replace, order a card                desk, supervisor (registry.ActCards)
+//	/desk/register                              desk, supervisor (registry.ActRegister)
+//	grant and end entitlements                  desk, supervisor (registry.ActEntitlements)
+//	/desk/cards/{number}/receipt                desk, supervisor (registry.ActReadPersonal)
+//	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
 //	/finance, /finance/export                   finance, supervisor
+//	/finance/reconciliation                     finance, supervisor
 //	POST /finance/close                         supervisor only, and only with a signing key
 //	/audit                                      auditor (registry.ActAudit)
-//	/me                                         resident: only their own record
+//	/me                                         resident: only their own record and their cards' rides
 //
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.
@@ -47,9 +52,11 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/desk"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -78,6 +85,16 @@ type Options struct {
 	// SecureCookies marks cookies Secure: set it when the console is
 	// served over HTTPS (behind a TLS-terminating proxy).
 	SecureCookies bool
+	// Reader is the desk's card reader (desk.PCSC on the desk machine)
+	// and CardKeys the desk's card keys (the issuer keystore or the
+	// city's token). With both, desk pages personalise ordered cards on
+	// the reader (personalise.go); without them they offer no such
+	// button.
+	Reader   desk.Reader
+	CardKeys *cardkey.Source
+	// CardWait bounds the wait for a card on Reader; zero means
+	// DefaultCardWait, and it may not exceed MaxCardWait.
+	CardWait time.Duration
 }
 
 // MaxFormBody bounds a form submission; the console's forms are small.
@@ -96,6 +113,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	css      []byte
 	mux      *http.ServeMux
+	station  *station // the desk's reader and card keys; nil without
 }
 
 // New returns a Server over the stores in opt.
@@ -116,6 +134,9 @@ func New(opt Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	var err error
+	if s.station, err = newStation(opt); err != nil {
+		return nil, err
+	}
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
@@ -173,9 +194,16 @@ func (s *Server) routes() {
 	s.handle("POST /desk/residents/{id}/cards", changeCards, (*Server).deskOrderCard)
 	s.handle("POST /desk/cards/{number}/block", changeCards, (*Server).deskBlock)
 	s.handle("POST /desk/cards/{number}/replace", changeCards, (*Server).deskReplace)
+	s.handle("GET /desk/register", can(registry.ActRegister), (*Server).deskRegisterForm)
+	s.handle("POST /desk/register", can(registry.ActRegister), (*Server).deskRegister)
+	s.handle("POST /desk/residents/{id}/entitlements", can(registry.ActEntitlements), (*Server).deskGrant)
+	s.handle("POST /desk/residents/{id}/entitlements/{eid}/end", can(registry.ActEntitlements), (*Server).deskEndEntitlement)
+	s.handle("GET /desk/cards/{number}/receipt", readPersonalData, (*Server).deskReceipt)
+	s.handle("POST /desk/cards/{number}/personalise", changeCards, (*Server).deskPersonalise)
 
 	s.handle("GET /finance", readStatements, (*Server).finance)
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
+	s.handle("GET /finance/reconciliation", readStatements, (*Server).financeReconciliation)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)

@@ -403,7 +403,7 @@ func TestFinanceStatements(t *testing.T) {
 			t.Errorf("%s Content-Disposition %q", format, cd)
 		}
 	}
-	fin.get("/finance/export?period="+period+"&format=pdf").want(t, http.StatusBadRequest, "unknown format")
+	fin.get("/finance/export?period="+period+"&format=docx").want(t, http.StatusBadRequest, "unknown format")
 }
 
 func TestFinanceClose(t *testing.T) {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,6 +36,9 @@ type deskPage struct {
 	Problem        string
 	Searched       bool
 	Results        []found
+	// CanRegister offers to register a resident (whom the search does
+	// not find).
+	CanRegister bool
 }
 
 // found is one search result with the link that opens the record,
@@ -45,7 +49,7 @@ type found struct {
 }
 
 func (s *Server) deskSearchForm(w http.ResponseWriter, r *http.Request, rq *request) error {
-	s.render(w, r, rq, http.StatusOK, "desk", "desk.title", deskPage{}, "")
+	s.render(w, r, rq, http.StatusOK, "desk", "desk.title", deskPage{CanRegister: registry.Allowed(rq.ses.actor.Role, registry.ActRegister)}, "")
 	return nil
 }
 
@@ -56,7 +60,8 @@ var allDigits = regexp.MustCompile(`^[0-9]+$`)
 // POST so that registry numbers stay out of URLs, server logs and the
 // browser's history.
 func (s *Server) deskSearch(w http.ResponseWriter, r *http.Request, rq *request) error {
-	pg := deskPage{Query: strings.TrimSpace(r.PostFormValue("q")), Purpose: strings.TrimSpace(r.PostFormValue("purpose"))}
+	pg := deskPage{Query: strings.TrimSpace(r.PostFormValue("q")), Purpose: strings.TrimSpace(r.PostFormValue("purpose")),
+		CanRegister: registry.Allowed(rq.ses.actor.Role, registry.ActRegister)}
 	purpose, err := formPurpose(r)
 	if err != nil {
 		pg.Problem = translate(rq.lang, "purpose.needed")
@@ -101,6 +106,15 @@ type residentPage struct {
 	Purpose  string
 	Cards    []cardView
 	CanOrder bool
+	// Entitlements are Dossier.Entitlements with their end forms.
+	Entitlements []entView
+	// CanEntitle says whether the role may grant and end entitlements;
+	// Grant is the form that grants one.
+	CanEntitle bool
+	Grant      grantForm
+	// ReceiptHref prints a receipt of the card operation the last form
+	// did; "" when it did none.
+	ReceiptHref string
 }
 
 // cardView is a card with what the desk may do with it now.
@@ -114,23 +128,40 @@ type cardView struct {
 }
 
 func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return &pageError{status: http.StatusNotFound, key: "err.404", err: fmt.Errorf("resident id %q", r.PathValue("id"))}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
 	}
 	purpose := strings.TrimSpace(r.URL.Query().Get("purpose"))
 	if purpose == "" {
 		s.render(w, r, rq, http.StatusOK, "purpose", "purpose.ask.title", purposePage{Action: r.URL.Path}, "")
 		return nil
 	}
-	d, err := s.reg.Resident(r.Context(), access(rq, purpose), id)
+	pg, err := s.residentView(r.Context(), rq, id, purpose)
 	if err != nil {
 		return err
 	}
-	pg := residentPage{Dossier: d, Purpose: purpose, CanOrder: changeCards(rq.ses.actor.Role)}
+	pg.ReceiptHref = receiptAfter(r.URL.Query(), purpose)
+	s.render(w, r, rq, http.StatusOK, "resident", "resident.title", pg, deskNotice(rq.lang, r))
+	return nil
+}
+
+// residentView reads a resident's record for the desk page, an audited
+// read with purpose, with what the signed-in role may do on it.
+func (s *Server) residentView(ctx context.Context, rq *request, id int64, purpose string) (residentPage, error) {
+	d, err := s.reg.Resident(ctx, access(rq, purpose), id)
+	if err != nil {
+		return residentPage{}, err
+	}
+	role := rq.ses.actor.Role
+	today := registry.Today(s.now(), s.loc)
+	pg := residentPage{Dossier: d, Purpose: purpose, CanOrder: changeCards(role),
+		Entitlements: entitlementViews(d.Entitlements, today, changeEntitlements(role)),
+		CanEntitle:   changeEntitlements(role),
+		Grant:        grantForm{ValidFrom: today.String(), Errors: newFormErrors(grantPrefix, grantLabels())}}
 	for _, c := range d.Cards {
 		v := cardView{Card: c}
-		if changeCards(rq.ses.actor.Role) {
+		if changeCards(role) {
 			for _, reason := range registry.BlockReasons {
 				if registry.CanTransition(c.Status, reason.Status()) {
 					v.Reasons = append(v.Reasons, reason)
@@ -143,8 +174,7 @@ func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *reques
 		}
 		pg.Cards = append(pg.Cards, v)
 	}
-	s.render(w, r, rq, http.StatusOK, "resident", "resident.title", pg, deskNotice(rq.lang, r))
-	return nil
+	return pg, nil
 }
 
 // deskNotice confirms what the last desk form did, from the redirect's
@@ -152,6 +182,17 @@ func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *reques
 // crafted link cannot put words on the page.
 func deskNotice(lang string, r *http.Request) string {
 	q := r.URL.Query()
+	switch q.Get("done") {
+	case "registered":
+		return translate(lang, "done.registered")
+	case "granted":
+		return translate(lang, "done.granted")
+	case "ended":
+		if d, err := registry.ParseDate(q.Get("to")); err == nil {
+			return translate(lang, "done.ended", d)
+		}
+		return ""
+	}
 	n, err := card.ParseNumber(q.Get("card"))
 	if err != nil {
 		return ""

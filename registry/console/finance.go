@@ -21,8 +21,11 @@ type financePage struct {
 	Closed bool
 	// CanClose: the user may close periods; HasKeys: the console has a
 	// signing key to close them with.
-	CanClose, HasKeys bool
-	CSVHref, XLSXHref string
+	CanClose, HasKeys  bool
+	CSVHref, XLSXHref  string
+	PDFHref, ReconHref string
+	// Chart is compensation per carrier over the year up to Period.
+	Chart *chart
 }
 
 // statementView is one statement split three ways.
@@ -126,6 +129,14 @@ func (s *Server) finance(w http.ResponseWriter, r *http.Request, rq *request) er
 	pg.Closed = len(sts) > 0 && sts[0].Closed
 	pg.CSVHref = withQuery("/finance/export", "period", period, "format", "csv")
 	pg.XLSXHref = withQuery("/finance/export", "period", period, "format", "xlsx")
+	pg.PDFHref = withQuery("/finance/export", "period", period, "format", "pdf")
+	pg.ReconHref = withQuery("/finance/reconciliation", "period", period)
+	cm, err := readCarrierMonths(ctx, s.clr, period)
+	if err != nil {
+		return fmt.Errorf("chart of the months up to %s: %w", period, err)
+	}
+	ch := buildChart(rq.lang, cm)
+	pg.Chart = &ch
 	notice := ""
 	if r.URL.Query().Get("done") == "closed" && pg.Closed {
 		notice = translate(rq.lang, "done.closed", period)
@@ -138,11 +149,12 @@ func (s *Server) finance(w http.ResponseWriter, r *http.Request, rq *request) er
 var exportTypes = map[string]string{
 	"csv":  "text/csv; charset=utf-8",
 	"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	"pdf":  "application/pdf",
 }
 
 // financeExport downloads a period's compensation per carrier, category
 // and funding source, written by clearing/report exactly as the command
-// line and the API write it.
+// line writes it (and the API, for CSV and XLSX).
 func (s *Server) financeExport(w http.ResponseWriter, r *http.Request, rq *request) error {
 	q := r.URL.Query()
 	period, format := q.Get("period"), q.Get("format")
@@ -151,7 +163,7 @@ func (s *Server) financeExport(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	ctype, ok := exportTypes[format]
 	if !ok {
-		return &pageError{status: http.StatusBadRequest, key: "err.400", err: fmt.Errorf("export format %q", format)}
+		return &pageError{status: http.StatusBadRequest, key: "fin.format.bad", args: []any{format}, err: fmt.Errorf("export format %q", format)}
 	}
 	c, err := report.BuildCompensation(r.Context(), s.clr, period, "", report.Detail{Category: true})
 	if err != nil {
@@ -160,7 +172,18 @@ func (s *Server) financeExport(w http.ResponseWriter, r *http.Request, rq *reque
 	// Into memory first, so that a failure still gets an error page
 	// rather than half a file; a month's lines are a few thousand.
 	var buf bytes.Buffer
-	if err := report.WriteCompensation(&buf, format, c); err != nil {
+	if format == "pdf" {
+		// The PDF is the document filed, so it carries each
+		// statement's seal; the CSV and XLSX are the bare lines.
+		var sts []cstore.Statement
+		if sts, err = s.clr.Statements(r.Context(), period); err != nil {
+			return fmt.Errorf("statements of %s: %w", period, err)
+		}
+		err = report.WriteCompensationPDF(&buf, c, sts)
+	} else {
+		err = report.WriteCompensation(&buf, format, c)
+	}
+	if err != nil {
 		return fmt.Errorf("write compensation of %s as %s: %w", period, format, err)
 	}
 	w.Header().Set("Content-Type", ctype)

@@ -103,6 +103,8 @@ const seededPurpose = "seeded: change of address, request 17"
 
 type fixtureOptions struct {
 	noKeys bool // a console without the statement signing key
+	// options, if set, adjusts the console's options (a card reader).
+	options func(*console.Options)
 }
 
 func newFixture(t *testing.T, o fixtureOptions) *fixture {
@@ -146,6 +148,9 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 			t.Fatal(err)
 		}
 		opt.Statements = &statement.Service{Store: clr, Keys: ks, Location: kyiv, Now: f.clock.Now, Log: opt.Logger}
+	}
+	if o.options != nil {
+		o.options(&opt)
 	}
 	srv, err := console.New(opt)
 	if err != nil {

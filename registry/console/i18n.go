@@ -52,10 +52,39 @@ func acceptLanguage(header string) string {
 	return best
 }
 
-// messages is the catalogue: every text a page shows, per language.
-// Registry errors are English; pages show them under a translated
-// heading.
-var messages = map[string]map[string]string{
+// messages is the catalogue: every text a page shows, per language. It
+// is put together from one part per area of the console, each in a file
+// of its own. Registry errors are English; pages show them under a
+// translated heading.
+var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages)
+
+// catalogue merges parts into one catalogue. A key in two parts is a
+// programming error, which it reports by panicking when the package
+// loads, so that any test run finds it.
+func catalogue(parts ...map[string]map[string]string) map[string]map[string]string {
+	all := make(map[string]map[string]string, len(languages))
+	for _, lang := range languages {
+		all[lang] = make(map[string]string)
+	}
+	for _, part := range parts {
+		for lang, msgs := range part {
+			if all[lang] == nil {
+				panic(fmt.Sprintf("console: texts in %q, which the console does not speak", lang))
+			}
+			for k, v := range msgs {
+				if _, dup := all[lang][k]; dup {
+					panic(fmt.Sprintf("console: message %q (%s) is defined twice", k, lang))
+				}
+				all[lang][k] = v
+			}
+		}
+	}
+	return all
+}
+
+// coreMessages are the texts the first pages brought: sign-in, errors,
+// navigation, and the desk, finance and resident pages' common parts.
+var coreMessages = map[string]map[string]string{
 	"en": {
 		"app":          "City card console",
 		"skip":         "Skip to main content",

@@ -16,7 +16,8 @@ import (
 
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
-var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit"}
+var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
+	"register", "receipt", "reconciliation"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -54,6 +55,12 @@ type page struct {
 
 	loc   *time.Location
 	today registry.Date
+	// cardWait is how long personalisation waits for a card on the
+	// console's reader; 0 when it has none.
+	cardWait time.Duration
+	// query is the request's, for helpers that confirm what the form
+	// before a redirect did (page.Personalised).
+	query url.Values
 }
 
 // T returns the message key in the page's language.
@@ -144,7 +151,7 @@ func roleName(lang string, r registry.Role) string {
 // render writes the page name with data. title is a catalogue key.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, rq *request, status int, name, title string, data any, notice string) {
 	p := &page{Lang: rq.lang, Title: translate(rq.lang, title), Data: data, Notice: notice,
-		loc: s.loc, today: registry.Today(s.now(), s.loc)}
+		loc: s.loc, today: registry.Today(s.now(), s.loc), cardWait: s.cardWait(), query: r.URL.Query()}
 	home := "/login"
 	if rq.ses != nil {
 		a := rq.ses.actor
@@ -190,6 +197,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if readStatements(role) {
 		add("/finance", "nav.finance")
+		add("/finance/reconciliation", "nav.reconciliation")
 	}
 	if registry.Allowed(role, registry.ActAudit) {
 		add("/audit", "nav.audit")
