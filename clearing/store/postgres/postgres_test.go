@@ -183,56 +183,79 @@ func benchBatch(device string, n int) []tap.Tap {
 // BenchmarkAddTaps measures ingest throughput (DESIGN.md target: more than
 // 100,000 taps/s on 2 cores): every batch is new, as in steady state, and
 // goes through everything AddTaps does: sequence state and gaps, roll-up,
-// counts, hotlist and cloned-card checks. "parallel" stores from two
-// goroutines, as Runner does with Workers: 2.
+// counts, the hotlist check, and queueing the cloned-card check (which
+// BenchmarkCheckClones measures). "parallel" stores from two goroutines,
+// as Runner does with Workers: 2; "hotlist" has 20,000 cards hotlisted,
+// so that every accepted tap is looked up there.
 func BenchmarkAddTaps(b *testing.B) {
+	type variant struct {
+		size     int
+		parallel bool
+		hotlist  int
+	}
+	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		for _, parallel := range []bool{false, true} {
-			name := fmt.Sprintf("batch=%d", size)
-			if parallel {
-				name += "/parallel"
+		variants = append(variants, variant{size, false, 0}, variant{size, true, 0})
+	}
+	variants = append(variants, variant{5000, true, 20_000})
+	for _, v := range variants {
+		size, parallel := v.size, v.parallel
+		name := fmt.Sprintf("batch=%d", size)
+		if parallel {
+			name += "/parallel"
+		}
+		if v.hotlist > 0 {
+			name += fmt.Sprintf("/hotlist=%d", v.hotlist)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.Run(name, func(b *testing.B) {
-				ctx := context.Background()
-				s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
-				if err != nil {
+			defer s.Close()
+			if v.hotlist > 0 {
+				r := rand.New(rand.NewPCG(99, 1))
+				entries := make([]store.HotlistEntry, v.hotlist)
+				for i := range entries {
+					entries[i] = store.HotlistEntry{Card: r.Uint64N(3_000_000), From: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)}
+				}
+				if _, err := s.AddHotlist(ctx, entries); err != nil {
 					b.Fatal(err)
 				}
-				defer s.Close()
-				template := benchBatch("", size)
-				var next atomic.Int64
-				add := func(batch []tap.Tap) {
-					n := next.Add(1)
-					dev := fmt.Sprintf("B-%06d", n)
-					// Each vehicle sees its own riders: cards from a city of
-					// 3 million, so that the cloned-card probes find what
-					// they would find in a city, not every earlier batch.
-					r := rand.New(rand.NewPCG(uint64(n), 7))
-					for i := range batch {
-						batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
-					}
-					added, _, err := s.AddTaps(ctx, batch)
-					if err != nil || added != size {
-						b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
-					}
+			}
+			template := benchBatch("", size)
+			var next atomic.Int64
+			add := func(batch []tap.Tap) {
+				n := next.Add(1)
+				dev := fmt.Sprintf("B-%06d", n)
+				// Each vehicle sees its own riders: cards from a city of
+				// 3 million, so that the card index grows as in a city.
+				r := rand.New(rand.NewPCG(uint64(n), 7))
+				for i := range batch {
+					batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
 				}
-				b.ResetTimer()
-				if parallel {
-					b.RunParallel(func(pb *testing.PB) {
-						batch := append([]tap.Tap(nil), template...)
-						for pb.Next() {
-							add(batch)
-						}
-					})
-				} else {
+				added, _, err := s.AddTaps(ctx, batch)
+				if err != nil || added != size {
+					b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
+				}
+			}
+			b.ResetTimer()
+			if parallel {
+				b.RunParallel(func(pb *testing.PB) {
 					batch := append([]tap.Tap(nil), template...)
-					for range b.N {
+					for pb.Next() {
 						add(batch)
 					}
+				})
+			} else {
+				batch := append([]tap.Tap(nil), template...)
+				for range b.N {
+					add(batch)
 				}
-				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
-			})
-		}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
+		})
 	}
 	// Re-delivery after a rebalance or a crash: every batch was stored
 	// before, and the store must answer "all repeats" cheaply.
@@ -261,6 +284,58 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
 	})
+}
+
+// BenchmarkCheckClones measures the cloned-card check that ingest queues:
+// each iteration stores 20 batches of 2,000 taps (untimed), then drains
+// their queue as clonecheck.Checker does. taps/s is the ingest rate the
+// check keeps up with; rides/s the compensable rides it checks.
+func BenchmarkCheckClones(b *testing.B) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const size, batches = 2000, 20
+	template := benchBatch("", size)
+	rides := 0
+	for i := range template {
+		if template[i].CompensationKop > 0 {
+			rides++
+		}
+	}
+	dev := 0
+	for range b.N {
+		b.StopTimer()
+		for range batches {
+			dev++
+			batch := append([]tap.Tap(nil), template...)
+			r := rand.New(rand.NewPCG(uint64(dev), 7))
+			for i := range batch {
+				batch[i].Device, batch[i].Vehicle, batch[i].Card = fmt.Sprintf("C-%06d", dev), fmt.Sprintf("V-%06d", dev), r.Uint64N(3_000_000)
+			}
+			if _, _, err := s.AddTaps(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		checked := 0
+		for {
+			n, _, err := s.CheckClones(ctx, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if checked += n; n == 0 {
+				break
+			}
+		}
+		if checked != batches {
+			b.Fatalf("checked %d runs, want %d", checked, batches)
+		}
+	}
+	b.ReportMetric(float64(b.N*batches*size)/b.Elapsed().Seconds(), "taps/s")
+	b.ReportMetric(float64(b.N*batches*rides)/b.Elapsed().Seconds(), "rides/s")
 }
 
 // TestUpgradeFromV1 stores taps with the first schema only, as a database
