@@ -185,8 +185,12 @@ func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
 	spans := plan.Spans(taps)
-	var hotlist bool
-	st, err := readState(ctx, tx, spans, &hotlist)
+	var hotVersion int64
+	st, err := readState(ctx, tx, spans, &hotVersion)
+	if err != nil {
+		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	hot, err := s.hotlistAt(ctx, tx, hotVersion)
 	if err != nil {
 		return 0, 0, fmt.Errorf("add taps: %w", err)
 	}
@@ -219,7 +223,7 @@ func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 			return 0, 0, fmt.Errorf("add taps: copy %d new taps: %w", len(p.New), err)
 		}
 	}
-	found, err := writePlan(ctx, tx, p, hotlist, s.loc)
+	found, err := writePlan(ctx, tx, p, hot, s.loc)
 	if err != nil {
 		return 0, 0, fmt.Errorf("add taps: %w", err)
 	}
@@ -237,10 +241,10 @@ var copyColumns = []string{"device", "seq", "tapped_at", "period", "card", "carr
 	"tariff_version", "hotlist_version", "card_committed", "booked"}
 
 // readState takes the close lock shared, locks the devices' rows (making
-// them for new devices) and reads what plan.Make needs and whether any
-// card is hotlisted, in one round trip. Each statement of the batch runs after the one before, so the
+// them for new devices) and reads what plan.Make needs and the hotlist's
+// version, in one round trip. Each statement of the batch runs after the one before, so the
 // closed periods are read after the lock is held.
-func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotlist *bool) (plan.State, error) {
+func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotVersion *int64) (plan.State, error) {
 	st := plan.State{Devices: map[string]recon.Device{}, Open: map[string][]recon.Gap{}, Closed: map[string]bool{}}
 	devs := make([]string, len(spans))
 	lo := make([]int64, len(spans))
@@ -262,7 +266,7 @@ func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotlist *bool)
 		CROSS JOIN LATERAL (SELECT * FROM gaps g
 			WHERE g.device = s.device AND g.closed IS NULL AND g.last_seq >= s.lo AND g.first_seq <= s.hi OFFSET 0) g`, devs, lo, hi)
 	b.Queue(`SELECT period FROM closed_periods`)
-	b.Queue(`SELECT EXISTS (SELECT 1 FROM hotlist)`)
+	b.Queue(`SELECT version FROM hotlist_version`)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -316,17 +320,16 @@ func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotlist *bool)
 	}); err != nil {
 		return st, fmt.Errorf("read closed periods: %w", err)
 	}
-	if err := br.QueryRow().Scan(hotlist); err != nil {
-		return st, fmt.Errorf("look at the hotlist: %w", err)
+	if err := br.QueryRow().Scan(hotVersion); err != nil {
+		return st, fmt.Errorf("read the hotlist's version (run 'transit clearing migrate' if the table is missing): %w", err)
 	}
 	return st, br.Close()
 }
 
 // writePlan writes everything of p but the taps in one round trip, the
 // queue of cloned-card checks included, and returns the anomalies of the
-// hotlist (when any card is hotlisted), which need the taps already
-// stored.
-func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hotlist bool, loc *time.Location) ([]recon.Anomaly, error) {
+// hotlist: the new accepted taps of cards hotlisted at their time.
+func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, loc *time.Location) ([]recon.Anomaly, error) {
 	b := &pgx.Batch{}
 	if n := len(p.Rollup); n > 0 {
 		cols := struct {
@@ -425,55 +428,26 @@ func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hotlist bool, loc *t
 
 	queueCloneChecks(b, p.CloneChecks)
 
-	// The hotlist check looks at every new accepted tap. (The cloned-card
-	// check runs later, in CheckClones, on the runs queued above.)
-	var (
-		hot   = cardArgs{}
-		byKey = make(map[string]*plan.Tap)
-	)
-	if hotlist {
-		for i := range p.New {
-			n := &p.New[i]
-			if n.Result != tap.Accepted {
-				continue
-			}
-			hot.add(n)
-			byKey[fmt.Sprint(n.Device, "/", n.Seq)] = n
+	var found []recon.Anomaly
+	for i := range p.New {
+		// The cloned-card check runs later, in CheckClones, on the runs
+		// queued above.
+		n := &p.New[i]
+		if n.Result != tap.Accepted {
+			continue
+		}
+		if from, ok := hot.from(n.Card); ok && !from.After(n.Time) {
+			found = append(found, recon.Hotlisted(n.Tap, from, loc))
 		}
 	}
-	hotQ := len(hot.cards) > 0
-	if hotQ {
-		b.Queue(`SELECT n.device, n.seq, h.from_at
-			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[]) AS n(card, at, device, seq)
-			CROSS JOIN LATERAL (SELECT min(from_at) AS from_at FROM hotlist h WHERE h.card = n.card AND h.from_at <= n.at) h
-			WHERE h.from_at IS NOT NULL`, hot.cards, hot.times, hot.devs, hot.seqs)
-	}
 	if b.Len() == 0 {
-		return nil, nil
+		return found, nil
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	for range b.Len() - boolInt(hotQ) {
+	for range b.Len() {
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("update roll-up, gaps and counts: %w", err)
-		}
-	}
-	var found []recon.Anomaly
-	if hotQ {
-		rows, err := br.Query()
-		if err != nil {
-			return nil, fmt.Errorf("look up the hotlist: %w", err)
-		}
-		var (
-			dev  string
-			seq  int64
-			from time.Time
-		)
-		if _, err := pgx.ForEachRow(rows, []any{&dev, &seq, &from}, func() error {
-			found = append(found, recon.Hotlisted(byKey[fmt.Sprint(dev, "/", seq)].Tap, from.UTC(), loc))
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("look up the hotlist: %w", err)
 		}
 	}
 	return found, br.Close()
@@ -494,25 +468,6 @@ func queueCloneChecks(b *pgx.Batch, cs []plan.CloneCheck) {
 	b.Queue(`INSERT INTO clone_checks (device, first_seq, last_seq, from_at, to_at)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])`,
 		devs, firsts, lasts, froms, tos)
-}
-
-// cardArgs are the columns of taps a card check sends as arrays.
-type cardArgs struct {
-	cards, seqs []int64
-	times       []time.Time
-	devs        []string
-}
-
-func (a *cardArgs) add(n *plan.Tap) {
-	a.cards, a.times = append(a.cards, int64(n.Card)), append(a.times, n.Time)
-	a.devs, a.seqs = append(a.devs, n.Device), append(a.seqs, int64(n.Seq))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // queueAnomalies queues the insertion of as, keeping one of each.
@@ -591,6 +546,10 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (f
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO hotlist (card, from_at) SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
 			ON CONFLICT DO NOTHING`, cards, froms); err != nil {
+			return fmt.Errorf("add hotlist: %w", err)
+		}
+		// Ingest reloads its copy of the hotlist when this changes.
+		if _, err := tx.Exec(ctx, "UPDATE hotlist_version SET version = version + 1"); err != nil {
 			return fmt.Errorf("add hotlist: %w", err)
 		}
 		rows, err := tx.Query(ctx, `SELECT min(e.from_at), `+prefixed("t", tapColumns)+`

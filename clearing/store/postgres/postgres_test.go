@@ -560,3 +560,50 @@ func TestOpenOtherZone(t *testing.T) {
 		t.Fatalf("Open in UTC of a Kyiv database: %v; want an error naming the zone to use", err)
 	}
 }
+
+// TestHotlistSeenByOtherProcess: ingest keeps the hotlist in memory, so a
+// clearing process must notice entries another process added (the
+// hotlist's version) before it stores its next batch.
+func TestHotlistSeenByOtherProcess(t *testing.T) {
+	ctx := context.Background()
+	dsn := migrated(t)
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, dsn, storetest.Options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ingest, desk := open(), open()
+	at := time.Date(2026, 11, 14, 10, 0, 0, 0, time.UTC)
+	batch := func(seq uint64, card uint64, at time.Time) []tap.Tap {
+		b := benchBatch("HOT-1", 1)
+		b[0].Seq, b[0].Card, b[0].Time = seq, card, at
+		return b
+	}
+	// The first batch loads the (empty) hotlist.
+	if _, _, err := ingest.AddTaps(ctx, batch(1, 555, at)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.AddHotlist(ctx, []store.HotlistEntry{{Card: 555, From: at.Add(time.Hour)}, {Card: 556, From: at}}); err != nil {
+		t.Fatal(err)
+	}
+	// Card 555 before its entry's time, then after it; card 556 after.
+	for i, tp := range [][]tap.Tap{batch(2, 555, at.Add(30*time.Minute)), batch(3, 555, at.Add(2*time.Hour)), batch(4, 556, at.Add(3*time.Hour))} {
+		if _, _, err := ingest.AddTaps(ctx, tp); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	as, err := ingest.Anomalies(ctx, "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, fmt.Sprintf("%s %s/%d", a.Kind, a.Device, a.Seq))
+	}
+	if want := "[hotlisted-card HOT-1/3 hotlisted-card HOT-1/4]"; fmt.Sprint(got) != want {
+		t.Errorf("anomalies %v, want %s", got, want)
+	}
+}
