@@ -109,6 +109,10 @@ type Reconciliation struct {
 	ByReason    map[string]int
 	Anomalies   []recon.Anomaly
 	ByKind      map[string]int
+	// PendingCloneChecks counts the runs of rides (of any period) still
+	// waiting for the cloned-card check: until it is 0, cloned-card
+	// suspicions may be missing from Anomalies.
+	PendingCloneChecks int64
 	// Taps and Duplicates total the devices' counts.
 	Taps, Duplicates int64
 }
@@ -149,6 +153,9 @@ func BuildReconciliation(ctx context.Context, st store.Store, period string, loc
 	}
 	for _, a := range r.Anomalies {
 		r.ByKind[string(a.Kind)]++
+	}
+	if r.PendingCloneChecks, err = st.PendingCloneChecks(ctx); err != nil {
+		return r, err
 	}
 	return r, nil
 }

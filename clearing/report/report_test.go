@@ -245,3 +245,44 @@ func TestReconciliation(t *testing.T) {
 		t.Fatalf("json %v: %s", err, out.String())
 	}
 }
+
+// TestReconciliationPendingCloneChecks: until the cloned-card check has
+// run, the report says suspicions may be missing; afterwards it lists
+// them.
+func TestReconciliationPendingCloneChecks(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	at := time.Date(2026, 11, 6, 9, 0, 0, 0, kyiv)
+	ride := func(dev, vehicle string, lat, lon int32, at time.Time) []tap.Tap {
+		return []tap.Tap{{Device: dev, Seq: 1, Time: at, Card: 77, Carrier: "ATP-1", Route: "1", Vehicle: vehicle,
+			Lat: lat, Lon: lon, Result: tap.Accepted, Reason: "ok", Product: "benefit", Category: "pensioner",
+			Funding: "state", FareKop: 1000, CompensationKop: 1000, CardCommitted: true}}
+	}
+	for _, b := range [][]tap.Tap{ride("BUS-1", "B-1", 50450100, 30523400, at), ride("TRAM-1", "T-1", 50345000, 30894700, at.Add(5*time.Minute))} {
+		if _, _, err := st.AddTaps(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func() (string, report.ReconciliationDoc) {
+		r, err := report.BuildReconciliation(ctx, st, "2026-11", kyiv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := report.WriteReconciliation(&out, "table", r); err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), report.ReconciliationJSON(r)
+	}
+	text, doc := write()
+	if !strings.Contains(text, "2 batches of rides still wait for the cloned-card check") || doc.PendingCloneChecks != 2 || len(doc.Anomalies) != 0 {
+		t.Fatalf("before the check: pending %d, anomalies %d, table:\n%s", doc.PendingCloneChecks, len(doc.Anomalies), text)
+	}
+	if _, _, err := st.CheckClones(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	text, doc = write()
+	if strings.Contains(text, "wait for the cloned-card check") || doc.PendingCloneChecks != 0 || doc.ByKind["cloned-card"] != 1 {
+		t.Fatalf("after the check: pending %d, by kind %v, table:\n%s", doc.PendingCloneChecks, doc.ByKind, text)
+	}
+}

@@ -32,12 +32,24 @@ type Store interface {
 	// ignored (idempotent). The call also keeps each device's sequence
 	// state and gaps (recon.Advance), books every new compensable ride
 	// into the roll-up of its statement (Book), and records the
-	// anomalies it can see: time running backwards, accepted taps of
-	// hotlisted cards, and cloned-card suspicions among compensable
-	// rides (the rides the city pays for; checking every tap's card
-	// cost more than the rest of ingest). A tap that fails tap.Validate
-	// fails the whole call and nothing is stored.
+	// anomalies it can see: time running backwards and accepted taps of
+	// hotlisted cards. The cloned-card check is queued, not run: the
+	// new compensable rides with a position (the rides the city pays
+	// for, where a clone costs it money) wait for CheckClones, which
+	// ingest does not wait for. A tap that fails tap.Validate fails the
+	// whole call and nothing is stored.
 	AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error)
+	// CheckClones runs the cloned-card check on up to limit of the runs
+	// of rides AddTaps queued, oldest first: each ride against the
+	// stored rides of its card on other vehicles (recon.Clone). It
+	// records the suspicions as recon.ClonedCard anomalies and reports
+	// how many runs it took and how many anomalies were new. A pair of
+	// rides is found whichever arrives first, and recorded once.
+	// Checkers may run at once; each run is checked by one of them.
+	CheckClones(ctx context.Context, limit int) (checked, found int, err error)
+	// PendingCloneChecks returns how many queued runs wait for
+	// CheckClones.
+	PendingCloneChecks(ctx context.Context) (int64, error)
 	// Quarantine keeps a rejected batch with its reason; it is never
 	// applied.
 	Quarantine(ctx context.Context, q ingest.Rejected) error

@@ -16,6 +16,7 @@ import (
 
 	"github.com/citycard/transit/clearing/api"
 	"github.com/citycard/transit/clearing/bus/kafka"
+	"github.com/citycard/transit/clearing/clonecheck"
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/monitor"
 	"github.com/citycard/transit/clearing/statement"
@@ -117,7 +118,9 @@ again; the embedded sqlite: store migrates itself.`,
 		Long: `Consume tap batches from the Kafka topic as a member of a consumer group, verify, store and
 commit each batch after it is stored. --workers stores batches of that many partitions at once (a device's
 batches always stay in order). With --http, also serve the JSON API and Prometheus metrics at /metrics
-(see 'transit clearing api --help'). Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
+(see 'transit clearing api --help'). Beside ingest runs the cloned-card check: ingest queues each batch's
+benefit rides, and the check looks for the same card on another vehicle too far away too soon, recording
+suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
       --brokers 127.0.0.1:9092 --keystore keys.json --http :8080 --workers 2`,
 		Args: cobra.NoArgs,
@@ -181,6 +184,13 @@ batches always stay in order). With --http, also serve the JSON API and Promethe
 						"quarantined", o.Quarantined, "anomalies", o.Anomalies, "total_taps", t.Added)
 				},
 			}
+			// The cloned-card check that ingest queues runs beside it
+			// and ends with it.
+			cm, err := clonecheck.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
+			go (&clonecheck.Checker{Store: st, Metrics: cm, Log: slog.Default()}).Run(ctx) //nolint:errcheck // ends with ctx
 			slog.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers, "http", addr)
 			runDone := make(chan error, 1)
 			go func() { runDone <- r.Run(ctx) }()

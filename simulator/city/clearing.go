@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/clearing/bus"
+	"github.com/citycard/transit/clearing/clonecheck"
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/store"
 )
@@ -84,7 +85,9 @@ func (c *clearingSide) publish(ctx context.Context, msgs ...bus.Message) error {
 	return nil
 }
 
-// sync waits until clearing has handled every batch published so far.
+// sync waits until clearing has handled every batch published so far,
+// and has run the cloned-card check on what they queued, as clearing
+// serve does beside ingest.
 func (c *clearingSide) sync(ctx context.Context, progress func(done, total int)) error {
 	for {
 		c.mu.Lock()
@@ -94,6 +97,9 @@ func (c *clearingSide) sync(ctx context.Context, progress func(done, total int))
 			progress(min(handled, published), published)
 		}
 		if handled >= published {
+			if _, _, err := (&clonecheck.Checker{Store: c.st}).Drain(ctx); err != nil {
+				return fmt.Errorf("clearing's cloned-card check: %w", err)
+			}
 			return nil
 		}
 		if err != nil {

@@ -46,6 +46,7 @@ type Store struct {
 
 	mu         sync.Mutex
 	partitions map[string]bool // periods whose taps partition exists
+	hotlist    *hotlistCache   // the latest hotlist ingest has loaded
 }
 
 var _ store.Store = (*Store)(nil)

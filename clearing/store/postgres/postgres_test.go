@@ -183,56 +183,79 @@ func benchBatch(device string, n int) []tap.Tap {
 // BenchmarkAddTaps measures ingest throughput (DESIGN.md target: more than
 // 100,000 taps/s on 2 cores): every batch is new, as in steady state, and
 // goes through everything AddTaps does: sequence state and gaps, roll-up,
-// counts, hotlist and cloned-card checks. "parallel" stores from two
-// goroutines, as Runner does with Workers: 2.
+// counts, the hotlist check, and queueing the cloned-card check (which
+// BenchmarkCheckClones measures). "parallel" stores from two goroutines,
+// as Runner does with Workers: 2; "hotlist" has 20,000 cards hotlisted,
+// so that every accepted tap is looked up there.
 func BenchmarkAddTaps(b *testing.B) {
+	type variant struct {
+		size     int
+		parallel bool
+		hotlist  int
+	}
+	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		for _, parallel := range []bool{false, true} {
-			name := fmt.Sprintf("batch=%d", size)
-			if parallel {
-				name += "/parallel"
+		variants = append(variants, variant{size, false, 0}, variant{size, true, 0})
+	}
+	variants = append(variants, variant{5000, true, 20_000})
+	for _, v := range variants {
+		size, parallel := v.size, v.parallel
+		name := fmt.Sprintf("batch=%d", size)
+		if parallel {
+			name += "/parallel"
+		}
+		if v.hotlist > 0 {
+			name += fmt.Sprintf("/hotlist=%d", v.hotlist)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.Run(name, func(b *testing.B) {
-				ctx := context.Background()
-				s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
-				if err != nil {
+			defer s.Close()
+			if v.hotlist > 0 {
+				r := rand.New(rand.NewPCG(99, 1))
+				entries := make([]store.HotlistEntry, v.hotlist)
+				for i := range entries {
+					entries[i] = store.HotlistEntry{Card: r.Uint64N(3_000_000), From: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)}
+				}
+				if _, err := s.AddHotlist(ctx, entries); err != nil {
 					b.Fatal(err)
 				}
-				defer s.Close()
-				template := benchBatch("", size)
-				var next atomic.Int64
-				add := func(batch []tap.Tap) {
-					n := next.Add(1)
-					dev := fmt.Sprintf("B-%06d", n)
-					// Each vehicle sees its own riders: cards from a city of
-					// 3 million, so that the cloned-card probes find what
-					// they would find in a city, not every earlier batch.
-					r := rand.New(rand.NewPCG(uint64(n), 7))
-					for i := range batch {
-						batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
-					}
-					added, _, err := s.AddTaps(ctx, batch)
-					if err != nil || added != size {
-						b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
-					}
+			}
+			template := benchBatch("", size)
+			var next atomic.Int64
+			add := func(batch []tap.Tap) {
+				n := next.Add(1)
+				dev := fmt.Sprintf("B-%06d", n)
+				// Each vehicle sees its own riders: cards from a city of
+				// 3 million, so that the card index grows as in a city.
+				r := rand.New(rand.NewPCG(uint64(n), 7))
+				for i := range batch {
+					batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
 				}
-				b.ResetTimer()
-				if parallel {
-					b.RunParallel(func(pb *testing.PB) {
-						batch := append([]tap.Tap(nil), template...)
-						for pb.Next() {
-							add(batch)
-						}
-					})
-				} else {
+				added, _, err := s.AddTaps(ctx, batch)
+				if err != nil || added != size {
+					b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
+				}
+			}
+			b.ResetTimer()
+			if parallel {
+				b.RunParallel(func(pb *testing.PB) {
 					batch := append([]tap.Tap(nil), template...)
-					for range b.N {
+					for pb.Next() {
 						add(batch)
 					}
+				})
+			} else {
+				batch := append([]tap.Tap(nil), template...)
+				for range b.N {
+					add(batch)
 				}
-				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
-			})
-		}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
+		})
 	}
 	// Re-delivery after a rebalance or a crash: every batch was stored
 	// before, and the store must answer "all repeats" cheaply.
@@ -261,6 +284,58 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
 	})
+}
+
+// BenchmarkCheckClones measures the cloned-card check that ingest queues:
+// each iteration stores 20 batches of 2,000 taps (untimed), then drains
+// their queue as clonecheck.Checker does. taps/s is the ingest rate the
+// check keeps up with; rides/s the compensable rides it checks.
+func BenchmarkCheckClones(b *testing.B) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const size, batches = 2000, 20
+	template := benchBatch("", size)
+	rides := 0
+	for i := range template {
+		if template[i].CompensationKop > 0 {
+			rides++
+		}
+	}
+	dev := 0
+	for range b.N {
+		b.StopTimer()
+		for range batches {
+			dev++
+			batch := append([]tap.Tap(nil), template...)
+			r := rand.New(rand.NewPCG(uint64(dev), 7))
+			for i := range batch {
+				batch[i].Device, batch[i].Vehicle, batch[i].Card = fmt.Sprintf("C-%06d", dev), fmt.Sprintf("V-%06d", dev), r.Uint64N(3_000_000)
+			}
+			if _, _, err := s.AddTaps(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		checked := 0
+		for {
+			n, _, err := s.CheckClones(ctx, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if checked += n; n == 0 {
+				break
+			}
+		}
+		if checked != batches {
+			b.Fatalf("checked %d runs, want %d", checked, batches)
+		}
+	}
+	b.ReportMetric(float64(b.N*batches*size)/b.Elapsed().Seconds(), "taps/s")
+	b.ReportMetric(float64(b.N*batches*rides)/b.Elapsed().Seconds(), "rides/s")
 }
 
 // TestUpgradeFromV1 stores taps with the first schema only, as a database
@@ -483,5 +558,52 @@ func TestOpenOtherZone(t *testing.T) {
 	_, err := postgres.Open(context.Background(), migrated(t), store.Options{Location: time.UTC})
 	if err == nil || !strings.Contains(err.Error(), "--tz Europe/Kyiv") {
 		t.Fatalf("Open in UTC of a Kyiv database: %v; want an error naming the zone to use", err)
+	}
+}
+
+// TestHotlistSeenByOtherProcess: ingest keeps the hotlist in memory, so a
+// clearing process must notice entries another process added (the
+// hotlist's version) before it stores its next batch.
+func TestHotlistSeenByOtherProcess(t *testing.T) {
+	ctx := context.Background()
+	dsn := migrated(t)
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, dsn, storetest.Options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ingest, desk := open(), open()
+	at := time.Date(2026, 11, 14, 10, 0, 0, 0, time.UTC)
+	batch := func(seq uint64, card uint64, at time.Time) []tap.Tap {
+		b := benchBatch("HOT-1", 1)
+		b[0].Seq, b[0].Card, b[0].Time = seq, card, at
+		return b
+	}
+	// The first batch loads the (empty) hotlist.
+	if _, _, err := ingest.AddTaps(ctx, batch(1, 555, at)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.AddHotlist(ctx, []store.HotlistEntry{{Card: 555, From: at.Add(time.Hour)}, {Card: 556, From: at}}); err != nil {
+		t.Fatal(err)
+	}
+	// Card 555 before its entry's time, then after it; card 556 after.
+	for i, tp := range [][]tap.Tap{batch(2, 555, at.Add(30*time.Minute)), batch(3, 555, at.Add(2*time.Hour)), batch(4, 556, at.Add(3*time.Hour))} {
+		if _, _, err := ingest.AddTaps(ctx, tp); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	as, err := ingest.Anomalies(ctx, "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, fmt.Sprintf("%s %s/%d", a.Kind, a.Device, a.Seq))
+	}
+	if want := "[hotlisted-card HOT-1/3 hotlisted-card HOT-1/4]"; fmt.Sprint(got) != want {
+		t.Errorf("anomalies %v, want %s", got, want)
 	}
 }

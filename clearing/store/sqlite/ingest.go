@@ -213,6 +213,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 			return fmt.Errorf("count taps of %s in %s: %w", c.Device, c.Period, err)
 		}
 	}
+	if err := queueCloneChecks(ctx, tx, p.CloneChecks); err != nil {
+		return err
+	}
 	anomalies := p.Anomalies
 	more, err := s.cardChecks(ctx, tx, p.New)
 	if err != nil {
@@ -221,72 +224,47 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 	return addAnomalies(ctx, tx, append(anomalies, more...))
 }
 
-// cardChecks finds the new accepted taps of hotlisted cards and the
-// cloned-card suspicions among the new taps and the stored ones.
+// cardChecks finds the new accepted taps of hotlisted cards.
 func (s *Store) cardChecks(ctx context.Context, tx *sql.Tx, news []plan.Tap) ([]recon.Anomaly, error) {
-	lim := s.opt.Limits.WithDefaults()
 	var hot bool
 	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM hotlist)").Scan(&hot); err != nil {
 		return nil, fmt.Errorf("look at the hotlist: %w", err)
+	}
+	if !hot {
+		return nil, nil
 	}
 	hotq, err := tx.PrepareContext(ctx, "SELECT min(from_us) FROM hotlist WHERE card = ? AND from_us <= ?")
 	if err != nil {
 		return nil, err
 	}
 	defer hotq.Close()
-	// As in the PostgreSQL store, the cloned-card check compares
-	// compensable rides with a position only.
-	near, err := tx.PrepareContext(ctx, `SELECT device, seq, vehicle, tapped_us, lat, lon FROM taps
-		WHERE card = ? AND tapped_us BETWEEN ? AND ? AND result = ? AND card_committed AND compensation_kop > 0
-			AND vehicle <> ? AND (lat <> 0 OR lon <> 0)`)
-	if err != nil {
-		return nil, err
-	}
-	defer near.Close()
 	var out []recon.Anomaly
 	for _, n := range news {
 		t := n.Tap
 		if t.Result != tap.Accepted {
 			continue
 		}
-		if hot {
-			var from sql.NullInt64
-			if err := hotq.QueryRowContext(ctx, int64(t.Card), t.Time.UnixMicro()).Scan(&from); err != nil {
-				return nil, fmt.Errorf("look up card %d in the hotlist: %w", t.Card, err)
-			}
-			if from.Valid {
-				out = append(out, recon.Hotlisted(t, time.UnixMicro(from.Int64).UTC(), s.loc))
-			}
+		var from sql.NullInt64
+		if err := hotq.QueryRowContext(ctx, int64(t.Card), t.Time.UnixMicro()).Scan(&from); err != nil {
+			return nil, fmt.Errorf("look up card %d in the hotlist: %w", t.Card, err)
 		}
-		me := recon.Sighting{Device: t.Device, Seq: t.Seq, Vehicle: t.Vehicle, Time: t.Time, Lat: t.Lat, Lon: t.Lon}
-		if !me.Known() || !store.Compensable(t) {
-			continue
-		}
-		w := lim.CloneWindow
-		rows, err := near.QueryContext(ctx, int64(t.Card), t.Time.Add(-w).UnixMicro(), t.Time.Add(w).UnixMicro(), int64(tap.Accepted), t.Vehicle)
-		if err != nil {
-			return nil, fmt.Errorf("look for card %d on other vehicles: %w", t.Card, err)
-		}
-		for rows.Next() {
-			var (
-				o       recon.Sighting
-				seq, us int64
-			)
-			if err := rows.Scan(&o.Device, &seq, &o.Vehicle, &us, &o.Lat, &o.Lon); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("look for card %d on other vehicles: %w", t.Card, err)
-			}
-			o.Seq, o.Time = uint64(seq), time.UnixMicro(us).UTC()
-			if kmh, bad := recon.Clone(me, o, lim); bad {
-				out = append(out, recon.CloneAnomaly(t.Card, me, o, kmh, s.loc))
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("look for card %d on other vehicles: %w", t.Card, err)
+		if from.Valid {
+			out = append(out, recon.Hotlisted(t, time.UnixMicro(from.Int64).UTC(), s.loc))
 		}
 	}
 	return out, nil
+}
+
+// queueCloneChecks queues the runs of rides the cloned-card check will
+// look at.
+func queueCloneChecks(ctx context.Context, tx *sql.Tx, cs []plan.CloneCheck) error {
+	for _, c := range cs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO clone_checks (device, first_seq, last_seq, from_us, to_us)
+			VALUES (?, ?, ?, ?, ?)`, c.Device, int64(c.FirstSeq), int64(c.LastSeq), c.From.UnixMicro(), c.To.UnixMicro()); err != nil {
+			return fmt.Errorf("queue the cloned-card check of %s/%d-%d: %w", c.Device, c.FirstSeq, c.LastSeq, err)
+		}
+	}
+	return nil
 }
 
 func addAnomalies(ctx context.Context, tx *sql.Tx, as []recon.Anomaly) (err error) {

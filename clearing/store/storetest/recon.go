@@ -108,8 +108,9 @@ func kinds(as []recon.Anomaly) string {
 	return strings.Join(parts, ", ")
 }
 
-// testAnomalies covers what AddTaps finds itself (time backwards, cloned
-// cards) and what it is told (AddAnomalies).
+// testAnomalies covers what AddTaps finds itself (time backwards), what
+// the cloned-card check it queues finds, and what it is told
+// (AddAnomalies).
 func testAnomalies(t *testing.T, open Open) {
 	s, _ := openStore(t, open)
 	at := time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC)
@@ -135,6 +136,12 @@ func testAnomalies(t *testing.T, open Open) {
 	addTaps(t, s, b, 3, 0)
 	addTaps(t, s, c, 3, 0)
 	addTaps(t, s, c, 0, 3) // a repeat finds nothing new
+	// One run queued per device and call with checkable rides: BUS-A,
+	// BUS-B, and TRAM-T's first two (its third has no position).
+	if n := pendingClones(t, s); n != 3 {
+		t.Errorf("PendingCloneChecks = %d, want 3", n)
+	}
+	drainClones(t, s)
 
 	clock := recon.Anomaly{Kind: recon.TapAfterSeal, Device: "BUS-A", Seq: 4, Period: "2026-11", At: a[3].Time, Card: a[3].Card, Detail: "after the seal"}
 	for range 2 {

@@ -66,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CloseWhileIngesting", func(t *testing.T) { testCloseWhileIngesting(t, open) })
 	t.Run("Gaps", func(t *testing.T) { testGaps(t, open) })
 	t.Run("Anomalies", func(t *testing.T) { testAnomalies(t, open) })
+	t.Run("CloneChecks", func(t *testing.T) { testCloneChecks(t, open) })
+	t.Run("CloneChecksConcurrent", func(t *testing.T) { testCloneChecksConcurrent(t, open) })
 	t.Run("Hotlist", func(t *testing.T) { testHotlist(t, open) })
 	t.Run("CardTaps", func(t *testing.T) { testCardTaps(t, open) })
 }

@@ -98,6 +98,63 @@ type Plan struct {
 	Rollup []Row
 	// DevicePeriods holds the counts to add, by device and period.
 	DevicePeriods []DevicePeriod
+	// CloneChecks are the runs of new rides the cloned-card check has
+	// to look at, by device.
+	CloneChecks []CloneCheck
+}
+
+// CloneCheck names, for the cloned-card check, a run of one device's new
+// rides: those from FirstSeq to LastSeq, tapped from From to To. Only
+// the rides the city pays for and whose position is known can be judged
+// (store.Compensable, recon.Sighting.Known), so a run starts and ends at
+// such rides; other taps inside it are skipped by the check. The run is
+// a range rather than a list so that queueing it costs one row per
+// device and call, whatever the batch size.
+type CloneCheck struct {
+	Device            string
+	FirstSeq, LastSeq uint64
+	From, To          time.Time
+}
+
+// Checkable reports whether the cloned-card check looks at t.
+func Checkable(t *tap.Tap) bool {
+	return store.Compensable(t) && (t.Lat != 0 || t.Lon != 0)
+}
+
+// cloneChecks returns a run per device of the checkable rides among
+// news, which are sorted by device and sequence number.
+func cloneChecks(news []Tap) []CloneCheck {
+	var out []CloneCheck
+	for i := range news {
+		t := news[i].Tap
+		if !Checkable(t) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Device == t.Device {
+			c := &out[n-1]
+			c.LastSeq = t.Seq
+			// A batch is nearly always in time order, but a clock
+			// stepped back makes it not so; the run covers both ends.
+			c.From, c.To = minTime(c.From, t.Time), maxTime(c.To, t.Time)
+			continue
+		}
+		out = append(out, CloneCheck{Device: t.Device, FirstSeq: t.Seq, LastSeq: t.Seq, From: t.Time, To: t.Time})
+	}
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Row is an addition to one roll-up row.
@@ -198,6 +255,7 @@ func Make(taps []tap.Tap, st State, now time.Time, lim recon.Limits, loc *time.L
 	slices.SortFunc(p.DevicePeriods, func(a, b DevicePeriod) int {
 		return cmp.Or(strings.Compare(a.Device, b.Device), strings.Compare(a.Period, b.Period))
 	})
+	p.CloneChecks = cloneChecks(p.New)
 	return p
 }
 
