@@ -101,6 +101,11 @@ func (f *fixture) seedReconciliation() {
 			t.Fatal(err)
 		}
 	}
+	// The cloned-card check runs beside ingest (clearing/clonecheck);
+	// here, once, by hand.
+	if _, _, err := f.clr.CheckClones(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []ingest.Rejected{
 		{Device: "BUS-21", Reason: ingest.ReasonBadMAC, Detail: "batch MAC does not verify", Raw: []byte{1}, Received: at.Add(3 * time.Hour)},
 		{Reason: ingest.ReasonMalformed, Detail: "truncated batch", Raw: []byte{2}, Received: at.Add(4 * time.Hour)},

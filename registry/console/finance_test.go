@@ -14,6 +14,7 @@ import (
 	"github.com/citycard/transit/clearing/pdf/pdftest"
 	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/clearing/report"
+	"github.com/citycard/transit/validator/tap"
 )
 
 // element returns the element of body with id (up to its closing tag of
@@ -278,6 +279,22 @@ func TestFinanceReconciliation(t *testing.T) {
 	}
 	if clone := tableRows(element(t, page, "table", "anomalies-clone")); !containsCell(clone, "BUS-22/1") {
 		t.Errorf("the clone table %q does not name the other sighting", clone)
+	}
+
+	if strings.Contains(page, `id="clone-pending"`) {
+		t.Error("the page says rides wait for the cloned-card check, with none queued")
+	}
+	// A batch not yet through the check: the page says suspicions may be
+	// missing.
+	late := rec.Anomalies[0]
+	if _, _, err := f.clr.AddTaps(f.ctx, []tap.Tap{{Device: "BUS-23", Seq: 1, Time: late.At, Card: 99, Carrier: "ATP-3", Route: "21",
+		Vehicle: "V-BUS-23", Lat: 50_450_000, Lon: 30_523_000, Result: tap.Accepted, Reason: "ok", Product: "benefit",
+		Category: "pensioner", Funding: "state", FareKop: 1500, CompensationKop: 1500, CardCommitted: true}}); err != nil {
+		t.Fatal(err)
+	}
+	page = fin.get(path).want(t, http.StatusOK, "reconciliation with a check pending").body
+	if !strings.Contains(page, "1 batches of rides still wait for the cloned-card check") {
+		t.Error("the page does not say that rides wait for the cloned-card check")
 	}
 
 	// In Ukrainian, kinds and reasons are named in Ukrainian.
