@@ -192,12 +192,13 @@ func BenchmarkAddTaps(b *testing.B) {
 		size     int
 		parallel bool
 		hotlist  int
+		checked  bool // the cloned-card check runs beside ingest, and is done when the time stops
 	}
 	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		variants = append(variants, variant{size, false, 0}, variant{size, true, 0})
+		variants = append(variants, variant{size, false, 0, false}, variant{size, true, 0, false})
 	}
-	variants = append(variants, variant{5000, true, 20_000})
+	variants = append(variants, variant{5000, true, 20_000, false}, variant{5000, true, 20_000, true})
 	for _, v := range variants {
 		size, parallel := v.size, v.parallel
 		name := fmt.Sprintf("batch=%d", size)
@@ -206,6 +207,9 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		if v.hotlist > 0 {
 			name += fmt.Sprintf("/hotlist=%d", v.hotlist)
+		}
+		if v.checked {
+			name += "/clonecheck"
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
@@ -241,6 +245,32 @@ func BenchmarkAddTaps(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
+			var checker sync.WaitGroup
+			stop := make(chan struct{})
+			if v.checked {
+				// As clearing serve runs it: beside ingest, taking what is
+				// queued; after the last batch it finishes the queue, in
+				// the timed part, so that taps/s is what ingest and the
+				// check sustain together.
+				checker.Add(1)
+				go func() {
+					defer checker.Done()
+					for {
+						n, _, err := s.CheckClones(ctx, 100)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if n == 0 {
+							select {
+							case <-stop:
+								return
+							case <-time.After(10 * time.Millisecond):
+							}
+						}
+					}
+				}()
+			}
 			if parallel {
 				b.RunParallel(func(pb *testing.PB) {
 					batch := append([]tap.Tap(nil), template...)
@@ -254,6 +284,8 @@ func BenchmarkAddTaps(b *testing.B) {
 					add(batch)
 				}
 			}
+			close(stop)
+			checker.Wait()
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
 		})
 	}
