@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/internal/httpserve"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -191,10 +192,10 @@ func (s *Server) today() registry.Date { return registry.Today(s.now(), s.loc) }
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpserve.StatusWriter{ResponseWriter: w}
 		var actor registry.Actor
 		defer func() {
-			s.log.Info("request", "route", rt.Pattern, "status", sw.status, "user", actor.User, "role", actor.Role,
+			s.log.Info("request", "route", rt.Pattern, "status", sw.Status, "user", actor.User, "role", actor.Role,
 				"duration", time.Since(start).Round(time.Microsecond))
 		}()
 		var err error
@@ -319,48 +320,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // Serve answers requests on ln until ctx is done, then stops accepting
 // and waits up to 10 s for requests in flight.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // an import upload
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("registry API: %w", err)
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shut); err != nil {
-		return fmt.Errorf("registry API: shut down: %w", err)
-	}
-	<-done
-	return nil
+	return httpserve.Serve(ctx, ln, h, "registry API", 2*time.Minute)
 }

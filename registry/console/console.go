@@ -57,6 +57,7 @@ import (
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/desk"
+	"github.com/citycard/transit/registry/internal/httpserve"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -232,7 +233,7 @@ type handler func(s *Server, w http.ResponseWriter, r *http.Request, rq *request
 func (s *Server) handle(pattern string, allow guard, h handler) {
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpserve.StatusWriter{ResponseWriter: w}
 		rq := &request{}
 		defer func() {
 			var user string
@@ -240,7 +241,7 @@ func (s *Server) handle(pattern string, allow guard, h handler) {
 			if rq.ses != nil {
 				user, role = rq.ses.actor.User, rq.ses.actor.Role
 			}
-			s.log.Info("console request", "route", pattern, "status", sw.status, "user", user, "role", role,
+			s.log.Info("console request", "route", pattern, "status", sw.Status, "user", user, "role", role,
 				"duration", time.Since(start).Round(time.Microsecond))
 		}()
 		var explicit bool
@@ -431,51 +432,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err e
 	s.render(w, r, rq, status, "error", heading, errorPage{Status: status, Heading: translate(rq.lang, heading), Detail: detail, Back: back}, "")
 }
 
-// statusWriter records the status for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // Serve serves h on ln until ctx is done, then stops accepting and waits
 // up to 10 s for requests in flight.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      2 * time.Minute, // an export of a busy month
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("console: %w", err)
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shut); err != nil {
-		return fmt.Errorf("console: shut down: %w", err)
-	}
-	<-done
-	return nil
+	return httpserve.Serve(ctx, ln, h, "console", time.Minute)
 }
 
 // withQuery returns path with the query parameters kv (name, value...).

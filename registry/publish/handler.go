@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/citycard/transit/registry/internal/httpserve"
 )
 
 // Handler serves the validator URL contract relative to its base: GET
@@ -25,9 +27,9 @@ type Handler struct {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpserve.StatusWriter{ResponseWriter: w}
 	defer func() {
-		h.log().Debug("validator request", "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Microsecond))
+		h.log().Debug("validator request", "path", r.URL.Path, "status", sw.Status, "duration", time.Since(start).Round(time.Microsecond))
 	}()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		sw.Header().Set("Allow", "GET, HEAD")
@@ -145,23 +147,4 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintln(w, msg)
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }

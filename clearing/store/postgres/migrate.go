@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/citycard/transit/clearing/store/migration"
+	"github.com/citycard/transit/clearing/store/migration/pgmigrate"
 )
 
 // The schema is changed only by adding a file NNNN_name.sql here; a file
@@ -23,18 +24,14 @@ var migrationFiles embed.FS
 // does not match this build.
 var ErrSchema = errors.New("clearing database schema does not match this build")
 
-// migrations returns the embedded migrations in version order.
-func migrations() ([]migration.Migration, error) {
-	return migration.Load(migrationFiles, "migrations")
-}
-
-// latestVersion is the schema version this build needs.
-func latestVersion() (int, error) {
-	ms, err := migrations()
+// schema is the clearing schema of this build.
+func schema() (pgmigrate.Schema, error) {
+	ms, err := migration.Load(migrationFiles, "migrations")
 	if err != nil {
-		return 0, err
+		return pgmigrate.Schema{}, err
 	}
-	return len(ms), nil
+	return pgmigrate.Schema{Name: "clearing", Table: "schema_migrations", LockKey: migrateLockKey, Migrations: ms,
+		ErrSchema: ErrSchema, Command: "transit clearing migrate"}, nil
 }
 
 // migrateLockKey serialises concurrent migrators of one database (two
@@ -55,59 +52,28 @@ func Migrate(ctx context.Context, dsn string, loc *time.Location) (applied int, 
 	if loc == nil {
 		loc = time.UTC
 	}
-	ms, err := migrations()
+	sc, err := schema()
 	if err != nil {
 		return 0, err
 	}
+	// Migrations that need the zone read it from transit.zone; the
+	// database then records the zone, and refuses another.
+	sc.Before = func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SELECT set_config('transit.zone', $1, true)", loc.String())
+		return err
+	}
+	sc.After = func(ctx context.Context, tx pgx.Tx) error { return checkZone(ctx, tx, loc) }
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: parse the --db URL: %w", err)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return 0, connectError(cfg.Host, cfg.Port, err)
+		return 0, pgmigrate.ConnectError(cfg.Host, cfg.Port, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("migrate: begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLockKey)); err != nil {
-		return 0, fmt.Errorf("migrate: wait for other migrators: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return 0, fmt.Errorf("migrate: create schema_migrations: %w", err)
-	}
-	var current int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-		return 0, fmt.Errorf("migrate: read schema version: %w", err)
-	}
-	// Migrations that need the zone read it from here.
-	if _, err := tx.Exec(ctx, "SELECT set_config('transit.zone', $1, true)", loc.String()); err != nil {
-		return 0, fmt.Errorf("migrate: %w", err)
-	}
-	if current > len(ms) {
-		return 0, fmt.Errorf("migrate: %w: the database is at version %d, this build knows up to %d; run a newer transit", ErrSchema, current, len(ms))
-	}
-	for _, m := range ms[current:] {
-		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return 0, fmt.Errorf("migrate: apply %s: %w", m.Name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
-			return 0, fmt.Errorf("migrate: record %s: %w", m.Name, err)
-		}
-		applied++
-	}
-	if err := checkZone(ctx, tx, loc); err != nil {
-		return 0, fmt.Errorf("migrate: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("migrate: commit: %w", err)
+	if applied, err = sc.Apply(ctx, conn); err != nil {
+		return 0, err
 	}
 	now := time.Now().In(loc)
 	for _, m := range []time.Time{now, time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, loc)} {

@@ -19,21 +19,17 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/migration/pgmigrate"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -68,9 +64,13 @@ func Open(ctx context.Context, dsn string, opt store.Options) (*Store, error) {
 	// start-up, and not on the first batch.
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, connectError(cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+		return nil, pgmigrate.ConnectError(cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	if err := checkSchema(ctx, pool); err != nil {
+	sc, err := schema()
+	if err == nil {
+		err = sc.Check(ctx, pool)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -100,59 +100,6 @@ func checkZone(ctx context.Context, q interface {
 	}
 	return nil
 }
-
-func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	want, err := latestVersion()
-	if err != nil {
-		return err
-	}
-	var have int
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
-		return fmt.Errorf("open clearing store: look for the schema: %w", err)
-	}
-	if exists {
-		if err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&have); err != nil {
-			return fmt.Errorf("open clearing store: read schema version: %w", err)
-		}
-	}
-	switch {
-	case have == 0:
-		return fmt.Errorf("open clearing store: %w: no clearing schema found; run `transit clearing migrate --db <the same URL>` first", ErrSchema)
-	case have < want:
-		return fmt.Errorf("open clearing store: %w: schema version %d, this build needs %d; run `transit clearing migrate --db <the same URL>`", ErrSchema, have, want)
-	case have > want:
-		return fmt.Errorf("open clearing store: %w: schema version %d is newer than this build knows (%d); run a newer transit", ErrSchema, have, want)
-	}
-	return nil
-}
-
-// connectError explains a failed connection on one line. pgx reports
-// every address it tried on a line of its own; the operator needs the
-// address and what to check.
-func connectError(host string, port uint16, err error) error {
-	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	if strings.HasPrefix(host, "/") {
-		addr = fmt.Sprintf("%s/.s.PGSQL.%d", host, port)
-	}
-	detail := strings.Join(strings.Fields(err.Error()), " ")
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return &connError{err: err, msg: fmt.Sprintf(
-			"PostgreSQL at %s refused the connection (%s); check the user, password and database in the --db URL", addr, detail)}
-	}
-	return &connError{err: err, msg: fmt.Sprintf(
-		"cannot reach PostgreSQL at %s (%s); check that PostgreSQL runs there and the --db URL", addr, detail)}
-}
-
-// connError is a one-line message that still unwraps to pgx's error.
-type connError struct {
-	msg string
-	err error
-}
-
-func (e *connError) Error() string { return e.msg }
-func (e *connError) Unwrap() error { return e.err }
 
 // Quarantine implements store.Store.
 func (s *Store) Quarantine(ctx context.Context, q ingest.Rejected) error {

@@ -13,15 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/citycard/transit/clearing/store/migration/pgmigrate"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/sqlstore"
@@ -64,9 +62,13 @@ func Open(ctx context.Context, dsn string, opt store.Options) (*Store, error) {
 	// start-up, and not on the first request.
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, connectError(cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+		return nil, pgmigrate.ConnectError(cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	if err := checkSchema(ctx, pool); err != nil {
+	sc, err := schema()
+	if err == nil {
+		err = sc.Check(ctx, pool)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -85,57 +87,3 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return err
 }
-
-func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := migrations()
-	if err != nil {
-		return err
-	}
-	want := len(ms)
-	var have int
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versionTable).Scan(&exists); err != nil {
-		return fmt.Errorf("open registry store: look for the schema: %w", err)
-	}
-	if exists {
-		if err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+versionTable).Scan(&have); err != nil {
-			return fmt.Errorf("open registry store: read schema version: %w", err)
-		}
-	}
-	switch {
-	case have == 0:
-		return fmt.Errorf("open registry store: %w: no registry schema found; run `transit registry migrate --db <the same URL>` first", ErrSchema)
-	case have < want:
-		return fmt.Errorf("open registry store: %w: schema version %d, this build needs %d; run `transit registry migrate --db <the same URL>`", ErrSchema, have, want)
-	case have > want:
-		return fmt.Errorf("open registry store: %w: schema version %d is newer than this build knows (%d); run a newer transit", ErrSchema, have, want)
-	}
-	return nil
-}
-
-// connectError explains a failed connection on one line. pgx reports
-// every address it tried on a line of its own; the operator needs the
-// address and what to check.
-func connectError(host string, port uint16, err error) error {
-	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	if strings.HasPrefix(host, "/") {
-		addr = fmt.Sprintf("%s/.s.PGSQL.%d", host, port)
-	}
-	detail := strings.Join(strings.Fields(err.Error()), " ")
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return &connError{err: err, msg: fmt.Sprintf(
-			"PostgreSQL at %s refused the connection (%s); check the user, password and database in the --db URL", addr, detail)}
-	}
-	return &connError{err: err, msg: fmt.Sprintf(
-		"cannot reach PostgreSQL at %s (%s); check that PostgreSQL runs there and the --db URL", addr, detail)}
-}
-
-// connError is a one-line message that still unwraps to pgx's error.
-type connError struct {
-	msg string
-	err error
-}
-
-func (e *connError) Error() string { return e.msg }
-func (e *connError) Unwrap() error { return e.err }
