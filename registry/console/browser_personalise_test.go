@@ -10,6 +10,7 @@ import (
 
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
+	regfixture "github.com/citycard/transit/registry/internal/fixture"
 )
 
 // TestBrowserPersonalise: at the desk, the operator presses the button
@@ -55,7 +56,7 @@ func TestBrowserPersonalise(t *testing.T) {
 	if got := st.status(c.Number); got != registry.StatusActive {
 		t.Fatalf("card is %s in the registry, want active", got)
 	}
-	if held := readCard(t, vc, keys); held.number != c.Number || held.holder != res.Name {
+	if held := regfixture.ReadCard(t, vc, keys); held.Number != c.Number || held.Holder != res.Name {
 		t.Fatalf("the card holds %+v", held)
 	}
 }

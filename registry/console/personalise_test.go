@@ -20,6 +20,7 @@ import (
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/console"
 	"github.com/citycard/transit/registry/desk"
+	regfixture "github.com/citycard/transit/registry/internal/fixture"
 	"github.com/citycard/transit/registry/store/storetest"
 	"github.com/citycard/transit/simulator/vcard"
 )
@@ -182,58 +183,6 @@ func residentPath(id int64, purpose string) string {
 	return fmt.Sprintf("/desk/residents/%d?purpose=%s", id, url.QueryEscape(purpose))
 }
 
-// onCard is what a card holds, read with the role keys alone.
-type onCard struct {
-	number   card.Number
-	holder   string
-	category uint16
-	purse    int64
-}
-
-func readCard(t *testing.T, vc *vcard.Card, keys *cardkey.Source) onCard {
-	t.Helper()
-	vc.Reset()
-	c := desfire.New(vc)
-	key := func(r card.Role, aid card.AID) []byte {
-		k, err := keys.Key(context.Background(), r, vc.UID(), aid, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Value[:]
-	}
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("read the card: %s: %v", what, err)
-		}
-	}
-	var got onCard
-	must("select identification", c.SelectApplication(card.AIDIdentification.Bytes()))
-	raw, err := c.ReadData(card.FileIdentity, 0, card.IdentitySize, desfire.CommPlain)
-	must("identity", err)
-	var id card.Identity
-	must("decode identity", id.UnmarshalBinary(raw))
-	got.number = id.Number
-	must("select holder", c.SelectApplication(card.AIDHolder.Bytes()))
-	must("desk key", c.AuthenticateAES(card.KeyHolderDesk, key(card.RoleDesk, card.AIDHolder)))
-	raw, err = c.ReadData(card.FileHolder, 0, card.HolderSize, desfire.CommEnciphered)
-	must("holder", err)
-	var h card.Holder
-	must("decode holder", h.UnmarshalBinary(raw))
-	got.holder = h.Name
-	must("select transport", c.SelectApplication(card.AIDTransport.Bytes()))
-	must("validator key", c.AuthenticateAES(card.KeyValidator, key(card.RoleValidator, card.AIDTransport)))
-	raw, err = c.ReadData(card.FileContract, 0, card.ContractSize, desfire.CommEnciphered)
-	must("contract", err)
-	var ct card.Contract
-	must("decode contract", ct.UnmarshalBinary(raw))
-	got.category = ct.Entitlements[0].Category
-	v, err := c.GetValue(card.FilePurse, desfire.CommMAC)
-	must("purse", err)
-	got.purse = int64(v)
-	return got
-}
-
 // audited returns the audit entries about a resident by user with
 // action.
 func (f *fixture) audited(resident int64, user, action string) []registry.AuditEntry {
@@ -277,8 +226,8 @@ func TestPersonaliseOnReader(t *testing.T) {
 	if got := st.status(c.Number); got != registry.StatusActive {
 		t.Fatalf("card is %s in the registry, want active (handed over)", got)
 	}
-	held := readCard(t, vc, st.keys)
-	if held.number != c.Number || held.holder != res.Name || held.category != registry.CategoryPensioner || held.purse != 0 {
+	held := regfixture.ReadCard(t, vc, st.keys)
+	if held.Number != c.Number || held.Holder != res.Name || held.Category != registry.CategoryPensioner || held.Purse != 0 {
 		t.Fatalf("the card holds %+v", held)
 	}
 	// The read of the holder's data and the status changes are the
@@ -330,7 +279,7 @@ func TestPersonaliseOnReader(t *testing.T) {
 		if got := st.status(c.Number); got != registry.StatusActive {
 			t.Fatalf("card is %s, want active", got)
 		}
-		if held := readCard(t, vc, st.keys); held.number != c.Number || held.holder != res.Name {
+		if held := regfixture.ReadCard(t, vc, st.keys); held.Number != c.Number || held.Holder != res.Name {
 			t.Fatalf("the card holds %+v", held)
 		}
 	})
@@ -459,8 +408,8 @@ func TestPersonaliseProblems(t *testing.T) {
 		if got := st.status(c.Number); got != registry.StatusOrdered {
 			t.Errorf("card is %s, want ordered", got)
 		}
-		if held := readCard(t, vc, st.keys); held.number != first.Number {
-			t.Errorf("the first card now holds %s", held.number)
+		if held := regfixture.ReadCard(t, vc, st.keys); held.Number != first.Number {
+			t.Errorf("the first card now holds %s", held.Number)
 		}
 	})
 	t.Run("torn card", func(t *testing.T) {
@@ -474,7 +423,7 @@ func TestPersonaliseProblems(t *testing.T) {
 		// Put back, pressed again: it carries on.
 		st.reader.put(vc, vc.UID())
 		press(c, http.StatusSeeOther, "again")
-		if held := readCard(t, vc, st.keys); held.number != c.Number || st.status(c.Number) != registry.StatusActive {
+		if held := regfixture.ReadCard(t, vc, st.keys); held.Number != c.Number || st.status(c.Number) != registry.StatusActive {
 			t.Errorf("after the retry the card holds %+v, the registry has %s", held, st.status(c.Number))
 		}
 	})

@@ -106,60 +106,6 @@ func (e *env) withKeys() *desk.Desk {
 	return &desk.Desk{Registry: client(e.t, e.reg, registry.RoleDesk), Keys: e.keys, Log: slog.New(slog.DiscardHandler)}
 }
 
-// onCardNow is what a card holds, read with card/desfire and the role keys
-// alone.
-type onCardNow struct {
-	number   card.Number
-	holder   string
-	category uint16
-	purse    int64
-}
-
-func read(t *testing.T, vc *vcard.Card, src *cardkey.Source) onCardNow {
-	t.Helper()
-	ctx := context.Background()
-	c := desfire.New(vc)
-	uid := vc.UID()
-	key := func(r card.Role, aid card.AID) []byte {
-		k, err := src.Key(ctx, r, uid, aid, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Value[:]
-	}
-	var got onCardNow
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("read card: %s: %v", what, err)
-		}
-	}
-	must("select identification", c.SelectApplication(card.AIDIdentification.Bytes()))
-	raw, err := c.ReadData(card.FileIdentity, 0, card.IdentitySize, desfire.CommPlain)
-	must("identity", err)
-	var id card.Identity
-	must("decode identity", id.UnmarshalBinary(raw))
-	got.number = id.Number
-	must("select holder", c.SelectApplication(card.AIDHolder.Bytes()))
-	must("desk key", c.AuthenticateAES(card.KeyHolderDesk, key(card.RoleDesk, card.AIDHolder)))
-	raw, err = c.ReadData(card.FileHolder, 0, card.HolderSize, desfire.CommEnciphered)
-	must("holder", err)
-	var h card.Holder
-	must("decode holder", h.UnmarshalBinary(raw))
-	got.holder = h.Name
-	must("select transport", c.SelectApplication(card.AIDTransport.Bytes()))
-	must("validator key", c.AuthenticateAES(card.KeyValidator, key(card.RoleValidator, card.AIDTransport)))
-	raw, err = c.ReadData(card.FileContract, 0, card.ContractSize, desfire.CommEnciphered)
-	must("contract", err)
-	var ct card.Contract
-	must("decode contract", ct.UnmarshalBinary(raw))
-	got.category = ct.Entitlements[0].Category
-	v, err := c.GetValue(card.FilePurse, desfire.CommMAC)
-	must("purse", err)
-	got.purse = int64(v)
-	return got
-}
-
 // holderName is the name the registry holds for card c's holder.
 func (e *env) holderName(c registry.Card) string {
 	e.t.Helper()
@@ -196,8 +142,8 @@ func TestIssueBlockReplace(t *testing.T) {
 				t.Fatalf("Personalise = %+v", got)
 			}
 			e.status(a.Number, registry.StatusActive)
-			held := read(t, vc, e.keys)
-			if held.number != a.Number || held.holder != e.holderName(a) || held.category != registry.CategoryPensioner || held.purse != 0 {
+			held := fixture.ReadCard(t, vc, e.keys)
+			if held.Number != a.Number || held.Holder != e.holderName(a) || held.Category != registry.CategoryPensioner || held.Purse != 0 {
 				t.Fatalf("card holds %+v", held)
 			}
 			// The read of the holder's data is audited, with the purpose.
@@ -250,7 +196,7 @@ func TestIssueBlockReplace(t *testing.T) {
 			if got, err := d.Personalise(ctx, on(nc), desk.Request{Number: repl.Number, Purpose: purpose}); err != nil || got.Status != registry.StatusPersonalised {
 				t.Fatalf("personalise the replacement: %+v, %v", got, err)
 			}
-			if held := read(t, nc, e.keys); held.purse != 1250 || held.number != repl.Number {
+			if held := fixture.ReadCard(t, nc, e.keys); held.Purse != 1250 || held.Number != repl.Number {
 				t.Fatalf("replacement holds %+v, want the carried 1250 kop", held)
 			}
 			if bal, err := d.ReadBalance(ctx, on(nc), repl.Number); err != nil || bal != 1250 {
@@ -337,7 +283,7 @@ func TestTornCardResumes(t *testing.T) {
 			if got, err := d.Personalise(ctx, on(vc), desk.Request{Number: n, Purpose: purpose, HandOver: true}); err != nil || got.Status != registry.StatusActive {
 				t.Fatalf("presented again: %+v, %v", got, err)
 			}
-			if held := read(t, vc, e.keys); held.number != n {
+			if held := fixture.ReadCard(t, vc, e.keys); held.Number != n {
 				t.Fatalf("card holds %+v", held)
 			}
 		})
@@ -479,8 +425,8 @@ func TestRefusedBeforeAnythingIsWritten(t *testing.T) {
 			t.Fatalf("card personalised as another: %v", err)
 		}
 		e.status(ordered, registry.StatusOrdered)
-		if held := read(t, vc, e.keys); held.number != first {
-			t.Fatalf("the card changed: it holds %s", held.number)
+		if held := fixture.ReadCard(t, vc, e.keys); held.Number != first {
+			t.Fatalf("the card changed: it holds %s", held.Number)
 		}
 		// Not yet handed over: the desk may wipe and re-issue it.
 		if w, err := d.Wipe(ctx, on(vc)); err != nil || w.Number != first || w.Status != registry.StatusPersonalised {
