@@ -17,7 +17,7 @@ import (
 // beside an ordered card; first with no card on the reader (the page
 // says what to do and offers the button again), then with one.
 func TestBrowserPersonalise(t *testing.T) {
-	keys := cardKeys(t, hsm.Roles...)
+	keys := regfixture.CardKeys(t, hsm.Roles...)
 	st := newStation(t, 2*time.Second, keys)
 	res, c := st.orderedCard(1, "Шевченко Марія")
 	ctx := newBrowser(t)

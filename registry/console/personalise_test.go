@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -102,23 +101,6 @@ func blankCard() *vcard.Card {
 	return vcard.New([]byte{0x04, byte(r), byte(r >> 8), byte(r >> 16), byte(r >> 24), 0x60, 0x80})
 }
 
-// cardKeys is a keystore holding version 1 of the given roles' card
-// masters (every role's: the issuer's keystore, as a desk has).
-func cardKeys(t *testing.T, roles ...hsm.Role) *cardkey.Source {
-	t.Helper()
-	ks, err := hsm.CreateKeystore(filepath.Join(t.TempDir(), "card-keys"), []byte("test"), hsm.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
-	for _, r := range roles {
-		if _, err := ks.Generate(context.Background(), hsm.CardMasterLabel(r), hsm.KindCardMaster); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cardkey.New(ks)
-}
-
 // station is a console fixture on a desk machine: a test reader and the
 // issuer's card keys.
 type station struct {
@@ -201,7 +183,7 @@ func (f *fixture) audited(resident int64, user, action string) []registry.AuditE
 }
 
 func TestPersonaliseOnReader(t *testing.T) {
-	st := newStation(t, 5*time.Second, cardKeys(t, hsm.Roles...))
+	st := newStation(t, 5*time.Second, regfixture.CardKeys(t, hsm.Roles...))
 	res, c := st.orderedCard(1, "Шевченко Марія")
 	deskU, secret := st.login(deskUser)
 
@@ -310,7 +292,7 @@ func TestPersonaliseWithoutReader(t *testing.T) {
 }
 
 func TestPersonaliseRefusedRoles(t *testing.T) {
-	st := newStation(t, time.Second, cardKeys(t, hsm.Roles...))
+	st := newStation(t, time.Second, regfixture.CardKeys(t, hsm.Roles...))
 	res, c := st.orderedCard(1, "Шевченко Марія")
 	vc := blankCard()
 	st.reader.put(vc, vc.UID())
@@ -339,7 +321,7 @@ func TestPersonaliseRefusedRoles(t *testing.T) {
 // TestPersonaliseProblems: what goes wrong at the reader comes back as a
 // page that says what to do, the registry unchanged.
 func TestPersonaliseProblems(t *testing.T) {
-	st := newStation(t, 300*time.Millisecond, cardKeys(t, hsm.Roles...))
+	st := newStation(t, 300*time.Millisecond, regfixture.CardKeys(t, hsm.Roles...))
 	deskU, secret := st.login(deskUser)
 	i := 0
 	press := func(c registry.Card, status int, what string) response {
@@ -447,7 +429,7 @@ func TestPersonaliseProblems(t *testing.T) {
 
 func TestPersonaliseMissingKeys(t *testing.T) {
 	// A validator's keystore, not the issuer's.
-	st := newStation(t, time.Second, cardKeys(t, hsm.RoleValidator))
+	st := newStation(t, time.Second, regfixture.CardKeys(t, hsm.RoleValidator))
 	res, c := st.orderedCard(1, "Шевченко Марія")
 	vc := blankCard()
 	st.reader.put(vc, vc.UID())
@@ -471,7 +453,7 @@ func TestPersonaliseMissingKeys(t *testing.T) {
 // TestPersonaliseOneAtATime: the reader serves one personalisation; a
 // second press meanwhile is told to wait, and the first one finishes.
 func TestPersonaliseOneAtATime(t *testing.T) {
-	st := newStation(t, 20*time.Second, cardKeys(t, hsm.Roles...))
+	st := newStation(t, 20*time.Second, regfixture.CardKeys(t, hsm.Roles...))
 	_, c := st.orderedCard(1, "Шевченко Марія")
 	_, other := st.orderedCard(2, "Іваненко Петро")
 	deskU, secret := st.login(deskUser)
@@ -505,7 +487,7 @@ func TestPersonaliseOneAtATime(t *testing.T) {
 
 func TestPersonaliseOptions(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	keys := cardKeys(t, hsm.Roles...)
+	keys := regfixture.CardKeys(t, hsm.Roles...)
 	for name, o := range map[string]console.Options{
 		"reader without keys": {Reader: newTestReader()},
 		"keys without reader": {CardKeys: keys},
@@ -525,7 +507,7 @@ func TestPersonaliseOptions(t *testing.T) {
 // TestPersonaliseAccessible: the button's form and the problem page
 // keep the console's rules: one h1, every field labelled.
 func TestPersonaliseAccessible(t *testing.T) {
-	st := newStation(t, 100*time.Millisecond, cardKeys(t, hsm.Roles...))
+	st := newStation(t, 100*time.Millisecond, regfixture.CardKeys(t, hsm.Roles...))
 	res, c := st.orderedCard(1, "Шевченко Марія")
 	deskU, secret := st.login(deskUser)
 	for name, r := range map[string]response{

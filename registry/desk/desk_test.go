@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,22 +23,6 @@ import (
 )
 
 const purpose = "card issue, ticket 4711"
-
-// keys is a keystore with version 1 of the given roles' card masters.
-func keys(t *testing.T, roles ...hsm.Role) *cardkey.Source {
-	t.Helper()
-	ks, err := hsm.CreateKeystore(filepath.Join(t.TempDir(), "keys.json"), []byte("test"), hsm.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
-	for _, r := range roles {
-		if _, err := ks.Generate(context.Background(), hsm.CardMasterLabel(r), hsm.KindCardMaster); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cardkey.New(ks)
-}
 
 // reader is a desk reader with an in-process virtual card on it (or
 // none); it counts how often the desk waited for a card.
@@ -88,7 +71,7 @@ type env struct {
 
 func newEnv(t *testing.T, kind fixture.Kind) *env {
 	t.Helper()
-	return &env{t: t, reg: fixture.Open(t, kind, nil), keys: keys(t, hsm.Roles...)}
+	return &env{t: t, reg: fixture.Open(t, kind, nil), keys: fixture.CardKeys(t, hsm.Roles...)}
 }
 
 func client(t *testing.T, reg *fixture.Registry, role registry.Role) *desk.Client {
@@ -351,7 +334,7 @@ func TestRefusedBeforeAnythingIsWritten(t *testing.T) {
 		{"no purpose", d, ordered, func(r *desk.Request) { r.Purpose = "" }, registry.ErrNoPurpose},
 		{"unknown token", &desk.Desk{Registry: badToken(t, e.reg), Keys: e.keys}, ordered, nil, registry.ErrUnauthenticated},
 		{"finance token", &desk.Desk{Registry: client(t, e.reg, registry.RoleFinance), Keys: e.keys}, ordered, nil, registry.ErrForbidden},
-		{"keys of a validator", &desk.Desk{Registry: d.Registry, Keys: keys(t, hsm.RoleValidator)}, ordered, nil, hsm.ErrNotFound},
+		{"keys of a validator", &desk.Desk{Registry: d.Registry, Keys: fixture.CardKeys(t, hsm.RoleValidator)}, ordered, nil, hsm.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := on(newCard(t))
