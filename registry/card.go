@@ -71,6 +71,18 @@ func (s Status) Hotlisted() bool {
 	return s == StatusBlocked || s == StatusLost || s == StatusStolen || s == StatusReplaced
 }
 
+// CheckPlainChange refuses a status change without a reason into a
+// blocked, lost or stolen state: blocking needs a reason (Reason), which
+// decides the status and is kept in the card's history, so it goes
+// through a block request, never a plain status change. Every way of
+// changing a status in (the API, the console's desk) asks this.
+func CheckPlainChange(to Status) error {
+	if to == StatusBlocked || to == StatusLost || to == StatusStolen {
+		return &FieldError{Field: "status", Problem: "to block a card, block it with a reason (POST /v1/cards/{number}/block, or the desk's block form)"}
+	}
+	return nil
+}
+
 // TransitionError explains a refused status change. It wraps
 // ErrTransition.
 type TransitionError struct {

@@ -208,8 +208,8 @@ func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, a registry.Ac
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if req.Status == registry.StatusBlocked || req.Status == registry.StatusLost || req.Status == registry.StatusStolen {
-		return &registry.FieldError{Field: "status", Problem: "to block a card, POST /v1/cards/{number}/block with a reason"}
+	if err := registry.CheckPlainChange(req.Status); err != nil {
+		return err
 	}
 	c, err := s.st.Transition(r.Context(), a, n, registry.Change{To: req.Status, Note: req.Note})
 	if err != nil {

@@ -114,9 +114,8 @@ func (r *storeRegistry) Card(ctx context.Context, n card.Number) (registry.CardD
 
 // SetStatus implements desk.Registry (POST /v1/cards/{number}/status).
 func (r *storeRegistry) SetStatus(ctx context.Context, n card.Number, to registry.Status, note string) (registry.Card, error) {
-	if to == registry.StatusBlocked || to == registry.StatusLost || to == registry.StatusStolen {
-		// As the API: blocking needs a reason, and goes through Block.
-		return registry.Card{}, &registry.FieldError{Field: "status", Problem: "to block a card, block it with a reason"}
+	if err := registry.CheckPlainChange(to); err != nil {
+		return registry.Card{}, err
 	}
 	c, err := r.st.Transition(ctx, r.a, n, registry.Change{To: to, Note: note})
 	if err != nil {
