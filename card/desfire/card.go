@@ -127,7 +127,8 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 // call runs a command with EV1 secure messaging. header travels in plain;
 // data is sent per send mode; the response data is checked per recv mode
 // and returned. respLen is the expected plain response length for an
-// enciphered response, or -1 when unknown.
+// enciphered response or, when negative, unknown and a multiple of
+// -respLen (see Session.DecipherData).
 func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen int) ([]byte, error) {
 	s := c.s
 	if s == nil {

@@ -112,9 +112,16 @@ func (s *Session) EncipherData(crcPrefix, data []byte, crcSuffix ...byte) []byte
 }
 
 // DecipherData reverses EncipherData for data of length n, or of unknown
-// length when n < 0 (it then looks for the CRC, as readers must for a
-// whole-file read). crcSuffix is appended to the data for the CRC (the
-// status byte 00 of a response). ok is false when no CRC verifies.
+// length, a multiple of -n, when n < 0 (it then looks for the CRC, as
+// readers must for a whole-file read; -1 allows any length, -recordSize
+// a whole number of records). crcSuffix is appended to the data for the
+// CRC (the status byte 00 of a response). ok is false when no CRC
+// verifies.
+//
+// The unit matters: data ending in a zero byte whose CRC's last byte is
+// zero also verifies one byte shorter (the zero moves from the data into
+// the CRC), about once in 256 such reads, so a record read must not take
+// a length that is no whole number of records.
 func (s *Session) DecipherData(ct, crcPrefix []byte, n int, crcSuffix ...byte) (data []byte, ok bool, err error) {
 	plain, err := s.Decrypt(ct)
 	if err != nil {
@@ -141,8 +148,9 @@ func (s *Session) DecipherData(ct, crcPrefix []byte, n int, crcSuffix ...byte) (
 	}
 	// Shortest first: data ‖ CRC ‖ zeros has a CRC residue of zero, so a
 	// longer candidate that swallows the real CRC can verify too.
+	unit := -n
 	for n := max(0, len(plain)-4-(aes.BlockSize-1)); n <= len(plain)-4; n++ {
-		if check(n) {
+		if n%unit == 0 && check(n) {
 			return plain[:n:n], true, nil
 		}
 	}

@@ -103,8 +103,11 @@ func (c *Card) ReadRecords(fileNo byte, offset, count, recordSize int, comm Comm
 	}
 	h := put24(put24([]byte{fileNo}, offset), count)
 	n := -1
-	if count > 0 && recordSize > 0 {
+	switch {
+	case count > 0 && recordSize > 0:
 		n = count * recordSize
+	case recordSize > 0:
+		n = -recordSize // all records: a whole number of them
 	}
 	b, err := c.call(InsReadRecords, h, nil, CommPlain, comm, n)
 	if err != nil {
