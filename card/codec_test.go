@@ -31,18 +31,22 @@ func sampleContract(t testing.TB) Contract {
 	}
 }
 
-func sampleCounters(t testing.TB) Counters {
+// sampleCounted is a benefit ride that was the third counted on slot 0 in
+// November 2026.
+func sampleCounted(t testing.TB) TapRecord {
 	m, err := NewMonth(2026, time.November)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c Counters
+	r := TapRecord{Time: 848_000_000, Device: 70_001, Seq: 7, Carrier: 2, Route: 101, Product: ProductBenefit, Result: ResultAccepted, Slot: 0}
+	var prev *TapRecord
 	for range 3 {
-		if err := c.Ride(0, 101, m, 848_000_000, 70_001); err != nil {
+		if r.Counts, err = CountsAfter(prev, m, 0, 101); err != nil {
 			t.Fatal(err)
 		}
+		prev = &TapRecord{Counts: r.Counts}
 	}
-	return c
+	return r
 }
 
 func sampleTap() TapRecord {
@@ -58,7 +62,7 @@ func TestRoundTrip(t *testing.T) {
 	id := Identity{Number: sampleNumber(t), Issuer: 9804, Issued: MustDate(2026, 11, 22), Expires: MustDate(2031, 11, 22)}
 	h := Holder{Name: "Шевченко Тарас Григорович", BirthDate: BirthDate{1950, time.March, 9}, RegistryRef: 4_000_123}
 	c := sampleContract(t)
-	cn := sampleCounters(t)
+	cn := sampleCounted(t)
 	tr := sampleTap()
 	tests := []struct {
 		name  string
@@ -69,9 +73,8 @@ func TestRoundTrip(t *testing.T) {
 		{"identity", &id, func() codec { return new(Identity) }, IdentitySize},
 		{"holder", &h, func() codec { return new(Holder) }, HolderSize},
 		{"contract", &c, func() codec { return new(Contract) }, ContractSize},
-		{"counters", &cn, func() codec { return new(Counters) }, CountersSize},
-		{"empty counters", &Counters{}, func() codec { return new(Counters) }, CountersSize},
 		{"tap", &tr, func() codec { return new(TapRecord) }, TapRecordSize},
+		{"counted tap", &cn, func() codec { return new(TapRecord) }, TapRecordSize},
 	}
 	for _, tt := range tests {
 		b, err := tt.in.MarshalBinary()
@@ -109,34 +112,48 @@ func TestContractPassesRegion(t *testing.T) {
 	}
 }
 
-func TestCountersRide(t *testing.T) {
+func TestCountsAfter(t *testing.T) {
 	nov, _ := NewMonth(2026, time.November)
 	dec, _ := NewMonth(2026, time.December)
-	c := sampleCounters(t)
+	c := sampleCounted(t)
 	if got := c.UsedIn(0, 101, nov); got != 3 {
 		t.Errorf("used %d, want 3", got)
 	}
 	if got := c.UsedIn(0, 102, nov); got != 0 {
 		t.Errorf("other category used %d", got)
 	}
-	if err := c.Ride(0, 101, dec, 849_000_000, 70_002); err != nil || c.UsedIn(0, 101, dec) != 1 || c.UsedIn(0, 101, nov) != 0 {
-		t.Errorf("new month did not restart the count: %+v, %v", c, err)
+	if got := c.UsedIn(1, 101, nov); got != 0 {
+		t.Errorf("other slot used %d", got)
 	}
-	if c.LastRide != 849_000_000 || c.LastDevice != 70_002 {
-		t.Errorf("last ride %v on %d", c.LastRide, c.LastDevice)
+	var empty *TapRecord
+	if got := empty.UsedIn(0, 101, nov); got != 0 {
+		t.Errorf("empty log used %d", got)
 	}
-	if err := c.Ride(0, 101, dec, 1, 0); err == nil {
-		t.Error("device 0 accepted")
+	// An uncounted ride carries every counter as it is, of any month.
+	if got, err := CountsAfter(&c, dec, NoSlot, 0); err != nil || got != c.Counts {
+		t.Errorf("uncounted ride carried %+v, %v", got, err)
 	}
-	c.Slots[1] = Counter{Category: 7, Month: nov, Used: 255}
-	if err := c.Ride(1, 7, nov, 1, 1); err == nil {
+	next, err := CountsAfter(&c, dec, 0, 101)
+	n := TapRecord{Counts: next}
+	if err != nil || n.UsedIn(0, 101, dec) != 1 || n.UsedIn(0, 101, nov) != 0 {
+		t.Errorf("new month did not restart the count: %+v, %v", next, err)
+	}
+	other, err := CountsAfter(&c, nov, 0, 102)
+	if o := (TapRecord{Counts: other}); err != nil || o.UsedIn(0, 102, nov) != 1 || o.UsedIn(0, 101, nov) != 0 {
+		t.Errorf("re-used slot inherited the old count: %+v, %v", other, err)
+	}
+	full := TapRecord{Counts: [MaxEntitlements]Counter{{}, {Category: 7, Month: nov, Used: 255}}}
+	if _, err := CountsAfter(&full, nov, 1, 7); err == nil {
 		t.Error("counter overflow accepted")
 	}
-	if err := c.Ride(2, 7, nov, 1, 1); err == nil {
+	if _, err := CountsAfter(nil, nov, 2, 7); err == nil {
 		t.Error("slot 2 accepted")
 	}
-	if err := c.Ride(0, 0, nov, 1, 1); err == nil {
+	if _, err := CountsAfter(nil, nov, 0, 0); err == nil {
 		t.Error("category 0 accepted")
+	}
+	if _, err := CountsAfter(nil, 0, 0, 7); err == nil {
+		t.Error("month 0 accepted")
 	}
 }
 
@@ -151,7 +168,7 @@ func TestDecodeRejects(t *testing.T) {
 	id := Identity{Number: sampleNumber(t), Issuer: 9804, Issued: MustDate(2026, 11, 22), Expires: MustDate(2031, 11, 22)}
 	h := Holder{Name: "Олена", BirthDate: BirthDate{1960, time.February, 29}, RegistryRef: 1}
 	c := sampleContract(t)
-	cn := sampleCounters(t)
+	cn := sampleCounted(t)
 	tr := sampleTap()
 	with := func(b []byte, f func([]byte)) []byte {
 		b = bytes.Clone(b)
@@ -190,13 +207,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"pass carriers", new(Contract), with(enc(&c), func(b []byte) { b[PassOffset+PassSize+6], b[PassOffset+PassSize+7] = 0, 0 }), ErrValue, "passes[1].carriers"},
 		{"pass dates", new(Contract), with(enc(&c), func(b []byte) { b[PassOffset+PassSize+2] = 0xFF }), ErrDate, "passes[1].validTo"},
 		{"pass product", new(Contract), with(enc(&c), func(b []byte) { b[PassOffset+PassSize+1] = 0 }), ErrValue, "passes[1].product"},
-		{"counters length", new(Counters), nil, ErrLength, "length"},
-		{"counters version", new(Counters), with(enc(&cn), func(b []byte) { b[0] = 2 }), ErrVersion, "version"},
-		{"counters month", new(Counters), with(enc(&cn), func(b []byte) { b[4] = 13 }), ErrDate, "slots[0].month"},
-		{"counters reserved", new(Counters), with(enc(&cn), func(b []byte) { b[23] = 1 }), ErrValue, "reserved"},
-		{"counters last device", new(Counters), with(enc(&cn), func(b []byte) { clear(b[15:19]) }), ErrValue, "lastDevice"},
-		{"counters category", new(Counters), with(enc(&cn), func(b []byte) { b[1], b[2] = 0, 0 }), ErrValue, "slots[0].category"},
-		{"tap length", new(TapRecord), make([]byte, 25), ErrLength, "length"},
+		{"tap counts month", new(TapRecord), with(enc(&cn), func(b []byte) { b[27] = 13 }), ErrDate, "counts[0].month"},
+		{"tap counts category", new(TapRecord), with(enc(&cn), func(b []byte) { b[24], b[25] = 0, 0 }), ErrValue, "counts[0].category"},
+		{"tap v1 length", new(TapRecord), make([]byte, 24), ErrLength, "length"},
+		{"tap length", new(TapRecord), make([]byte, TapRecordSize+1), ErrLength, "length"},
 		{"tap version", new(TapRecord), make([]byte, TapRecordSize), ErrVersion, "version"},
 		{"tap device", new(TapRecord), with(enc(&tr), func(b []byte) { clear(b[5:9]) }), ErrValue, "device"},
 		{"tap negative", new(TapRecord), with(enc(&tr), func(b []byte) { b[17] = 0x80 }), ErrValue, "charged"},
@@ -279,28 +293,26 @@ func BenchmarkContractUnmarshal(b *testing.B) {
 }
 
 func BenchmarkValidatorFiles(b *testing.B) {
-	// What a validator decodes and encodes per benefit tap: contract and
-	// counters in, counters and a tap record out.
+	// What a validator decodes and encodes per benefit tap: the contract
+	// and the newest tap record in, a tap record with the ride counted out.
 	c := sampleContract(b)
-	cn := sampleCounters(b)
-	tr := sampleTap()
+	cn := sampleCounted(b)
 	cb, _ := c.MarshalBinary()
 	nb, _ := cn.MarshalBinary()
 	m, _ := NewMonth(2026, time.November)
 	b.ReportAllocs()
 	for b.Loop() {
 		var gc Contract
-		var gn Counters
+		var gn TapRecord
 		if gc.UnmarshalBinary(cb) != nil || gn.UnmarshalBinary(nb) != nil {
 			b.Fatal("decode")
 		}
-		if err := gn.Ride(0, gc.Entitlements[0].Category, m, tr.Time, tr.Device); err != nil {
+		next := gn
+		var err error
+		if next.Counts, err = CountsAfter(&gn, m, 0, gc.Entitlements[0].Category); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := gn.MarshalBinary(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := tr.MarshalBinary(); err != nil {
+		if _, err := next.MarshalBinary(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -33,8 +33,16 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	var counters card.Counters
-	countersBytes, err := counters.MarshalBinary()
+	// The first ride on that entitlement in November 2026, as the
+	// validator logs it: the record carries the month's ride counts.
+	nov, _ := card.NewMonth(2026, time.November)
+	counts, err := card.CountsAfter(nil, nov, 0, 101)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ride := card.TapRecord{Time: 848_000_000, Device: 70_001, Seq: 1, Carrier: 1, Route: 47,
+		Product: card.ProductBenefit, Result: card.ResultAccepted, Slot: 0, Counts: counts}
+	rideBytes, err := ride.MarshalBinary()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -45,7 +53,7 @@ func Example() {
 		fmt.Printf("file %d %-8s %-13s %-10s rights % x\n", f.No, f.Name, f.Type, f.Comm, f.Rights.Bytes())
 	}
 	fmt.Printf("contract % x\n", contractBytes)
-	fmt.Printf("counters % x\n", countersBytes)
+	fmt.Printf("ride % x\n", rideBytes)
 
 	var back card.Contract
 	if err := back.UnmarshalBinary(contractBytes); err != nil {
@@ -55,9 +63,8 @@ func Example() {
 	// Output:
 	// file 1 contract std           enciphered rights 30 12
 	// file 2 purse    value         MAC        rights 20 1f
-	// file 3 counters backup        enciphered rights 10 33
 	// file 4 taplog   cyclic-record enciphered rights 10 4f
 	// contract 01 01 01 22 d4 af a1 73 96 85 2d a7 00 65 25 19 26 85 32 02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
-	// counters 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+	// ride 02 32 8b 74 00 00 01 11 71 00 00 00 01 00 01 00 2f 00 00 00 00 03 01 00 00 65 1a 0b 01 00 00 00 00 00
 	// 9804 0000 0123 4565 active state 2026-12-31
 }

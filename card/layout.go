@@ -257,8 +257,9 @@ const FileHolder uint8 = 0x01
 const (
 	FileContract uint8 = 0x01
 	FilePurse    uint8 = 0x02
-	FileCounters uint8 = 0x03
-	FileTapLog   uint8 = 0x04
+	// File 3 held the monthly ride counts in layout 1; they are in the tap
+	// log's records now (TapRecord.Counts), and the number stays unused.
+	FileTapLog uint8 = 0x04
 )
 
 // Key numbers. Every application uses key 0 for the issuer; the transport
@@ -323,17 +324,13 @@ func CityCard() Layout {
 					Rights: AccessRights{Read: Access(KeyValidator), Write: Never, ReadWrite: Access(KeyTopUp), Change: Access(KeyIssuer)},
 				},
 				{
-					No: FileCounters, Name: "counters", Type: BackupData, Comm: CommEnciphered, Size: CountersSize,
-					// The desk resets counters when it changes entitlements.
-					Rights: AccessRights{Read: Access(KeyDesk), Write: Access(KeyDesk), ReadWrite: Access(KeyValidator), Change: Access(KeyIssuer)},
-				},
-				{
 					No: FileTapLog, Name: "taplog", Type: CyclicRecord, Comm: CommEnciphered,
 					RecordSize: TapRecordSize, Records: TapLogEntries + 1,
 					// The validator reads the newest record (anti-passback
-					// across a vehicle's doors, transfers) and writes one per
-					// ride; RW also lets it clear the log, a risk accepted in
-					// LAYOUT.md. Disputes use clearing's records, not the card.
+					// across a vehicle's doors, transfers, the monthly ride
+					// counts) and writes one per ride; RW also lets it clear
+					// the log, a risk accepted in LAYOUT.md. Disputes use
+					// clearing's records, not the card.
 					Rights: AccessRights{Read: Access(KeyInspector), Write: Never, ReadWrite: Access(KeyValidator), Change: Access(KeyIssuer)},
 				},
 			},

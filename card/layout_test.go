@@ -30,7 +30,6 @@ func TestTransportRoleMatrix(t *testing.T) {
 		RoleValidator: {
 			FileContract: {read: true},
 			FilePurse:    {getValue: true, debit: true},
-			FileCounters: {read: true, write: true},
 			FileTapLog:   {read: true, write: true, credit: true}, // credit here means ClearRecordFile
 		},
 		RoleTopUp: {
@@ -39,7 +38,6 @@ func TestTransportRoleMatrix(t *testing.T) {
 		},
 		RoleDesk: {
 			FileContract: {read: true, write: true},
-			FileCounters: {read: true, write: true},
 		},
 		RoleInspector: {
 			FileTapLog: {read: true},
@@ -113,8 +111,6 @@ func TestValidatorFramesFit(t *testing.T) {
 		write bool
 	}{
 		{FileContract, ContractSize, false},
-		{FileCounters, CountersSize, false},
-		{FileCounters, CountersSize, true},
 		{FileTapLog, TapRecordSize, false}, // the newest record
 		{FileTapLog, TapRecordSize, true},
 	} {
@@ -130,7 +126,7 @@ func TestValidatorFramesFit(t *testing.T) {
 	for _, tt := range []struct {
 		file uint8
 		size int
-	}{{FileContract, ContractSize}, {FileCounters, CountersSize}} {
+	}{{FileContract, ContractSize}} {
 		if f, _ := app.File(tt.file); f.Size != tt.size {
 			t.Errorf("%s size %d, codec %d", f.Name, f.Size, tt.size)
 		}
@@ -138,8 +134,8 @@ func TestValidatorFramesFit(t *testing.T) {
 	if f, _ := app.File(FileTapLog); f.RecordSize != TapRecordSize || f.Records != TapLogEntries+1 {
 		t.Errorf("tap log %+v", f)
 	}
-	if f, _ := app.File(FileCounters); f.Type != BackupData {
-		t.Errorf("counters are %s; they must be a backup file to commit with the tap", f.Type)
+	if f, _ := app.File(FileTapLog); f.Type != CyclicRecord {
+		t.Errorf("tap log is %s; it must be a record file, which commits with the tap", f.Type)
 	}
 }
 
@@ -176,7 +172,7 @@ func TestLayoutValidateRejects(t *testing.T) {
 		{"right names missing key", func(l *Layout) { l.Apps[2].Files[0].Rights.Read = 9 }, "names key 9"},
 		{"duplicate file", func(l *Layout) { l.Apps[2].Files[1].No = l.Apps[2].Files[0].No }, "used twice"},
 		{"value limits", func(l *Layout) { l.Apps[2].Files[1].Initial = -1 }, "limits"},
-		{"record count", func(l *Layout) { l.Apps[2].Files[3].Records = 1 }, "records"},
+		{"record count", func(l *Layout) { l.Apps[2].Files[2].Records = 1 }, "records"},
 		{"size", func(l *Layout) { l.Apps[2].Files[0].Size = 0 }, "size"},
 		{"comm", func(l *Layout) { l.Apps[2].Files[0].Comm = 2 }, "comm mode"},
 		{"too many keys", func(l *Layout) {

@@ -6,10 +6,12 @@ import (
 )
 
 // TapRecordVersion is the tap log record layout this code writes and reads.
-const TapRecordVersion = 1
+// Version 2 carries the monthly benefit ride counts, which version 1 kept in
+// a counters file of their own.
+const TapRecordVersion = 2
 
 // TapRecordSize is the size of one tap log record.
-const TapRecordSize = 24
+const TapRecordSize = 34
 
 // NoSlot in TapRecord.Slot means no entitlement or pass slot was used.
 const NoSlot uint8 = 0xFF
@@ -65,7 +67,8 @@ func (r Result) String() string {
 }
 
 // TapRecord is one record of the cyclic tap log: what the rider and an
-// inspector can check later. It holds codes, not names.
+// inspector can check later, and what the next validator decides on. It
+// holds codes, not names.
 //
 //	0      version
 //	1..4   time (Stamp)
@@ -75,6 +78,14 @@ func (r Result) String() string {
 //	17..20 amount charged to the purse (Money, int32, >= 0)
 //	21     product, 22 result
 //	23     contract slot used (entitlement for benefit, pass for pass), or NoSlot
+//	24..33 2 x {category u16, month u16 (Month), rides used u8}: the monthly
+//	       benefit ride counts after this ride, one per contract
+//	       entitlement slot
+//
+// The newest record is the card's ride counts: every ride writes a record
+// that carries them forward (RecordAfter), so the counts travel in the one
+// file a validator reads on every tap, and a counted benefit ride costs no
+// exchange more than any other ride (LAYOUT.md).
 type TapRecord struct {
 	Time    Stamp
 	Device  uint32
@@ -85,6 +96,9 @@ type TapRecord struct {
 	Product Product
 	Result  Result
 	Slot    uint8
+	// Counts are the benefit rides counted per entitlement slot, as of
+	// this ride.
+	Counts [MaxEntitlements]Counter
 }
 
 // Validate reports the first field that cannot be right.
@@ -102,6 +116,11 @@ func (r *TapRecord) Validate() error {
 	case r.Slot != NoSlot && int(r.Slot) >= max(MaxEntitlements, MaxPasses):
 		return fieldErr(file, "slot", ErrValue, "%d", r.Slot)
 	}
+	for i, c := range r.Counts {
+		if err := c.validate(i); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -118,7 +137,13 @@ func (r *TapRecord) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, r.Carrier)
 	b = binary.BigEndian.AppendUint16(b, r.Route)
 	b = binary.BigEndian.AppendUint32(b, uint32(r.Charged))
-	return append(b, byte(r.Product), byte(r.Result), r.Slot), nil
+	b = append(b, byte(r.Product), byte(r.Result), r.Slot)
+	for _, c := range r.Counts {
+		b = binary.BigEndian.AppendUint16(b, c.Category)
+		b = binary.BigEndian.AppendUint16(b, uint16(c.Month))
+		b = append(b, c.Used)
+	}
+	return b, nil
 }
 
 // UnmarshalBinary decodes and validates one tap log record.
@@ -139,6 +164,10 @@ func (r *TapRecord) UnmarshalBinary(b []byte) error {
 		Product: Product(b[21]),
 		Result:  Result(b[22]),
 		Slot:    b[23],
+	}
+	for i := range v.Counts {
+		c := b[24+i*5:]
+		v.Counts[i] = Counter{Category: binary.BigEndian.Uint16(c), Month: Month(binary.BigEndian.Uint16(c[2:])), Used: c[4]}
 	}
 	if err := v.Validate(); err != nil {
 		return err

@@ -166,18 +166,14 @@ func newPlan(ctx context.Context, keys *cardkey.Source, uid []byte, p Personalis
 	if err != nil {
 		return nil, fmt.Errorf("issue: contract: %w", err)
 	}
-	counters, err := (&card.Counters{}).MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("issue: counters: %w", err)
-	}
 	// The issuer holds no data in the holder and transport applications
 	// (LAYOUT.md), so those files are written with the keys terminals
-	// use: desk for holder, contract and counters, top-up for money.
+	// use: desk for holder and contract, top-up for money. The tap log
+	// starts empty: an empty log is zero rides counted.
 	pl.items = []item{
 		{app: card.AIDIdentification, file: card.FileIdentity, role: card.RoleIssuer, data: id},
 		{app: card.AIDHolder, file: card.FileHolder, role: card.RoleDesk, data: holder},
 		{app: card.AIDTransport, file: card.FileContract, role: card.RoleDesk, data: cb},
-		{app: card.AIDTransport, file: card.FileCounters, role: card.RoleDesk, data: counters},
 		{app: card.AIDTransport, file: card.FilePurse, role: card.RoleTopUp, credit: int32(p.PurseKop)},
 	}
 	if err := pl.checkItems(); err != nil {

@@ -175,12 +175,13 @@ func checkCard(t testing.TB, vc *vcard.Card, keys *cardkey.Source, p issue.Perso
 	if int64(v) != p.PurseKop {
 		t.Fatalf("purse %d, want %d", v, p.PurseKop)
 	}
-	raw, err = c.ReadData(card.FileCounters, 0, card.CountersSize, desfire.CommEnciphered)
-	must(t, "read counters", err)
-	var cn card.Counters
-	must(t, "decode counters", cn.UnmarshalBinary(raw))
-	if cn != (card.Counters{}) {
-		t.Fatalf("counters %+v", cn)
+	// The tap log starts empty (no ride counted yet): the validator's
+	// key reads it and the card answers with a boundary error.
+	vk, err := keys.Key(context.Background(), card.RoleValidator, testUID, card.AIDTransport, 1)
+	must(t, "validator key", err)
+	must(t, "auth validator", c.AuthenticateAES(card.KeyValidator, vk.Value[:]))
+	if _, err := c.ReadRecords(card.FileTapLog, 0, 1, card.TapRecordSize, desfire.CommEnciphered); !errors.Is(err, desfire.ErrBoundary) {
+		t.Fatalf("tap log of a new card: %v, want a boundary error (empty)", err)
 	}
 }
 

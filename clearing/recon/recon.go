@@ -40,6 +40,11 @@ const (
 	// it, by more than Limits.MaxBatchAhead: the device clock runs ahead.
 	// It is recorded against the batch's first tap.
 	BatchSealedAhead Kind = "batch-sealed-ahead"
+	// BeforePreviousRide: a tap is stamped before the card's previous ride
+	// as the card's own log recorded it (tap.Tap.ClockAnomaly): one of the
+	// two validators' clocks is wrong. The tap was decided with neither
+	// anti-passback nor a transfer (FORMAT.md, "Deciding a tap").
+	BeforePreviousRide Kind = "before-previous-ride"
 	// HotlistedCard: a tap accepted at or after the time the card was
 	// hotlisted.
 	HotlistedCard Kind = "hotlisted-card"
@@ -129,6 +134,14 @@ func BatchClock(b *tap.Batch, received time.Time, lim Limits, loc *time.Location
 		t := &b.Taps[i]
 		if first < 0 || t.Seq < b.Taps[first].Seq {
 			first = i
+		}
+		if t.ClockAnomaly {
+			detail := fmt.Sprintf("tap at %s is before the card's previous ride", stamp(t.Time))
+			if t.Prev.Device != 0 {
+				detail = fmt.Sprintf("tap at %s is %s before the card's previous ride (device %d, sequence %d, at %s)",
+					stamp(t.Time), t.Prev.Time.Sub(t.Time).Round(time.Second), t.Prev.Device, t.Prev.Seq, stamp(t.Prev.Time))
+			}
+			out = append(out, anomaly(BeforePreviousRide, t, loc, detail))
 		}
 		switch {
 		case t.Time.After(b.Created.Add(lim.MaxAfterBatch)):

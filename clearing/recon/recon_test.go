@@ -224,6 +224,15 @@ func TestBatchClock(t *testing.T) {
 	if got := recon.BatchClock(b, created, recon.Limits{MaxBeforeBatch: 9 * 24 * time.Hour, MaxAfterBatch: 2 * time.Minute}, time.UTC); len(got) != 0 {
 		t.Fatalf("within wider limits: %+v", got)
 	}
+	// A tap the validator decided as a clock anomaly: before the card's
+	// previous ride.
+	b.Taps[1].ClockAnomaly = true
+	b.Taps[1].Prev = tap.CardRide{Device: 7, Seq: 41, Time: b.Taps[1].Time.Add(3 * time.Minute), Product: "purse"}
+	got = recon.BatchClock(b, created, recon.Limits{MaxBeforeBatch: 9 * 24 * time.Hour, MaxAfterBatch: 2 * time.Minute}, time.UTC)
+	if len(got) != 1 || got[0].Kind != recon.BeforePreviousRide || got[0].Seq != 2 ||
+		!strings.Contains(got[0].Detail, "3m0s before the card's previous ride (device 7, sequence 41") {
+		t.Fatalf("clock anomaly: %+v", got)
+	}
 }
 
 // Positions in microdegrees.

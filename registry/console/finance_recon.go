@@ -36,7 +36,7 @@ type anomalyGroup struct {
 // anomalyGroupOf says which group a kind of anomaly is shown in.
 func anomalyGroupOf(k recon.Kind) string {
 	switch k {
-	case recon.TimeBackwards, recon.TapAfterSeal, recon.TapLongBeforeSeal, recon.BatchSealedAhead:
+	case recon.TimeBackwards, recon.TapAfterSeal, recon.TapLongBeforeSeal, recon.BatchSealedAhead, recon.BeforePreviousRide:
 		return "clock"
 	case recon.HotlistedCard:
 		return "hotlist"

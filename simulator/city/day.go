@@ -176,26 +176,21 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 		}
 	}
 	now := e.at.Add(dev.drift).UTC().Truncate(time.Millisecond)
-	var buf *cardView
-	if dev.full {
-		buf = new(cardView)
-	} else {
-		buf = &s.fastView // the fast lane runs on one goroutine
-	}
-	fc, mon := c.view(buf, now, s.w.cal, s.w.vehicleOf)
+	buf := new(cardView)
+	fc, mon := c.view(buf, now, s.w.loc, s.w.vehicleOf)
 	d := fare.Decide(fc, s.w.tariff, s.hot.at(dev.hotlist), fare.Device{ID: dev.id, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle}, now)
-	want := tapOf(dev, c, now, d, s.w.tariff.Version, dev.hotlist)
+	want := tapOf(dev, c, buf.prev, now, d, s.w.tariff.Version, dev.hotlist)
 	var o outcome
 	if dev.full {
 		var err error
-		if o, err = s.tapFull(ctx, e, now, d, want, mon); err != nil {
+		if o, err = s.tapFull(ctx, e, now, d, want, buf.exchanges(c, d)); err != nil {
 			return tap.Tap{}, false, err
 		}
 	} else {
-		o = tapFast(e, d, want)
+		o = tapFast(e, d, want, buf.reads, buf.exchanges(c, d))
 	}
 	if o.applied {
-		c.commit(d, now, mon, dev)
+		c.commit(d, now, mon, dev, dev.seq+1) // the sequence the tap gets below
 	}
 	if e.tear > 0 && (!o.journalled || !o.rec.CardCommitted) {
 		counts.torn.Add(1)
@@ -241,21 +236,26 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 
 // tapFast makes the tap without a card or a validator: the journalled
 // record follows from the decision and the fault, as the full lane's
-// validator would journal it. A tear hits while the card is read (the
-// first five APDUs of LAYOUT.md's budget: nothing journalled) or while it
-// is written (the next three: journalled, not committed); a later tear
-// point finds the transaction over.
-func tapFast(e *event, d fare.Decision, want tap.Tap) outcome {
+// validator would journal it. The tap takes n exchanges, reads of them
+// reading (cardView.exchanges). A tear after fewer than reads exchanges
+// hits while the card is read (nothing journalled); after more, while it
+// is written (journalled, not committed), or at the commit itself (the
+// card's answer is lost: commit unknown, the card holds nothing); a tear
+// point past n finds the transaction over. A power cut leaves the record
+// journalled before the card, settled as commit unknown at the reboot.
+func tapFast(e *event, d fare.Decision, want tap.Tap, reads, n int) outcome {
 	c := e.card
+	tear := int(e.tear)
 	switch {
 	case e.power != powerNone:
-		// The record journalled before the card, settled as not
-		// committed after the reboot.
-		return outcome{journalled: true, rec: want,
+		return outcome{journalled: true, rec: uncertain(want),
 			applied: e.power == powerAfterCard && writes(d) && !c.refuses(d)}
-	case e.tear > 0 && e.tear <= 5:
+	case tear > 0 && tear < reads:
 		return outcome{}
-	case e.tear > 0 && e.tear <= 8 && writes(d) && !c.refuses(d):
+	case tear > 0 && tear < n && writes(d):
+		if tear == n-1 && !c.refuses(d) {
+			return outcome{journalled: true, rec: uncertain(want)}
+		}
 		return outcome{journalled: true, rec: want}
 	case c.refuses(d):
 		return outcome{journalled: true, rec: refused(want)}

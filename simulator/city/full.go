@@ -156,7 +156,7 @@ func (r *rig) close() error {
 
 // tapFull presents the card of e to the real validator and checks what
 // it did against the model's decision, which it then applies.
-func (s *Sim) tapFull(ctx context.Context, e *event, now time.Time, d fare.Decision, want tap.Tap, mon card.Month) (outcome, error) {
+func (s *Sim) tapFull(ctx context.Context, e *event, now time.Time, d fare.Decision, want tap.Tap, n int) (outcome, error) {
 	dev, c, r := e.dev, e.card, e.dev.rig
 	r.agent.Now = func() time.Time { return now }
 	c.vc.Reset() // a new presentation powers the card up afresh
@@ -174,21 +174,25 @@ func (s *Sim) tapFull(ctx context.Context, e *event, now time.Time, d fare.Decis
 		if !errors.Is(err, errPowerCut) {
 			return outcome{}, fmt.Errorf("validator %s: power cut during a tap of card %d, but the tap ended with %v", dev.id, c.number, err)
 		}
-		// What survives is the journalled record, settled as not
-		// committed when the validator starts again.
+		// What survives is the journalled record, settled as commit
+		// unknown when the validator starts again.
 		got, settling := r.power.appended, r.power.settling
 		want.Seq = got.Seq
 		if err := r.reboot(ctx, dev); err != nil {
 			return outcome{}, err
 		}
-		o := outcome{journalled: true, rec: want}
+		o := outcome{journalled: true, rec: uncertain(want)}
 		if e.power == powerAfterCard && writes(d) && !c.refuses(d) {
 			if !settling.CardCommitted {
 				s.diverge("%s seq %d: power cut after the card: the model says card %d committed, the validator saw it fail", dev.id, got.Seq, c.number)
 			}
 			o.applied = true
 		}
-		s.check(dev, got, o.rec)
+		// got is the tap as appended, before the reboot settled it; the
+		// audit of clearing's copy checks the settling.
+		pending := want
+		pending.CardCommitted, pending.CommitUnknown = false, false
+		s.check(dev, got, pending)
 		return o, nil
 	}
 	if err != nil {
@@ -208,6 +212,10 @@ func (s *Sim) tapFull(ctx context.Context, e *event, now time.Time, d fare.Decis
 		if !c.refuses(d) {
 			s.diverge("%s seq %d: card %d refused the debit of %d kop; the model holds %d kop", dev.id, got.Seq, c.number, d.DebitKop, c.purse)
 		}
+	case torn && writes(d) && tear.After == n-1:
+		// Lost at CommitTransaction itself: the validator cannot know
+		// whether the card committed; this card did not.
+		want = uncertain(want)
 	case torn && writes(d):
 		// Left before CommitTransaction: journalled, not committed, and
 		// the card is as it was.

@@ -1,11 +1,11 @@
 package city
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/simulator/vcard"
+	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/cardtx"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
@@ -24,8 +24,7 @@ type cardState struct {
 	issuedFor time.Time
 	contract  card.Contract
 	purse     int64
-	counters  card.Counters
-	last      lastRecord // the newest tap log record
+	last      card.TapRecord // the newest tap log record, with the ride counts
 	hasLast   bool
 	rider     *rider
 	vc        *vcard.Card // the card itself, in the full-fidelity lane
@@ -39,169 +38,53 @@ func (c *cardState) uid() []byte {
 	return []byte{0x04, byte(s >> 40), byte(s >> 32), byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
 }
 
-// lastRecord is the part of a tap log record decisions read.
-type lastRecord struct {
-	at             card.Stamp
-	device         uint32
-	carrier, route uint16
-	product        string
-}
-
-// midnight returns the start of civil day d in loc.
-func midnight(d card.Date, loc *time.Location) time.Time {
-	y, m, dd := d.Time().Date()
-	return time.Date(y, m, dd, 0, 0, 0, 0, loc)
-}
-
-// calendar gives the midnights of card dates in the city's zone. A view
-// needs four of them per tap, so the years around the simulation are in
-// a table.
-type calendar struct {
-	loc   *time.Location
-	first card.Date
-	days  []time.Time
-}
-
-func newCalendar(loc *time.Location, around time.Time) *calendar {
-	c := &calendar{loc: loc}
-	first, err := card.DateOf(around.AddDate(-8, 0, 0))
-	if err != nil {
-		first = 0
-	}
-	c.first = first
-	for d := int(first); d < int(first)+16*366 && d <= 0xFFFF; d++ {
-		c.days = append(c.days, midnight(card.Date(d), loc))
-	}
-	return c
-}
-
-// midnight returns the start of day d.
-func (c *calendar) midnight(d card.Date) time.Time {
-	if i := int(d) - int(c.first); i >= 0 && i < len(c.days) {
-		return c.days[i]
-	}
-	return midnight(d, c.loc)
-}
-
-// after returns the end of day d: the midnight that starts the next one.
-func (c *calendar) after(d card.Date) time.Time {
-	if d == 0xFFFF {
-		return midnight(d, c.loc).AddDate(0, 0, 1)
-	}
-	return c.midnight(d + 1)
-}
-
 // view returns the card as a validator sees it at instant now of its own
-// clock. It mirrors validator/cardtx: Read stops after the contract of a
-// blocked or expired card, reads the counters when a limited benefit is
-// valid today, and skips the tap log when the ride can only be a counted
-// benefit ride (the counters then carry the last ride, without a carrier,
-// so no transfer follows from it); Session.Fare gives the purse's upper
-// limit as the balance, since the card's own debit is the funds check.
-//
-// The card is built in buf, whose slices are reused: the fast lane makes
-// a million views a day.
-func (c *cardState) view(buf *cardView, now time.Time, cal *calendar, vehicleOf map[uint32]string) (fare.Card, card.Month) {
-	local := now.In(cal.loc)
+// clock, as validator/cardtx reads it: Read stops after the contract of a
+// blocked or expired card, and otherwise reads the newest tap log record
+// (the previous ride and the month's ride counts); cardtx.FareCard makes
+// the decision's view of them.
+func (c *cardState) view(buf *cardView, now time.Time, loc *time.Location, vehicleOf map[uint32]string) (fare.Card, card.Month) {
+	local := now.In(loc)
 	day, _ := card.DateOf(local) // the simulated years fit the card's dates
 	mon, _ := card.MonthOf(local)
 	ct := &c.contract
-	fc := fare.Card{
-		Number:       c.number,
-		Blocked:      ct.Status == card.StatusBlocked,
-		Expiry:       cal.after(ct.Expires),
-		PurseKop:     int64(card.PurseUpper),
-		Entitlements: buf.ents[:0],
-		Passes:       buf.passes[:0],
-	}
-	countersRead, hasLast := false, false
-	usable := func(i int) bool {
-		e := ct.Entitlements[i]
-		if !e.ValidOn(day) {
-			return false
-		}
-		return e.Limit == 0 || !countersRead || c.counters.UsedIn(i, e.Category, mon) < e.Limit
-	}
-	if ct.Status != card.StatusBlocked && ct.Expires >= day {
-		hasLast = c.hasLast
-		for _, e := range ct.Entitlements {
-			if e.Limit > 0 && e.ValidOn(day) {
-				countersRead = true
-			}
-		}
-		if countersRead && onlyCountedRides(ct, day, usable) {
-			hasLast = false
-		}
-	}
-	for i, e := range ct.Entitlements {
-		if e.Empty() || (e.Limit > 0 && e.ValidOn(day) && !usable(i)) {
-			continue
-		}
-		fe := fare.Entitlement{
-			Category:  strconv.Itoa(int(e.Category)),
-			ValidFrom: cal.midnight(e.ValidFrom),
-			ValidTo:   cal.after(e.ValidTo),
-			Slot:      i,
-			Limit:     int(e.Limit),
-		}
-		if countersRead {
-			fe.Used = int(c.counters.UsedIn(i, e.Category, mon))
-		}
-		fc.Entitlements = append(fc.Entitlements, fe)
-	}
-	for i, p := range ct.Passes {
-		if p.Empty() {
-			continue
-		}
-		fc.Passes = append(fc.Passes, fare.Pass{Product: p.Product, ValidFrom: cal.midnight(p.ValidFrom),
-			ValidTo: cal.after(p.ValidTo), Groups: p.Carriers, Slot: i})
-	}
-	vehicle := func(dev uint32) string {
-		if v, ok := vehicleOf[dev]; ok {
-			return v
-		}
-		return cardtx.DeviceVehicle(dev)
-	}
+	var prev *card.TapRecord
 	switch {
-	case hasLast:
-		buf.last = fare.LastTap{Time: c.last.at.Time(), Vehicle: vehicle(c.last.device),
-			Carrier: c.last.carrier, Route: c.last.route, Product: c.last.product}
-		fc.LastTap = &buf.last
-	case countersRead && c.counters.LastRide != 0:
-		buf.last = fare.LastTap{Time: c.counters.LastRide.Time(), Vehicle: vehicle(c.counters.LastDevice),
-			Product: fare.ProductBenefit}
-		fc.LastTap = &buf.last
+	case ct.Status == card.StatusBlocked || ct.Expires < day:
+		buf.reads = 4
+	case c.hasLast:
+		prev, buf.reads = &c.last, 5
+	default:
+		buf.reads = 7
 	}
-	buf.ents, buf.passes = fc.Entitlements, fc.Passes
-	return fc, mon
+	buf.prev = prev
+	return cardtx.FareCard(ct, prev, vehicleOf, now, loc), mon
 }
 
-// cardView holds the storage of one view of a card.
+// cardView is what a view read, for the tap's record and fault model.
 type cardView struct {
-	ents   []fare.Entitlement
-	passes []fare.Pass
-	last   fare.LastTap
+	// prev is the newest tap record the validator read, nil for none
+	// (an empty log, or a blocked or expired card).
+	prev *card.TapRecord
+	// reads is how many exchanges the validator's Read takes
+	// (LAYOUT.md): 4 for a blocked or expired card, 5, or 7 when the
+	// empty log makes it authenticate again.
+	reads int
 }
 
-// onlyCountedRides mirrors cardtx: some limited benefit has rides left
-// today and neither an unlimited one nor a pass is valid.
-func onlyCountedRides(ct *card.Contract, day card.Date, usable func(int) bool) bool {
-	for _, p := range ct.Passes {
-		if !p.Empty() && p.ValidFrom <= day && day <= p.ValidTo {
-			return false
-		}
+// exchanges returns how many APDUs a tap decided as d takes in all: the
+// reads of view, then the writes (Debit when charged, the record, the
+// commit), or only the Debit that the card refuses.
+func (v *cardView) exchanges(c *cardState, d fare.Decision) int {
+	switch {
+	case !writes(d):
+		return v.reads
+	case c.refuses(d):
+		return v.reads + 1
+	case d.DebitKop > 0:
+		return v.reads + 3
 	}
-	left := false
-	for i, e := range ct.Entitlements {
-		switch {
-		case e.Empty() || !e.ValidOn(day):
-		case e.Limit == 0:
-			return false
-		case usable(i):
-			left = true
-		}
-	}
-	return left
+	return v.reads + 2
 }
 
 // writes reports whether decision d changes the card when committed.
@@ -212,43 +95,56 @@ func writes(d fare.Decision) bool { return d.Result == tap.Accepted }
 func (c *cardState) refuses(d fare.Decision) bool { return writes(d) && d.DebitKop > c.purse }
 
 // commit applies decision d, taken at instant at in month mon on dev, as
-// the card's committed transaction does: the debit, the counted ride on a
-// limited benefit, and the tap log record. The caller has checked that
-// the card does not refuse it.
-func (c *cardState) commit(d fare.Decision, at time.Time, mon card.Month, dev *device) {
+// the card's committed transaction does: the debit and the tap log
+// record (cardtx.NextRecord), which carries the ride counts. The caller
+// has checked that the card does not refuse it.
+func (c *cardState) commit(d fare.Decision, at time.Time, mon card.Month, dev *device, seq uint64) {
 	if !writes(d) {
 		return
 	}
 	stamp, _ := card.StampOf(at)
 	c.purse -= d.DebitKop
-	counted := false
-	if d.Product == fare.ProductBenefit && d.Slot >= 0 && d.Slot < card.MaxEntitlements {
-		if e := c.contract.Entitlements[d.Slot]; e.Limit > 0 {
-			counted = true
-			// The only error is a 256th ride in a month, which no limit allows.
-			_ = c.counters.Ride(d.Slot, e.Category, mon, stamp, dev.number)
-		}
+	var prev *card.TapRecord
+	if c.hasLast {
+		prev = &c.last
 	}
-	if d.LogTap || counted {
-		c.last = lastRecord{at: stamp, device: dev.number, carrier: dev.carrierCode, route: dev.route.code, product: d.Product}
-		c.hasLast = true
-	}
+	// The only error is a 256th ride in a month, which no limit allows.
+	next, _ := cardtx.NextRecord(&c.contract, prev, d, card.TapRecord{Time: stamp, Device: dev.number, Seq: uint32(seq),
+		Carrier: dev.carrierCode, Route: dev.route.code}, mon)
+	c.last, c.hasLast = next, true
 }
 
 // tapOf is the tap a validator journals for decision d, before the card
-// transaction (CardCommitted false), as validator/agent records it.
-func tapOf(dev *device, c *cardState, now time.Time, d fare.Decision, tariffVersion uint32, hl uint64) tap.Tap {
-	return tap.Tap{Device: dev.id, Time: now, Card: c.number, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle,
+// transaction (CardCommitted false), as validator/agent records it, with
+// prev the tap record the validator read.
+func tapOf(dev *device, c *cardState, prev *card.TapRecord, now time.Time, d fare.Decision, tariffVersion uint32, hl uint64) tap.Tap {
+	t := tap.Tap{Device: dev.id, Time: now, Card: c.number, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle,
 		Result: d.Result, Reason: d.Reason, Product: d.Product, Category: d.Category, Funding: d.Funding,
 		FareKop: d.FareKop, ChargedKop: d.ChargedKop, CompensationKop: d.CompensationKop,
-		TariffVersion: tariffVersion, HotlistVersion: hl}
+		TariffVersion: tariffVersion, HotlistVersion: hl,
+		ClockAnomaly: d.ClockAnomaly, BenefitRevoked: d.BenefitRevoked, Counted: d.Result == tap.Accepted && d.CountRide,
+		DeviceNumber: dev.number}
+	if prev != nil {
+		t.Prev = agent.CardRide(*prev)
+	}
+	return t
+}
+
+// uncertain turns t, an accepted tap the validator journalled and could
+// not settle (the card's answer to the commit was lost, or the power
+// went), into what the validator then records: commit unknown. A tap that
+// writes nothing is committed whatever happened.
+func uncertain(t tap.Tap) tap.Tap {
+	t.CardCommitted = t.Result != tap.Accepted
+	t.CommitUnknown = t.Result == tap.Accepted
+	return t
 }
 
 // refused turns t into the record of a card that refused the debit, as
 // the agent does: denied for funds, nothing charged or owed.
 func refused(t tap.Tap) tap.Tap {
 	t.Result, t.Reason, t.Product = tap.Denied, fare.ReasonInsufficientFunds, ""
-	t.ChargedKop, t.CompensationKop = 0, 0
+	t.ChargedKop, t.CompensationKop, t.Counted = 0, 0, false
 	t.CardCommitted = true
 	return t
 }
@@ -269,9 +165,11 @@ type listAt struct {
 	v uint64
 }
 
-func (l listAt) Contains(c uint64) bool {
-	s, ok := l.b.since[c]
-	return ok && s <= l.v
+func (l listAt) Listing(c uint64) fare.Listing {
+	if s, ok := l.b.since[c]; ok && s <= l.v {
+		return fare.Listed
+	}
+	return fare.NotListed
 }
 
 // compensable is the city's rule for paying a ride: accepted, committed

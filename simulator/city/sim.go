@@ -123,8 +123,6 @@ type Sim struct {
 	forgedDays []forgery
 	// outbox collects the fast lane's batches to publish together.
 	outbox []bus.Message
-	// fastView is the fast lane's storage for card views.
-	fastView cardView
 	// marks are the counts of late rides, batches and taps sent when the
 	// last day ended.
 	marks struct{ late, batches, taps int64 }
@@ -186,7 +184,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{cfg: cfg, opt: opt, log: opt.Log, ledger: newLedger(loc),
-		w:      &world{cfg: cfg, tariff: tf, loc: loc, start: start, cal: newCalendar(loc, start)},
+		w:      &world{cfg: cfg, tariff: tf, loc: loc, start: start},
 		faults: rand.New(rand.NewPCG(cfg.Seed, streamFaults))}
 	fullCards, fullVehicles := 0, 0
 	switch opt.Fidelity {

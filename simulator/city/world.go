@@ -31,7 +31,6 @@ type world struct {
 	tariff *fare.Tariff
 	loc    *time.Location
 	start  time.Time // first day, midnight local
-	cal    *calendar
 
 	routes  []*route
 	devices []*device

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/card/apdu"
+	"github.com/citycard/transit/validator/cardtx"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/tap"
@@ -22,13 +23,30 @@ import (
 type Session interface {
 	// Card is the card's state as the decision needs it.
 	Card() fare.Card
+	// Evidence is what the card's own log showed, for clearing.
+	Evidence() Evidence
 	// Commit writes what d says to the card and commits the card
 	// transaction; rec is the journalled tap (its sequence is set). A
-	// *Refusal means the card refused the writes and is unchanged; any
-	// other error means the tap is not known to be on the card (the card
-	// left the field, or its answer to the commit was lost).
+	// *Refusal means the card refused the writes and is unchanged; an
+	// error wrapping ErrCommitUnknown means the card may or may not hold
+	// the tap (its answer to the commit was lost); any other error means
+	// the card does not hold it (it left the field before the commit).
 	Commit(ctx context.Context, d fare.Decision, rec *tap.Tap) error
 }
+
+// Evidence is what a tap records of the card's own log (tap.Tap's
+// DeviceNumber and Prev), so that clearing can link a card's rides.
+type Evidence struct {
+	// DeviceNumber is this device as the card's log records it.
+	DeviceNumber uint32
+	// Prev is the card's previous ride, the zero CardRide when its log was
+	// empty or not read.
+	Prev tap.CardRide
+}
+
+// ErrCommitUnknown is wrapped by a Commit error after which the card may
+// or may not hold the tap.
+var ErrCommitUnknown = cardtx.ErrCommitUnknown
 
 // Refusal is a Commit error for a card that refused the decision's writes
 // and is unchanged, such as a purse below the fare (the card's own debit
@@ -174,12 +192,16 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 	tf := a.CurrentTariff()
 	d := fare.Decide(c, tf, hl, a.Device, now)
 	decided = time.Since(t0)
+	ev0 := sess.Evidence()
 	t := &tap.Tap{
 		Time: now, Card: c.Number,
 		Carrier: a.Device.Carrier, Route: a.Device.Route, Vehicle: a.Device.Vehicle,
 		Result: d.Result, Reason: d.Reason, Product: d.Product, Category: d.Category, Funding: d.Funding,
 		FareKop: d.FareKop, ChargedKop: d.ChargedKop, CompensationKop: d.CompensationKop,
 		TariffVersion: tf.Version, HotlistVersion: hl.Version(),
+		ClockAnomaly: d.ClockAnomaly, BenefitRevoked: d.BenefitRevoked,
+		Counted:      d.Result == tap.Accepted && d.CountRide,
+		DeviceNumber: ev0.DeviceNumber, Prev: ev0.Prev,
 	}
 	// Journalled before the card is written and before the light: a power
 	// cut from here on leaves a record, settled as not committed.
@@ -199,10 +221,11 @@ func (a *Agent) Tap(ctx context.Context, tr apdu.Transport, uid []byte) (Event, 
 		case errors.As(err, &refusal):
 			// The card overruled the decision and holds nothing new.
 			t.Result, t.Reason, t.Product = tap.Denied, refusal.Reason, ""
-			t.ChargedKop, t.CompensationKop = 0, 0
+			t.ChargedKop, t.CompensationKop, t.Counted = 0, 0, false
 			ev.Result, ev.Reason, ev.Product, ev.ChargedKop = t.Result.String(), t.Reason, "", 0
 		default:
 			committed = false
+			t.CommitUnknown = errors.Is(err, ErrCommitUnknown)
 			ev.Err = err.Error()
 			ev.Result, ev.Reason = "error", ReasonWriteFail
 			if errors.Is(err, apdu.ErrCardRemoved) {

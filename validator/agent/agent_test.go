@@ -21,11 +21,13 @@ import (
 
 type fakeSession struct {
 	card      fare.Card
+	evidence  Evidence
 	commitErr error
 	committed *fare.Decision
 }
 
-func (s *fakeSession) Card() fare.Card { return s.card }
+func (s *fakeSession) Card() fare.Card    { return s.card }
+func (s *fakeSession) Evidence() Evidence { return s.evidence }
 func (s *fakeSession) Commit(_ context.Context, d fare.Decision, rec *tap.Tap) error {
 	if rec.Seq == 0 {
 		return errors.New("commit before the tap was journalled")
@@ -94,9 +96,12 @@ func TestTapOutcomes(t *testing.T) {
 			&Refusal{Reason: fare.ReasonInsufficientFunds, Err: errors.New("boundary error")}, "denied", fare.ReasonInsufficientFunds, false, true},
 		{"card write failed", fare.Card{Number: 7, PurseKop: 5000},
 			errors.New("boundary error"), "error", ReasonWriteFail, false, false},
+		{"card lost during the commit", fare.Card{Number: 7, PurseKop: 5000},
+			fmt.Errorf("commit: %w: %w", ErrCommitUnknown, apdu.ErrCardRemoved), "error", ReasonTorn, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sess := &fakeSession{card: tc.card, commitErr: tc.commitErr}
+			prev := tap.CardRide{Device: 3, Seq: 9, Time: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC), Carrier: 1, Route: 12, Product: "purse", ChargedKop: 1500}
+			sess := &fakeSession{card: tc.card, commitErr: tc.commitErr, evidence: Evidence{DeviceNumber: 17, Prev: prev}}
 			a, j := newAgent(t, fakeCards{sess: sess})
 			ev, err := a.Tap(context.Background(), nil, []byte{1})
 			if err != nil {
@@ -112,6 +117,12 @@ func TestTapOutcomes(t *testing.T) {
 			got := taps[0]
 			if got.Seq != 1 || got.Card != tc.card.Number || got.CardCommitted != tc.wantCommitted || got.TariffVersion != 4 || got.Carrier != "ATP-1" {
 				t.Fatalf("journalled %+v", got)
+			}
+			if got.DeviceNumber != 17 || got.Prev != prev {
+				t.Fatalf("journalled evidence %d %+v, want 17 %+v", got.DeviceNumber, got.Prev, prev)
+			}
+			if unknown := errors.Is(tc.commitErr, ErrCommitUnknown); got.CommitUnknown != unknown {
+				t.Fatalf("journalled commit unknown %v, want %v", got.CommitUnknown, unknown)
 			}
 			if tc.wantResult == "denied" && (got.Result != tap.Denied || got.ChargedKop != 0 || got.CompensationKop != 0) {
 				t.Fatalf("a denied tap was journalled as %+v", got)

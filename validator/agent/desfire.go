@@ -57,6 +57,20 @@ type desfireSession struct {
 
 func (s *desfireSession) Card() fare.Card { return s.s.Fare(s.d.Fleet) }
 
+func (s *desfireSession) Evidence() Evidence {
+	e := Evidence{DeviceNumber: s.d.Device}
+	if r, ok := s.s.LastTap(); ok {
+		e.Prev = CardRide(r)
+	}
+	return e
+}
+
+// CardRide is a tap log record as a tap carries it (tap.Tap.Prev).
+func CardRide(r card.TapRecord) tap.CardRide {
+	return tap.CardRide{Device: r.Device, Seq: r.Seq, Time: r.Time.Time().UTC(), Carrier: r.Carrier, Route: r.Route,
+		Product: r.Product.String(), ChargedKop: int64(r.Charged)}
+}
+
 func (s *desfireSession) Commit(ctx context.Context, dec fare.Decision, rec *tap.Tap) error {
 	at, err := card.StampOf(rec.Time)
 	if err != nil {

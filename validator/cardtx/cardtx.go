@@ -10,11 +10,10 @@
 //
 // card/LAYOUT.md sets at most 8 exchanges per tap and counts them so:
 //
-//	purse ride                         8  select, auth x2, contract, newest log record, Debit, WriteRecord, Commit
-//	paid transfer ride                 8  as a purse ride
-//	pass ride, free transfer ride      7  as above without Debit
-//	free benefit, no monthly limit     7  as above without Debit
-//	benefit with a monthly limit       8  select, auth x2, contract, counters, write counters, WriteRecord, Commit
+//	purse ride, paid transfer          8  select, auth x2, contract, newest log record, Debit, WriteRecord, Commit
+//	discounted benefit (counted or not) 8  as a purse ride
+//	pass ride, free transfer           7  as above without Debit
+//	free benefit (counted or not)      7  as above without Debit
 //	blocked or expired card            4  stops after the contract
 //	already paid (anti-passback)       5  nothing written
 //	purse too low                      6  the card refuses the Debit (ErrInsufficientFunds)
@@ -22,10 +21,10 @@
 //	  +2  a card's first tap: its empty log answers with a boundary error,
 //	      which ends the session, so Read authenticates again
 //	  +2  a card still on the previous key generation
-//	  +1  a limited benefit valid today but used up this month, or beside an
-//	      unlimited one or a pass: counters and log are both read (a purse
-//	      ride is 9)
-//	  +1  a discounted benefit with a monthly limit: Debit and counters (9)
+//
+// The monthly benefit ride counts travel in the tap log's newest record
+// (card.TapRecord.Counts), which every tap reads anyway for anti-passback
+// and transfers, so a counted ride costs what any other ride costs.
 //
 // The purse balance is not read: GetValue would make a purse ride 9.
 // Fare hands fare.Decide the purse's upper limit as the balance, so the
@@ -38,8 +37,8 @@
 //
 // # Tears
 //
-// The debit, the counters (a backup file) and the tap record (a cyclic
-// record file) take effect together at CommitTransaction, or not at all:
+// The debit and the tap record (a cyclic record file, carrying the ride
+// counts) take effect together at CommitTransaction, or not at all:
 // a card that leaves the field earlier discards them. Every error from
 // Commit wraps ErrNotCommitted (the card holds nothing of this tap) or, if
 // the card was lost during CommitTransaction itself, ErrCommitUnknown;
@@ -110,28 +109,21 @@ type Session struct {
 	mon  card.Month
 	kver uint8
 
-	contract     card.Contract
-	counters     card.Counters
-	countersRead bool
-	last         card.TapRecord
-	hasLast      bool
-	balance      card.Money
-	balanceRead  bool
-	done         bool
+	contract    card.Contract
+	last        card.TapRecord
+	hasLast     bool
+	balance     card.Money
+	balanceRead bool
+	done        bool
 }
 
 // Read opens the tap: it selects the transport application, authenticates
 // with the validator key diversified for uid (the newest generation, then
-// the previous one if the card refuses it), reads the contract and then
-// only what the decision at now can use: nothing more for a blocked or
-// expired card; the counters when an entitlement with a monthly limit is
-// valid today; the newest tap record unless the ride will be a counted
-// one (a limited entitlement has rides left and no unlimited one is
-// valid), for which the counters carry the last counted ride. Anti-passback
-// on a counted ride therefore assumes the tariff knows the limited
-// category; LAYOUT.md asks tariffs to make limited categories free. Card
-// dates are compared with now's calendar day in loc, the
-// city's time zone; Commit counts rides in that month.
+// the previous one if the card refuses it), reads the contract and, unless
+// the card is blocked or expired, the newest tap log record: the previous
+// ride and the month's benefit ride counts. Card dates are compared with
+// now's calendar day in loc, the city's time zone; Commit counts rides in
+// that month.
 func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte, now time.Time, loc *time.Location) (*Session, error) {
 	switch {
 	case c == nil:
@@ -182,21 +174,6 @@ func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte
 	// Decide denies these before it looks at anything else.
 	if s.contract.Status == card.StatusBlocked || s.contract.Expires < day {
 		return s, nil
-	}
-	if s.limitedToday() {
-		if err := step(ctx, "read the counters", func() (err error) {
-			raw, err = c.ReadData(card.FileCounters, 0, card.CountersSize, desfire.CommEnciphered)
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		if err := s.counters.UnmarshalBinary(raw); err != nil {
-			return nil, fmt.Errorf("cardtx: read: %w", err)
-		}
-		s.countersRead = true
-		if s.onlyCountedRides() {
-			return s, nil
-		}
 	}
 	if err := s.readLastTap(ctx, key); err != nil {
 		return nil, err
@@ -262,61 +239,11 @@ func (s *Session) readLastTap(ctx context.Context, key cardkey.Key) error {
 	return nil
 }
 
-// limitedToday reports whether an entitlement with a monthly limit is
-// valid today: only then can the ride be counted.
-func (s *Session) limitedToday() bool {
-	for _, e := range s.contract.Entitlements {
-		if e.Limit > 0 && e.ValidOn(s.day) {
-			return true
-		}
-	}
-	return false
-}
-
-// usable reports whether entitlement slot i can pay a ride today: valid,
-// and with rides left this month if it is limited and the counters are
-// known.
-func (s *Session) usable(i int) bool {
-	e := s.contract.Entitlements[i]
-	if !e.ValidOn(s.day) {
-		return false
-	}
-	return e.Limit == 0 || !s.countersRead || s.counters.UsedIn(i, e.Category, s.mon) < e.Limit
-}
-
-// onlyCountedRides reports whether today's ride, if a benefit pays it, is
-// a counted one: some limited entitlement has rides left and neither an
-// unlimited one nor a pass is valid (which the decision might pick,
-// leaving the ride uncounted and the counters' last ride too old for
-// anti-passback).
-func (s *Session) onlyCountedRides() bool {
-	for _, p := range s.contract.Passes {
-		if !p.Empty() && p.ValidFrom <= s.day && s.day <= p.ValidTo {
-			return false
-		}
-	}
-	left := false
-	for i, e := range s.contract.Entitlements {
-		switch {
-		case e.Empty() || !e.ValidOn(s.day):
-		case e.Limit == 0:
-			return false
-		case s.usable(i):
-			left = true
-		}
-	}
-	return left
-}
-
 // Contract returns the contract read from the card.
 func (s *Session) Contract() card.Contract { return s.contract }
 
-// Counters returns the benefit ride counters, and false when Read did not
-// need them.
-func (s *Session) Counters() (card.Counters, bool) { return s.counters, s.countersRead }
-
 // LastTap returns the newest tap log record, and false when the log is
-// empty or Read did not need it.
+// empty or Read stopped at a blocked or expired contract.
 func (s *Session) LastTap() (card.TapRecord, bool) { return s.last, s.hasLast }
 
 // KeyVersion is the generation of the validator key the card accepted.
@@ -343,54 +270,48 @@ func (s *Session) ReadBalance(ctx context.Context) (card.Money, error) {
 // Balance returns the balance ReadBalance read, and false before.
 func (s *Session) Balance() (card.Money, bool) { return s.balance, s.balanceRead }
 
-// Fare returns the card as fare.Decide sees it at the tap instant Read
-// was given:
+// FareCard returns the card as fare.Decide sees it at instant now, from
+// what a validator reads: the contract ct and the newest tap record prev
+// (nil for an empty log), with card dates read in loc:
 //
 //   - Number from the contract; Blocked when its status is blocked.
 //   - Expiry and the entitlements' ValidFrom/ValidTo are midnights in the
 //     Read time zone; ValidTo and Expiry are exclusive, the day after the
 //     card's inclusive last day.
 //   - Entitlement categories are the card's uint16 code in decimal ("11"),
-//     with the slot, the monthly limit and the rides counted this month
-//     (known whenever the limit matters: Read reads the counters when a
-//     limited entitlement is valid today). A limited entitlement with no
-//     rides left this month is left out: it cannot pay this ride.
+//     with the slot, the monthly limit and the rides counted this month,
+//     which the newest tap record carries (card.TapRecord.UsedIn).
 //   - Passes with their slot, product code and carrier groups; ValidTo is
 //     exclusive like the entitlements'.
-//   - PurseKop is the balance if ReadBalance ran, else the purse's upper
-//     limit, card.PurseUpper: the card's Debit does the funds check (see
-//     the package documentation).
+//   - PurseKop is the purse's upper limit, card.PurseUpper: the card's
+//     Debit does the funds check (see the package documentation).
 //   - LastTap is the newest tap record, with its carrier and route codes
-//     and product for transfers, or, when Read skipped the log for a
-//     counted benefit ride, the counters' last counted ride (no carrier:
-//     no transfer from it). Its Vehicle is fleet's vehicle for the
+//     and product for transfers. Its Vehicle is fleet's vehicle for the
 //     record's device (see Fleet).
-func (s *Session) Fare(fleet Fleet) fare.Card {
-	ct := &s.contract
+func FareCard(ct *card.Contract, prev *card.TapRecord, fleet Fleet, now time.Time, loc *time.Location) fare.Card {
+	mon, _ := card.MonthOf(now.In(loc)) // 0 outside the card's years: no counter matches
+	midnight := func(d card.Date) time.Time {
+		y, m, dd := d.Time().Date()
+		return time.Date(y, m, dd, 0, 0, 0, 0, loc)
+	}
 	fc := fare.Card{
 		Number:   uint64(ct.Number),
 		Blocked:  ct.Status == card.StatusBlocked,
-		Expiry:   s.midnight(ct.Expires).AddDate(0, 0, 1),
+		Expiry:   midnight(ct.Expires).AddDate(0, 0, 1),
 		PurseKop: int64(card.PurseUpper),
 	}
-	if s.balanceRead {
-		fc.PurseKop = int64(s.balance)
-	}
 	for i, e := range ct.Entitlements {
-		if e.Empty() || (e.Limit > 0 && e.ValidOn(s.day) && !s.usable(i)) {
+		if e.Empty() {
 			continue
 		}
-		fe := fare.Entitlement{
+		fc.Entitlements = append(fc.Entitlements, fare.Entitlement{
 			Category:  strconv.Itoa(int(e.Category)),
-			ValidFrom: s.midnight(e.ValidFrom),
-			ValidTo:   s.midnight(e.ValidTo).AddDate(0, 0, 1),
+			ValidFrom: midnight(e.ValidFrom),
+			ValidTo:   midnight(e.ValidTo).AddDate(0, 0, 1),
 			Slot:      i,
 			Limit:     int(e.Limit),
-		}
-		if s.countersRead {
-			fe.Used = int(s.counters.UsedIn(i, e.Category, s.mon))
-		}
-		fc.Entitlements = append(fc.Entitlements, fe)
+			Used:      int(prev.UsedIn(i, e.Category, mon)),
+		})
 	}
 	for i, p := range ct.Passes {
 		if p.Empty() {
@@ -398,38 +319,47 @@ func (s *Session) Fare(fleet Fleet) fare.Card {
 		}
 		fc.Passes = append(fc.Passes, fare.Pass{
 			Product:   p.Product,
-			ValidFrom: s.midnight(p.ValidFrom),
-			ValidTo:   s.midnight(p.ValidTo).AddDate(0, 0, 1),
+			ValidFrom: midnight(p.ValidFrom),
+			ValidTo:   midnight(p.ValidTo).AddDate(0, 0, 1),
 			Groups:    p.Carriers,
 			Slot:      i,
 		})
 	}
-	switch {
-	case s.hasLast:
-		fc.LastTap = &fare.LastTap{Time: s.last.Time.Time(), Vehicle: fleet.vehicle(s.last.Device),
-			Carrier: s.last.Carrier, Route: s.last.Route, Product: s.last.Product.String()}
-	case s.countersRead && s.counters.LastRide != 0:
-		fc.LastTap = &fare.LastTap{Time: s.counters.LastRide.Time(), Vehicle: fleet.vehicle(s.counters.LastDevice),
-			Product: fare.ProductBenefit}
+	if prev != nil {
+		fc.LastTap = &fare.LastTap{Time: prev.Time.Time(), Vehicle: fleet.vehicle(prev.Device),
+			Carrier: prev.Carrier, Route: prev.Route, Product: prev.Product.String()}
 	}
 	return fc
 }
 
-// midnight returns the start of civil day d in the session's time zone.
-func (s *Session) midnight(d card.Date) time.Time {
-	y, m, dd := d.Time().Date()
-	return time.Date(y, m, dd, 0, 0, 0, 0, s.loc)
+// Fare returns the card as fare.Decide sees it at the tap instant Read
+// was given (FareCard), with the purse balance if ReadBalance ran.
+func (s *Session) Fare(fleet Fleet) fare.Card {
+	fc := FareCard(&s.contract, s.prev(), fleet, s.now, s.loc)
+	if s.balanceRead {
+		fc.PurseKop = int64(s.balance)
+	}
+	return fc
+}
+
+// prev returns the newest tap record, nil for an empty log.
+func (s *Session) prev() *card.TapRecord {
+	if !s.hasLast {
+		return nil
+	}
+	return &s.last
 }
 
 // Commit writes decision d to the card and commits: a Debit of
-// d.DebitKop when positive; the counters when d is an accepted benefit
-// ride on an entitlement with a monthly limit; the tap record when
-// d.LogTap; then CommitTransaction. A decision that writes nothing sends
-// nothing.
+// d.DebitKop when positive; the tap record when d.LogTap (every accepted
+// ride), carrying the month's ride counts forward with this ride counted
+// when d is a benefit ride on an entitlement with a monthly limit; then
+// CommitTransaction. A decision that writes nothing sends nothing.
 //
 // rec supplies the tap's Time (zero: the Read instant), Device, Seq,
-// Carrier and Route; Commit sets Charged, Product, Result and Slot from d
-// so that the card's log cannot disagree with the decision.
+// Carrier and Route; Commit sets Charged, Product, Result, Slot and Counts
+// from d and the card so that the card's log cannot disagree with the
+// decision.
 //
 // A session commits at most once. See the package documentation for the
 // errors.
@@ -453,13 +383,6 @@ func (s *Session) Commit(ctx context.Context, d fare.Decision, rec card.TapRecor
 			if errors.Is(err, desfire.ErrBoundary) {
 				return fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
 			}
-			return err
-		}
-	}
-	if w.counters != nil {
-		if err := s.write(ctx, "write the counters", func() error {
-			return c.WriteData(card.FileCounters, 0, w.counters, desfire.CommEnciphered)
-		}); err != nil {
 			return err
 		}
 	}
@@ -487,12 +410,11 @@ func (s *Session) Commit(ctx context.Context, d fare.Decision, rec card.TapRecor
 // writes is what Commit sends, prepared before the first exchange so that
 // a bad decision or record fails without touching the card.
 type writes struct {
-	debit    int32
-	counters []byte
-	record   []byte
+	debit  int32
+	record []byte
 }
 
-func (w *writes) any() bool { return w.debit > 0 || w.counters != nil || w.record != nil }
+func (w *writes) any() bool { return w.debit > 0 || w.record != nil }
 
 func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 	w := &writes{}
@@ -507,55 +429,22 @@ func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 		}
 		rec.Time = st
 	}
-	rec.Slot = card.NoSlot
-	counted := false
 	if d.Result == tap.Accepted && d.Product == fare.ProductPass {
-		slot, err := s.passSlot(d.Slot)
-		if err != nil {
+		if _, err := s.passSlot(d.Slot); err != nil {
 			return nil, err
 		}
-		rec.Slot = uint8(slot)
 	}
 	if d.Result == tap.Accepted && d.Product == fare.ProductBenefit {
-		slot, err := s.slotFor(d.Category, d.Slot)
+		if _, err := s.slotFor(d.Category, d.Slot); err != nil {
+			return nil, err
+		}
+	}
+	if d.LogTap {
+		next, err := NextRecord(&s.contract, s.prev(), d, rec, s.mon)
 		if err != nil {
 			return nil, err
 		}
-		rec.Slot = uint8(slot)
-		if e := s.contract.Entitlements[slot]; e.Limit > 0 {
-			counted = true
-			if !s.countersRead {
-				return nil, fmt.Errorf("cardtx: commit: slot %d has a monthly limit but Read did not read the counters: %w", slot, ErrNotCommitted)
-			}
-			next := s.counters
-			if err := next.Ride(slot, e.Category, s.mon, rec.Time, rec.Device); err != nil {
-				return nil, fmt.Errorf("cardtx: commit: count the ride: %w: %w", err, ErrNotCommitted)
-			}
-			b, err := next.MarshalBinary()
-			if err != nil {
-				return nil, fmt.Errorf("cardtx: commit: counters: %w: %w", err, ErrNotCommitted)
-			}
-			w.counters = b
-		}
-	}
-	if d.LogTap || counted {
-		// A counted ride is always logged: the counters say it happened,
-		// the log is what the rider and an inspector can see.
-		switch d.Product {
-		case fare.ProductPurse:
-			rec.Product = card.ProductPurse
-		case fare.ProductBenefit:
-			rec.Product = card.ProductBenefit
-		case fare.ProductPass:
-			rec.Product = card.ProductPass
-		case fare.ProductTransfer:
-			rec.Product = card.ProductTransfer
-		default:
-			return nil, fmt.Errorf("cardtx: commit: product %q has no tap log code: %w", d.Product, ErrNotCommitted)
-		}
-		rec.Charged = card.Money(d.ChargedKop)
-		rec.Result = card.Result(d.Result) // validator/tap and the card share the codes
-		b, err := rec.MarshalBinary()
+		b, err := next.MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("cardtx: commit: tap record: %w: %w", err, ErrNotCommitted)
 		}
@@ -564,11 +453,55 @@ func (s *Session) plan(d fare.Decision, rec card.TapRecord) (*writes, error) {
 	return w, nil
 }
 
+// NextRecord returns the tap log record that decision d, accepted and
+// committed in month mon, leaves on a card with contract ct whose newest
+// record was prev (nil for an empty log): rec's Time, Device, Seq,
+// Carrier and Route, with the charge, product, result and slot of d, and
+// the ride counts of prev carried forward with the ride counted when d is
+// a benefit ride on an entitlement with a monthly limit
+// (card.CountsAfter). Errors wrap ErrNotCommitted.
+func NextRecord(ct *card.Contract, prev *card.TapRecord, d fare.Decision, rec card.TapRecord, mon card.Month) (card.TapRecord, error) {
+	rec.Slot = card.NoSlot
+	counted, category := card.NoSlot, uint16(0)
+	switch d.Product {
+	case fare.ProductPurse:
+		rec.Product = card.ProductPurse
+	case fare.ProductBenefit:
+		rec.Product = card.ProductBenefit
+		if d.Slot < 0 || d.Slot >= card.MaxEntitlements {
+			return rec, fmt.Errorf("cardtx: commit: benefit ride on entitlement slot %d: %w", d.Slot, ErrNotCommitted)
+		}
+		rec.Slot = uint8(d.Slot)
+		if e := ct.Entitlements[d.Slot]; e.Limit > 0 {
+			counted, category = rec.Slot, e.Category
+		}
+	case fare.ProductPass:
+		rec.Product = card.ProductPass
+		if d.Slot < 0 || d.Slot >= card.MaxPasses {
+			return rec, fmt.Errorf("cardtx: commit: pass ride on pass slot %d: %w", d.Slot, ErrNotCommitted)
+		}
+		rec.Slot = uint8(d.Slot)
+	case fare.ProductTransfer:
+		rec.Product = card.ProductTransfer
+	default:
+		return rec, fmt.Errorf("cardtx: commit: product %q has no tap log code: %w", d.Product, ErrNotCommitted)
+	}
+	rec.Charged = card.Money(d.ChargedKop)
+	rec.Result = card.Result(d.Result) // validator/tap and the card share the codes
+	counts, err := card.CountsAfter(prev, mon, counted, category)
+	if err != nil {
+		return rec, fmt.Errorf("cardtx: commit: count the ride: %w: %w", err, ErrNotCommitted)
+	}
+	rec.Counts = counts
+	return rec, nil
+}
+
 // slotFor checks that entitlement slot, which the decision names, pays a
 // benefit ride of category (decimal code) today.
 func (s *Session) slotFor(category string, slot int) (int, error) {
 	if slot >= 0 && slot < card.MaxEntitlements {
-		if e := s.contract.Entitlements[slot]; !e.Empty() && strconv.Itoa(int(e.Category)) == category && s.usable(slot) {
+		if e := s.contract.Entitlements[slot]; !e.Empty() && strconv.Itoa(int(e.Category)) == category && e.ValidOn(s.day) &&
+			(e.Limit == 0 || s.prev().UsedIn(slot, e.Category, s.mon) < e.Limit) {
 			return slot, nil
 		}
 	}

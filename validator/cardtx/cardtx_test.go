@@ -145,9 +145,22 @@ func present(t testing.TB, vc *vcard.Card, keys *cardkey.Source, dev uint32, seq
 
 // snapshot is what the card holds, read with card/desfire alone.
 type snapshot struct {
-	purse    int32
-	records  []card.TapRecord
-	counters card.Counters
+	purse   int32
+	records []card.TapRecord // oldest first
+}
+
+// newest is the newest tap record, which carries the ride counts; nil for
+// an empty log.
+func (s snapshot) newest() *card.TapRecord {
+	if len(s.records) == 0 {
+		return nil
+	}
+	return &s.records[len(s.records)-1]
+}
+
+// used is the rides counted in slot for category in month m.
+func (s snapshot) used(slot int, category uint16, m card.Month) uint8 {
+	return s.newest().UsedIn(slot, category, m)
 }
 
 func read(t testing.TB, vc *vcard.Card, keys *cardkey.Source) snapshot {
@@ -162,9 +175,6 @@ func read(t testing.TB, vc *vcard.Card, keys *cardkey.Source) snapshot {
 	var s snapshot
 	s.purse, err = c.GetValue(card.FilePurse, desfire.CommMAC)
 	must(t, "purse", err)
-	raw, err := c.ReadData(card.FileCounters, 0, card.CountersSize, desfire.CommEnciphered)
-	must(t, "counters", err)
-	must(t, "decode counters", s.counters.UnmarshalBinary(raw))
 	recs, err := c.ReadRecords(card.FileTapLog, 0, 0, card.TapRecordSize, desfire.CommEnciphered)
 	if errors.Is(err, desfire.ErrBoundary) {
 		return s // empty log
@@ -285,32 +295,36 @@ func TestBenefitTaps(t *testing.T) {
 	t.Run("monthly limit", func(t *testing.T) {
 		vc := newCard(t, keys, personalisation(t, initPurse, benefit(catLimit, 2)))
 		mon, _ := card.MonthOf(t0)
-		// A counted ride reads the counters instead of the log: 8, even
-		// on the card's first tap.
+		// The card's first tap: the empty log costs a second
+		// authentication (7 + 2).
 		r := present(t, vc, keys, devA1, 1, t0)
 		must(t, "ride 1", r.err)
-		if r.d.Product != fare.ProductBenefit || r.apdus != 8 {
-			t.Fatalf("ride 1: %+v after %d APDUs, want a benefit ride after 8", r.d, r.apdus)
+		if r.d.Product != fare.ProductBenefit || !r.d.CountRide || r.apdus != 9 {
+			t.Fatalf("ride 1: %+v after %d APDUs, want a counted benefit ride after 9", r.d, r.apdus)
 		}
 		s := read(t, vc, keys)
-		if c := s.counters; c.Slots[0] != (card.Counter{Category: catLimit, Month: mon, Used: 1}) || c.LastDevice != devA1 || c.LastRide != stamp(t, t0) {
-			t.Fatalf("counters %+v", c)
+		if rec := s.newest(); rec.Counts[0] != (card.Counter{Category: catLimit, Month: mon, Used: 1}) || rec.Device != devA1 || rec.Time != stamp(t, t0) {
+			t.Fatalf("record %+v", rec)
 		}
-		// The back door: the counters' last ride stops a second count.
+		// The back door: the newest record stops a second count.
 		r = present(t, vc, keys, devA2, 1, t0.Add(20*time.Second))
 		if r.d.Result != tap.AlreadyPaid || r.apdus != 5 {
 			t.Fatalf("back door: %v after %d APDUs", r.d.Result, r.apdus)
 		}
-		must(t, "ride 2", present(t, vc, keys, devB, 2, t0.Add(time.Hour)).err)
-		// Limit used up: the third ride is paid from the purse.
+		r = present(t, vc, keys, devB, 2, t0.Add(time.Hour))
+		must(t, "ride 2", r.err)
+		if !r.d.CountRide || r.apdus != 7 {
+			t.Fatalf("ride 2: %+v after %d APDUs, want a counted free ride after 7", r.d, r.apdus)
+		}
+		// Limit used up: the third ride is paid from the purse, at 8.
 		r = present(t, vc, keys, devA1, 3, t0.Add(2*time.Hour))
 		must(t, "ride 3", r.err)
-		if r.d.Product != fare.ProductPurse || r.d.ChargedKop != fareKop || r.apdus != 9 {
-			t.Fatalf("ride 3: %+v after %d APDUs, want a purse ride after 9", r.d, r.apdus)
+		if r.d.Product != fare.ProductPurse || r.d.ChargedKop != fareKop || r.apdus != 8 {
+			t.Fatalf("ride 3: %+v after %d APDUs, want a purse ride after 8", r.d, r.apdus)
 		}
 		s = read(t, vc, keys)
-		if s.counters.Slots[0].Used != 2 || s.purse != initPurse-fareKop || len(s.records) != 3 {
-			t.Fatalf("after the limit: counters %+v, purse %d, %d records", s.counters, s.purse, len(s.records))
+		if s.used(0, catLimit, mon) != 2 || s.purse != initPurse-fareKop || len(s.records) != 3 {
+			t.Fatalf("after the limit: counts %+v, purse %d, %d records", s.newest().Counts, s.purse, len(s.records))
 		}
 		// A new month starts at zero.
 		next := time.Date(2026, time.December, 1, 7, 0, 0, 0, city)
@@ -320,8 +334,22 @@ func TestBenefitTaps(t *testing.T) {
 			t.Fatalf("new month: %+v", r.d)
 		}
 		dec, _ := card.MonthOf(next)
-		if s := read(t, vc, keys); s.counters.Slots[0] != (card.Counter{Category: catLimit, Month: dec, Used: 1}) {
-			t.Fatalf("december counters %+v", s.counters.Slots[0])
+		if s := read(t, vc, keys); s.newest().Counts[0] != (card.Counter{Category: catLimit, Month: dec, Used: 1}) {
+			t.Fatalf("december counts %+v", s.newest().Counts[0])
+		}
+	})
+
+	t.Run("half fare with a monthly limit: 8", func(t *testing.T) {
+		vc := newCard(t, keys, personalisation(t, initPurse, benefit(catStud, 5)))
+		must(t, "first ride", present(t, vc, keys, devA1, 1, t0).err)
+		r := present(t, vc, keys, devB, 2, t0.Add(2*time.Hour))
+		must(t, "ride 2", r.err)
+		if r.d.Product != fare.ProductBenefit || !r.d.CountRide || r.d.DebitKop != fareKop/2 || r.apdus != 8 {
+			t.Fatalf("counted half-fare ride: %+v after %d APDUs, want 8", r.d, r.apdus)
+		}
+		mon, _ := card.MonthOf(t0)
+		if s := read(t, vc, keys); s.used(0, catStud, mon) != 2 || s.purse != initPurse-fareKop {
+			t.Fatalf("counts %+v, purse %d", s.newest().Counts, s.purse)
 		}
 	})
 }
@@ -525,14 +553,14 @@ func TestFareCountsRides(t *testing.T) {
 	}
 }
 
-// TestMixedBenefits: beside an unlimited benefit the decision may leave
-// the ride uncounted, so Read also reads the log for anti-passback.
+// TestMixedBenefits: beside an unlimited benefit the decision leaves the
+// ride uncounted; the newest record still gives anti-passback.
 func TestMixedBenefits(t *testing.T) {
 	_, keys := newKeys(t)
 	vc := newCard(t, keys, personalisation(t, initPurse, benefit(catPens, 0), benefit(catLimit, 3)))
 	r := present(t, vc, keys, devA1, 1, t0)
 	must(t, "ride", r.err)
-	if r.d.Category != "11" { // a tie at 100 %: the smaller code wins
+	if r.d.Category != "11" || r.d.CountRide { // a tie at 100 %: the uncounted slot wins
 		t.Fatalf("decision %+v", r.d)
 	}
 	r = present(t, vc, keys, devA2, 2, t0.Add(30*time.Second))
@@ -541,20 +569,21 @@ func TestMixedBenefits(t *testing.T) {
 	}
 }
 
-// TestLimitUsedUpIsLeftOut: an entitlement with no rides left this month
-// is not handed to the decision.
-func TestLimitUsedUpIsLeftOut(t *testing.T) {
+// TestLimitUsedUp: an entitlement with no rides left this month reaches
+// the decision with its count, and the purse pays.
+func TestLimitUsedUp(t *testing.T) {
 	_, keys := newKeys(t)
 	vc := newCard(t, keys, personalisation(t, initPurse, benefit(catLimit, 1)))
 	must(t, "ride", present(t, vc, keys, devA1, 1, t0).err)
 	vc.Reset()
 	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city)
 	must(t, "read", err)
-	if fc := s.Fare(fleet); len(fc.Entitlements) != 0 {
-		t.Fatalf("used-up entitlement handed to Decide: %+v", fc.Entitlements)
+	fc := s.Fare(fleet)
+	if len(fc.Entitlements) != 1 || fc.Entitlements[0].Used != 1 || fc.Entitlements[0].Limit != 1 {
+		t.Fatalf("entitlements %+v", fc.Entitlements)
 	}
-	if _, ok := s.LastTap(); !ok {
-		t.Fatal("purse ride after the limit did not read the log")
+	if d := fare.Decide(fc, tariff(), nil, device(devB), t0.Add(time.Hour)); d.Product != fare.ProductPurse {
+		t.Fatalf("used-up limit: %+v, want a purse ride", d)
 	}
 }
 
@@ -687,10 +716,11 @@ func TestTearEveryAPDU(t *testing.T) {
 					}
 
 					got := read(t, vc, keys)
-					unchanged := got.purse == before.purse && len(got.records) == len(before.records) && got.counters == before.counters
-					done := len(got.records) == len(before.records)+1 && got.records[len(got.records)-1].Seq == 2 &&
+					mon, _ := card.MonthOf(t0)
+					unchanged := got.purse == before.purse && len(got.records) == len(before.records)
+					done := len(got.records) == len(before.records)+1 && got.newest().Seq == 2 &&
 						(kind.name != "purse" || got.purse == before.purse-fareKop) &&
-						(kind.name == "purse" || got.counters.Slots[0].Used == before.counters.Slots[0].Used+1)
+						(kind.name == "purse" || got.used(0, catLimit, mon) == before.used(0, catLimit, mon)+1)
 					if unchanged == done {
 						t.Fatalf("card is neither wholly before nor wholly after the tap: %+v, before %+v", got, before)
 					}

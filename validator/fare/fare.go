@@ -3,22 +3,27 @@
 // decision and the card writes to perform out. No clock, disk or card inside;
 // the caller brings now.
 //
-// # Rules, in the order Decide applies them
+// validator/tariff/FORMAT.md ("Deciding a tap") is the statement of the
+// rules; this is the validator's fast reading of it. In the order Decide
+// applies them:
 //
-//  1. A hotlisted, blocked or expired card is denied.
-//  2. The same card on the same vehicle within Tariff.Passback is already
-//     paid: not charged, nothing written.
-//  3. The ride is priced: the device's carrier and route give a network,
+//  1. A hotlisted (other than benefit-revoked), blocked or expired card is
+//     denied. A benefit-revoked listing drops the card's benefits only.
+//  2. The previous ride is the newest record of the card's tap log: the
+//     card's newest committed ride. A tap stamped before it is a clock
+//     anomaly: neither anti-passback nor a transfer follows from it.
+//  3. The same card on the same vehicle within Tariff.Passback of the
+//     previous ride is already paid: not charged, nothing written.
+//  4. The ride is priced: the device's carrier and route give a network,
 //     the network and the local time give a fare leg rule (peak, off-peak)
 //     and its full fare. A carrier the tariff does not price is denied.
-//  4. A pass on the card that is valid now and covers the carrier's group
+//  5. A pass on the card that is valid now and covers the carrier's group
 //     pays the ride.
-//  5. Otherwise the rider pays the cheapest of: the full fare from the
-//     purse; a benefit (free or discounted, within its monthly quota, on
-//     the networks and carriers it is valid on); a transfer from the card's
-//     last ride. On a tie a benefit beats a transfer and a transfer the
-//     purse, so that carriers are compensated for benefit rides.
-//  6. A charge above the purse balance is denied.
+//  6. Otherwise the best benefit (least charged; an uncounted one before a
+//     counted one; then the smaller category number) pays, else the purse;
+//     a transfer from the previous ride replaces that when it costs less,
+//     or as much as a counted benefit (it spares the quota).
+//  7. A charge above the purse balance is denied.
 package fare
 
 import (
@@ -267,7 +272,9 @@ type Card struct {
 	LastTap *LastTap
 }
 
-// LastTap is the part of the card's last ride a decision looks at.
+// LastTap is the part of the card's previous ride a decision looks at:
+// the newest record of the card's tap log, which is the card's newest
+// committed ride (a torn ride never reaches the log).
 type LastTap struct {
 	Time    time.Time
 	Vehicle string
@@ -278,9 +285,22 @@ type LastTap struct {
 	Product string
 }
 
-// Hotlist says whether a card is blocked centrally.
+// Listing is what the hotlist says about a card.
+type Listing uint8
+
+// Listings.
+const (
+	NotListed Listing = iota
+	// Listed denies every ride of the card (lost, stolen, fraud...).
+	Listed
+	// BenefitRevoked withdraws the card's benefits only: it still rides
+	// on its pass or purse.
+	BenefitRevoked
+)
+
+// Hotlist says whether a card is listed centrally, and how.
 type Hotlist interface {
-	Contains(card uint64) bool
+	Listing(card uint64) Listing
 }
 
 // Device is where the tap happens.
@@ -316,13 +336,26 @@ type Decision struct {
 	// CountRide says the benefit ride is counted on entitlement Slot's
 	// monthly limit.
 	CountRide bool
+	// ClockAnomaly says the tap is stamped before the card's previous
+	// ride, so neither anti-passback nor a transfer followed from it.
+	ClockAnomaly bool
+	// BenefitRevoked says the hotlist withdrew the card's benefits, so
+	// none was considered.
+	BenefitRevoked bool
 }
 
 // Decide prices one tap. It never fails: every input yields a decision, and
 // a denial carries its reason. It does not allocate.
 func Decide(c Card, t *Tariff, hl Hotlist, d Device, now time.Time) Decision {
-	if hl != nil && hl.Contains(c.Number) {
-		return deny(ReasonHotlisted)
+	revoked := false
+	if hl != nil {
+		switch hl.Listing(c.Number) {
+		case NotListed:
+		case BenefitRevoked:
+			revoked = true
+		default:
+			return deny(ReasonHotlisted)
+		}
 	}
 	if c.Blocked {
 		return deny(ReasonBlocked)
@@ -330,10 +363,25 @@ func Decide(c Card, t *Tariff, hl Hotlist, d Device, now time.Time) Decision {
 	if !c.Expiry.IsZero() && !now.Before(c.Expiry) {
 		return deny(ReasonExpired)
 	}
-	if c.LastTap != nil && c.LastTap.Vehicle == d.Vehicle && t.Passback > 0 {
-		if age := now.Sub(c.LastTap.Time); age >= 0 && age < t.Passback {
-			return Decision{Result: tap.AlreadyPaid, Reason: ReasonPassback, Slot: NoSlot}
-		}
+	last, anomaly := c.LastTap, false
+	if last != nil && now.Before(last.Time) {
+		// A clock behind the card's previous ride proves nothing about
+		// how long ago that ride was.
+		last, anomaly = nil, true
+	}
+	if revoked {
+		c.Entitlements = nil
+	}
+	dec := decide(&c, last, t, d, now)
+	dec.ClockAnomaly, dec.BenefitRevoked = anomaly, revoked
+	return dec
+}
+
+// decide applies rules 3 to 7 of the package documentation, with last the
+// previous ride unless the clock made it unusable.
+func decide(c *Card, last *LastTap, t *Tariff, d Device, now time.Time) Decision {
+	if last != nil && last.Vehicle == d.Vehicle && t.Passback > 0 && now.Sub(last.Time) < t.Passback {
+		return Decision{Result: tap.AlreadyPaid, Reason: ReasonPassback, Slot: NoSlot}
 	}
 	cur, ok := t.legOf(d.Carrier, d.Route, now)
 	if !ok {
@@ -353,7 +401,10 @@ func Decide(c Card, t *Tariff, hl Hotlist, d Device, now time.Time) Decision {
 			dec.CompensationKop = b.cat.CompensationKop
 		}
 	}
-	if cost, ok := t.transferCost(c.LastTap, &cur, now); ok && cost < dec.ChargedKop {
+	// A transfer wins when it is cheaper, and on a tie with a counted
+	// benefit ride, which would spend a ride of the quota for nothing.
+	if cost, ok := t.transferCost(last, &cur, now); ok &&
+		(cost < dec.ChargedKop || cost == dec.ChargedKop && dec.CountRide) {
 		dec = Decision{Result: tap.Accepted, Reason: ReasonOK, Product: ProductTransfer,
 			FareKop: cur.fare, ChargedKop: cost, Slot: NoSlot}
 	}
@@ -507,8 +558,8 @@ type benefit struct {
 }
 
 // bestBenefit picks the entitlement that charges least; on a tie an
-// uncounted one (it spares the rider's quota), then the lexically smaller
-// category code, so the choice is deterministic.
+// uncounted one (it spares the rider's quota), then the smaller category
+// number, so the choice is deterministic.
 func bestBenefit(ents []Entitlement, t *Tariff, cur *leg, now time.Time) (benefit, bool) {
 	var best benefit
 	found := false
@@ -532,11 +583,20 @@ func bestBenefit(ents []Entitlement, t *Tariff, cur *leg, now time.Time) (benefi
 		b := benefit{cat: cat, slot: e.Slot, charged: cur.fare - cur.fare*cat.DiscountPct/100, counted: e.Limit > 0}
 		if !found || b.charged < best.charged ||
 			b.charged == best.charged && (b.counted != best.counted && !b.counted ||
-				b.counted == best.counted && b.cat.Code < best.cat.Code) {
+				b.counted == best.counted && codeLess(b.cat.Code, best.cat.Code)) {
 			best, found = b, true
 		}
 	}
 	return best, found
+}
+
+// codeLess orders category codes as numbers: they are decimal without
+// leading zeros, so a shorter code is the smaller number.
+func codeLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
 }
 
 // transferCost returns what the ride cur costs as a transfer from the
@@ -548,10 +608,7 @@ func (t *Tariff) transferCost(last *LastTap, cur *leg, now time.Time) (int64, bo
 	if last == nil || last.Carrier == 0 || len(t.Transfers) == 0 {
 		return 0, false
 	}
-	age := now.Sub(last.Time)
-	if age < 0 {
-		return 0, false // a clock ahead of ours proves nothing
-	}
+	age := now.Sub(last.Time) // Decide made sure it is not negative
 	prev, ok := t.legByCode(last.Carrier, last.Route, last.Time)
 	if !ok {
 		return 0, false

@@ -7,9 +7,9 @@ import (
 	"github.com/citycard/transit/validator/tap"
 )
 
-type setHotlist map[uint64]bool
+type setHotlist map[uint64]Listing
 
-func (s setHotlist) Contains(n uint64) bool { return s[n] }
+func (s setHotlist) Listing(n uint64) Listing { return s[n] }
 
 // city is a fixed zone so that the tests need no tzdata.
 var city = time.FixedZone("EET", 2*60*60)
@@ -58,12 +58,13 @@ func testTariff() *Tariff {
 			2: {Code: 2, Product: "pass_month_electric", PriceKop: 45000, Days: 31, Groups: 1 << 1},
 		},
 		Categories: map[string]Category{
-			"11": {Code: "11", Rider: "pensioner", DiscountPct: 100, Funding: FundingState},
-			"12": {Code: "12", Rider: "veteran", DiscountPct: 100, Funding: FundingState, FixedCompensation: true, CompensationKop: 1000},
-			"21": {Code: "21", Rider: "disability", DiscountPct: 100, Funding: FundingCity},
-			"31": {Code: "31", Rider: "student", DiscountPct: 50, Funding: FundingCity, MonthlyRides: 50},
-			"41": {Code: "41", Rider: "schoolchild", DiscountPct: 100, Funding: FundingCity, Networks: []string{"tram", "trolleybus"}},
-			"42": {Code: "42", Rider: "large_family", DiscountPct: 50, Funding: FundingCity, Carriers: []string{"ATP-1", "ELEKTROTRANS"}},
+			"11":  {Code: "11", Rider: "pensioner", DiscountPct: 100, Funding: FundingState},
+			"12":  {Code: "12", Rider: "veteran", DiscountPct: 100, Funding: FundingState, FixedCompensation: true, CompensationKop: 1000},
+			"21":  {Code: "21", Rider: "disability", DiscountPct: 100, Funding: FundingCity},
+			"110": {Code: "110", Rider: "honorary", DiscountPct: 100, Funding: FundingCity},
+			"31":  {Code: "31", Rider: "student", DiscountPct: 50, Funding: FundingCity, MonthlyRides: 50},
+			"41":  {Code: "41", Rider: "schoolchild", DiscountPct: 100, Funding: FundingCity, Networks: []string{"tram", "trolleybus"}},
+			"42":  {Code: "42", Rider: "large_family", DiscountPct: 50, Funding: FundingCity, Carriers: []string{"ATP-1", "ELEKTROTRANS"}},
 		},
 	}
 }
@@ -111,6 +112,16 @@ func viaTransfer(full, charged int64) Decision {
 		DebitKop: charged, LogTap: true, Slot: NoSlot}
 }
 
+func anomalous(d Decision) Decision {
+	d.ClockAnomaly = true
+	return d
+}
+
+func revokedB(d Decision) Decision {
+	d.BenefitRevoked = true
+	return d
+}
+
 func denied(reason string) Decision {
 	return Decision{Result: tap.Denied, Reason: reason, Slot: NoSlot}
 }
@@ -147,7 +158,13 @@ func TestDecide(t *testing.T) {
 
 		// Card state.
 		{name: "hotlisted beats a pass", card: Card{Number: 8, PurseKop: rich, Passes: []Pass{pass(1, AllGroups, 0)}},
-			dev: bus, hot: setHotlist{8: true}, want: denied(ReasonHotlisted)},
+			dev: bus, hot: setHotlist{8: Listed}, want: denied(ReasonHotlisted)},
+		{name: "benefit revoked: the purse pays", card: Card{Number: 8, PurseKop: rich, Entitlements: []Entitlement{ent("11", 0, 0, 0)}},
+			dev: bus, hot: setHotlist{8: BenefitRevoked}, want: revokedB(purse(1500))},
+		{name: "benefit revoked: a pass still pays", card: Card{Number: 8, Passes: []Pass{pass(1, AllGroups, 0)}, Entitlements: []Entitlement{ent("11", 0, 0, 0)}},
+			dev: bus, hot: setHotlist{8: BenefitRevoked}, want: revokedB(viaPass(1500, 0))},
+		{name: "benefit revoked: short of funds is denied", card: Card{Number: 8, PurseKop: 10, Entitlements: []Entitlement{ent("11", 0, 0, 0)}},
+			dev: bus, hot: setHotlist{8: BenefitRevoked}, want: revokedB(Decision{Result: tap.Denied, Reason: ReasonInsufficientFunds, FareKop: 1500, Slot: NoSlot})},
 		{name: "blocked on card", card: Card{Blocked: true, PurseKop: rich}, dev: bus, want: denied(ReasonBlocked)},
 		{name: "expired card", card: Card{Expiry: peak, PurseKop: rich}, dev: bus, want: denied(ReasonExpired)},
 		{name: "card valid to its last instant", card: Card{Expiry: peak.Add(time.Second), PurseKop: rich}, dev: bus, want: purse(1500)},
@@ -219,6 +236,8 @@ func TestDecide(t *testing.T) {
 			dev: bus, want: viaBenefit("21", FundingCity, 1500, 0, 1500, 1, false)},
 		{name: "free tie, both uncounted: smaller code", card: Card{Entitlements: []Entitlement{ent("21", 0, 0, 0), ent("11", 1, 0, 0)}},
 			dev: bus, want: viaBenefit("11", FundingState, 1500, 0, 1500, 1, false)},
+		{name: "free tie: the smaller code as a number, not as text", card: Card{Entitlements: []Entitlement{ent("110", 0, 0, 0), ent("21", 1, 0, 0)}},
+			dev: bus, want: viaBenefit("21", FundingCity, 1500, 0, 1500, 1, false)},
 		{name: "student short of funds: denied, naming the benefit", card: Card{PurseKop: 749, Entitlements: []Entitlement{ent("31", 0, 0, 0)}},
 			dev: bus, want: Decision{Result: tap.Denied, Reason: ReasonInsufficientFunds, FareKop: 1500, Category: "31", Funding: FundingCity, Slot: NoSlot}},
 		{name: "benefit on a flat tariff", card: Card{Entitlements: []Entitlement{ent("11", 0, 0, 0)}},
@@ -250,10 +269,14 @@ func TestDecide(t *testing.T) {
 			dev: minibus, want: purse(1500)},
 		{name: "previous carrier code unknown", card: Card{PurseKop: rich, LastTap: last(20*time.Minute, 99, 1, ProductPurse, "X")},
 			dev: tram, want: purse(800)},
-		{name: "previous ride without a carrier (counters)", card: Card{PurseKop: rich, LastTap: last(20*time.Minute, 0, 0, ProductBenefit, "X")},
+		{name: "previous ride without a carrier", card: Card{PurseKop: rich, LastTap: last(20*time.Minute, 0, 0, ProductBenefit, "X")},
 			dev: tram, want: purse(800)},
-		{name: "previous ride in the future", card: Card{PurseKop: rich, LastTap: last(-5*time.Minute, 1, 12, ProductPurse, "0417")},
-			dev: tram, want: purse(800)},
+		{name: "previous ride in the future: a clock anomaly, no transfer", card: Card{PurseKop: rich, LastTap: last(-5*time.Minute, 1, 12, ProductPurse, "0417")},
+			dev: tram, want: anomalous(purse(800))},
+		{name: "previous ride in the future on the same vehicle: no passback", card: Card{PurseKop: rich, LastTap: last(-time.Second, 1, 12, ProductPurse, "0417")},
+			dev: bus, want: anomalous(purse(1500))},
+		{name: "previous ride at the same second: passback, no anomaly", card: Card{PurseKop: rich, LastTap: last(0, 1, 12, ProductPurse, "0417")},
+			dev: bus, want: Decision{Result: tap.AlreadyPaid, Reason: ReasonPassback, Slot: NoSlot}},
 		{name: "no transfers on a flat tariff", card: Card{PurseKop: rich, LastTap: last(5*time.Minute, 1, 12, ProductPurse, "0417")},
 			dev: flat, want: purse(900)},
 		{name: "student: a free transfer beats half fare", card: Card{PurseKop: rich, Entitlements: []Entitlement{ent("31", 0, 60, 0)},
@@ -261,6 +284,18 @@ func TestDecide(t *testing.T) {
 		{name: "student: half fare beats a dearer transfer", card: Card{PurseKop: rich, Entitlements: []Entitlement{ent("31", 0, 0, 0)},
 			LastTap: last(20*time.Minute, 2, 3, ProductBenefit, "0093")}, dev: minibus,
 			want: viaBenefit("31", FundingCity, 1500, 750, 750, 0, false)},
+		{name: "student counted: a free transfer beats half fare and spares the quota", card: Card{PurseKop: rich,
+			Entitlements: []Entitlement{ent("31", 0, 50, 12)}, LastTap: last(20*time.Minute, 1, 12, ProductBenefit, "0417")},
+			dev: trolleybus, want: viaTransfer(1000, 0)},
+		{name: "student counted: a transfer costing as much as half fare wins the tie", card: Card{PurseKop: rich,
+			Entitlements: []Entitlement{ent("31", 0, 50, 12)}, LastTap: last(20*time.Minute, 7, 45, ProductPurse, "0212")},
+			dev: tram, want: viaTransfer(800, 400)},
+		{name: "student uncounted: half fare wins the tie with a transfer", card: Card{PurseKop: rich,
+			Entitlements: []Entitlement{ent("31", 0, 0, 0)}, LastTap: last(20*time.Minute, 7, 45, ProductPurse, "0212")},
+			dev: tram, want: viaBenefit("31", FundingCity, 800, 400, 400, 0, false)},
+		{name: "student out of funds but a free transfer applies", card: Card{PurseKop: 0,
+			Entitlements: []Entitlement{ent("31", 0, 50, 3)}, LastTap: last(5*time.Minute, 1, 12, ProductBenefit, "0417")},
+			dev: bus, want: viaTransfer(1500, 0)},
 		{name: "pensioner: a free benefit ride beats a free transfer", card: Card{Entitlements: []Entitlement{ent("11", 0, 0, 0)},
 			LastTap: last(20*time.Minute, 1, 12, ProductBenefit, "0417")}, dev: tram, want: viaBenefit("11", FundingState, 800, 0, 800, 0, false)},
 		{name: "a pass beats a free transfer", card: Card{Passes: []Pass{pass(1, AllGroups, 0)},
@@ -378,7 +413,7 @@ func benchCard() Card {
 }
 
 func TestDecideDoesNotAllocate(t *testing.T) {
-	tf, c, hot := testTariff(), benchCard(), setHotlist{99: true}
+	tf, c, hot := testTariff(), benchCard(), setHotlist{99: Listed}
 	var d Decision
 	if n := testing.AllocsPerRun(100, func() { d = Decide(c, tf, hot, minibus, peak) }); n != 0 {
 		t.Fatalf("Decide allocates %v times per tap", n)
@@ -389,7 +424,7 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkDecide(b *testing.B) {
-	tf, c, hot := testTariff(), benchCard(), setHotlist{99: true}
+	tf, c, hot := testTariff(), benchCard(), setHotlist{99: Listed}
 	b.ReportAllocs()
 	for b.Loop() {
 		Decide(c, tf, hot, minibus, peak)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/citycard/transit/validator/fare"
 )
 
 // DefaultMaxAge is the MaxAge of a zero Config: two missed daily
@@ -150,9 +152,12 @@ func (h *Holder) Apply(ctx context.Context, data []byte, keys KeyLookup) (Manife
 // so the recorded version is the one that decided.
 func (h *Holder) Current() *List { return h.cur.Load() }
 
-// Contains reports whether card is on the current list. It implements
-// fare.Hotlist.
+// Contains reports whether card is on the current list.
 func (h *Holder) Contains(card uint64) bool { return h.cur.Load().Contains(card) }
+
+// Listing says how the current list treats card's rides. It implements
+// fare.Hotlist.
+func (h *Holder) Listing(card uint64) fare.Listing { return h.cur.Load().Listing(card) }
 
 // Lookup returns why card is on the current list, and false if it is not.
 func (h *Holder) Lookup(card uint64) (Reason, bool) { return h.cur.Load().Lookup(card) }

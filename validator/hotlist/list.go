@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/validator/fare"
 )
 
 // List is one version of the hotlist in memory. It is immutable, so any
@@ -161,7 +162,21 @@ func (l *List) find(c uint64) (int, bool) {
 	return lo, lo < len(l.cards) && l.cards[lo] == c
 }
 
-// Contains reports whether card is blocked. It implements fare.Hotlist.
+// Listing says how the list treats card's rides: a benefit-revoked entry
+// withdraws only the benefits, any other entry denies. It implements
+// fare.Hotlist.
+func (l *List) Listing(card uint64) fare.Listing {
+	i, ok := l.find(card)
+	switch {
+	case !ok:
+		return fare.NotListed
+	case l.reasons[i] == ReasonBenefitRevoked:
+		return fare.BenefitRevoked
+	}
+	return fare.Listed
+}
+
+// Contains reports whether card is on the list, for any reason.
 func (l *List) Contains(card uint64) bool {
 	_, ok := l.find(card)
 	return ok

@@ -51,10 +51,10 @@ CREATE INDEX IF NOT EXISTS taps_state ON taps(state, seq);
 // journal belongs to one device: opening it for another is an error, since
 // mixing sequences of two devices would corrupt reconciliation.
 //
-// Taps left pending by a crash are settled as not committed on the card:
-// the validator cannot know whether the card saw the commit, and counting
-// a ride the card may not hold is the error clearing can detect later
-// (the card's own log), while losing one is not.
+// Taps left pending by a crash are settled at open: an accepted tap, which
+// writes the card, as commit unknown (the validator cannot know whether
+// the card saw the commit; the card's later taps tell clearing, through
+// their tap.Tap.Prev), any other as committed, since it wrote nothing.
 func Open(ctx context.Context, path, device string) (*Journal, error) {
 	if device == "" {
 		return nil, errors.New("journal: empty device id")
@@ -96,11 +96,49 @@ func (j *Journal) init(ctx context.Context) error {
 	case dev != j.device:
 		return fmt.Errorf("belongs to device %q, not %q: use that device's id or a new journal file", dev, j.device)
 	}
-	// Settle what a crash left pending; CardCommitted stays false in body.
-	if _, err := tx.ExecContext(ctx, `UPDATE taps SET state=? WHERE state=?`, stateSettled, statePending); err != nil {
+	if err := settleCrashed(ctx, tx, j.device); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// settleCrashed settles the taps a crash left pending (see Open). The
+// journal appends one tap at a time, so there is at most a handful.
+func settleCrashed(ctx context.Context, tx *sql.Tx, device string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, body FROM taps WHERE state=?`, statePending)
+	if err != nil {
+		return fmt.Errorf("read taps left pending: %w", err)
+	}
+	type row struct {
+		seq  int64
+		body []byte
+	}
+	var pending []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.body); err != nil {
+			rows.Close()
+			return fmt.Errorf("read taps left pending: %w", err)
+		}
+		pending = append(pending, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read taps left pending: %w", err)
+	}
+	for _, r := range pending {
+		t, err := tap.UnmarshalTap(device, r.body)
+		if err != nil {
+			return fmt.Errorf("tap %d left pending: %w", r.seq, err)
+		}
+		t.CardCommitted = t.Result != tap.Accepted
+		t.CommitUnknown = t.Result == tap.Accepted
+		body, _ := t.AppendBinary(nil)
+		if _, err := tx.ExecContext(ctx, `UPDATE taps SET state=?, body=? WHERE seq=?`, stateSettled, body, r.seq); err != nil {
+			return fmt.Errorf("settle tap %d left pending: %w", r.seq, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the journal.

@@ -58,7 +58,8 @@ func TestAppendSettleSend(t *testing.T) {
 	}
 	j.Close()
 
-	// Reopen: the pending tap becomes settled, not committed; numbering goes on.
+	// Reopen: the pending (accepted) tap becomes settled as commit
+	// unknown; numbering goes on.
 	j, err = Open(ctx, path, "V-1")
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +70,11 @@ func TestAppendSettleSend(t *testing.T) {
 		t.Fatalf("stats after reopen = %+v", st)
 	}
 	un, _ = j.Unsent(ctx, 10)
-	if len(un) != 3 || un[2].Seq != 5 || un[2].CardCommitted {
+	if len(un) != 3 || un[2].Seq != 5 || un[2].CardCommitted || !un[2].CommitUnknown {
 		t.Fatalf("unsent after reopen = %+v", un)
+	}
+	if un[1].CommitUnknown {
+		t.Fatalf("a tap settled before the crash became commit unknown: %+v", un[1])
 	}
 	if n, err := j.PruneSent(ctx, 0); err != nil || n != 2 {
 		t.Fatalf("prune = %d, %v", n, err)
@@ -240,5 +244,32 @@ func TestSettleAsRecordsTheCardsVerdict(t *testing.T) {
 	}
 	if len(un) != 1 || un[0] != denied {
 		t.Fatalf("unsent = %+v, want %+v", un, denied)
+	}
+}
+
+// TestCrashLeavesADenialCommitted: a tap that writes nothing to the card
+// (a denial) left pending by a crash is settled as committed: the card
+// holds exactly what it held.
+func TestCrashLeavesADenialCommitted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(ctx, path, "V-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTap(1)
+	d.Result, d.Reason, d.Product, d.ChargedKop = tap.Denied, "hotlisted", "", 0
+	if err := j.Append(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j, err = Open(ctx, path, "V-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	un, _ := j.Unsent(ctx, 10)
+	if len(un) != 1 || !un[0].CardCommitted || un[0].CommitUnknown {
+		t.Fatalf("unsent after reopen = %+v", un)
 	}
 }

@@ -63,6 +63,42 @@ type Tap struct {
 	// transaction was committed: the decision was journalled but the card
 	// does not show it.
 	CardCommitted bool
+	// CommitUnknown says the card may or may not hold the tap: it was lost
+	// during CommitTransaction, or the validator lost power between the
+	// journal and the card's answer. CardCommitted is then false; a later
+	// tap's Prev tells clearing what the card holds.
+	CommitUnknown bool
+	// ClockAnomaly says the tap is stamped before the card's previous
+	// ride, so neither anti-passback nor a transfer followed from it.
+	ClockAnomaly bool
+	// BenefitRevoked says a benefit-revoked hotlist entry withdrew the
+	// card's benefits for this tap.
+	BenefitRevoked bool
+	// Counted says the benefit ride was counted on the card's monthly
+	// ride limit.
+	Counted bool
+
+	// DeviceNumber is the device's number as the card's tap log records
+	// it (validator configuration "device_number"); 0 when unknown.
+	DeviceNumber uint32
+	// Prev is the card's previous ride as the newest record of its tap log
+	// showed it during this tap: the card's own evidence of what it
+	// committed. The zero CardRide (Device 0) when the log was empty or not
+	// read (a blocked or expired card).
+	Prev CardRide
+}
+
+// CardRide is a ride as the card's tap log records it: codes, the device
+// number and the low 32 bits of its sequence, and whole seconds. Device 0
+// is no ride.
+type CardRide struct {
+	Device     uint32
+	Seq        uint32
+	Time       time.Time // UTC, whole seconds
+	Carrier    uint16
+	Route      uint16
+	Product    string // "purse", "pass", "benefit", "transfer"
+	ChargedKop int64
 }
 
 // Validate reports the first field that cannot be right.
@@ -78,6 +114,10 @@ func (t *Tap) Validate() error {
 		return fmt.Errorf("tap %s/%d: negative amount", t.Device, t.Seq)
 	case t.Time.IsZero():
 		return fmt.Errorf("tap %s/%d: no time", t.Device, t.Seq)
+	case t.CardCommitted && t.CommitUnknown:
+		return fmt.Errorf("tap %s/%d: committed and commit unknown at once", t.Device, t.Seq)
+	case t.Prev != (CardRide{}) && (t.Prev.Device == 0 || t.Prev.Time.IsZero() || t.Prev.ChargedKop < 0):
+		return fmt.Errorf("tap %s/%d: previous ride without device or time, or with a negative charge", t.Device, t.Seq)
 	}
 	return nil
 }
@@ -179,11 +219,77 @@ func appendTap(buf []byte, t *Tap) []byte {
 	buf = binary.AppendVarint(buf, t.CompensationKop)
 	buf = binary.AppendUvarint(buf, uint64(t.TariffVersion))
 	buf = binary.AppendUvarint(buf, t.HotlistVersion)
-	var flags byte
-	if t.CardCommitted {
-		flags |= 1
+	flags := t.flags()
+	buf = append(buf, flags)
+	if flags&flagExtensions != 0 {
+		buf = appendExtensions(buf, t)
 	}
-	return append(buf, flags)
+	return buf
+}
+
+// Flag bits of a tap's flags byte. flagExtensions says a list of tagged
+// extensions follows, so that a tap without the newer fields encodes as
+// it always did.
+const (
+	flagCommitted      = 1 << 0
+	flagCommitUnknown  = 1 << 1
+	flagClockAnomaly   = 1 << 2
+	flagBenefitRevoked = 1 << 3
+	flagCounted        = 1 << 4
+	flagExtensions     = 1 << 7
+	knownFlags         = flagCommitted | flagCommitUnknown | flagClockAnomaly | flagBenefitRevoked | flagCounted | flagExtensions
+)
+
+func (t *Tap) flags() byte {
+	var f byte
+	for _, b := range []struct {
+		on  bool
+		bit byte
+	}{{t.CardCommitted, flagCommitted}, {t.CommitUnknown, flagCommitUnknown}, {t.ClockAnomaly, flagClockAnomaly},
+		{t.BenefitRevoked, flagBenefitRevoked}, {t.Counted, flagCounted}, {t.DeviceNumber != 0 || t.Prev.Device != 0, flagExtensions}} {
+		if b.on {
+			f |= b.bit
+		}
+	}
+	return f
+}
+
+// Extension tags, in the order they are written. A decoder refuses a tag
+// it does not know: every field of a tap can move money.
+const (
+	extDeviceNumber = 1
+	extPrev         = 2
+	maxExtensions   = 16
+	maxExtension    = 255
+)
+
+// appendExtensions writes the extension list: a count, then for each
+// extension its tag, its length and its bytes, tags ascending.
+func appendExtensions(buf []byte, t *Tap) []byte {
+	var exts [][]byte
+	var tags []uint64
+	if t.DeviceNumber != 0 {
+		tags = append(tags, extDeviceNumber)
+		exts = append(exts, binary.AppendUvarint(nil, uint64(t.DeviceNumber)))
+	}
+	if p := &t.Prev; p.Device != 0 {
+		var e []byte
+		e = binary.AppendUvarint(e, uint64(p.Device))
+		e = binary.AppendUvarint(e, uint64(p.Seq))
+		e = binary.AppendVarint(e, p.Time.Unix())
+		e = binary.AppendUvarint(e, uint64(p.Carrier))
+		e = binary.AppendUvarint(e, uint64(p.Route))
+		e = appendString(e, p.Product)
+		e = binary.AppendVarint(e, p.ChargedKop)
+		tags = append(tags, extPrev)
+		exts = append(exts, e)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(exts)))
+	for i, e := range exts {
+		buf = binary.AppendUvarint(buf, tags[i])
+		buf = appendString(buf, string(e))
+	}
+	return buf
 }
 
 // ErrMalformed is wrapped by every decoding error.
@@ -252,6 +358,37 @@ func (d *decoder) string(what string) string {
 	s := string(d.buf[d.off : d.off+int(n)])
 	d.off += int(n)
 	return s
+}
+
+// bytes reads a length-prefixed byte string of at most limit bytes.
+func (d *decoder) bytes(what string, limit uint64) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > limit || uint64(len(d.buf)-d.off) < n {
+		d.fail("%s of %d bytes", what, n)
+		return nil
+	}
+	b := d.buf[d.off : d.off+int(n)]
+	d.off += int(n)
+	return b
+}
+
+func (d *decoder) uint32(what string) uint32 {
+	v := d.uvarint(what)
+	if v > 1<<32-1 {
+		d.fail("%s %d out of range", what, v)
+	}
+	return uint32(v)
+}
+
+func (d *decoder) uint16(what string) uint16 {
+	v := d.uvarint(what)
+	if v > 1<<16-1 {
+		d.fail("%s %d out of range", what, v)
+	}
+	return uint16(v)
 }
 
 func (d *decoder) int32(what string) int32 {
@@ -335,11 +472,70 @@ func decodeTap(d *decoder) Tap {
 	t.TariffVersion = uint32(tv)
 	t.HotlistVersion = d.uvarint("hotlist version")
 	flags := d.byte("flags")
-	if flags&^1 != 0 {
+	if flags&^knownFlags != 0 {
 		d.fail("unknown flags %#x", flags)
 	}
-	t.CardCommitted = flags&1 != 0
+	t.CardCommitted = flags&flagCommitted != 0
+	t.CommitUnknown = flags&flagCommitUnknown != 0
+	t.ClockAnomaly = flags&flagClockAnomaly != 0
+	t.BenefitRevoked = flags&flagBenefitRevoked != 0
+	t.Counted = flags&flagCounted != 0
+	if flags&flagExtensions != 0 {
+		decodeExtensions(d, &t)
+	}
 	return t
+}
+
+// decodeExtensions reads what appendExtensions wrote, and refuses an empty
+// list, an unknown, repeated or out-of-order tag, an extension with bytes
+// left over, and a field out of range, so that every tap has one encoding.
+func decodeExtensions(d *decoder, t *Tap) {
+	n := d.uvarint("extension count")
+	if d.err == nil && (n == 0 || n > maxExtensions) {
+		d.fail("%d extensions (1 to %d)", n, maxExtensions)
+	}
+	last := uint64(0)
+	for i := uint64(0); d.err == nil && i < n; i++ {
+		tag := d.uvarint("extension tag")
+		body := d.bytes("extension", maxExtension)
+		if d.err != nil {
+			return
+		}
+		if tag <= last {
+			d.fail("extension tag %d after %d (tags ascend, once each)", tag, last)
+			return
+		}
+		last = tag
+		e := &decoder{buf: body}
+		switch tag {
+		case extDeviceNumber:
+			t.DeviceNumber = e.uint32("device number")
+			if e.err == nil && t.DeviceNumber == 0 {
+				e.fail("device number 0")
+			}
+		case extPrev:
+			p := &t.Prev
+			p.Device = e.uint32("previous device")
+			p.Seq = e.uint32("previous sequence")
+			p.Time = time.Unix(e.varint("previous time"), 0).UTC()
+			p.Carrier = e.uint16("previous carrier")
+			p.Route = e.uint16("previous route")
+			p.Product = e.string("previous product")
+			p.ChargedKop = e.varint("previous charge")
+			if e.err == nil && p.Device == 0 {
+				e.fail("previous ride on device 0")
+			}
+		default:
+			d.fail("unknown extension tag %d", tag)
+			return
+		}
+		if e.err == nil && e.off != len(body) {
+			e.fail("%d bytes left over", len(body)-e.off)
+		}
+		if e.err != nil {
+			d.fail("extension %d: %v", tag, e.err)
+		}
+	}
 }
 
 // AppendBinary appends the encoding of one tap without its device (a
@@ -358,4 +554,46 @@ func UnmarshalTap(device string, data []byte) (Tap, error) {
 		d.fail("%d trailing bytes", len(data)-d.off)
 	}
 	return t, d.err
+}
+
+// Marks returns the flags of t other than CardCommitted (CommitUnknown,
+// ClockAnomaly, BenefitRevoked, Counted) as one number, the bits of the
+// wire's flags byte, for a store that keeps them in one column.
+func (t *Tap) Marks() uint8 { return t.flags() &^ (flagCommitted | flagExtensions) }
+
+// SetMarks sets the flags Marks returns; it refuses bits it does not know.
+func (t *Tap) SetMarks(m uint8) error {
+	if m&^(knownFlags&^(flagCommitted|flagExtensions)) != 0 {
+		return fmt.Errorf("%w: unknown tap marks %#x", ErrMalformed, m)
+	}
+	t.CommitUnknown = m&flagCommitUnknown != 0
+	t.ClockAnomaly = m&flagClockAnomaly != 0
+	t.BenefitRevoked = m&flagBenefitRevoked != 0
+	t.Counted = m&flagCounted != 0
+	return nil
+}
+
+// Evidence returns t's card evidence (DeviceNumber and Prev) in the
+// wire's extension form, nil when t carries none, for a store that keeps
+// it in one column.
+func (t *Tap) Evidence() []byte {
+	if t.DeviceNumber == 0 && t.Prev.Device == 0 {
+		return nil
+	}
+	return appendExtensions(nil, t)
+}
+
+// SetEvidence sets DeviceNumber and Prev from what Evidence returned; nil
+// or empty clears them.
+func (t *Tap) SetEvidence(b []byte) error {
+	t.DeviceNumber, t.Prev = 0, CardRide{}
+	if len(b) == 0 {
+		return nil
+	}
+	d := &decoder{buf: b}
+	decodeExtensions(d, t)
+	if d.err == nil && d.off != len(b) {
+		d.fail("%d trailing bytes", len(b)-d.off)
+	}
+	return d.err
 }

@@ -20,6 +20,15 @@ func sampleBatch() *Batch {
 				Funding: "city", FareKop: 1500, CompensationKop: 1500, TariffVersion: 7, HotlistVersion: 99, CardCommitted: true},
 			{Device: "V-0042", Seq: 2, Time: t0.Add(3 * time.Second), Card: 9804000000019, Carrier: "KTE", Route: "12",
 				Vehicle: "AA1234", Result: Denied, Reason: "insufficient-funds", FareKop: 1500, TariffVersion: 7},
+			{Device: "V-0042", Seq: 3, Time: t0.Add(9 * time.Second), Card: 9804000000027, Carrier: "KTE", Route: "12",
+				Vehicle: "AA1234", Result: Accepted, Reason: "ok", Product: "transfer", FareKop: 1500, TariffVersion: 7,
+				CommitUnknown: true, Counted: false, ClockAnomaly: false, BenefitRevoked: true, DeviceNumber: 4201,
+				Prev: CardRide{Device: 77, Seq: 1 << 31, Time: t0.Add(-20 * time.Minute).Truncate(time.Second), Carrier: 2, Route: 105,
+					Product: "benefit", ChargedKop: 400}},
+			{Device: "V-0042", Seq: 4, Time: t0.Add(time.Hour), Card: 9804000000027, Carrier: "KTE", Route: "12",
+				Vehicle: "AA1234", Result: Accepted, Reason: "ok", Product: "benefit", Category: "31", Funding: "city",
+				FareKop: 1500, ChargedKop: 750, CompensationKop: 750, TariffVersion: 7, CardCommitted: true, Counted: true,
+				ClockAnomaly: true, DeviceNumber: 4201},
 		},
 		MAC: bytes.Repeat([]byte{0xAB}, MACSize),
 	}
@@ -43,6 +52,48 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(got.Body(), wire[:len(wire)-MACSize]) {
 		t.Fatal("Body() of decoded batch differs from the bytes received")
+	}
+}
+
+// TestExtensionsAreOptional: a tap with none of the extension fields
+// encodes exactly as before they existed, so older batches and journals
+// still decode.
+func TestExtensionsAreOptional(t *testing.T) {
+	old := sampleBatch().Taps[0]
+	b, _ := old.AppendBinary(nil)
+	if flags := b[len(b)-1]; flags != flagCommitted {
+		t.Fatalf("flags %#x, want only committed", flags)
+	}
+	full := sampleBatch().Taps[2]
+	enc, _ := full.AppendBinary(nil)
+	got, err := UnmarshalTap(full.Device, enc)
+	if err != nil || !reflect.DeepEqual(got, full) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+}
+
+func TestExtensionsRejected(t *testing.T) {
+	base := sampleBatch().Taps[1]
+	prefix, _ := base.AppendBinary(nil)
+	prefix = prefix[:len(prefix)-1] // without the flags byte
+	ext := func(flags byte, rest ...byte) []byte {
+		return append(append(bytes.Clone(prefix), flags), rest...)
+	}
+	for name, data := range map[string][]byte{
+		"unknown flag":            ext(1 << 5),
+		"empty list":              ext(flagExtensions, 0),
+		"unknown tag":             ext(flagExtensions, 1, 9, 1, 1),
+		"tags out of order":       ext(flagExtensions, 2, extPrev, 7, 1, 1, 2, 1, 1, 1, 0, extDeviceNumber, 1, 5),
+		"repeated tag":            ext(flagExtensions, 2, extDeviceNumber, 1, 5, extDeviceNumber, 1, 6),
+		"device number 0":         ext(flagExtensions, 1, extDeviceNumber, 1, 0),
+		"bytes left over":         ext(flagExtensions, 1, extDeviceNumber, 2, 5, 5),
+		"too long":                ext(flagExtensions, 1, extDeviceNumber, 9, 5),
+		"device number > 32 bits": ext(flagExtensions, 1, extDeviceNumber, 5, 0x80, 0x80, 0x80, 0x80, 0x10),
+		"list missing":            ext(flagExtensions),
+	} {
+		if _, err := UnmarshalTap("V-0042", data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }
 
@@ -168,4 +219,29 @@ func FuzzUnmarshalTap(f *testing.F) {
 			t.Fatalf("re-encoding is not stable: %v", err)
 		}
 	})
+}
+
+func TestMarksAndEvidenceRoundTrip(t *testing.T) {
+	for _, want := range sampleBatch().Taps {
+		var got Tap
+		got = want
+		got.CommitUnknown, got.ClockAnomaly, got.BenefitRevoked, got.Counted = false, false, false, false
+		got.DeviceNumber, got.Prev = 0, CardRide{}
+		if err := got.SetMarks(want.Marks()); err != nil {
+			t.Fatal(err)
+		}
+		if err := got.SetEvidence(want.Evidence()); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip through marks and evidence:\n got %+v\nwant %+v", got, want)
+		}
+	}
+	var x Tap
+	if err := x.SetMarks(flagCommitted); err == nil {
+		t.Error("SetMarks took the committed bit")
+	}
+	if err := x.SetEvidence([]byte{1, 9, 0}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("SetEvidence of an unknown tag: %v", err)
+	}
 }

@@ -11,7 +11,7 @@ import (
 // The taps of a batch go to PostgreSQL as one COPY in its binary format
 // (PostgreSQL documentation, "COPY", "Binary Format"), written here
 // rather than by pgx's CopyFrom. pgx looks up an encoder for every one
-// of a tap's 22 values through its type map, boxing each in an
+// of a tap's 24 values through its type map, boxing each in an
 // interface: that was half the Go side of ingest (3 µs of 6 a tap),
 // on two cores that ingest shares with the database. The columns are
 // fixed and few, so the encoding is short; TestContract's round trip
@@ -67,7 +67,13 @@ func appendTapRow(b []byte, n *plan.Tap) []byte {
 	} else {
 		b = append(b, 0)
 	}
-	return appendText(b, n.Booked)
+	b = appendText(b, n.Booked)
+	b = binary.BigEndian.AppendUint32(b, 2)
+	b = binary.BigEndian.AppendUint16(b, uint16(t.Marks()))
+	if ev := t.Evidence(); ev != nil {
+		return appendText(b, string(ev))
+	}
+	return binary.BigEndian.AppendUint32(b, 0xFFFFFFFF) // NULL
 }
 
 func appendText(b []byte, s string) []byte {

@@ -236,7 +236,7 @@ func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 
 var copyColumns = []string{"device", "seq", "tapped_at", "period", "card", "carrier", "route", "vehicle", "lat", "lon",
 	"result", "reason", "product", "category", "funding", "fare_kop", "charged_kop", "compensation_kop",
-	"tariff_version", "hotlist_version", "card_committed", "booked"}
+	"tariff_version", "hotlist_version", "card_committed", "booked", "marks", "evidence"}
 
 // readState takes the close lock shared, locks the devices' rows (making
 // them for new devices) and reads what plan.Make needs and the hotlist's
@@ -563,7 +563,10 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (f
 			if err := r.Scan(append([]any{&from}, ts.targets()...)...); err != nil {
 				return recon.Anomaly{}, err
 			}
-			t := ts.tap()
+			t, err := ts.tap()
+			if err != nil {
+				return recon.Anomaly{}, err
+			}
 			return recon.Hotlisted(&t, from.UTC(), s.loc), nil
 		})
 		if err != nil {

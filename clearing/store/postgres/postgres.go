@@ -177,12 +177,14 @@ func (s *Store) Taps(ctx context.Context, device string, after uint64, limit int
 // tapColumns are what scanTap reads.
 const tapColumns = `device, seq, tapped_at, card, carrier, route, vehicle, lat, lon,
 	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
-	tariff_version, hotlist_version, card_committed`
+	tariff_version, hotlist_version, card_committed, marks, evidence`
 
 func scanTap(r pgx.CollectableRow) (tap.Tap, error) {
 	var ts tapScan
-	err := r.Scan(ts.targets()...)
-	return ts.tap(), err
+	if err := r.Scan(ts.targets()...); err != nil {
+		return tap.Tap{}, err
+	}
+	return ts.tap()
 }
 
 // tapScan receives tapColumns; the unsigned fields of a tap are stored as
@@ -190,22 +192,29 @@ func scanTap(r pgx.CollectableRow) (tap.Tap, error) {
 type tapScan struct {
 	t                 tap.Tap
 	seq, card, tv, hv int64
-	result            int16
+	result, marks     int16
+	evidence          []byte
 }
 
 func (s *tapScan) targets() []any {
 	t := &s.t
 	return []any{&t.Device, &s.seq, &t.Time, &s.card, &t.Carrier, &t.Route, &t.Vehicle, &t.Lat, &t.Lon,
 		&s.result, &t.Reason, &t.Product, &t.Category, &t.Funding, &t.FareKop, &t.ChargedKop, &t.CompensationKop,
-		&s.tv, &s.hv, &t.CardCommitted}
+		&s.tv, &s.hv, &t.CardCommitted, &s.marks, &s.evidence}
 }
 
-func (s *tapScan) tap() tap.Tap {
+func (s *tapScan) tap() (tap.Tap, error) {
 	t := s.t
 	t.Seq, t.Card, t.Result = uint64(s.seq), uint64(s.card), tap.Result(s.result)
 	t.TariffVersion, t.HotlistVersion = uint32(s.tv), uint64(s.hv)
 	t.Time = t.Time.UTC()
-	return t
+	if err := t.SetMarks(uint8(s.marks)); err != nil {
+		return t, fmt.Errorf("tap %s/%d: %w", t.Device, t.Seq, err)
+	}
+	if err := t.SetEvidence(s.evidence); err != nil {
+		return t, fmt.Errorf("tap %s/%d: %w", t.Device, t.Seq, err)
+	}
+	return t, nil
 }
 
 // Close implements store.Store. It waits for connections in use to be

@@ -41,9 +41,14 @@ func (s *Store) rebuild(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("rebuild: list devices: %w", err)
 	}
 	for _, d := range devices {
-		taps, err := s.taps(ctx, tx, d, 0, math.MaxInt64)
+		// The columns of migration 1: later ones do not exist yet.
+		rows, err := tx.QueryContext(ctx, `SELECT `+tapColumnsV1+` FROM taps WHERE device = ? ORDER BY seq`, d)
 		if err != nil {
-			return fmt.Errorf("rebuild: %w", err)
+			return fmt.Errorf("rebuild: taps of %s: %w", d, err)
+		}
+		taps, err := scanTapsOf(rows, false)
+		if err != nil {
+			return fmt.Errorf("rebuild: taps of %s: %w", d, err)
 		}
 		p := plan.Make(taps, plan.State{}, s.opt.Clock()(), s.opt.Limits, s.loc)
 		if err := s.apply(ctx, tx, p, false); err != nil {
@@ -136,8 +141,8 @@ func (s *Store) state(ctx context.Context, tx *sql.Tx, spans []plan.Span) (plan.
 
 const insertTap = `INSERT INTO taps (device, seq, tapped_us, period, card, carrier, route, vehicle, lat, lon,
 	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
-	tariff_version, hotlist_version, card_committed, booked)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	tariff_version, hotlist_version, card_committed, booked, marks, evidence)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (device, seq) DO NOTHING`
 
 const upsertRollup = `INSERT INTO rollup
@@ -162,7 +167,8 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 			t := n.Tap
 			res, err := ins.ExecContext(ctx, t.Device, int64(t.Seq), t.Time.UnixMicro(), n.Period, int64(t.Card),
 				t.Carrier, t.Route, t.Vehicle, t.Lat, t.Lon, int64(t.Result), t.Reason, t.Product, t.Category, t.Funding,
-				t.FareKop, t.ChargedKop, t.CompensationKop, int64(t.TariffVersion), int64(t.HotlistVersion), t.CardCommitted, n.Booked)
+				t.FareKop, t.ChargedKop, t.CompensationKop, int64(t.TariffVersion), int64(t.HotlistVersion), t.CardCommitted, n.Booked,
+				int64(t.Marks()), t.Evidence())
 			if err != nil {
 				return fmt.Errorf("insert %s/%d: %w", t.Device, t.Seq, err)
 			}

@@ -219,9 +219,14 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const tapColumns = `device, seq, tapped_us, card, carrier, route, vehicle, lat, lon,
+// tapColumnsV1 are the columns of a tap before migration 4, which the
+// rebuild of migration 2 reads; tapColumns are all of them.
+const (
+	tapColumnsV1 = `device, seq, tapped_us, card, carrier, route, vehicle, lat, lon,
 	result, reason, product, category, funding, fare_kop, charged_kop, compensation_kop,
 	tariff_version, hotlist_version, card_committed`
+	tapColumns = tapColumnsV1 + `, marks, evidence`
+)
 
 func (s *Store) taps(ctx context.Context, q querier, device string, after uint64, limit int) ([]tap.Tap, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+tapColumns+` FROM taps WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?`,
@@ -237,21 +242,36 @@ func (s *Store) taps(ctx context.Context, q querier, device string, after uint64
 }
 
 // scanTaps reads and closes rows of tapColumns.
-func scanTaps(rows *sql.Rows) ([]tap.Tap, error) {
+func scanTaps(rows *sql.Rows) ([]tap.Tap, error) { return scanTapsOf(rows, true) }
+
+// scanTapsOf reads and closes rows of tapColumns, or of tapColumnsV1
+// when all is false.
+func scanTapsOf(rows *sql.Rows, all bool) ([]tap.Tap, error) {
 	defer rows.Close()
 	var out []tap.Tap
 	for rows.Next() {
 		var (
-			t                          tap.Tap
-			seq, us, card, res, tv, hv int64
+			t                                 tap.Tap
+			seq, us, card, res, tv, hv, marks int64
+			evidence                          []byte
 		)
-		if err := rows.Scan(&t.Device, &seq, &us, &card, &t.Carrier, &t.Route, &t.Vehicle, &t.Lat, &t.Lon,
+		dst := []any{&t.Device, &seq, &us, &card, &t.Carrier, &t.Route, &t.Vehicle, &t.Lat, &t.Lon,
 			&res, &t.Reason, &t.Product, &t.Category, &t.Funding, &t.FareKop, &t.ChargedKop, &t.CompensationKop,
-			&tv, &hv, &t.CardCommitted); err != nil {
+			&tv, &hv, &t.CardCommitted}
+		if all {
+			dst = append(dst, &marks, &evidence)
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
 		t.Seq, t.Time, t.Card, t.Result = uint64(seq), time.UnixMicro(us).UTC(), uint64(card), tap.Result(res)
 		t.TariffVersion, t.HotlistVersion = uint32(tv), uint64(hv)
+		if err := t.SetMarks(uint8(marks)); err != nil {
+			return nil, fmt.Errorf("tap %s/%d: %w", t.Device, t.Seq, err)
+		}
+		if err := t.SetEvidence(evidence); err != nil {
+			return nil, fmt.Errorf("tap %s/%d: %w", t.Device, t.Seq, err)
+		}
 		out = append(out, t)
 	}
 	return out, rows.Err()

@@ -521,6 +521,16 @@ func testTapsRoundTrip(t *testing.T, open Open) {
 		tp.Reason, tp.Route, tp.Vehicle = "ok", "T"+fmt.Sprint(i), "ВА 1234 АА"
 		tp.CardCommitted = i%2 == 0
 		tp.Result = []tap.Result{tap.Accepted, tap.Denied, tap.AlreadyPaid}[i%3]
+		// What the card's log showed, and the marks, on some taps.
+		tp.CommitUnknown = i == 3
+		tp.ClockAnomaly, tp.BenefitRevoked, tp.Counted = i == 1, i == 5, i == 2
+		if i%3 != 2 {
+			tp.DeviceNumber = math.MaxUint32 - uint32(i)
+		}
+		if i >= 2 {
+			tp.Prev = tap.CardRide{Device: 40 + uint32(i), Seq: math.MaxUint32 - uint32(i), Time: at.Add(-time.Hour).Truncate(time.Second),
+				Carrier: 2, Route: 105, Product: "transfer", ChargedKop: 400}
+		}
 		all = append(all, tp)
 	}
 	other := ride("V-002", 3, at)
