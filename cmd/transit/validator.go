@@ -134,6 +134,9 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	defer reader.Close()
 	cards := agent.DESFire(cardkey.New(ks), cfg.DeviceNumber, cfg.Vehicle, cfg.Location())
 	cards.Carrier, cards.Route = cfg.CarrierNumber, cfg.RouteNumber
+	for _, n := range cfg.VehicleDevices {
+		cards.Fleet[n] = cfg.Vehicle // the vehicle's other doors
+	}
 	a := &agent.Agent{
 		Device:  fare.Device{ID: cfg.Device, Carrier: cfg.Carrier, Route: cfg.Route, Vehicle: cfg.Vehicle},
 		Tariff:  tf,

@@ -764,3 +764,64 @@ func BenchmarkTap(b *testing.B) {
 	}
 	b.ReportMetric(float64(apdus)/float64(taps), "apdus/op")
 }
+
+// TestAPDUBudget is LAYOUT.md's table: every product's tap, on a card
+// that has ridden before, within 8 exchanges.
+func TestAPDUBudget(t *testing.T) {
+	_, keys := newKeys(t)
+	tf := networkTariff()
+	tf.Carriers["SUB"] = fare.Carrier{ID: "SUB", Code: 8, Group: 4, Network: "suburb"}
+	tf.Legs = append(tf.Legs, fare.LegRule{LegGroup: "suburb", Network: "suburb", Product: "suburb", FareKop: 1200})
+	tf.Transfers = append(tf.Transfers, fare.TransferRule{From: "city", To: "suburb", Within: 30 * time.Minute,
+		Type: fare.TransferFixed, Product: "to-suburb", AmountKop: 300})
+	pass := card.Pass{Product: 5, ValidFrom: card.MustDate(2026, time.November, 1), ValidTo: card.MustDate(2026, time.November, 30), Carriers: card.AllCarriers}
+	for _, tc := range []struct {
+		name    string
+		ents    []card.Entitlement
+		pass    bool
+		carrier string
+		after   time.Duration
+		product string
+		debit   bool
+		counted bool
+		want    int
+	}{
+		{name: "purse", after: 2 * time.Hour, product: fare.ProductPurse, debit: true, want: 8},
+		{name: "pass", pass: true, after: 2 * time.Hour, product: fare.ProductPass, want: 7},
+		{name: "free benefit", ents: []card.Entitlement{benefit(catPens, 0)}, after: 2 * time.Hour, product: fare.ProductBenefit, want: 7},
+		{name: "free benefit, counted", ents: []card.Entitlement{benefit(catLimit, 5)}, after: 2 * time.Hour, product: fare.ProductBenefit, counted: true, want: 7},
+		{name: "discounted benefit", ents: []card.Entitlement{benefit(catStud, 0)}, after: 2 * time.Hour, product: fare.ProductBenefit, debit: true, want: 8},
+		{name: "discounted benefit, counted", ents: []card.Entitlement{benefit(catStud, 5)}, after: 2 * time.Hour, product: fare.ProductBenefit, debit: true, counted: true, want: 8},
+		{name: "free transfer", after: 10 * time.Minute, product: fare.ProductTransfer, want: 7},
+		{name: "paid transfer", carrier: "SUB", after: 10 * time.Minute, product: fare.ProductTransfer, debit: true, want: 8},
+		{name: "transfer beats a counted half fare", ents: []card.Entitlement{benefit(catStud, 5)}, after: 10 * time.Minute, product: fare.ProductTransfer, want: 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := personalisation(t, initPurse, tc.ents...)
+			if tc.pass {
+				p.Contract.Passes[0] = pass
+			}
+			vc := newCard(t, keys, p)
+			first, _ := tapWith(t, vc, keys, tf, devA1, 1, t0)
+			must(t, "first ride", first.err)
+			now := t0.Add(tc.after)
+			vc.Reset()
+			c := desfire.New(vc)
+			s, err := cardtx.Read(context.Background(), c, keys, testUID, now, city)
+			must(t, "read", err)
+			dev := device(devB)
+			if tc.carrier != "" {
+				dev.Carrier = tc.carrier
+			}
+			d := fare.Decide(s.Fare(fleet), tf, nil, dev, now)
+			must(t, "commit", s.Commit(context.Background(), d, card.TapRecord{Time: stamp(t, now), Device: devB, Seq: 2, Carrier: 8, Route: 1}))
+			if d.Product != tc.product || (d.DebitKop > 0) != tc.debit || d.CountRide != tc.counted {
+				t.Fatalf("decision %+v, want product %s, debit %v, counted %v", d, tc.product, tc.debit, tc.counted)
+			}
+			t.Logf("%s: %d APDUs", tc.name, c.APDUs())
+			if c.APDUs() != tc.want || c.APDUs() > 8 {
+				t.Fatalf("%s took %d APDUs, want %d (at most 8)", tc.name, c.APDUs(), tc.want)
+			}
+		})
+	}
+}

@@ -28,6 +28,11 @@ type Config struct {
 	Carrier      string `json:"carrier"`
 	Route        string `json:"route"`
 	Vehicle      string `json:"vehicle"`
+	// VehicleDevices are the device numbers of the other validators on
+	// the same vehicle (its other doors): a ride the card's log records
+	// on one of them is a ride on this vehicle, for anti-passback
+	// (validator/tariff/FORMAT.md, "Deciding a tap").
+	VehicleDevices []uint32 `json:"vehicle_devices"`
 	// CarrierNumber and RouteNumber are the numeric codes the card's tap
 	// log keeps (2 bytes each; 0 when the city has none).
 	CarrierNumber uint16 `json:"carrier_number"`
@@ -129,6 +134,11 @@ func (c *Config) complete() error {
 	}
 	if c.DeviceNumber == 0 {
 		return bad("device_number", "missing or 0")
+	}
+	for _, n := range c.VehicleDevices {
+		if n == 0 || n == c.DeviceNumber {
+			return bad("vehicle_devices", "%d: list the device numbers of the vehicle's other validators, not 0 or this device's own", n)
+		}
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		return bad("kafka.brokers", "no broker: list at least one host:port")

@@ -14,7 +14,8 @@ func TestSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Device != "bus-0417-front" || c.DeviceNumber != 417001 || time.Duration(c.UploadInterval) != 5*time.Second {
+	if c.Device != "bus-0417-front" || c.DeviceNumber != 417001 || time.Duration(c.UploadInterval) != 5*time.Second ||
+		len(c.VehicleDevices) != 1 || c.VehicleDevices[0] != 417002 {
 		t.Fatalf("sample read as %+v", c)
 	}
 	if want := filepath.Join("..", "..", "testdata", "hotlist"); c.HotlistDir != want {
@@ -35,6 +36,8 @@ func TestRejects(t *testing.T) {
 		{`{"device_number":1}`, "device: "},
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"updates_url":"ftp://registry"}`, "updates_url"},
 		{`{` + strings.Replace(base, `"device_number":1`, `"device_number":0`, 1) + `,"kafka":{"brokers":["x:1"]}}`, "device_number"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"vehicle_devices":[2,1]}`, "vehicle_devices: invalid validator configuration: 1:"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"vehicle_devices":[0]}`, "vehicle_devices"},
 	} {
 		p := filepath.Join(t.TempDir(), "v.json")
 		if err := os.WriteFile(p, []byte(tc.doc), 0o600); err != nil {
