@@ -53,7 +53,7 @@ func pdfStore(t *testing.T) (db string, c report.Compensation, sts []store.State
 	if _, err := st.CloseStatements(ctx, "2026-11", time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), seal); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = report.BuildCompensation(ctx, st, "2026-11", "", report.Detail{Category: true}); err != nil {
+	if c, err = report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: "", Detail: report.Detail{Category: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if sts, err = st.Statements(ctx, "2026-11"); err != nil {

@@ -99,7 +99,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 			t.Fatalf("no download %s after 15 s (the directory has %v)", file, entries)
 		}
 	}
-	c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	must(t, "compensation", err)
 	sts, err := f.clr.Statements(f.ctx, period)
 	must(t, "statements", err)

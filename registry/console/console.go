@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/clearing/register"
 	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
@@ -74,6 +75,9 @@ type Options struct {
 	// Statements closes and verifies statements. Without it the finance
 	// pages show statements but cannot close or verify them.
 	Statements *statement.Service
+	// Names is the finance register (carriers' legal details, category
+	// names); nil names carriers and categories by their codes.
+	Names *register.Register
 	// Location is the city's time zone, in which pages show times and
 	// which decides "today"; nil means UTC.
 	Location *time.Location
@@ -106,6 +110,7 @@ type Server struct {
 	reg      store.Store
 	clr      cstore.Store
 	stmts    *statement.Service
+	names    *register.Register
 	loc      *time.Location
 	now      func() time.Time
 	log      *slog.Logger
@@ -122,7 +127,7 @@ func New(opt Options) (*Server, error) {
 	if opt.Registry == nil || opt.Clearing == nil {
 		return nil, errors.New("console: both the registry store and the clearing store are required")
 	}
-	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, loc: opt.Location, now: opt.Now,
+	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, names: opt.Names, loc: opt.Location, now: opt.Now,
 		log: opt.Logger, secure: opt.SecureCookies, sessions: newSessions(opt.IdleTimeout, opt.MaxLifetime),
 		mux: http.NewServeMux()}
 	if s.loc == nil {

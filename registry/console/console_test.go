@@ -386,7 +386,7 @@ func TestFinanceStatements(t *testing.T) {
 	fin.get("/finance?period=November").want(t, http.StatusBadRequest, "bad period")
 
 	// The downloads are clearing/report's, byte for byte.
-	c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

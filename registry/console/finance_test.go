@@ -58,7 +58,7 @@ func (f *fixture) rollup() map[string]map[string]int64 {
 	f.t.Helper()
 	want := map[string]map[string]int64{}
 	for _, m := range yearMonths {
-		c, err := report.BuildCompensation(f.ctx, f.clr, m, "", report.Detail{})
+		c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: m, Carrier: "", Detail: report.Detail{}})
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestFinancePDF(t *testing.T) {
 		if r.header.Get("Content-Type") != "application/pdf" || r.header.Get("Content-Disposition") != `attachment; filename="compensation-2026-11.pdf"` {
 			t.Errorf("%s: headers %v", what, r.header)
 		}
-		c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+		c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
