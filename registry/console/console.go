@@ -21,7 +21,8 @@
 //	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
 //	/finance, /finance/export                   finance, supervisor
 //	/finance/reconciliation                     finance, supervisor
-//	POST /finance/close                         supervisor only, and only with a signing key
+//	/finance/close (month-end checklist)        finance, supervisor
+//	POST /finance/close                         supervisor only, and only with a signing key, confirmed
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record and their cards' rides
 //
@@ -210,6 +211,7 @@ func (s *Server) routes() {
 	s.handle("GET /finance", readStatements, (*Server).finance)
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
 	s.handle("GET /finance/reconciliation", readStatements, (*Server).financeReconciliation)
+	s.handle("GET /finance/close", readStatements, (*Server).financeCloseForm)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)

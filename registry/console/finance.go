@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -208,7 +209,13 @@ func (s *Server) financeClose(w http.ResponseWriter, r *http.Request, rq *reques
 	early := r.PostFormValue("early") != ""
 	c := statement.Closing{Early: early, Actor: rq.ses.actor.User, Confirmed: r.PostFormValue("confirm") == period,
 		Expect: r.PostFormValue("expect")}
-	if _, err := s.stmts.Close(r.Context(), period, c); err != nil {
+	_, err := s.stmts.Close(r.Context(), period, c)
+	switch {
+	case errors.Is(err, statement.ErrNotConfirmed):
+		return &pageError{status: http.StatusBadRequest, key: "close.unconfirmed", err: err}
+	case errors.Is(err, statement.ErrChanged):
+		return &pageError{status: http.StatusConflict, key: "close.changed", err: err}
+	case err != nil:
 		return err
 	}
 	s.log.Info("console closed a period", "period", period, "early", early, "user", rq.ses.actor.User)
