@@ -5,8 +5,11 @@
 //	GET  /v1/reconciliation?period=YYYY-MM
 //	GET  /v1/statements/{period}
 //	GET  /v1/statements/{period}/verify[?deep=true]
-//	POST /v1/statements/{period}/close[?early=true]
+//	POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]
 //	GET  /metrics (when a Prometheus gatherer is given)
+//
+// A close is signed with the staff member the request comes from
+// (Server.Actor); one without is refused.
 //
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying
@@ -46,6 +49,11 @@ type Server struct {
 	Log *slog.Logger
 	// Timeout bounds each request's store work (default 30 s).
 	Timeout time.Duration
+	// Actor names the authenticated staff member a request comes from,
+	// "" when there is none. A close is signed with that name; without
+	// an Actor (or with "" from it) the close endpoint answers 403, so
+	// that no anonymous close is ever signed.
+	Actor func(*http.Request) string
 }
 
 // Handler returns the API's routes.
@@ -172,11 +180,16 @@ func (s *Server) compensation(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	c, err := report.BuildCompensation(ctx, s.Store, period, q.Get("carrier"), d)
+	c, err := report.BuildCompensation(ctx, s.Store, report.Query{Period: period, Carrier: q.Get("carrier"), Category: q.Get("category"), Detail: d})
+	if errors.Is(err, report.ErrUnknown) {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
+	c.Location = s.loc()
 	switch format {
 	case "csv", "xlsx":
 		types := map[string]string{"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -207,8 +220,11 @@ func (s *Server) reconciliation(w http.ResponseWriter, r *http.Request) {
 
 // statementsDoc is the answer about a period's statements.
 type statementsDoc struct {
-	Period     string                `json:"period"`
-	Closed     bool                  `json:"closed"`
+	Period string `json:"period"`
+	Closed bool   `json:"closed"`
+	// CloseToken fixes an open period's figures: a close with
+	// expect=CloseToken closes exactly these or nothing.
+	CloseToken string                `json:"close_token,omitempty"`
 	Statements []report.StatementDoc `json:"statements"`
 }
 
@@ -217,6 +233,9 @@ func docOf(period string, sts []store.Statement) statementsDoc {
 	for _, st := range sts {
 		d.Statements = append(d.Statements, report.StatementJSON(st))
 		d.Closed = st.Closed
+	}
+	if !d.Closed {
+		d.CloseToken = statement.Preview{Period: period, Statements: sts}.Token()
 	}
 	return d
 }
@@ -262,10 +281,27 @@ func (s *Server) close(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, errors.New("this clearing service has no signing key: start it with --keystore or --pkcs11-module to close statements"))
 		return
 	}
+	// Closing cannot be undone: the request names the period twice
+	// (confirm=YYYY-MM) and may carry the figures it was shown
+	// (expect=, the token of GET /v1/statements/{period}).
+	if r.URL.Query().Get("confirm") != period {
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("closing %s cannot be undone: add confirm=%s to mean it (and expect=TOKEN from GET /v1/statements/%s to close only the figures you checked)", period, period, period))
+		return
+	}
+	actor := ""
+	if s.Actor != nil {
+		actor = s.Actor(r)
+	}
+	if actor == "" {
+		s.fail(w, r, http.StatusForbidden, errors.New("closing a period needs a signed-in staff identity, which is signed with the statements; close it in the console or with transit statement close --actor"))
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	sts, err := s.Statements.Close(ctx, period, early)
+	sts, err := s.Statements.Close(ctx, period, statement.Closing{Early: early, Actor: actor, Confirmed: true, Expect: r.URL.Query().Get("expect")})
 	switch {
+	case errors.Is(err, statement.ErrChanged):
+		s.fail(w, r, http.StatusConflict, err)
 	case errors.Is(err, store.ErrPeriodClosed):
 		s.fail(w, r, http.StatusConflict, fmt.Errorf("%w; GET /v1/statements/%s shows it", err, period))
 	case errors.Is(err, statement.ErrNotOver):

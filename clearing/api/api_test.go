@@ -60,6 +60,9 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 		}
 		srv.Statements = &statement.Service{Store: st, Keys: ks, Location: kyiv,
 			Now: func() time.Time { return time.Date(2026, 11, 25, 0, 0, 0, 0, kyiv) }}
+		// As an authenticating front would: the staff member is named
+		// by the request; none means anonymous.
+		srv.Actor = func(r *http.Request) string { return r.Header.Get("X-Test-Staff") }
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -68,9 +71,17 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 
 func call(t *testing.T, hs *httptest.Server, method, path string, status int, into any) http.Header {
 	t.Helper()
+	return callWith(t, hs, method, path, nil, status, into)
+}
+
+func callWith(t *testing.T, hs *httptest.Server, method, path string, h http.Header, status int, into any) http.Header {
+	t.Helper()
 	req, err := http.NewRequest(method, hs.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := hs.Client().Do(req)
 	if err != nil {
@@ -146,12 +157,15 @@ func TestCompensation(t *testing.T) {
 func TestStatementsLifecycle(t *testing.T) {
 	hs, st := server(t, true)
 	type stDoc struct {
-		Closed     bool `json:"closed"`
+		Closed     bool   `json:"closed"`
+		CloseToken string `json:"close_token"`
 		Statements []struct {
-			Status      string `json:"status"`
-			ContentHash string `json:"content_hash"`
-			KeyRef      string `json:"key_ref"`
-			Rides       int64  `json:"rides"`
+			Status         string `json:"status"`
+			ContentHash    string `json:"content_hash"`
+			KeyRef         string `json:"key_ref"`
+			KeyFingerprint string `json:"key_fingerprint"`
+			ClosedBy       string `json:"closed_by"`
+			Rides          int64  `json:"rides"`
 		} `json:"statements"`
 	}
 	var doc stDoc
@@ -160,16 +174,30 @@ func TestStatementsLifecycle(t *testing.T) {
 		t.Fatalf("draft %+v", doc)
 	}
 	var e errDoc
-	call(t, hs, "POST", "/v1/statements/2026-11/close", 409, &e)
+	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true", 400, &e)
+	if !strings.Contains(e.Error, "confirm=2026-11") {
+		t.Errorf("closing without confirm: %q", e.Error)
+	}
+	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", 403, &e)
+	if !strings.Contains(e.Error, "staff identity") {
+		t.Errorf("an anonymous close: %q", e.Error)
+	}
+	staff := http.Header{"X-Test-Staff": {"o.koval"}}
+	callWith(t, hs, "POST", "/v1/statements/2026-11/close?confirm=2026-11", staff, 409, &e)
 	if !strings.Contains(e.Error, "early=true") {
 		t.Errorf("closing before the end: %q", e.Error)
 	}
 	call(t, hs, "GET", "/v1/statements/2026-11/verify", 409, &e)
-	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true", 200, &doc)
-	if !doc.Closed || doc.Statements[0].KeyRef != "sign-statement@1" || len(doc.Statements[0].ContentHash) != 64 {
+	callWith(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11&expect=-:000000000000000000000000", staff, 409, &e)
+	if !strings.Contains(e.Error, "changed") {
+		t.Errorf("closing other figures than expected: %q", e.Error)
+	}
+	callWith(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11&expect="+doc.CloseToken, staff, 200, &doc)
+	if !doc.Closed || doc.Statements[0].KeyRef != "sign-statement@1" || len(doc.Statements[0].ContentHash) != 64 ||
+		doc.Statements[0].ClosedBy != "o.koval" || !strings.HasPrefix(doc.Statements[0].KeyFingerprint, "sha256:") {
 		t.Fatalf("closed %+v", doc)
 	}
-	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true", 409, &e)
+	callWith(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", staff, 409, &e)
 	if !strings.Contains(e.Error, "closed already") {
 		t.Errorf("closing twice: %q", e.Error)
 	}

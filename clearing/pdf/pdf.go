@@ -7,15 +7,19 @@
 // shipping with the program or being looked up on the machine. The
 // drawing is done by codeberg.org/go-pdf/fpdf.
 //
-// The same Document is byte for byte the same file (its date is fixed
-// unless given), so a report can be compared and archived like the CSV and
-// XLSX exports.
+// The same Document with the same Created date is byte for byte the same
+// file, so a report can be compared and archived like the CSV and XLSX
+// exports. Tables hold on long and wide data: a table too wide for the
+// page is set in a smaller type (down to 6 pt) before any word is broken,
+// columns marked NoWrap (dates) are never wrapped, and the head repeats on
+// every page.
 package pdf
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,20 +36,28 @@ type Document struct {
 	// Lang is the main language of the text, a BCP 47 tag such as "uk".
 	Lang string
 	// Created is the date the document states in its metadata; zero
-	// means a fixed date, so that the same content is the same file.
+	// means now.
 	Created time.Time
+	// Landscape turns the pages, for wide tables.
+	Landscape bool
 	// Blocks follow the title, top to bottom, onto as many pages as
 	// they need.
 	Blocks []Block
 }
 
-// Block is one part of a document: a Heading, a Paragraph or a Table.
+// Block is one part of a document: a Heading, a Paragraph, a Table or a
+// PageBreak.
 type Block interface {
 	draw(*writer)
 }
 
 // Heading is a bold line that opens a section.
 type Heading string
+
+// PageBreak starts a new page.
+type PageBreak struct{}
+
+func (PageBreak) draw(w *writer) { w.f.AddPage() }
 
 // Paragraph is text wrapped to the page width. A word too long for a
 // line (a hash) is broken where the line ends.
@@ -57,6 +69,8 @@ type Column struct {
 	// Right aligns the column's cells to the right, for numbers. Right
 	// aligned cells are never wrapped.
 	Right bool
+	// NoWrap keeps the column's cells on one line (dates, codes).
+	NoWrap bool
 }
 
 // Table is a grid of text with a bold head, repeated on each page the
@@ -66,6 +80,8 @@ type Table struct {
 	Rows    [][]string
 	// Foot is the closing row; nil for none.
 	Foot []string
+	// Bold lists rows (indices into Rows) drawn bold: subtotals.
+	Bold []int
 }
 
 // Page geometry in millimetres and type sizes in points.
@@ -81,9 +97,6 @@ const (
 	fontFamily = "go"
 )
 
-// fixedDate stands in for a zero Document.Created.
-var fixedDate = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // Write draws d onto A4 pages and writes the PDF file to w.
 func Write(w io.Writer, d Document) error {
 	if strings.TrimSpace(d.Title) == "" {
@@ -96,7 +109,11 @@ func Write(w io.Writer, d Document) error {
 			}
 		}
 	}
-	f := fpdf.New("P", "mm", "A4", "")
+	orientation := "P"
+	if d.Landscape {
+		orientation = "L"
+	}
+	f := fpdf.New(orientation, "mm", "A4", "")
 	f.SetMargins(margin, margin, margin)
 	f.SetAutoPageBreak(true, margin+5)
 	f.SetCellMargin(cellPad)
@@ -106,7 +123,7 @@ func Write(w io.Writer, d Document) error {
 	f.AddUTF8FontFromBytes(fontFamily, "B", gobold.TTF)
 	created := d.Created
 	if created.IsZero() {
-		created = fixedDate
+		created = time.Now()
 	}
 	f.SetCreationDate(created.UTC())
 	f.SetModificationDate(created.UTC())
@@ -122,7 +139,7 @@ func Write(w io.Writer, d Document) error {
 		f.CellFormat(0, 5, fmt.Sprint(f.PageNo()), "", 0, "C", false, 0, "")
 	})
 	f.AddPage()
-	wr := &writer{f: f}
+	wr := &writer{f: f, size: tableSize}
 	wr.text(d.Title, "B", titleSize)
 	wr.f.Ln(2)
 	for _, b := range d.Blocks {
@@ -140,6 +157,8 @@ func Write(w io.Writer, d Document) error {
 // writer draws blocks onto an fpdf document.
 type writer struct {
 	f *fpdf.Fpdf
+	// size is the type size of the table being drawn.
+	size float64
 }
 
 // lineHeight is the height of a line of text of size points, in mm.
@@ -191,12 +210,26 @@ func (t Table) check() error {
 
 func (t Table) draw(w *writer) {
 	f := w.f
-	widths := t.widths(w)
+	// The largest type, from tableSize down, at which no word must be
+	// broken; at 6 pt words break rather than run off the page.
+	var widths []float64
+	for w.size = tableSize; ; w.size -= 0.5 {
+		var fits bool
+		widths, fits = t.widths(w)
+		if fits || w.size <= 6 {
+			break
+		}
+	}
+	defer func() { w.size = tableSize }()
 	head := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		head[i] = c.Title
 	}
 	drawHead := func() { w.row(widths, t.Columns, head, "B", true) }
+	bold := map[int]bool{}
+	for _, i := range t.Bold {
+		bold[i] = true
+	}
 	// The head and the first row go on one page.
 	if f.GetY()+2*w.rowHeight(widths, head, "B") > w.bottom() {
 		f.AddPage()
@@ -208,7 +241,7 @@ func (t Table) draw(w *writer) {
 	}
 	for i, r := range rows {
 		style := ""
-		if t.Foot != nil && i == len(rows)-1 {
+		if t.Foot != nil && i == len(rows)-1 || bold[i] {
 			style = "B"
 		}
 		if f.GetY()+w.rowHeight(widths, r, style) > w.bottom() {
@@ -220,10 +253,11 @@ func (t Table) draw(w *writer) {
 	f.Ln(3)
 }
 
-// widths fits the columns to the page: each as wide as its widest cell
-// when that fits; otherwise text columns give up width and wrap at
-// spaces, while numbers and the foot keep theirs.
-func (t Table) widths(w *writer) []float64 {
+// widths fits the columns to the page at w.size: each as wide as its
+// widest cell when that fits; otherwise text columns give up width and
+// wrap at spaces, while numbers, NoWrap columns and the foot keep theirs.
+// fits is false when even that is too wide, and words must break.
+func (t Table) widths(w *writer) (out []float64, fits bool) {
 	f := w.f
 	pw, _ := f.GetPageSize()
 	avail := pw - 2*margin
@@ -231,9 +265,9 @@ func (t Table) widths(w *writer) []float64 {
 	least := make([]float64, len(t.Columns))
 	width := func(s string) float64 { return f.GetStringWidth(s) + 2*cellPad + 0.5 }
 	measure := func(i int, s, style string) {
-		f.SetFont(fontFamily, style, tableSize)
+		f.SetFont(fontFamily, style, w.size)
 		natural[i] = max(natural[i], width(s))
-		if t.Columns[i].Right || style == "B" {
+		if t.Columns[i].Right || t.Columns[i].NoWrap || style == "B" {
 			// Numbers and the closing row's labels are never broken.
 			least[i] = max(least[i], width(s))
 			return
@@ -243,14 +277,18 @@ func (t Table) widths(w *writer) []float64 {
 		}
 	}
 	for i, c := range t.Columns {
-		f.SetFont(fontFamily, "B", tableSize)
+		f.SetFont(fontFamily, "B", w.size)
 		// A head may wrap at its spaces, even over a number column.
 		for word := range strings.FieldsSeq(c.Title) {
 			least[i] = max(least[i], width(word))
 		}
 		natural[i] = max(natural[i], width(c.Title))
-		for _, r := range t.Rows {
-			measure(i, r[i], "")
+		for j, r := range t.Rows {
+			style := ""
+			if slices.Contains(t.Bold, j) {
+				style = "B"
+			}
+			measure(i, r[i], style)
 		}
 		if t.Foot != nil {
 			measure(i, t.Foot[i], "B")
@@ -265,8 +303,8 @@ func (t Table) widths(w *writer) []float64 {
 	sn, sl := sum(natural), sum(least)
 	switch {
 	case sn <= avail:
-		return natural
-	case sl < avail:
+		return natural, true
+	case sl <= avail:
 		// Share out what is left above the least widths in proportion
 		// to what each column would like beyond its least.
 		k := (avail - sl) / (sn - sl)
@@ -274,7 +312,7 @@ func (t Table) widths(w *writer) []float64 {
 		for i := range natural {
 			out[i] = least[i] + (natural[i]-least[i])*k
 		}
-		return out
+		return out, true
 	default:
 		// Even the least is too wide: everything shrinks and words
 		// break mid-way, which beats running off the page.
@@ -282,13 +320,13 @@ func (t Table) widths(w *writer) []float64 {
 		for i := range least {
 			out[i] = least[i] * avail / sl
 		}
-		return out
+		return out, false
 	}
 }
 
 // lines wraps each cell of r to its column.
 func (w *writer) lines(widths []float64, r []string, style string) [][]string {
-	w.f.SetFont(fontFamily, style, tableSize)
+	w.f.SetFont(fontFamily, style, w.size)
 	out := make([][]string, len(r))
 	for i, s := range r {
 		// Numbers fit their columns (see widths), so only text and
@@ -306,7 +344,7 @@ func (w *writer) rowHeight(widths []float64, r []string, style string) float64 {
 	for _, l := range w.lines(widths, r, style) {
 		n = max(n, len(l))
 	}
-	return float64(n)*lineHeight(tableSize) + 1
+	return float64(n)*lineHeight(w.size) + 1
 }
 
 // row draws one row of a table: each cell bordered, its lines top
@@ -316,7 +354,7 @@ func (w *writer) row(widths []float64, cols []Column, r []string, style string, 
 	lines := w.lines(widths, r, style)
 	h := w.rowHeight(widths, r, style)
 	x0, y0 := f.GetX(), f.GetY()
-	f.SetFont(fontFamily, style, tableSize)
+	f.SetFont(fontFamily, style, w.size)
 	f.SetDrawColor(107, 107, 107)
 	x := x0
 	for i, cell := range lines {
@@ -331,8 +369,8 @@ func (w *writer) row(widths []float64, cols []Column, r []string, style string, 
 			align = "R"
 		}
 		for j, l := range cell {
-			f.SetXY(x, y0+0.5+float64(j)*lineHeight(tableSize))
-			f.CellFormat(widths[i], lineHeight(tableSize), l, "", 0, align, false, 0, "")
+			f.SetXY(x, y0+0.5+float64(j)*lineHeight(w.size))
+			f.CellFormat(widths[i], lineHeight(w.size), l, "", 0, align, false, 0, "")
 		}
 		x += widths[i]
 	}

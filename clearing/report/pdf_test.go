@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/clearing/pdf/pdftest"
+	"github.com/citycard/transit/clearing/register"
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 )
@@ -23,6 +24,9 @@ func pdfRow(cells ...string) *regexp.Regexp {
 	}
 	return regexp.MustCompile(`(?m)^\s*` + strings.Join(cells, `\s+`) + `\s*$`)
 }
+
+// spaced is an amount as pdftotext gives it: no-break spaces as spaces.
+func spaced(s string) string { return strings.ReplaceAll(s, "\u00a0", " ") }
 
 // flat folds all white space to single spaces, so that a phrase is found
 // where the page wrapped it.
@@ -44,7 +48,7 @@ func TestCompensationPDF(t *testing.T) {
 	}
 
 	// Open: a draft, no seal.
-	c, err := report.BuildCompensation(ctx, st, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(ctx, st, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +74,10 @@ func TestCompensationPDF(t *testing.T) {
 	if _, err := st.CloseStatements(ctx, period, closedAt, seal); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = report.BuildCompensation(ctx, st, period, "", report.Detail{Category: true}); err != nil {
+	if c, err = report.BuildCompensation(ctx, st, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}}); err != nil {
 		t.Fatal(err)
 	}
+	c.Location = kyiv
 	if sts, err = st.Statements(ctx, period); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +92,7 @@ func TestCompensationPDF(t *testing.T) {
 	for _, want := range []string{
 		"Компенсація за пільгові поїздки / Compensation for benefit rides, 2026-11",
 		"Період закрито, суми остаточні.",
-		"закрито / closed 2026-12-03T10:00:00Z",
+		"закрито й підписано / closed and signed 03.12.2026 12:00 EET (Europe/Kyiv)",
 		fmt.Sprintf("content hash: %x", sts[0].Hash),
 		"signing key: sign-statement@3",
 		"Електротранс",
@@ -98,7 +103,12 @@ func TestCompensationPDF(t *testing.T) {
 	}
 	var sum int64
 	for _, l := range c.Lines {
-		if !pdfRow(l.Carrier, l.Category, l.Funding, fmt.Sprint(l.Rides), report.UAH(l.FareKop), report.UAH(l.CompensationKop)).MatchString(text) {
+		// The funding's name wraps in its cell: its first word is on the row.
+		name := register.FundingName("uk", l.Funding)
+		row := func(funding string) bool {
+			return pdfRow(l.Carrier, l.Category, funding, fmt.Sprint(l.Rides), spaced(report.UAHComma(l.FareKop)), spaced(report.UAHComma(l.CompensationKop))).MatchString(text)
+		}
+		if !row(name) && !row(strings.Fields(name)[0]) {
 			t.Errorf("no row for %+v in:\n%s", l, text)
 		}
 		sum += l.CompensationKop
@@ -106,19 +116,23 @@ func TestCompensationPDF(t *testing.T) {
 	if sum != c.Total.CompensationKop {
 		t.Fatalf("lines sum to %d, total %d", sum, c.Total.CompensationKop)
 	}
-	if !pdfRow("РАЗОМ / TOTAL", fmt.Sprint(c.Total.Rides), report.UAH(c.Total.FareKop), report.UAH(c.Total.CompensationKop)).MatchString(text) {
+	if !pdfRow("РАЗОМ / TOTAL", fmt.Sprint(c.Total.Rides), spaced(report.UAHComma(c.Total.FareKop)), spaced(report.UAHComma(c.Total.CompensationKop))).MatchString(text) {
 		t.Errorf("no total row %s in:\n%s", report.UAH(c.Total.CompensationKop), text)
 	}
 	// The amounts as printed add up to the printed total.
-	amount := regexp.MustCompile(`(?m)\s(\d+)\.(\d\d)\s*$`)
+	// The lines table, up to its total (the per-carrier table repeats
+	// the sums); subtotal rows are sums too.
+	lines, _, _ := strings.Cut(text[strings.Index(text, "Рядки / Lines"):], "РАЗОМ / TOTAL")
+	lines += "РАЗОМ / TOTAL" + strings.SplitN(text[strings.Index(text, "Рядки / Lines")+len(lines):], "\n", 2)[0]
+	amount := regexp.MustCompile(`(?m)\s(\d{1,3}(?:[ \x{a0}]\d{3})*),(\d\d)\s*$`)
 	var printed, total int64
-	for _, line := range strings.Split(text, "\n") {
+	for _, line := range strings.Split(lines, "\n") {
 		m := amount.FindStringSubmatch(line)
-		if m == nil {
+		if m == nil || strings.Contains(line, "subtotal") {
 			continue
 		}
 		var hr, kop int64
-		fmt.Sscan(m[1], &hr)
+		fmt.Sscan(strings.NewReplacer("\u00a0", "", " ", "").Replace(m[1]), &hr)
 		fmt.Sscan(m[2], &kop)
 		if strings.Contains(line, "TOTAL") {
 			total = hr*100 + kop

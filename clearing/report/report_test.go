@@ -97,7 +97,7 @@ func TestTotalsEqualRawTaps(t *testing.T) {
 		t.Fatalf("only %d compensable November rides generated", all.Rides)
 	}
 	for _, d := range []report.Detail{{}, {Category: true}, {Route: true}, {Day: true}, {Route: true, Day: true}} {
-		c, err := report.BuildCompensation(ctx, st, "2026-11", "", d)
+		c, err := report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: "", Detail: d})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestTotalsEqualRawTaps(t *testing.T) {
 			t.Errorf("detail %+v: total %+v, raw taps %+v", d, c.Total, all)
 		}
 		for carrier, w := range want {
-			one, err := report.BuildCompensation(ctx, st, "2026-11", carrier, d)
+			one, err := report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: carrier, Detail: d})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestTotalsEqualRawTaps(t *testing.T) {
 			}
 		}
 	}
-	c, err := report.BuildCompensation(ctx, st, "2026-11", "", report.Detail{})
+	c, err := report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: "", Detail: report.Detail{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestWriteCompensation(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	fill(t, st, 300)
-	c, err := report.BuildCompensation(ctx, st, "2026-11", "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: "", Detail: report.Detail{Category: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +154,13 @@ func TestWriteCompensation(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&out).ReadAll()
-	if err != nil || len(rows) != len(c.Lines)+1 || strings.Join(rows[0], ",") != "period,carrier,adjusts,category,funding,rides,fare_uah,compensation_uah" {
+	if err != nil || len(rows) != len(c.Lines)+1 || strings.Join(rows[0], ",") != "period,carrier,carrier_name,adjusts,category,category_name,funding,funding_name,rides,fare_uah,compensation_uah" {
 		t.Fatalf("csv %v: %q", err, rows)
 	}
 	var sum int64
 	for _, r := range rows[1:] {
 		var hr, k int64
-		if _, err := fmt.Sscanf(r[7], "%d.%d", &hr, &k); err != nil {
+		if _, err := fmt.Sscanf(r[10], "%d.%d", &hr, &k); err != nil {
 			t.Fatal(err)
 		}
 		sum += hr*100 + k

@@ -8,15 +8,17 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/citycard/transit/clearing/pdf"
+	"github.com/citycard/transit/clearing/register"
+	"github.com/citycard/transit/clearing/report/spreadsheet"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/xlsx"
 )
 
-// Formats of WriteCompensation.
+// Formats of WriteCompensation and WriteReconciliation.
 var Formats = []string{"table", "csv", "json", "xlsx", "pdf"}
 
 // WriteCompensation writes c in format: table, csv, json, xlsx or pdf. A
@@ -44,48 +46,106 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// column is one column of a compensation line: its header and value.
+func (c Compensation) lang() string {
+	if c.Lang == "en" {
+		return "en"
+	}
+	return "uk"
+}
+
+func (c Compensation) loc() *time.Location { return zone(c.Location) }
+
+func zone(loc *time.Location) *time.Location {
+	if loc == nil {
+		return time.UTC
+	}
+	return loc
+}
+
+func created(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// column is one column of a compensation line: its header, its text
+// (for a table and CSV, already defused where it comes from outside) and
+// its cell.
 type column struct {
-	head  string
-	text  func(store.Line) string
-	cell  func(store.Line) xlsx.Cell
-	right bool
+	head   string // the CSV's name
+	title  string // a person's, in Ukrainian and English
+	text   func(store.Line) string
+	cell   func(store.Line) xlsx.Cell
+	right  bool
+	number bool // a number the exporter formats, never defused
 }
 
 // columns returns the columns of c's lines. compact leaves out the
-// adjusts column when no line has one, which suits a table for people
-// but not a CSV or sheet read by programs.
+// adjusts column when no line has one and the name columns (a table
+// shows names in the code's column), which suits a table for people but
+// not a CSV or sheet read by programs.
 func columns(c Compensation, compact bool) []column {
-	str := func(head string, f func(store.Line) string) column {
-		return column{head: head, text: f, cell: func(l store.Line) xlsx.Cell { return xlsx.Text(f(l)) }}
+	lang := c.lang()
+	str := func(head, title string, f func(store.Line) string) column {
+		return column{head: head, title: title, text: f, cell: func(l store.Line) xlsx.Cell { return xlsx.Text(f(l)) }}
 	}
-	cols := []column{str("carrier", func(l store.Line) string { return l.Carrier })}
+	var cols []column
+	if compact {
+		cols = append(cols, str("carrier", "Перевізник / carrier", func(l store.Line) string { return l.Carrier }))
+	} else {
+		cols = append(cols, str("carrier", "Перевізник / carrier", func(l store.Line) string { return l.Carrier }),
+			str("carrier_name", "Назва перевізника / carrier's name", func(l store.Line) string { return c.Names.CarrierName(l.Carrier) }))
+	}
 	if c.Detail.Category {
 		// The adjusts column shows only when there is something in it:
 		// most periods have no late rides of a closed one.
 		if !compact || slices.ContainsFunc(c.Lines, func(l store.Line) bool { return l.Adjusts != "" }) {
-			cols = append(cols, str("adjusts", func(l store.Line) string { return l.Adjusts }))
+			cols = append(cols, str("adjusts", "Коригує період / adjusts", func(l store.Line) string { return l.Adjusts }))
 		}
-		cols = append(cols,
-			str("category", func(l store.Line) string { return l.Category }),
-			str("funding", func(l store.Line) string { return l.Funding }))
+		if compact {
+			cols = append(cols,
+				str("category", "Категорія / category", func(l store.Line) string { return categoryLabel(c.Names, lang, l.Category) }),
+				str("funding", "Джерело / funding", func(l store.Line) string { return register.FundingName(lang, l.Funding) }))
+		} else {
+			cols = append(cols,
+				str("category", "Код категорії / category code", func(l store.Line) string { return l.Category }),
+				str("category_name", "Категорія / category", func(l store.Line) string { return c.Names.CategoryName(lang, l.Category) }),
+				str("funding", "Код джерела / funding code", func(l store.Line) string { return l.Funding }),
+				str("funding_name", "Джерело фінансування / funding", func(l store.Line) string { return register.FundingName(lang, l.Funding) }))
+		}
 	}
 	if c.Detail.Route {
-		cols = append(cols, str("route", func(l store.Line) string { return l.Route }))
+		cols = append(cols, str("route", "Маршрут / route", func(l store.Line) string { return l.Route }))
 	}
 	if c.Detail.Day {
-		cols = append(cols, str("day", func(l store.Line) string { return l.Day }))
+		day := str("day", "День / day", func(l store.Line) string { return l.Day })
+		day.cell = func(l store.Line) xlsx.Cell {
+			if d, err := time.Parse("2006-01-02", l.Day); err == nil {
+				return xlsx.Date(d)
+			}
+			return xlsx.Text(l.Day)
+		}
+		cols = append(cols, day)
 	}
 	return append(cols,
-		column{head: "benefit rides", right: true,
+		column{head: "rides", title: "Пільгові поїздки / benefit rides", right: true, number: true,
 			text: func(l store.Line) string { return strconv.FormatInt(l.Rides, 10) },
 			cell: func(l store.Line) xlsx.Cell { return xlsx.Int(l.Rides) }},
-		column{head: "fare, UAH", right: true,
+		column{head: "fare_uah", title: "Тариф, грн / fare, UAH", right: true, number: true,
 			text: func(l store.Line) string { return UAH(l.FareKop) },
 			cell: func(l store.Line) xlsx.Cell { return xlsx.Money(l.FareKop) }},
-		column{head: "compensation, UAH", right: true,
+		column{head: "compensation_uah", title: "Компенсація, грн / compensation, UAH", right: true, number: true,
 			text: func(l store.Line) string { return UAH(l.CompensationKop) },
 			cell: func(l store.Line) xlsx.Cell { return xlsx.Money(l.CompensationKop) }})
+}
+
+// categoryLabel is a category for a person: its name and code.
+func categoryLabel(names *register.Register, lang, code string) string {
+	if n := names.CategoryName(lang, code); n != code {
+		return n + " (" + code + ")"
+	}
+	return code
 }
 
 func title(c Compensation) string {
@@ -93,37 +153,84 @@ func title(c Compensation) string {
 	if c.Carrier != "" {
 		s += ", carrier " + c.Carrier
 	}
+	if c.Category != "" {
+		s += ", category " + c.Category
+	}
 	if c.Closed {
 		return s + " (closed)"
 	}
 	return s + " (open: figures may still grow)"
 }
 
+// emptyLine says in words that a report has no lines.
+func emptyLine(c Compensation) string {
+	s := "No benefit rides are booked in " + c.Period
+	if c.Carrier != "" {
+		s += " for carrier " + c.Carrier
+	}
+	if c.Category != "" {
+		s += " in category " + c.Category
+	}
+	if c.Closed {
+		return s + "; the period is closed."
+	}
+	return s + " so far."
+}
+
+// groups splits lines into runs of one carrier, in order.
+func groups(lines []store.Line) [][]store.Line {
+	var out [][]store.Line
+	for i, l := range lines {
+		if i == 0 || lines[i-1].Carrier != l.Carrier {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], l)
+	}
+	return out
+}
+
+// subtotals reports whether a detailed report shows each carrier's
+// subtotal: when its lines are split and there are several carriers.
+func subtotals(c Compensation) bool {
+	return c.Detail.Category && len(groups(c.Lines)) > 1 || c.Detail.Category && len(c.Lines) > 1
+}
+
 func compensationTable(w io.Writer, c Compensation) error {
 	fmt.Fprintln(w, title(c))
+	if len(c.Lines) == 0 {
+		fmt.Fprintln(w, emptyLine(c))
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cols := columns(c, true)
 	for _, col := range cols {
-		fmt.Fprintf(tw, "%s\t", col.head)
+		fmt.Fprintf(tw, "%s\t", strings.TrimSpace(col.title[strings.Index(col.title, "/")+1:]))
 	}
 	fmt.Fprintln(tw)
-	for _, l := range c.Lines {
-		for _, col := range cols {
-			fmt.Fprintf(tw, "%s\t", col.text(l))
+	row := func(l store.Line, label string) {
+		for i, col := range cols {
+			switch {
+			case label != "" && i == 0:
+				fmt.Fprintf(tw, "%s\t", label)
+			case label != "" && !col.right:
+				fmt.Fprint(tw, "\t")
+			default:
+				fmt.Fprintf(tw, "%s\t", col.text(l))
+			}
 		}
 		fmt.Fprintln(tw)
 	}
-	for i, col := range cols {
-		v := ""
-		switch {
-		case i == 0:
-			v = "TOTAL"
-		case col.right:
-			v = col.text(c.Total)
+	for _, g := range groups(c.Lines) {
+		var sub store.Line
+		for _, l := range g {
+			row(l, "")
+			sub.Add(l)
 		}
-		fmt.Fprintf(tw, "%s\t", v)
+		if subtotals(c) {
+			row(sub, g[0].Carrier+" subtotal")
+		}
 	}
-	fmt.Fprintln(tw)
+	row(c.Total, "TOTAL")
 	return tw.Flush()
 }
 
@@ -132,7 +239,7 @@ func compensationCSV(w io.Writer, c Compensation) error {
 	cols := columns(c, false)
 	head := []string{"period"}
 	for _, col := range cols {
-		head = append(head, csvHead(col.head))
+		head = append(head, col.head)
 	}
 	if err := cw.Write(head); err != nil {
 		return err
@@ -140,7 +247,11 @@ func compensationCSV(w io.Writer, c Compensation) error {
 	for _, l := range c.Lines {
 		row := []string{c.Period}
 		for _, col := range cols {
-			row = append(row, col.text(l))
+			v := col.text(l)
+			if !col.number {
+				v = spreadsheet.Defuse(v)
+			}
+			row = append(row, v)
 		}
 		if err := cw.Write(row); err != nil {
 			return err
@@ -150,141 +261,69 @@ func compensationCSV(w io.Writer, c Compensation) error {
 	return cw.Error()
 }
 
-// csvHead makes a header a machine-friendly name: "benefit rides" ->
-// "rides", "compensation, UAH" -> "compensation_uah".
-func csvHead(h string) string {
-	switch h {
-	case "benefit rides":
-		return "rides"
-	case "fare, UAH":
-		return "fare_uah"
-	case "compensation, UAH":
-		return "compensation_uah"
-	}
-	return h
-}
-
 func compensationXLSX(w io.Writer, c Compensation) error {
 	cols := columns(c, false)
-	head := make([]xlsx.Cell, len(cols))
-	for i, col := range cols {
-		head[i] = xlsx.Text(col.head)
+	lines := xlsx.Sheet{Name: "Компенсація " + c.Period}
+	for _, col := range cols {
+		lines.Columns = append(lines.Columns, xlsx.Column{Title: col.title})
 	}
-	rows := [][]xlsx.Cell{head}
 	for _, l := range c.Lines {
 		row := make([]xlsx.Cell, len(cols))
 		for i, col := range cols {
 			row[i] = col.cell(l)
 		}
-		rows = append(rows, row)
+		lines.Rows = append(lines.Rows, row)
 	}
-	total := make([]xlsx.Cell, len(cols))
+	lines.Foot = make([]xlsx.Cell, len(cols))
 	for i, col := range cols {
 		switch {
 		case i == 0:
-			total[i] = xlsx.Text("TOTAL")
+			lines.Foot[i] = xlsx.Text("РАЗОМ / TOTAL")
 		case col.right:
-			total[i] = col.cell(c.Total)
+			lines.Foot[i] = col.cell(c.Total)
 		default:
-			total[i] = xlsx.Text("")
+			lines.Foot[i] = xlsx.Empty()
 		}
 	}
-	rows = append(rows, total)
-	about := [][]xlsx.Cell{
-		{xlsx.Text("report"), xlsx.Text(title(c))},
-		{xlsx.Text("period"), xlsx.Text(c.Period)},
-		{xlsx.Text("closed"), xlsx.Text(strconv.FormatBool(c.Closed))},
-		{xlsx.Text("amounts"), xlsx.Text("hryvnias, exact sums of integer kopiyky")},
-	}
-	return xlsx.Write(w, xlsx.Sheet{Name: "Compensation " + c.Period, Rows: rows}, xlsx.Sheet{Name: "About", Rows: about})
-}
-
-// pdfHeads are the PDF's column heads: the city's language first, then
-// the heads of the CSV and XLSX.
-var pdfHeads = map[string]string{
-	"carrier":           "Перевізник / carrier",
-	"adjusts":           "Коригує період / adjusts",
-	"category":          "Категорія / category",
-	"funding":           "Джерело фінансування / funding",
-	"route":             "Маршрут / route",
-	"day":               "День / day",
-	"benefit rides":     "Пільгові поїздки / benefit rides",
-	"fare, UAH":         "Тариф, грн / fare, UAH",
-	"compensation, UAH": "Компенсація, грн / compensation, UAH",
-}
-
-// WriteCompensationPDF writes c as a PDF: the lines and total of the CSV
-// and XLSX, under the period, whether it is closed, and the seal of each
-// of the period's statements sts (as Store.Statements returns them): a
-// draft, or when it was closed, its content hash, signature and signing
-// key. sts may be nil. Texts are in Ukrainian and English, since the
-// document is filed and read by both the city and the carriers.
-func WriteCompensationPDF(w io.Writer, c Compensation, sts []store.Statement) error {
-	for _, st := range sts {
-		if st.Period != c.Period {
-			return fmt.Errorf("report: a statement of %s cannot go into the PDF of %s", st.Period, c.Period)
+	sheets := []xlsx.Sheet{lines}
+	if c.Detail.Category {
+		per := xlsx.Sheet{Name: "За перевізниками", Columns: []xlsx.Column{{Title: "Перевізник / carrier"}, {Title: "Назва / name"},
+			{Title: "Пільгові поїздки / benefit rides"}, {Title: "Тариф, грн / fare, UAH"}, {Title: "Компенсація, грн / compensation, UAH"}}}
+		for _, l := range PerCarrier(c.Lines) {
+			per.Rows = append(per.Rows, []xlsx.Cell{xlsx.Text(l.Carrier), xlsx.Text(c.Names.CarrierName(l.Carrier)),
+				xlsx.Int(l.Rides), xlsx.Money(l.FareKop), xlsx.Money(l.CompensationKop)})
 		}
+		per.Foot = []xlsx.Cell{xlsx.Text("РАЗОМ / TOTAL"), xlsx.Empty(), xlsx.Int(c.Total.Rides), xlsx.Money(c.Total.FareKop), xlsx.Money(c.Total.CompensationKop)}
+		sheets = append(sheets, per)
 	}
-	doc := pdf.Document{Title: "Компенсація за пільгові поїздки / Compensation for benefit rides, " + c.Period, Lang: "uk"}
-	add := func(b pdf.Block) { doc.Blocks = append(doc.Blocks, b) }
-	add(pdf.Paragraph("Період / period: " + c.Period))
-	if c.Carrier != "" {
-		add(pdf.Paragraph("Перевізник / carrier: " + c.Carrier))
-	}
+	status := "відкритий: суми ще можуть зрости / open: the figures may still grow"
 	if c.Closed {
-		add(pdf.Paragraph("Період закрито, суми остаточні. / The period is closed: the figures are final."))
-	} else {
-		add(pdf.Paragraph("Період відкритий, це чернетка: суми ще можуть зрости. / The period is open, this is a draft: the figures may still grow."))
+		status = "закрито: суми остаточні / closed: the figures are final"
 	}
-	if len(sts) > 0 {
-		add(pdf.Heading("Звіти періоду / Statements of the period"))
+	about := xlsx.Sheet{Name: "Про звіт", Columns: []xlsx.Column{{Title: "Поле / field", Width: 24}, {Title: "Значення / value", Width: 70}},
+		Rows: [][]xlsx.Cell{
+			{xlsx.Text("Звіт / report"), xlsx.Text(title(c))},
+			{xlsx.Text("Період / period"), xlsx.Text(c.Period)},
+			{xlsx.Text("Стан / status"), xlsx.Text(status)},
+			{xlsx.Text("Суми / amounts"), xlsx.Text("гривні, точні суми цілих копійок / hryvnias, exact sums of integer kopiyky")},
+			{xlsx.Text("Створено / created"), xlsx.Time(created(c.Created).In(c.loc()))},
+			{xlsx.Text("Часовий пояс / time zone"), xlsx.Text(c.loc().String())},
+		}}
+	if len(c.Lines) == 0 {
+		about.Rows = append(about.Rows, []xlsx.Cell{xlsx.Text("Рядки / lines"), xlsx.Text(emptyLine(c))})
 	}
-	for _, st := range sts {
-		name := "Звіт / statement " + st.Period
-		if st.Adjusts != "" {
-			name = fmt.Sprintf("Коригування %s, враховане в %s / adjustment of %s booked in %s", st.Adjusts, st.Period, st.Adjusts, st.Period)
-		}
-		if !st.Closed {
-			add(pdf.Paragraph(name + ": чернетка / draft"))
-			continue
-		}
-		add(pdf.Paragraph(fmt.Sprintf("%s: закрито / closed %s\nХеш вмісту (SHA-256) / content hash: %x\nКлюч підпису / signing key: %s\nПідпис (Ed25519) / signature: %x",
-			name, st.ClosedAt.UTC().Format(time.RFC3339), st.Hash, st.KeyRef, st.Signature)))
-	}
-	add(pdf.Heading("Рядки / Lines"))
-	add(pdf.Paragraph("Суми в гривнях, точні суми цілих копійок. / Amounts in hryvnias, exact sums of integer kopiyky."))
-	cols := columns(c, false)
-	t := pdf.Table{Foot: make([]string, len(cols))}
-	for i, col := range cols {
-		head, ok := pdfHeads[col.head]
-		if !ok {
-			head = col.head
-		}
-		t.Columns = append(t.Columns, pdf.Column{Title: head, Right: col.right})
-		switch {
-		case i == 0:
-			t.Foot[i] = "РАЗОМ / TOTAL"
-		case col.right:
-			t.Foot[i] = col.text(c.Total)
-		}
-	}
-	for _, l := range c.Lines {
-		row := make([]string, len(cols))
-		for i, col := range cols {
-			row[i] = col.text(l)
-		}
-		t.Rows = append(t.Rows, row)
-	}
-	add(t)
-	return pdf.Write(w, doc)
+	return xlsx.Write(w, append(sheets, about)...)
 }
 
 // LineJSON is a compensation line in JSON.
 type LineJSON struct {
 	Carrier         string `json:"carrier"`
+	CarrierName     string `json:"carrier_name,omitempty"`
 	Adjusts         string `json:"adjusts,omitempty"`
 	Category        string `json:"category,omitempty"`
+	CategoryName    string `json:"category_name,omitempty"`
 	Funding         string `json:"funding,omitempty"`
+	FundingName     string `json:"funding_name,omitempty"`
 	Route           string `json:"route,omitempty"`
 	Day             string `json:"day,omitempty"`
 	Rides           int64  `json:"rides"`
@@ -293,14 +332,25 @@ type LineJSON struct {
 	CompensationKop int64  `json:"compensation_kop"`
 }
 
-func lineJSON(l store.Line) LineJSON {
-	return LineJSON{l.Carrier, l.Adjusts, l.Category, l.Funding, l.Route, l.Day, l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop}
+func lineJSON(l store.Line, names *register.Register, lang string) LineJSON {
+	j := LineJSON{Carrier: l.Carrier, Adjusts: l.Adjusts, Category: l.Category, Funding: l.Funding, Route: l.Route, Day: l.Day,
+		Rides: l.Rides, FareKop: l.FareKop, ChargedKop: l.ChargedKop, CompensationKop: l.CompensationKop}
+	if n := names.CarrierName(l.Carrier); n != l.Carrier {
+		j.CarrierName = n
+	}
+	if l.Category != "" {
+		j.CategoryName = names.CategoryName(lang, l.Category)
+	}
+	if l.Funding != "" {
+		j.FundingName = register.FundingName(lang, l.Funding)
+	}
+	return j
 }
 
-func linesJSON(ls []store.Line) []LineJSON {
+func linesJSON(ls []store.Line, names *register.Register, lang string) []LineJSON {
 	out := make([]LineJSON, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, lineJSON(l))
+		out = append(out, lineJSON(l, names, lang))
 	}
 	return out
 }
@@ -309,6 +359,7 @@ func linesJSON(ls []store.Line) []LineJSON {
 type CompensationDoc struct {
 	Period          string     `json:"period"`
 	Carrier         string     `json:"carrier,omitempty"`
+	Category        string     `json:"category,omitempty"`
 	Closed          bool       `json:"closed"`
 	Lines           []LineJSON `json:"lines"`
 	Rides           int64      `json:"rides"`
@@ -319,7 +370,7 @@ type CompensationDoc struct {
 
 // CompensationJSON returns c as its JSON document.
 func CompensationJSON(c Compensation) CompensationDoc {
-	return CompensationDoc{Period: c.Period, Carrier: c.Carrier, Closed: c.Closed, Lines: linesJSON(c.Lines),
+	return CompensationDoc{Period: c.Period, Carrier: c.Carrier, Category: c.Category, Closed: c.Closed, Lines: linesJSON(c.Lines, c.Names, c.lang()),
 		Rides: c.Total.Rides, FareKop: c.Total.FareKop, ChargedKop: c.Total.ChargedKop, CompensationKop: c.Total.CompensationKop}
 }
 
@@ -329,9 +380,11 @@ type StatementDoc struct {
 	Adjusts         string     `json:"adjusts,omitempty"`
 	Status          string     `json:"status"`
 	ClosedAt        *time.Time `json:"closed_at,omitempty"`
+	ClosedBy        string     `json:"closed_by,omitempty"`
 	ContentHash     string     `json:"content_hash,omitempty"`
 	Signature       string     `json:"signature,omitempty"`
 	KeyRef          string     `json:"key_ref,omitempty"`
+	KeyFingerprint  string     `json:"key_fingerprint,omitempty"`
 	Lines           []LineJSON `json:"lines"`
 	Rides           int64      `json:"rides"`
 	CompensationKop int64      `json:"compensation_kop"`
@@ -340,18 +393,20 @@ type StatementDoc struct {
 // StatementJSON returns st as its JSON document.
 func StatementJSON(st store.Statement) StatementDoc {
 	t := st.Total()
-	d := StatementDoc{Period: st.Period, Adjusts: st.Adjusts, Status: "draft", Lines: linesJSON(st.Lines),
+	d := StatementDoc{Period: st.Period, Adjusts: st.Adjusts, Status: "draft", Lines: linesJSON(st.Lines, nil, "uk"),
 		Rides: t.Rides, CompensationKop: t.CompensationKop}
 	if st.Closed {
 		at := st.ClosedAt
 		d.Status, d.ClosedAt = "closed", &at
 		d.ContentHash, d.Signature, d.KeyRef = hex.EncodeToString(st.Hash), hex.EncodeToString(st.Signature), st.KeyRef
+		d.ClosedBy, d.KeyFingerprint = st.ClosedBy, st.KeyFingerprint
 	}
 	return d
 }
 
-// WriteStatements writes statements as a table or JSON.
-func WriteStatements(w io.Writer, format string, sts []store.Statement) error {
+// WriteStatements writes statements as a table or JSON; the table gives
+// times in loc.
+func WriteStatements(w io.Writer, format string, sts []store.Statement, loc *time.Location) error {
 	switch format {
 	case "json":
 		docs := make([]StatementDoc, 0, len(sts))
@@ -372,8 +427,8 @@ func WriteStatements(w io.Writer, format string, sts []store.Statement) error {
 			name += ", adjusting " + st.Adjusts + " (rides that arrived after it closed)"
 		}
 		if st.Closed {
-			fmt.Fprintf(w, "%s: closed %s\n  content hash %x\n  signed by %s: %x\n", name,
-				st.ClosedAt.Format(time.RFC3339), st.Hash, st.KeyRef, st.Signature)
+			fmt.Fprintf(w, "%s: closed %s by %s\n  content hash %x\n  signed by %s %s: %x\n", name,
+				LocalTime(st.ClosedAt, loc), orUnknown(st.ClosedBy), st.Hash, st.KeyRef, st.KeyFingerprint, st.Signature)
 		} else {
 			fmt.Fprintf(w, "%s: draft (the period is open)\n", name)
 		}
@@ -389,6 +444,46 @@ func WriteStatements(w io.Writer, format string, sts []store.Statement) error {
 		}
 	}
 	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(not recorded)"
+	}
+	return s
+}
+
+// LocalTime writes t in loc as Ukrainian documents do: DD.MM.YYYY HH:MM
+// and the zone's abbreviation (EET, EEST).
+func LocalTime(t time.Time, loc *time.Location) string {
+	return t.In(zone(loc)).Format("02.01.2006 15:04 MST")
+}
+
+// Date writes a "YYYY-MM-DD" day as DD.MM.YYYY.
+func Date(day string) string {
+	if d, err := time.Parse("2006-01-02", day); err == nil {
+		return d.Format("02.01.2006")
+	}
+	return day
+}
+
+// UAHComma formats kopiyky as a Ukrainian document does: hryvnias in
+// groups of three separated by no-break spaces, a decimal comma.
+func UAHComma(kop int64) string {
+	s := UAH(kop)
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, d := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteRune('\u00a0')
+		}
+		b.WriteRune(d)
+	}
+	return sign + b.String() + "," + frac
 }
 
 // ReconciliationDoc is a reconciliation report in JSON.
@@ -449,8 +544,10 @@ type AnomalyJSON struct {
 	Detail      string    `json:"detail"`
 }
 
-// ReconciliationJSON returns r as its JSON document.
+// ReconciliationJSON returns r as its JSON document. Times are instants
+// with the city's offset (RFC 3339).
 func ReconciliationJSON(r Reconciliation) ReconciliationDoc {
+	loc := zone(r.Location)
 	d := ReconciliationDoc{Period: r.Period, Taps: r.Taps, Duplicates: r.Duplicates, OpenGaps: r.OpenGaps, MissingTaps: r.MissingTaps,
 		ByReason: r.ByReason, ByKind: r.ByKind, PendingCloneChecks: r.PendingCloneChecks,
 		Devices: []DeviceJSON{}, Gaps: []GapJSON{}, Quarantined: []QuarantineJSON{}, Anomalies: []AnomalyJSON{}}
@@ -458,70 +555,18 @@ func ReconciliationJSON(r Reconciliation) ReconciliationDoc {
 		d.Devices = append(d.Devices, DeviceJSON(x))
 	}
 	for _, g := range r.Gaps {
-		j := GapJSON{Device: g.Device, First: g.First, Last: g.Last, Missing: g.Missing(), Open: g.IsOpen(), Opened: g.Opened}
+		j := GapJSON{Device: g.Device, First: g.First, Last: g.Last, Missing: g.Missing(), Open: g.IsOpen(), Opened: g.Opened.In(loc)}
 		if !g.IsOpen() {
-			c := g.Closed
+			c := g.Closed.In(loc)
 			j.Closed = &c
 		}
 		d.Gaps = append(d.Gaps, j)
 	}
 	for _, q := range r.Quarantined {
-		d.Quarantined = append(d.Quarantined, QuarantineJSON{q.Received, q.Device, q.Reason, q.Detail})
+		d.Quarantined = append(d.Quarantined, QuarantineJSON{q.Received.In(loc), q.Device, q.Reason, q.Detail})
 	}
 	for _, a := range r.Anomalies {
-		d.Anomalies = append(d.Anomalies, AnomalyJSON{string(a.Kind), a.Device, a.Seq, a.OtherDevice, a.OtherSeq, a.At, a.Card, a.Detail})
+		d.Anomalies = append(d.Anomalies, AnomalyJSON{string(a.Kind), a.Device, a.Seq, a.OtherDevice, a.OtherSeq, a.At.In(loc), a.Card, a.Detail})
 	}
 	return d
-}
-
-// WriteReconciliation writes r as a table or JSON.
-func WriteReconciliation(w io.Writer, format string, r Reconciliation) error {
-	switch format {
-	case "json":
-		return writeJSON(w, ReconciliationJSON(r))
-	case "table":
-	default:
-		return fmt.Errorf("reconciliation format %q: want table or json", format)
-	}
-	fmt.Fprintf(w, "Reconciliation, %s\n\n", r.Period)
-	fmt.Fprintf(w, "Taps stored: %d from %d devices; repeats received and ignored: %d\n", r.Taps, len(r.Devices), r.Duplicates)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(r.Devices) > 0 {
-		fmt.Fprintln(tw, "  device\ttaps\tduplicates\tsequence\t")
-		for _, d := range r.Devices {
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d-%d\t\n", d.Device, d.Taps, d.Duplicates, d.FirstSeq, d.LastSeq)
-		}
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nSequence gaps: %d open, %d taps missing; %d filled by late batches\n", r.OpenGaps, r.MissingTaps, int64(len(r.Gaps))-r.OpenGaps)
-	for _, g := range r.Gaps {
-		state := "OPEN"
-		if !g.IsOpen() {
-			state = "closed " + g.Closed.Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "  %s %d-%d (%d taps) noticed %s, %s\n", g.Device, g.First, g.Last, g.Missing(), g.Opened.Format(time.RFC3339), state)
-	}
-	fmt.Fprintf(w, "\nQuarantined batches received in %s: %d\n", r.Period, len(r.Quarantined))
-	for _, k := range sortedKeys(r.ByReason) {
-		fmt.Fprintf(w, "  %s: %d\n", k, r.ByReason[k])
-	}
-	for _, q := range r.Quarantined {
-		dev := q.Device
-		if dev == "" {
-			dev = "(undecodable)"
-		}
-		fmt.Fprintf(w, "  %s %s %s: %s\n", q.Received.Format(time.RFC3339), dev, q.Reason, q.Detail)
-	}
-	fmt.Fprintf(w, "\nAnomalies: %d\n", len(r.Anomalies))
-	for _, k := range sortedKeys(r.ByKind) {
-		fmt.Fprintf(w, "  %s: %d\n", k, r.ByKind[k])
-	}
-	for _, a := range r.Anomalies {
-		fmt.Fprintf(w, "  %s %s/%d: %s\n", a.Kind, a.Device, a.Seq, a.Detail)
-	}
-	if r.PendingCloneChecks > 0 {
-		fmt.Fprintf(w, "  %d batches of rides still wait for the cloned-card check (transit clearing serve runs it);\n"+
-			"  cloned-card suspicions among them are not listed yet\n", r.PendingCloneChecks)
-	}
-	return nil
 }

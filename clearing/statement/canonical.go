@@ -1,13 +1,19 @@
 // Package statement closes, signs and verifies compensation statements.
 //
 // A closed statement is fixed by its canonical form (Canonical): a short
-// text that names the period, the period it adjusts, when it was closed
-// and every line with its amounts in integer kopiyky. Its SHA-256 is the
+// text that names the period, the period it adjusts, when and by whom it
+// was closed, the signing key by name and fingerprint, and its sections,
+// each line with its amounts in integer kopiyky. Its SHA-256 is the
 // statement's content hash, and an Ed25519 signature over that hash, made
-// with the HSM's sign-statement key, is stored with it and the key's
-// name. Verifying recomputes the hash from the stored lines and checks the
-// signature with the key's public half, so neither a changed line nor a
-// changed hash goes unnoticed.
+// with the HSM's sign-statement key, is stored with it. Verifying
+// recomputes the hash from the stored lines and checks the signature with
+// the key's public half, so neither a changed line nor a changed hash goes
+// unnoticed; the public key alone is enough (VerifyWith, Bundle), and the
+// key is known by its fingerprint, not by a label another keystore may
+// reuse.
+//
+// Benefit compensation is section 1 of a statement; the sections to come
+// (fare revenue) are added as further sections of form 2 (Canonical).
 package statement
 
 import (
@@ -24,13 +30,76 @@ import (
 	"github.com/citycard/transit/clearing/store"
 )
 
-// Header is the first line of the canonical form; a change of the form
-// changes it, so old signatures keep their meaning.
+// Header is the first line of the canonical form 1, the form of the
+// statements closed before the actor and key fingerprint were recorded;
+// a change of the form changes it, so old signatures keep their meaning.
 const Header = "citycard-transit-statement/1"
+
+// Header2 is the first line of the canonical form 2, in which statements
+// are closed now.
+const Header2 = "citycard-transit-statement/2"
+
+// Form is the canonical form new statements are closed in.
+const Form = 2
+
+// SectionCompensation names the benefit compensation section: what the
+// city owes each carrier for benefit rides, per category and funding.
+const SectionCompensation = "benefit-compensation"
 
 const stampLayout = "2006-01-02T15:04:05.000000Z"
 
-// Canonical returns the canonical form of a closed statement:
+// Canonical returns the canonical form of a closed statement in its
+// Form: CanonicalV1 for form 1, CanonicalV2 otherwise.
+func Canonical(st *store.Statement) []byte {
+	if st.Form <= 1 {
+		return CanonicalV1(st)
+	}
+	return CanonicalV2(st)
+}
+
+// CanonicalV2 returns the canonical form 2 of a closed statement:
+//
+//	citycard-transit-statement/2
+//	period "2026-12"
+//	adjusts "2026-11"        ("" for the period's own statement)
+//	closed 2027-01-05T10:00:00.000000Z
+//	closed-by "o.koval"
+//	key "sign-statement@1" "sha256:3f1c...(64 hex digits)"
+//	sections 1
+//	section "benefit-compensation" 2
+//	line "ATP-1" "11" "state" 12 18000 0 18000
+//	line ...
+//	total 20 30000 0 30000
+//	end
+//
+// After the header fields come the sections, each named, with its number
+// of lines, its lines and its total; form 2 has one section, benefit
+// compensation, whose lines are as in form 1. A later section (fare
+// revenue) is added after it with lines of its own shape, and statements
+// without it keep their bytes. Strings are quoted as in form 1.
+func CanonicalV2(st *store.Statement) []byte {
+	var b bytes.Buffer
+	b.WriteString(Header2 + "\n")
+	fmt.Fprintf(&b, "period %s\nadjusts %s\n", quote(st.Period), quote(st.Adjusts))
+	fmt.Fprintf(&b, "closed %s\nclosed-by %s\n", st.ClosedAt.UTC().Format(stampLayout), quote(st.ClosedBy))
+	fmt.Fprintf(&b, "key %s %s\n", quote(st.KeyRef), quote(st.KeyFingerprint))
+	b.WriteString("sections 1\n")
+	fmt.Fprintf(&b, "section %s %d\n", quote(SectionCompensation), len(st.Lines))
+	writeLines(&b, st)
+	b.WriteString("end\n")
+	return b.Bytes()
+}
+
+func writeLines(b *bytes.Buffer, st *store.Statement) {
+	for _, l := range st.Lines {
+		fmt.Fprintf(b, "line %s %s %s %d %d %d %d\n", quote(l.Carrier), quote(l.Category), quote(l.Funding),
+			l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop)
+	}
+	t := st.Total()
+	fmt.Fprintf(b, "total %d %d %d %d\n", t.Rides, t.FareKop, t.ChargedKop, t.CompensationKop)
+}
+
+// CanonicalV1 returns the canonical form 1 of a closed statement:
 //
 //	citycard-transit-statement/1
 //	period "2026-12"
@@ -46,18 +115,14 @@ const stampLayout = "2006-01-02T15:04:05.000000Z"
 // store.CompareLines. Strings are quoted: '"' and '\' are escaped with a
 // backslash, control bytes and bytes that are not UTF-8 are written \xHH,
 // so every statement has one form and every form one statement. Each line
-// ends with "\n".
-func Canonical(st *store.Statement) []byte {
+// ends with "\n". It has no actor and no key: statements closed since
+// are in form 2.
+func CanonicalV1(st *store.Statement) []byte {
 	var b bytes.Buffer
 	b.WriteString(Header + "\n")
 	fmt.Fprintf(&b, "period %s\nadjusts %s\n", quote(st.Period), quote(st.Adjusts))
 	fmt.Fprintf(&b, "closed %s\nlines %d\n", st.ClosedAt.UTC().Format(stampLayout), len(st.Lines))
-	for _, l := range st.Lines {
-		fmt.Fprintf(&b, "line %s %s %s %d %d %d %d\n", quote(l.Carrier), quote(l.Category), quote(l.Funding),
-			l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop)
-	}
-	t := st.Total()
-	fmt.Fprintf(&b, "total %d %d %d %d\n", t.Rides, t.FareKop, t.ChargedKop, t.CompensationKop)
+	writeLines(&b, st)
 	return b.Bytes()
 }
 
@@ -90,14 +155,20 @@ func quote(s string) string {
 // ErrCanonical is wrapped by every Parse error.
 var ErrCanonical = errors.New("not a canonical statement")
 
+// MaxCanonical bounds the canonical form Parse reads: a city's month is
+// a few thousand lines of a hundred bytes.
+const MaxCanonical = 16 << 20
+
 // Parse reads a statement back from its canonical form, as an auditor
-// does with an exported statement. It accepts exactly what Canonical
-// writes: Canonical(Parse(b)) == b for every b it accepts, and the total
-// must equal the sum of the lines.
+// does with an exported statement, in either form. It accepts exactly
+// what Canonical writes: Canonical(Parse(b)) == b for every b it accepts,
+// and each total must equal the sum of its lines.
 func Parse(b []byte) (store.Statement, error) {
-	var st store.Statement
 	fail := func(line int, format string, args ...any) (store.Statement, error) {
 		return store.Statement{}, fmt.Errorf("%w: line %d: %s", ErrCanonical, line, fmt.Sprintf(format, args...))
+	}
+	if len(b) > MaxCanonical {
+		return fail(0, "longer than %d bytes", MaxCanonical)
 	}
 	if len(b) == 0 || b[len(b)-1] != '\n' {
 		return fail(0, "does not end with a newline")
@@ -110,6 +181,142 @@ func Parse(b []byte) (store.Statement, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return fail(len(lines)+1, "%v", err)
+	}
+	if len(lines) > 0 && lines[0] == Header2 {
+		return parseV2(b, lines)
+	}
+	return parseV1(b, lines)
+}
+
+// parseV2 reads form 2.
+func parseV2(b []byte, lines []string) (store.Statement, error) {
+	st := store.Statement{Form: 2, Closed: true}
+	fail := func(line int, format string, args ...any) (store.Statement, error) {
+		return store.Statement{}, fmt.Errorf("%w: line %d: %s", ErrCanonical, line, fmt.Sprintf(format, args...))
+	}
+	const head = 8 // header, period, adjusts, closed, closed-by, key, sections, section
+	if len(lines) < head+2 {
+		return fail(1, "want at least %d lines after %q", head+2, Header2)
+	}
+	var err error
+	if st.Period, err = field(lines[1], "period "); err != nil {
+		return fail(2, "%v", err)
+	}
+	if _, perr := store.ParsePeriod(st.Period); perr != nil {
+		return fail(2, "%v", perr)
+	}
+	if st.Adjusts, err = field(lines[2], "adjusts "); err != nil {
+		return fail(3, "%v", err)
+	}
+	if st.Adjusts != "" {
+		if _, perr := store.ParsePeriod(st.Adjusts); perr != nil {
+			return fail(3, "%v", perr)
+		}
+	}
+	stamp, ok := strings.CutPrefix(lines[3], "closed ")
+	if !ok {
+		return fail(4, "want closed TIME")
+	}
+	if st.ClosedAt, err = time.Parse(stampLayout, stamp); err != nil || st.ClosedAt.Format(stampLayout) != stamp {
+		return fail(4, "time %q: want %s", stamp, stampLayout)
+	}
+	if st.ClosedBy, err = field(lines[4], "closed-by "); err != nil {
+		return fail(5, "%v", err)
+	}
+	rest, ok := strings.CutPrefix(lines[5], "key ")
+	if !ok {
+		return fail(6, "want key \"LABEL@VERSION\" \"sha256:...\"")
+	}
+	if st.KeyRef, rest, err = unquote(rest); err != nil {
+		return fail(6, "%v", err)
+	}
+	if rest, ok = strings.CutPrefix(rest, " "); !ok {
+		return fail(6, "want a space after the key's name")
+	}
+	if st.KeyFingerprint, rest, err = unquote(rest); err != nil || rest != "" {
+		return fail(6, "want the key's fingerprint, quoted, last")
+	}
+	if lines[6] != "sections 1" {
+		return fail(7, "want sections 1 (%s): a newer transit may know more sections", SectionCompensation)
+	}
+	rest, ok = strings.CutPrefix(lines[7], "section ")
+	if !ok {
+		return fail(8, "want section NAME N")
+	}
+	name, rest, err := unquote(rest)
+	if err != nil || name != SectionCompensation {
+		return fail(8, "section %q: want %q", name, SectionCompensation)
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(rest, " "))
+	if err != nil || !strings.HasPrefix(rest, " ") || n < 0 || n != len(lines)-head-2 {
+		return fail(8, "want the number of line rows (%d) after the section's name", len(lines)-head-2)
+	}
+	for i := range n {
+		l, err := parseLine(lines[head+i], st.Adjusts)
+		if err != nil {
+			return fail(head+1+i, "%v", err)
+		}
+		if k := len(st.Lines); k > 0 && store.CompareLines(st.Lines[k-1], l) >= 0 {
+			return fail(head+1+i, "lines out of order or repeated")
+		}
+		st.Lines = append(st.Lines, l)
+	}
+	if err := checkTotal(lines[len(lines)-2], st.Total()); err != nil {
+		return fail(len(lines)-1, "%v", err)
+	}
+	if lines[len(lines)-1] != "end" {
+		return fail(len(lines), "want end")
+	}
+	if !bytes.Equal(Canonical(&st), b) {
+		return fail(0, "not in canonical form")
+	}
+	return st, nil
+}
+
+func parseLine(s, adjusts string) (store.Line, error) {
+	rest, ok := strings.CutPrefix(s, "line ")
+	if !ok {
+		return store.Line{}, errors.New("want line ...")
+	}
+	var (
+		l   store.Line
+		err error
+	)
+	for _, p := range []*string{&l.Carrier, &l.Category, &l.Funding} {
+		if *p, rest, err = unquote(rest); err != nil {
+			return store.Line{}, err
+		}
+		if rest, ok = strings.CutPrefix(rest, " "); !ok {
+			return store.Line{}, errors.New("want a space after a string")
+		}
+	}
+	if err := amounts(rest, &l.Rides, &l.FareKop, &l.ChargedKop, &l.CompensationKop); err != nil {
+		return store.Line{}, err
+	}
+	l.Adjusts = adjusts
+	return l, nil
+}
+
+func checkTotal(s string, want store.Line) error {
+	rest, ok := strings.CutPrefix(s, "total ")
+	if !ok {
+		return errors.New("want total ...")
+	}
+	var total store.Line
+	if err := amounts(rest, &total.Rides, &total.FareKop, &total.ChargedKop, &total.CompensationKop); err != nil {
+		return err
+	}
+	if total != want {
+		return fmt.Errorf("total %+v is not the sum of the lines %+v", total, want)
+	}
+	return nil
+}
+
+// parseV1 reads form 1.
+func parseV1(b []byte, lines []string) (store.Statement, error) {
+	st := store.Statement{Form: 1}
+	fail := func(line int, format string, args ...any) (store.Statement, error) {
+		return store.Statement{}, fmt.Errorf("%w: line %d: %s", ErrCanonical, line, fmt.Sprintf(format, args...))
 	}
 	if len(lines) < 6 || lines[0] != Header {
 		return fail(1, "want %q and at least 6 lines", Header)

@@ -113,6 +113,9 @@ func FuzzParse(f *testing.F) {
 	empty := store.Statement{Period: "2031-02", ClosedAt: time.Unix(0, 0)}
 	f.Add(statement.Canonical(&empty))
 	f.Add([]byte("citycard-transit-statement/1\nperiod \"\\x\"\n"))
+	v2 := sample()
+	v2.Form, v2.ClosedBy, v2.KeyRef, v2.KeyFingerprint = statement.Form, "o.koval", "sign-statement@1", "sha256:00"
+	f.Add(statement.Canonical(&v2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := statement.Parse(b)
 		if err != nil {

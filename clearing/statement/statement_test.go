@@ -99,7 +99,7 @@ func TestLateTapLeavesClosedStatement(t *testing.T) {
 	f.add(t, ride("BUS-1", 1, nov, "ATP-1", 1500), ride("BUS-1", 2, nov.Add(time.Minute), "ATP-1", 750),
 		ride("TRAM-2", 1, nov, "Elektrotrans", 800))
 
-	closed, err := f.svc.Close(ctx, "2026-11", false)
+	closed, err := f.svc.Close(ctx, "2026-11", closing)
 	if err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestLateTapLeavesClosedStatement(t *testing.T) {
 
 	// December closes a month later, with its adjustment signed too.
 	f.now = time.Date(2027, 1, 2, 9, 0, 0, 0, kyiv)
-	decClosed, err := f.svc.Close(ctx, "2026-12", false)
+	decClosed, err := f.svc.Close(ctx, "2026-12", closing)
 	if err != nil || len(decClosed) != 2 {
 		t.Fatalf("Close(2026-12) = %+v, %v", decClosed, err)
 	}
@@ -149,19 +149,19 @@ func TestCloseRules(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 	f.now = time.Date(2026, 11, 30, 23, 59, 0, 0, kyiv)
-	if _, err := f.svc.Close(ctx, "2026-11", false); !errors.Is(err, statement.ErrNotOver) || !strings.Contains(err.Error(), "2026-12-01T00:00:00+02:00") {
+	if _, err := f.svc.Close(ctx, "2026-11", closing); !errors.Is(err, statement.ErrNotOver) || !strings.Contains(err.Error(), "2026-12-01T00:00:00+02:00") {
 		t.Fatalf("closing November before it ended: %v; want ErrNotOver naming its end", err)
 	}
 	if _, err := f.svc.Verify(ctx, "2026-11", false); !errors.Is(err, statement.ErrNotClosed) {
 		t.Fatalf("verifying an open period: %v, want ErrNotClosed", err)
 	}
-	if _, err := f.svc.Close(ctx, "2026-11", true); err != nil {
+	if _, err := f.svc.Close(ctx, "2026-11", early); err != nil {
 		t.Fatalf("closing November early on purpose: %v", err)
 	}
-	if _, err := f.svc.Close(ctx, "2026-11", true); !errors.Is(err, store.ErrPeriodClosed) {
+	if _, err := f.svc.Close(ctx, "2026-11", early); !errors.Is(err, store.ErrPeriodClosed) {
 		t.Fatalf("closing twice: %v, want ErrPeriodClosed", err)
 	}
-	if _, err := f.svc.Close(ctx, "November", true); err == nil {
+	if _, err := f.svc.Close(ctx, "November", early); err == nil {
 		t.Fatal("closing a malformed period succeeded")
 	}
 	// Without a signing key nothing is closed.
@@ -172,7 +172,7 @@ func TestCloseRules(t *testing.T) {
 	defer empty.Close()
 	svc := *f.svc
 	svc.Keys = empty
-	if _, err := svc.Close(ctx, "2026-10", true); err == nil || !strings.Contains(err.Error(), "transit hsm keygen sign-statement") {
+	if _, err := svc.Close(ctx, "2026-10", early); err == nil || !strings.Contains(err.Error(), "transit hsm keygen sign-statement") {
 		t.Fatalf("closing without a key: %v; want a hint to create it", err)
 	}
 	if ps, _ := f.st.ClosedPeriods(ctx); !slices.Equal(ps, []string{"2026-11"}) {
@@ -188,7 +188,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 	ctx := context.Background()
 	nov := time.Date(2026, 11, 20, 8, 0, 0, 0, kyiv)
 	f.add(t, ride("BUS-1", 1, nov, "ATP-1", 1500), ride("BUS-1", 2, nov, "ATP-2", 1500))
-	if _, err := f.svc.Close(ctx, "2026-11", false); err != nil {
+	if _, err := f.svc.Close(ctx, "2026-11", closing); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", "file:"+f.path+"?_pragma=busy_timeout(5000)")
@@ -224,3 +224,9 @@ func TestVerifyFindsTampering(t *testing.T) {
 		t.Errorf("after editing a closed line: %q", p)
 	}
 }
+
+// closing and early are the confirmed closes of the tests.
+var (
+	closing = statement.Closing{Actor: "o.koval (supervisor)", Confirmed: true}
+	early   = statement.Closing{Actor: "o.koval (supervisor)", Confirmed: true, Early: true}
+)

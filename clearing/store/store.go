@@ -88,6 +88,10 @@ type Store interface {
 	CloseStatements(ctx context.Context, period string, closedAt time.Time, seal Sealer) ([]Statement, error)
 	// ClosedPeriods lists the closed periods, oldest first.
 	ClosedPeriods(ctx context.Context) ([]string, error)
+	// Carriers lists every carrier that rides were ever booked for, in
+	// byte order, so that a report can tell a mistyped carrier from one
+	// without rides this month. It reads the roll-up (no raw taps).
+	Carriers(ctx context.Context) ([]string, error)
 
 	// Devices returns per-device counts of the taps of a period, sorted
 	// by device.
@@ -217,12 +221,23 @@ type Statement struct {
 	// Lines are per carrier, category and funding source, sorted so; each
 	// has Adjusts equal to the statement's.
 	Lines []Line
+	// ClosedBy names who closed the period (a staff account, or the
+	// operator the command line named); it is part of the signed
+	// content from Form 2 on. Empty in statements closed before it was
+	// recorded.
+	ClosedBy string
+	// Form is the version of the canonical form that Hash is over (see
+	// clearing/statement): 1 for statements closed before ClosedBy and
+	// KeyFingerprint were recorded, 2 since.
+	Form int
 	// Hash is the SHA-256 of the statement's canonical form, Signature
 	// the Ed25519 signature over it made with the key KeyRef
-	// ("sign-statement@N").
-	Hash      []byte
-	Signature []byte
-	KeyRef    string
+	// ("sign-statement@N"), whose public key has the fingerprint
+	// KeyFingerprint ("sha256:" and 64 hex digits; empty in Form 1).
+	Hash           []byte
+	Signature      []byte
+	KeyRef         string
+	KeyFingerprint string
 }
 
 // Total sums a statement's lines.
@@ -234,8 +249,10 @@ func (s *Statement) Total() Line {
 	return t
 }
 
-// Sealer fills in a statement's Hash, Signature and KeyRef from its other
-// fields; CloseStatements calls it for each statement it closes.
+// Sealer fills in a statement's ClosedBy, Form, KeyFingerprint, Hash,
+// Signature and KeyRef from its other fields; CloseStatements calls it
+// for each statement it closes and stores what it filled in. A Sealer
+// that fails stops the close: nothing is stored.
 type Sealer func(ctx context.Context, s *Statement) error
 
 // ErrPeriodClosed is wrapped by CloseStatements when the period is closed

@@ -1,54 +1,89 @@
-// Package xlsx writes minimal Office Open XML spreadsheets (.xlsx) with
-// the standard library only: text, whole numbers and money cells, a bold
-// header row, one or more sheets. That is all a compensation export
-// needs, and it keeps a spreadsheet library and its dependencies out of
-// the clearing service.
+// Package xlsx writes the platform's spreadsheets (.xlsx) with
+// github.com/xuri/excelize/v2: sheets of typed columns with widths, a
+// bold frozen header with an autofilter, whole numbers, money and dates
+// stored as numbers and dates with their formats, so that a spreadsheet
+// sorts, filters and sums them.
 //
-// Strings are written inline (no shared-strings part) and money as the
-// exact decimal text of kopiyky / 100 with the "0.00" number format, so
-// the file holds no binary floating-point rounding of its own.
+// Money is written as hryvnias with exactly two decimals (kopiyky / 100),
+// which a spreadsheet reads as the nearest binary number, as it reads
+// anything it is given; the exact kopiyky are in the CSV and JSON. Every
+// text cell is passed through spreadsheet.Defuse (formula injection).
 package xlsx
 
 import (
-	"archive/zip"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/citycard/transit/clearing/report/spreadsheet"
 )
 
-type kind uint8
+// Kind is what a column holds.
+type Kind uint8
 
+// Kinds of columns.
 const (
-	text kind = iota
-	integer
-	money
+	KindText Kind = iota
+	KindInt
+	KindMoney
+	KindDate
+	KindTime
 )
 
 // Cell is one cell's value.
 type Cell struct {
-	kind kind
+	kind Kind
 	s    string
 	n    int64
+	t    time.Time
 }
 
 // Text is a text cell.
-func Text(s string) Cell { return Cell{kind: text, s: s} }
+func Text(s string) Cell { return Cell{kind: KindText, s: s} }
 
 // Int is a whole-number cell.
-func Int(n int64) Cell { return Cell{kind: integer, n: n} }
+func Int(n int64) Cell { return Cell{kind: KindInt, n: n} }
 
 // Money is a cell of kop kopiyky shown as hryvnias with two decimals.
-func Money(kop int64) Cell { return Cell{kind: money, n: kop} }
+func Money(kop int64) Cell { return Cell{kind: KindMoney, n: kop} }
 
-// Sheet is one worksheet. The first row is drawn bold as the header.
-type Sheet struct {
-	Name string
-	Rows [][]Cell
+// Date is a date cell (DD.MM.YYYY) of t's calendar day in t's location.
+func Date(t time.Time) Cell { return Cell{kind: KindDate, t: t} }
+
+// Time is a date and time cell (DD.MM.YYYY HH:MM:SS), in t's location.
+func Time(t time.Time) Cell { return Cell{kind: KindTime, t: t} }
+
+// Empty is a cell left blank.
+func Empty() Cell { return Cell{kind: KindText} }
+
+// Column is a column's header and width (in characters; 0 fits the
+// header and the cells).
+type Column struct {
+	Title string
+	Width float64
 }
+
+// Sheet is one worksheet: a header row of Columns, frozen and filtered,
+// then Rows, and a bold Foot row (totals) when Foot is not nil.
+type Sheet struct {
+	Name    string
+	Columns []Column
+	Rows    [][]Cell
+	Foot    []Cell
+}
+
+// Number formats.
+const (
+	fmtMoney = "#,##0.00"
+	fmtInt   = "#,##0"
+	fmtDate  = "dd.mm.yyyy"
+	fmtTime  = "dd.mm.yyyy hh:mm:ss"
+)
 
 // Write writes a workbook of sheets to w.
 func Write(w io.Writer, sheets ...Sheet) error {
@@ -64,128 +99,169 @@ func Write(w io.Writer, sheets ...Sheet) error {
 			return fmt.Errorf("xlsx: two sheets named %q", s.Name)
 		}
 		seen[strings.ToLower(s.Name)] = true
-	}
-	z := zip.NewWriter(w)
-	// A fixed time keeps the same report byte for byte the same file.
-	stamp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	part := func(name, body string) error {
-		f, err := z.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: stamp})
-		if err != nil {
-			return err
+		for i, r := range s.Rows {
+			if len(r) > len(s.Columns) {
+				return fmt.Errorf("xlsx: sheet %q row %d has %d cells for %d columns", s.Name, i+1, len(r), len(s.Columns))
+			}
 		}
-		_, err = io.WriteString(f, xml.Header+body)
+	}
+	f := excelize.NewFile()
+	defer f.Close()
+	st, err := newStyles(f)
+	if err != nil {
 		return err
 	}
-	var types, rels, list strings.Builder
 	for i, s := range sheets {
-		n := i + 1
-		fmt.Fprintf(&types, `<Override PartName="/xl/worksheets/sheet%d.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`, n)
-		fmt.Fprintf(&rels, `<Relationship Id="rId%d" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet%d.xml"/>`, n, n)
-		fmt.Fprintf(&list, `<sheet name="%s" sheetId="%d" r:id="rId%d"/>`, escape(s.Name), n, n)
-	}
-	stylesID := len(sheets) + 1
-	parts := []struct{ name, body string }{
-		{"[Content_Types].xml", `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
-			`<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>` +
-			`<Default Extension="xml" ContentType="application/xml"/>` +
-			`<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>` +
-			`<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>` +
-			types.String() + `</Types>`},
-		{"_rels/.rels", `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">` +
-			`<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>` +
-			`</Relationships>`},
-		{"xl/workbook.xml", `<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" ` +
-			`xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>` + list.String() + `</sheets></workbook>`},
-		{"xl/_rels/workbook.xml.rels", `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">` + rels.String() +
-			fmt.Sprintf(`<Relationship Id="rId%d" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>`, stylesID) +
-			`</Relationships>`},
-		// Cell styles: 0 plain, 1 bold (header), 2 "0.00" (money), 3 "0"
-		// (whole numbers). Number format 2 is built in: "0.00".
-		{"xl/styles.xml", `<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">` +
-			`<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font><font><b/><sz val="11"/><name val="Calibri"/></font></fonts>` +
-			`<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>` +
-			`<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>` +
-			`<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>` +
-			`<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>` +
-			`<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>` +
-			`<xf numFmtId="2" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>` +
-			`<xf numFmtId="1" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>` +
-			`</styleSheet>`},
-	}
-	for _, p := range parts {
-		if err := part(p.name, p.body); err != nil {
-			return fmt.Errorf("xlsx: write %s: %w", p.name, err)
+		if i == 0 {
+			err = f.SetSheetName("Sheet1", s.Name)
+		} else {
+			_, err = f.NewSheet(s.Name)
+		}
+		if err == nil {
+			err = writeSheet(f, st, s)
+		}
+		if err != nil {
+			return fmt.Errorf("xlsx: sheet %q: %w", s.Name, err)
 		}
 	}
-	for i, s := range sheets {
-		if err := part(fmt.Sprintf("xl/worksheets/sheet%d.xml", i+1), sheetXML(s)); err != nil {
-			return fmt.Errorf("xlsx: write sheet %q: %w", s.Name, err)
-		}
-	}
-	if err := z.Close(); err != nil {
+	f.SetActiveSheet(0)
+	if err := f.Write(w); err != nil {
 		return fmt.Errorf("xlsx: %w", err)
 	}
 	return nil
 }
 
-func sheetXML(s Sheet) string {
-	var b strings.Builder
-	b.WriteString(`<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>`)
-	for r, row := range s.Rows {
-		fmt.Fprintf(&b, `<row r="%d">`, r+1)
-		for c, cell := range row {
-			ref := Column(c) + strconv.Itoa(r+1)
-			style := 0
-			if r == 0 {
-				style = 1
-			}
+// styles are the style ids of a workbook, plain and bold (foot).
+type styles struct {
+	head       int
+	cell, bold [5]int // by Kind
+}
+
+func newStyles(f *excelize.File) (styles, error) {
+	var st styles
+	var err error
+	mk := func(s *excelize.Style) int {
+		if err != nil {
+			return 0
+		}
+		var id int
+		id, err = f.NewStyle(s)
+		return id
+	}
+	formats := [5]string{"", fmtInt, fmtMoney, fmtDate, fmtTime}
+	for k, nf := range formats {
+		var p *string
+		if nf != "" {
+			p = &nf
+		}
+		st.cell[k] = mk(&excelize.Style{CustomNumFmt: p, Alignment: &excelize.Alignment{Vertical: "top"}})
+		st.bold[k] = mk(&excelize.Style{CustomNumFmt: p, Font: &excelize.Font{Bold: true},
+			Border: []excelize.Border{{Type: "top", Color: "000000", Style: 1}}})
+	}
+	st.head = mk(&excelize.Style{Font: &excelize.Font{Bold: true}, Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"F2F4F7"}},
+		Alignment: &excelize.Alignment{Vertical: "top", WrapText: true}, Border: []excelize.Border{{Type: "bottom", Color: "6B6B6B", Style: 1}}})
+	return st, err
+}
+
+func writeSheet(f *excelize.File, st styles, s Sheet) error {
+	widths := make([]float64, len(s.Columns))
+	for c, col := range s.Columns {
+		ref, _ := excelize.CoordinatesToCellName(c+1, 1)
+		if err := f.SetCellStr(s.Name, ref, col.Title); err != nil {
+			return err
+		}
+		widths[c] = float64(utf8.RuneCountInString(col.Title)) * 0.6 // wrapped over two lines at most
+	}
+	if len(s.Columns) > 0 {
+		last, _ := excelize.CoordinatesToCellName(len(s.Columns), 1)
+		if err := f.SetCellStyle(s.Name, "A1", last, st.head); err != nil {
+			return err
+		}
+	}
+	put := func(row int, cells []Cell, styleOf func(Kind) int) error {
+		for c, cell := range cells {
+			ref, _ := excelize.CoordinatesToCellName(c+1, row)
+			var err error
+			n := 0
 			switch cell.kind {
-			case text:
-				fmt.Fprintf(&b, `<c r="%s" t="inlineStr" s="%d"><is><t xml:space="preserve">%s</t></is></c>`, ref, style, escape(cell.s))
-			case integer:
-				fmt.Fprintf(&b, `<c r="%s" s="%d"><v>%d</v></c>`, ref, max(style, 3), cell.n)
-			case money:
-				fmt.Fprintf(&b, `<c r="%s" s="%d"><v>%s</v></c>`, ref, max(style, 2), Decimal(cell.n))
+			case KindText:
+				v := spreadsheet.Defuse(cell.s)
+				n = utf8.RuneCountInString(v)
+				err = f.SetCellStr(s.Name, ref, v)
+			case KindInt:
+				n = len(fmt.Sprint(cell.n)) + 2
+				err = f.SetCellInt(s.Name, ref, cell.n)
+			case KindMoney:
+				n = len(fmt.Sprint(cell.n/100)) + 5
+				err = f.SetCellFloat(s.Name, ref, float64(cell.n)/100, 2, 64)
+			case KindDate:
+				n = 11
+				err = f.SetCellValue(s.Name, ref, civil(cell.t, false))
+			case KindTime:
+				n = 20
+				err = f.SetCellValue(s.Name, ref, civil(cell.t, true))
+			}
+			if err == nil {
+				err = f.SetCellStyle(s.Name, ref, ref, styleOf(cell.kind))
+			}
+			if err != nil {
+				return err
+			}
+			if c < len(widths) {
+				widths[c] = max(widths[c], float64(n)+1)
 			}
 		}
-		b.WriteString(`</row>`)
+		return nil
 	}
-	b.WriteString(`</sheetData></worksheet>`)
-	return b.String()
+	for i, r := range s.Rows {
+		if err := put(i+2, r, func(k Kind) int { return st.cell[k] }); err != nil {
+			return err
+		}
+	}
+	if s.Foot != nil {
+		if err := put(len(s.Rows)+2, s.Foot, func(k Kind) int { return st.bold[k] }); err != nil {
+			return err
+		}
+	}
+	for c, col := range s.Columns {
+		w := widths[c]
+		if col.Width > 0 {
+			w = col.Width
+		}
+		name, _ := excelize.ColumnNumberToName(c + 1)
+		if err := f.SetColWidth(s.Name, name, name, min(max(w, 6), 80)); err != nil {
+			return err
+		}
+	}
+	if len(s.Columns) == 0 {
+		return nil
+	}
+	if err := f.SetPanes(s.Name, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return err
+	}
+	last, _ := excelize.CoordinatesToCellName(len(s.Columns), len(s.Rows)+1)
+	return f.AutoFilter(s.Name, "A1:"+last, nil)
 }
 
-// Column returns the letters of the zero-based column c: A, B, ..., Z,
-// AA, AB...
-func Column(c int) string {
-	var out []byte
-	for c++; c > 0; c = (c - 1) / 26 {
-		out = append([]byte{byte('A' + (c-1)%26)}, out...)
+// civil returns t's wall clock in its own location as a zone-less time,
+// which is what a spreadsheet date is: Kyiv's 23:40 stays 23:40.
+func civil(t time.Time, clock bool) time.Time {
+	y, m, d := t.Date()
+	if !clock {
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	}
-	return string(out)
+	return time.Date(y, m, d, t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
 }
 
-// Decimal writes kopiyky as exact hryvnias: 123456 -> "1234.56".
-func Decimal(kop int64) string {
-	sign := ""
-	u := uint64(kop)
-	if kop < 0 {
-		sign, u = "-", uint64(-kop) // two's complement: right for MinInt64 too
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
-}
-
-// escape makes s safe as XML character data; characters XML cannot hold
-// (most control characters, invalid UTF-8) become U+FFFD.
-func escape(s string) string {
-	var b strings.Builder
-	if err := xml.EscapeText(&b, []byte(s)); err != nil {
-		return ""
-	}
-	return b.String()
+// ColumnName returns the letters of the zero-based column c: A, B, ...,
+// Z, AA, AB...
+func ColumnName(c int) string {
+	s, _ := excelize.ColumnNumberToName(c + 1)
+	return s
 }
 
 func checkName(name string) error {
-	if name == "" || len([]rune(name)) > 31 || strings.ContainsAny(name, `[]:*?/\`) || strings.HasPrefix(name, "'") {
+	if name == "" || utf8.RuneCountInString(name) > 31 || strings.ContainsAny(name, `[]:*?/\`) || strings.HasPrefix(name, "'") {
 		return fmt.Errorf("xlsx: sheet name %q: 1 to 31 characters, none of []:*?/\\, not starting with '", name)
 	}
 	return nil

@@ -1,162 +1,112 @@
 package xlsx_test
 
 import (
-	"archive/zip"
 	"bytes"
-	"encoding/xml"
-	"io"
-	"math"
-	"strings"
 	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/citycard/transit/clearing/xlsx"
+	"github.com/citycard/transit/clearing/xlsx/xlsxtest"
 )
 
-// Parsed forms of the parts, as a spreadsheet program reads them.
-type (
-	contentTypes struct {
-		Overrides []struct {
-			PartName string `xml:"PartName,attr"`
-		} `xml:"Override"`
-	}
-	relationships struct {
-		Rels []struct {
-			ID     string `xml:"Id,attr"`
-			Target string `xml:"Target,attr"`
-		} `xml:"Relationship"`
-	}
-	workbook struct {
-		Sheets []struct {
-			Name string `xml:"name,attr"`
-			RID  string `xml:"http://schemas.openxmlformats.org/officeDocument/2006/relationships id,attr"`
-		} `xml:"sheets>sheet"`
-	}
-	worksheet struct {
-		Rows []struct {
-			R     int `xml:"r,attr"`
-			Cells []struct {
-				Ref    string `xml:"r,attr"`
-				Type   string `xml:"t,attr"`
-				Style  int    `xml:"s,attr"`
-				Value  string `xml:"v"`
-				Inline string `xml:"is>t"`
-			} `xml:"c"`
-		} `xml:"sheetData>row"`
-	}
-)
+func sample() []xlsx.Sheet {
+	kyiv, _ := time.LoadLocation("Europe/Kyiv")
+	return []xlsx.Sheet{{
+		Name:    "Компенсація 2026-11",
+		Columns: []xlsx.Column{{Title: "Перевізник / carrier"}, {Title: "День / day"}, {Title: "Поїздки / rides"}, {Title: "Сума, грн / UAH"}, {Title: "Час / time"}},
+		Rows: [][]xlsx.Cell{
+			{xlsx.Text("ATP-1"), xlsx.Date(time.Date(2026, 11, 3, 0, 0, 0, 0, kyiv)), xlsx.Int(1200), xlsx.Money(123456789), xlsx.Time(time.Date(2026, 11, 30, 23, 40, 0, 0, kyiv))},
+			{xlsx.Text(`=HYPERLINK("http://x")`), xlsx.Date(time.Date(2026, 11, 4, 0, 0, 0, 0, kyiv)), xlsx.Int(-3), xlsx.Money(-5), xlsx.Empty()},
+		},
+		Foot: []xlsx.Cell{xlsx.Text("РАЗОМ / TOTAL"), xlsx.Empty(), xlsx.Int(1197), xlsx.Money(123456784), xlsx.Empty()},
+	}, {Name: "About", Columns: []xlsx.Column{{Title: "field"}, {Title: "value"}}, Rows: [][]xlsx.Cell{{xlsx.Text("period"), xlsx.Text("2026-11")}}}}
+}
 
-func readPart(t *testing.T, z *zip.Reader, name string, into any) {
-	t.Helper()
-	f, err := z.Open(name)
-	if err != nil {
-		t.Fatalf("part %s: %v", name, err)
+// TestWorkbook reads the file back with excelize: numbers and dates are
+// numbers with formats, the header is frozen and filtered, columns have
+// widths, formulas are defused.
+func TestWorkbook(t *testing.T) {
+	var buf bytes.Buffer
+	if err := xlsx.Write(&buf, sample()...); err != nil {
+		t.Fatal(err)
 	}
-	defer f.Close()
-	body, err := io.ReadAll(f)
+	f, err := excelize.OpenReader(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := xml.Unmarshal(body, into); err != nil {
-		t.Fatalf("part %s is not XML: %v\n%s", name, err, body)
+	defer f.Close()
+	sh := "Компенсація 2026-11"
+	if got := f.GetSheetList(); len(got) != 2 || got[0] != sh || got[1] != "About" {
+		t.Fatalf("sheets %q", got)
+	}
+	for ref, want := range map[string]excelize.CellType{"A2": excelize.CellTypeSharedString, "B2": excelize.CellTypeUnset, "C2": excelize.CellTypeUnset, "D2": excelize.CellTypeUnset} {
+		typ, err := f.GetCellType(sh, ref)
+		if err != nil || typ != want && !(want == excelize.CellTypeSharedString && typ == excelize.CellTypeInlineString) {
+			t.Errorf("%s type %v, want %v (%v)", ref, typ, want, err)
+		}
+	}
+	raw := func(ref string) string {
+		v, err := f.GetCellValue(sh, ref, excelize.Options{RawCellValue: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if raw("B2") != "46329" || raw("D2") != "1234567.89" || raw("C2") != "1200" || raw("D3") != "-0.05" {
+		t.Errorf("raw values B2 %q C2 %q D2 %q D3 %q; want a date serial and plain numbers", raw("B2"), raw("C2"), raw("D2"), raw("D3"))
+	}
+	if v, _ := f.GetCellValue(sh, "B2"); v != "03.11.2026" {
+		t.Errorf("B2 shows %q, want 03.11.2026", v)
+	}
+	if v, _ := f.GetCellValue(sh, "E2"); v != "30.11.2026 23:40:00" {
+		t.Errorf("E2 shows %q, want Kyiv's wall clock", v)
+	}
+	if v, _ := f.GetCellValue(sh, "A3"); v != `'=HYPERLINK("http://x")` {
+		t.Errorf("A3 = %q: not defused", v)
+	}
+	panes, err := f.GetPanes(sh)
+	if err != nil || !panes.Freeze || panes.YSplit != 1 {
+		t.Errorf("panes %+v, %v: want the header frozen", panes, err)
+	}
+	if w, _ := f.GetColWidth(sh, "A"); w < 10 {
+		t.Errorf("column A width %v", w)
+	}
+	if dn, err := f.GetDefinedName(), error(nil); err == nil {
+		found := false
+		for _, d := range dn {
+			found = found || d.Name == "_xlnm._FilterDatabase"
+		}
+		if !found {
+			t.Errorf("no autofilter: defined names %+v", dn)
+		}
 	}
 }
 
-func TestWriteOpens(t *testing.T) {
+// TestLibreOffice opens the workbook in LibreOffice (headless) and
+// compares what it shows, as a finance officer would see it.
+func TestLibreOffice(t *testing.T) {
 	var buf bytes.Buffer
-	err := xlsx.Write(&buf,
-		xlsx.Sheet{Name: "Compensation 2026-11", Rows: [][]xlsx.Cell{
-			{xlsx.Text("carrier"), xlsx.Text("rides"), xlsx.Text("compensation, UAH")},
-			{xlsx.Text("ТОВ <Маршрут> & \"Co\""), xlsx.Int(12), xlsx.Money(1234567)},
-			{xlsx.Text("bad\x01\xffbytes"), xlsx.Int(-3), xlsx.Money(-5)},
-		}},
-		xlsx.Sheet{Name: "Empty"},
-	)
-	if err != nil {
-		t.Fatalf("Write: %v", err)
+	if err := xlsx.Write(&buf, sample()...); err != nil {
+		t.Fatal(err)
 	}
-	z, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-	if err != nil {
-		t.Fatalf("not a zip: %v", err)
-	}
-	var ct contentTypes
-	readPart(t, z, "[Content_Types].xml", &ct)
-	for _, o := range ct.Overrides {
-		if _, err := z.Open(strings.TrimPrefix(o.PartName, "/")); err != nil {
-			t.Errorf("content types name %s, which is missing", o.PartName)
-		}
-	}
-	var root relationships
-	readPart(t, z, "_rels/.rels", &root)
-	if len(root.Rels) != 1 || root.Rels[0].Target != "xl/workbook.xml" {
-		t.Fatalf("package relationships %+v", root)
-	}
-	var wb workbook
-	readPart(t, z, "xl/workbook.xml", &wb)
-	var wbRels relationships
-	readPart(t, z, "xl/_rels/workbook.xml.rels", &wbRels)
-	targets := map[string]string{}
-	for _, r := range wbRels.Rels {
-		targets[r.ID] = r.Target
-	}
-	if len(wb.Sheets) != 2 || wb.Sheets[0].Name != "Compensation 2026-11" {
-		t.Fatalf("workbook sheets %+v", wb.Sheets)
-	}
-	var ws worksheet
-	readPart(t, z, "xl/"+targets[wb.Sheets[0].RID], &ws)
-	type cell struct{ ref, typ, value string }
-	var got []cell
-	for _, r := range ws.Rows {
-		for _, c := range r.Cells {
-			v := c.Value
-			if c.Type == "inlineStr" {
-				v = c.Inline
-			}
-			got = append(got, cell{c.Ref, c.Type, v})
-		}
-	}
-	want := []cell{
-		{"A1", "inlineStr", "carrier"}, {"B1", "inlineStr", "rides"}, {"C1", "inlineStr", "compensation, UAH"},
-		{"A2", "inlineStr", "ТОВ <Маршрут> & \"Co\""}, {"B2", "", "12"}, {"C2", "", "12345.67"},
-		{"A3", "inlineStr", "bad\uFFFD\uFFFDbytes"}, {"B3", "", "-3"}, {"C3", "", "-0.05"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("cells %+v\nwant %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("cell %d: %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	var empty worksheet
-	readPart(t, z, "xl/"+targets[wb.Sheets[1].RID], &empty)
-	if len(empty.Rows) != 0 {
-		t.Errorf("empty sheet has rows")
+	got := xlsxtest.CSV(t, buf.Bytes())
+	want := "Перевізник / carrier,День / day,Поїздки / rides,\"Сума, грн / UAH\",Час / time\n" +
+		"ATP-1,03.11.2026,\"1,200\",\"1,234,567.89\",30.11.2026 23:40:00\n" +
+		"\"'=HYPERLINK(\"\"http://x\"\")\",04.11.2026,-3,-0.05,\n" +
+		"РАЗОМ / TOTAL,,\"1,197\",\"1,234,567.84\",\n"
+	if got != want {
+		t.Errorf("LibreOffice shows\n%s\nwant\n%s", got, want)
 	}
 }
 
-func TestWriteRefuses(t *testing.T) {
-	for _, sheets := range [][]xlsx.Sheet{
-		nil,
-		{{Name: ""}},
-		{{Name: "a/b"}},
-		{{Name: strings.Repeat("x", 32)}},
-		{{Name: "Same"}, {Name: "same"}},
-	} {
-		if err := xlsx.Write(io.Discard, sheets...); err == nil {
+func TestRefusals(t *testing.T) {
+	var buf bytes.Buffer
+	for _, sheets := range [][]xlsx.Sheet{nil, {{Name: ""}}, {{Name: "a/b"}}, {{Name: "A"}, {Name: "a"}},
+		{{Name: "x", Columns: []xlsx.Column{{Title: "a"}}, Rows: [][]xlsx.Cell{{xlsx.Int(1), xlsx.Int(2)}}}}} {
+		if err := xlsx.Write(&buf, sheets...); err == nil {
 			t.Errorf("Write(%+v) succeeded", sheets)
-		}
-	}
-}
-
-func TestColumnAndDecimal(t *testing.T) {
-	for c, want := range map[int]string{0: "A", 25: "Z", 26: "AA", 27: "AB", 701: "ZZ", 702: "AAA"} {
-		if got := xlsx.Column(c); got != want {
-			t.Errorf("Column(%d) = %s, want %s", c, got, want)
-		}
-	}
-	for kop, want := range map[int64]string{0: "0.00", 5: "0.05", 100: "1.00", -199: "-1.99", math.MinInt64: "-92233720368547758.08"} {
-		if got := xlsx.Decimal(kop); got != want {
-			t.Errorf("Decimal(%d) = %s, want %s", kop, got, want)
 		}
 	}
 }

@@ -29,6 +29,10 @@ import (
 type storeFlags struct {
 	db string
 	tz string
+	// create lets open create a missing sqlite: file: only for the
+	// commands that store taps. Reports and statements refuse a missing
+	// file, so that a mistyped path is an error rather than zero.
+	create bool
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -58,7 +62,15 @@ func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
 	case isPostgresURL(f.db):
 		return postgres.Open(ctx, f.db, opt)
 	case strings.HasPrefix(f.db, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(f.db, "sqlite:"), opt)
+		path, err := sqlitePath("--db", f.db)
+		if err != nil {
+			return nil, err
+		}
+		if f.create {
+			return sqlite.Open(ctx, path, opt)
+		}
+		st, err := sqlite.OpenExisting(ctx, path, opt)
+		return st, missingDB("--db", f.db, err)
 	}
 	return nil, usagef("--db %q: want a postgres:// URL or sqlite:FILE", f.db)
 }
@@ -141,6 +153,7 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 				return err
 			}
 			defer done()
+			sf.create = true // serve stores taps: a new installation starts here
 			st, err := sf.open(ctx)
 			if err != nil {
 				return err

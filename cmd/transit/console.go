@@ -77,6 +77,7 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 				return usagef("--wait %s: want more than 0 and at most %s", df.wait, console.MaxCardWait)
 			}
 			rf.tz, sf.tz = tz, tz
+			rf.existing = true // the console serves an installed registry
 			reg, loc, err := rf.open(ctx)
 			if err != nil {
 				return err

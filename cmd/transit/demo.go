@@ -71,7 +71,7 @@ temporary directory, removed afterwards unless --keep.`,
 				return err
 			}
 			fmt.Fprintln(out)
-			if err := report.WriteStatements(out, "table", []store.Statement{res.Statement}); err != nil {
+			if err := report.WriteStatements(out, "table", []store.Statement{res.Statement}, loc); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "\nThe statement equals the sum of the %d benefit rides the simulator knows the city owes for: %s UAH.\n",

@@ -29,6 +29,9 @@ type registryFlags struct {
 	tz        string
 	issuer    uint16
 	cardYears int
+	// existing makes open refuse a missing sqlite: file, for commands
+	// that serve an installed registry rather than set one up.
+	existing bool
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
@@ -54,7 +57,16 @@ func (f *registryFlags) open(ctx context.Context) (store.Store, *time.Location, 
 	case isPostgresURL(f.db):
 		st, err = postgres.Open(ctx, f.db, opt)
 	case strings.HasPrefix(f.db, "sqlite:"):
-		st, err = sqlite.Open(ctx, strings.TrimPrefix(f.db, "sqlite:"), opt)
+		path, perr := sqlitePath("--db", f.db)
+		if perr != nil {
+			return nil, nil, perr
+		}
+		if f.existing {
+			st, err = sqlite.OpenExisting(ctx, path, opt)
+			err = missingDB("--registry-db", f.db, err)
+		} else {
+			st, err = sqlite.Open(ctx, path, opt)
+		}
 	default:
 		return nil, nil, usagef("--db %q: want a postgres:// URL or sqlite:FILE", f.db)
 	}

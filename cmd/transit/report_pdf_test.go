@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func pdfStore(t *testing.T) (db string, c report.Compensation, sts []store.State
 	if _, err := st.CloseStatements(ctx, "2026-11", time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), seal); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = report.BuildCompensation(ctx, st, "2026-11", "", report.Detail{Category: true}); err != nil {
+	if c, err = report.BuildCompensation(ctx, st, report.Query{Period: "2026-11", Carrier: "", Detail: report.Detail{Category: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if sts, err = st.Statements(ctx, "2026-11"); err != nil {
@@ -68,6 +69,7 @@ func pdfStore(t *testing.T) (db string, c report.Compensation, sts []store.State
 // the seal and the total.
 func TestReportCompensationPDF(t *testing.T) {
 	db, c, sts := pdfStore(t)
+	c.Location, _ = time.LoadLocation("Europe/Kyiv")
 	var want bytes.Buffer
 	if err := report.WriteCompensationPDF(&want, c, sts); err != nil {
 		t.Fatal(err)
@@ -78,13 +80,21 @@ func TestReportCompensationPDF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want.Bytes()) {
+	// The same document but for when it was made.
+	made := regexp.MustCompile(`made: \S+ \S+ \S+`)
+	same := func(a, b []byte) bool {
+		return made.ReplaceAllString(pdftest.Text(t, a), "") == made.ReplaceAllString(pdftest.Text(t, b), "")
+	}
+	if !same(got, want.Bytes()) {
 		t.Errorf("the command's PDF (%d bytes) differs from clearing/report's (%d bytes)", len(got), want.Len())
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("--out file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 	text := strings.Join(strings.Fields(pdftest.Text(t, got)), " ")
 	for _, w := range []string{"ATP-1", "Київпастранс", "Компенсація за пільгові поїздки", "Період закрито",
 		fmt.Sprintf("content hash: %x", sts[0].Hash), "sign-statement@2",
-		"РАЗОМ / TOTAL 5 " + report.UAH(c.Total.FareKop) + " " + report.UAH(c.Total.CompensationKop)} {
+		"РАЗОМ / TOTAL 5 " + report.UAHComma(c.Total.FareKop) + " " + report.UAHComma(c.Total.CompensationKop)} {
 		if !strings.Contains(text, w) {
 			t.Errorf("the PDF's text lacks %q:\n%s", w, text)
 		}
@@ -95,7 +105,7 @@ func TestReportCompensationPDF(t *testing.T) {
 
 	// A redirected stdout (not a terminal) takes the PDF as it is.
 	out := transit(t, context.Background(), 0, "report", "compensation", "--period", "2026-11", "--by-category", "--format", "pdf", "--db", db)
-	if out != want.String() {
+	if !same([]byte(out), want.Bytes()) {
 		t.Errorf("the PDF on stdout differs from clearing/report's")
 	}
 }

@@ -248,7 +248,11 @@ func openSimStore(ctx context.Context, db, dir string, loc *time.Location) (stor
 	case db == "":
 		return sqlite.Open(ctx, filepath.Join(dir, "clearing.db"), opt)
 	case strings.HasPrefix(db, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite:"), opt)
+		path, err := sqlitePath("--db", db)
+		if err != nil {
+			return nil, err
+		}
+		return sqlite.Open(ctx, path, opt)
 	case isPostgresURL(db):
 		if _, err := postgres.Migrate(ctx, db, loc); err != nil {
 			return nil, err

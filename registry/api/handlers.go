@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/clearing/report/spreadsheet"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/importcsv"
 	"github.com/citycard/transit/registry/store"
@@ -378,22 +379,8 @@ func writeExpiringCSV(w http.ResponseWriter, from, to registry.Date, list []regi
 }
 
 // cell defuses text that a spreadsheet would run as a formula (CSV
-// injection): a leading =, @, tab or carriage return, or a + or - not
-// followed by a digit (phone numbers stay as they are).
-func cell(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '@', '\t', '\r':
-		return "'" + s
-	case '+', '-':
-		if len(s) == 1 || s[1] < '0' || s[1] > '9' {
-			return "'" + s
-		}
-	}
-	return s
-}
+// injection) with the rule every export shares (OWASP's).
+func cell(s string) string { return spreadsheet.Defuse(s) }
 
 func (s *Server) importCSV(w http.ResponseWriter, r *http.Request, a registry.Access) error {
 	var dry bool

@@ -99,8 +99,9 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 			t.Fatalf("no download %s after 15 s (the directory has %v)", file, entries)
 		}
 	}
-	c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	must(t, "compensation", err)
+	c = f.asConsole(c)
 	sts, err := f.clr.Statements(f.ctx, period)
 	must(t, "statements", err)
 	var want bytes.Buffer
@@ -109,7 +110,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 		t.Errorf("the downloaded PDF (%d bytes) differs from clearing/report's (%d bytes)", len(got), want.Len())
 	}
 	text := strings.Join(strings.Fields(pdftest.Text(t, got)), " ")
-	for _, w := range []string{"Компенсація за пільгові поїздки", "ATP-1", "ATP-3", "РАЗОМ / TOTAL " + strconv.FormatInt(c.Total.Rides, 10) + " " + report.UAH(c.Total.FareKop) + " " + report.UAH(c.Total.CompensationKop)} {
+	for _, w := range []string{"Компенсація за пільгові поїздки", "ATP-1", "ATP-3", "РАЗОМ / TOTAL " + strconv.FormatInt(c.Total.Rides, 10) + " " + strings.ReplaceAll(report.UAHComma(c.Total.FareKop), "\u00a0", " ") + " " + strings.ReplaceAll(report.UAHComma(c.Total.CompensationKop), "\u00a0", " ")} {
 		if !strings.Contains(text, w) {
 			t.Errorf("the downloaded PDF lacks %q:\n%s", w, text)
 		}

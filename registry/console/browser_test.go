@@ -199,7 +199,7 @@ func TestBrowserFinance(t *testing.T) {
 			t.Fatalf("no download %s after 15 s (the directory has %v)", file, entries)
 		}
 	}
-	c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	must(t, "compensation", err)
 	var want bytes.Buffer
 	must(t, "write CSV", report.WriteCompensation(&want, "csv", c))

@@ -21,7 +21,8 @@
 //	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
 //	/finance, /finance/export                   finance, supervisor
 //	/finance/reconciliation                     finance, supervisor
-//	POST /finance/close                         supervisor only, and only with a signing key
+//	/finance/close (month-end checklist)        finance, supervisor
+//	POST /finance/close                         supervisor only, and only with a signing key, confirmed
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record and their cards' rides
 //
@@ -53,6 +54,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/clearing/register"
 	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
@@ -74,6 +76,9 @@ type Options struct {
 	// Statements closes and verifies statements. Without it the finance
 	// pages show statements but cannot close or verify them.
 	Statements *statement.Service
+	// Names is the finance register (carriers' legal details, category
+	// names); nil names carriers and categories by their codes.
+	Names *register.Register
 	// Location is the city's time zone, in which pages show times and
 	// which decides "today"; nil means UTC.
 	Location *time.Location
@@ -106,6 +111,7 @@ type Server struct {
 	reg      store.Store
 	clr      cstore.Store
 	stmts    *statement.Service
+	names    *register.Register
 	loc      *time.Location
 	now      func() time.Time
 	log      *slog.Logger
@@ -122,7 +128,7 @@ func New(opt Options) (*Server, error) {
 	if opt.Registry == nil || opt.Clearing == nil {
 		return nil, errors.New("console: both the registry store and the clearing store are required")
 	}
-	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, loc: opt.Location, now: opt.Now,
+	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, names: opt.Names, loc: opt.Location, now: opt.Now,
 		log: opt.Logger, secure: opt.SecureCookies, sessions: newSessions(opt.IdleTimeout, opt.MaxLifetime),
 		mux: http.NewServeMux()}
 	if s.loc == nil {
@@ -205,6 +211,7 @@ func (s *Server) routes() {
 	s.handle("GET /finance", readStatements, (*Server).finance)
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
 	s.handle("GET /finance/reconciliation", readStatements, (*Server).financeReconciliation)
+	s.handle("GET /finance/close", readStatements, (*Server).financeCloseForm)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)

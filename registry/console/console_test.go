@@ -386,10 +386,12 @@ func TestFinanceStatements(t *testing.T) {
 	fin.get("/finance?period=November").want(t, http.StatusBadRequest, "bad period")
 
 	// The downloads are clearing/report's, byte for byte.
-	c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c = f.asConsole(c)
+	c.Lang = "en" // the finance user reads English
 	for _, format := range []string{"csv", "xlsx"} {
 		var want bytes.Buffer
 		if err := report.WriteCompensation(&want, format, c); err != nil {
@@ -418,12 +420,18 @@ func TestFinanceClose(t *testing.T) {
 
 	sup, secret := f.login(supervisorUser)
 	page := sup.get("/finance?period="+period).want(t, http.StatusOK, "finance as supervisor")
-	if !strings.Contains(page.body, `action="/finance/close"`) {
-		t.Fatalf("no close form for the supervisor:\n%s", page.body)
+	if !strings.Contains(page.body, `href="/finance/close?period=2026-11"`) {
+		t.Fatalf("no way to the close for the supervisor:\n%s", page.body)
+	}
+	dialog := sup.get("/finance/close?period="+period).want(t, http.StatusOK, "close dialog")
+	for _, want := range []string{`action="/finance/close"`, `name="expect"`, `name="confirm" value="2026-11" required`, "close 2026-11 for good: ", "What is still open in 2026-11"} {
+		if !strings.Contains(dialog.body, want) {
+			t.Errorf("the close dialog lacks %q:\n%s", want, dialog.body)
+		}
 	}
 	// December is not over: closing it needs "early".
-	sup.post("/finance/close", url.Values{"csrf": {secret}, "period": {"2026-12"}}).want(t, http.StatusConflict, "close December")
-	r := sup.post("/finance/close", url.Values{"csrf": {secret}, "period": {period}}).want(t, http.StatusSeeOther, "close November")
+	sup.post("/finance/close", confirmClose(secret, "2026-12", false)).want(t, http.StatusConflict, "close December")
+	r := sup.post("/finance/close", confirmClose(secret, period, false)).want(t, http.StatusSeeOther, "close November")
 	page = sup.get(r.header.Get("Location")).want(t, http.StatusOK, "after close")
 	for _, want := range []string{"Period 2026-11 is closed", "signed with sign-statement@1", "The signature verifies."} {
 		if !strings.Contains(page.body, want) {
@@ -437,7 +445,8 @@ func TestFinanceClose(t *testing.T) {
 	if err != nil || len(sts) == 0 || !sts[0].Closed || len(sts[0].Signature) == 0 {
 		t.Fatalf("statements after close: %+v %v", sts, err)
 	}
-	sup.post("/finance/close", url.Values{"csrf": {secret}, "period": {period}}).want(t, http.StatusConflict, "close again")
+	sup.post("/finance/close", url.Values{"csrf": {secret}, "period": {"2026-10"}}).want(t, http.StatusBadRequest, "an unconfirmed close")
+	sup.post("/finance/close", confirmClose(secret, period, false)).want(t, http.StatusConflict, "close again")
 }
 
 func TestFinanceCloseNeedsKeys(t *testing.T) {

@@ -3,12 +3,14 @@ package console
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/citycard/transit/clearing/report"
+	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 )
 
@@ -165,10 +167,11 @@ func (s *Server) financeExport(w http.ResponseWriter, r *http.Request, rq *reque
 	if !ok {
 		return &pageError{status: http.StatusBadRequest, key: "fin.format.bad", args: []any{format}, err: fmt.Errorf("export format %q", format)}
 	}
-	c, err := report.BuildCompensation(r.Context(), s.clr, period, "", report.Detail{Category: true})
+	c, err := report.BuildCompensation(r.Context(), s.clr, report.Query{Period: period, Detail: report.Detail{Category: true}, Names: s.names})
 	if err != nil {
 		return fmt.Errorf("compensation of %s: %w", period, err)
 	}
+	c.Location, c.Lang, c.Created = s.loc, rq.lang, s.now()
 	// Into memory first, so that a failure still gets an error page
 	// rather than half a file; a month's lines are a few thousand.
 	var buf bytes.Buffer
@@ -204,7 +207,15 @@ func (s *Server) financeClose(w http.ResponseWriter, r *http.Request, rq *reques
 		return &pageError{status: http.StatusServiceUnavailable, key: "fin.close.nokeys"}
 	}
 	early := r.PostFormValue("early") != ""
-	if _, err := s.stmts.Close(r.Context(), period, early); err != nil {
+	c := statement.Closing{Early: early, Actor: rq.ses.actor.User, Confirmed: r.PostFormValue("confirm") == period,
+		Expect: r.PostFormValue("expect")}
+	_, err := s.stmts.Close(r.Context(), period, c)
+	switch {
+	case errors.Is(err, statement.ErrNotConfirmed):
+		return &pageError{status: http.StatusBadRequest, key: "close.unconfirmed", err: err}
+	case errors.Is(err, statement.ErrChanged):
+		return &pageError{status: http.StatusConflict, key: "close.changed", err: err}
+	case err != nil:
 		return err
 	}
 	s.log.Info("console closed a period", "period", period, "early", early, "user", rq.ses.actor.User)

@@ -58,7 +58,7 @@ func (f *fixture) rollup() map[string]map[string]int64 {
 	f.t.Helper()
 	want := map[string]map[string]int64{}
 	for _, m := range yearMonths {
-		c, err := report.BuildCompensation(f.ctx, f.clr, m, "", report.Detail{})
+		c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: m, Carrier: "", Detail: report.Detail{}})
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -369,10 +369,11 @@ func TestFinancePDF(t *testing.T) {
 		if r.header.Get("Content-Type") != "application/pdf" || r.header.Get("Content-Disposition") != `attachment; filename="compensation-2026-11.pdf"` {
 			t.Errorf("%s: headers %v", what, r.header)
 		}
-		c, err := report.BuildCompensation(f.ctx, f.clr, period, "", report.Detail{Category: true})
+		c, err := report.BuildCompensation(f.ctx, f.clr, report.Query{Period: period, Carrier: "", Detail: report.Detail{Category: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		c = f.asConsole(c)
 		sts, err := f.clr.Statements(f.ctx, period)
 		if err != nil {
 			t.Fatal(err)
@@ -387,21 +388,21 @@ func TestFinancePDF(t *testing.T) {
 		return strings.Join(strings.Fields(pdftest.Text(t, []byte(r.body))), " ")
 	}
 	text := download(fin, "draft PDF")
-	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "ATP-1 pensioner city 3 45.00 45.00", "ATP-2 veteran city 1 20.00 20.00",
-		"РАЗОМ / TOTAL 8 135.00 135.00"} {
+	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "ATP-1 pensioner міський бюджет / 3 45,00 45,00", "ATP-2 veteran міський бюджет / 1 20,00 20,00",
+		"РАЗОМ / TOTAL 8 135,00 135,00"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("draft PDF lacks %q:\n%s", w, text)
 		}
 	}
 
 	sup, secret := f.login(supervisorUser)
-	sup.post("/finance/close", url.Values{"csrf": {secret}, "period": {period}}).want(t, http.StatusSeeOther, "close November")
+	sup.post("/finance/close", confirmClose(secret, period, false)).want(t, http.StatusSeeOther, "close November")
 	sts, err := f.clr.Statements(f.ctx, period)
 	if err != nil || !sts[0].Closed {
 		t.Fatalf("after closing: %+v, %v", sts, err)
 	}
 	text = download(sup, "closed PDF")
-	for _, w := range []string{"Період закрито, суми остаточні.", fmt.Sprintf("content hash: %x", sts[0].Hash), "signing key: sign-statement@1", "РАЗОМ / TOTAL 8 135.00 135.00"} {
+	for _, w := range []string{"Період закрито, суми остаточні.", fmt.Sprintf("content hash: %x", sts[0].Hash), "signing key: sign-statement@1", "РАЗОМ / TOTAL 8 135,00 135,00"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("closed PDF lacks %q:\n%s", w, text)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/Kyiv without the system's tzdata
 
+	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 	csqlite "github.com/citycard/transit/clearing/store/sqlite"
@@ -341,4 +342,21 @@ func (f *fixture) login(name string) (*user, string) {
 	r := u.post("/login", url.Values{"csrf": {csrf(f.t, page.body)}, "token": {f.tokens[name]}}).want(f.t, http.StatusSeeOther, "sign in as "+name)
 	home := u.get(r.header.Get("Location")).want(f.t, http.StatusOK, name+"'s start page")
 	return u, csrf(f.t, home.body)
+}
+
+// asConsole sets what the console sets in a report it exports: the
+// city's zone, the page's language and the console's clock.
+func (f *fixture) asConsole(c report.Compensation) report.Compensation {
+	c.Location, c.Lang, c.Created = f.kyiv, "uk", f.clock.Now()
+	return c
+}
+
+// confirmClose returns the form of a confirmed close of period, as the
+// close dialog posts it.
+func confirmClose(secret, period string, early bool) url.Values {
+	v := url.Values{"csrf": {secret}, "period": {period}, "confirm": {period}}
+	if early {
+		v.Set("early", "1")
+	}
+	return v
 }

@@ -114,14 +114,16 @@ func (s *Store) Statements(ctx context.Context, period string) ([]store.Statemen
 }
 
 func statements(ctx context.Context, tx pgx.Tx, period string) ([]store.Statement, error) {
-	rows, err := tx.Query(ctx, `SELECT adjusts, closed, content_hash, signature, key_ref
+	rows, err := tx.Query(ctx, `SELECT adjusts, closed, content_hash, signature, key_ref,
+			closed_by, form, key_fingerprint
 		FROM statements WHERE period = $1 ORDER BY adjusts`, period)
 	if err != nil {
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
 	}
 	sts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Statement, error) {
 		st := store.Statement{Period: period, Closed: true}
-		err := r.Scan(&st.Adjusts, &st.ClosedAt, &st.Hash, &st.Signature, &st.KeyRef)
+		err := r.Scan(&st.Adjusts, &st.ClosedAt, &st.Hash, &st.Signature, &st.KeyRef,
+			&st.ClosedBy, &st.Form, &st.KeyFingerprint)
 		st.ClosedAt = st.ClosedAt.UTC()
 		return st, err
 	})
@@ -200,8 +202,10 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 			if err := seal(ctx, st); err != nil {
 				return fmt.Errorf("close %s: seal the statement: %w", period, err)
 			}
-			b.Queue(`INSERT INTO statements (period, adjusts, closed, content_hash, signature, key_ref)
-				VALUES ($1, $2, $3, $4, $5, $6)`, st.Period, st.Adjusts, at, st.Hash, st.Signature, st.KeyRef)
+			b.Queue(`INSERT INTO statements (period, adjusts, closed, content_hash, signature, key_ref,
+					closed_by, form, key_fingerprint)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, st.Period, st.Adjusts, at, st.Hash, st.Signature, st.KeyRef,
+				st.ClosedBy, max(st.Form, 1), st.KeyFingerprint)
 			var (
 				carriers, categories, fundings []string
 				rides, fares, charged, comps   []int64
@@ -305,4 +309,17 @@ func (s *Store) OpenGaps(ctx context.Context) (gaps, missing int64, err error) {
 		return 0, 0, fmt.Errorf("count open gaps: %w", err)
 	}
 	return gaps, missing, nil
+}
+
+// Carriers implements store.Store.
+func (s *Store) Carriers(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT DISTINCT carrier FROM rollup ORDER BY carrier")
+	if err != nil {
+		return nil, fmt.Errorf("list carriers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list carriers: %w", err)
+	}
+	return out, nil
 }

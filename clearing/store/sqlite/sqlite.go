@@ -13,12 +13,12 @@ import (
 	"embed"
 	"fmt"
 	"math"
-	"net/url"
 	"time"
 
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/migration"
+	"github.com/citycard/transit/clearing/store/sqlitefile"
 	"github.com/citycard/transit/validator/tap"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -42,16 +42,31 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens the store in the file at path, creating it and bringing its
-// schema up to date as needed. ":memory:" gives a store that lives as
-// long as the returned Store.
+// schema up to date as needed. An empty path is an error; ":memory:"
+// gives a store that lives as long as the returned Store. The file and
+// its -wal and -shm files are kept 0600 (sqlitefile).
 func Open(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	return open(ctx, path, opt, true)
+}
+
+// OpenExisting opens the store in the file at path like Open, but never
+// creates it: a missing file is an error wrapping fs.ErrNotExist, so that
+// a mistyped path in a report is not an empty store that reports zero.
+func OpenExisting(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	return open(ctx, path, opt, false)
+}
+
+func open(ctx context.Context, path string, opt store.Options, create bool) (*Store, error) {
+	if err := sqlitefile.Prepare(path, create); err != nil {
+		return nil, fmt.Errorf("open clearing store: %w", err)
+	}
 	// FULL synchronous because ingest commits the bus offset once AddTaps
 	// returns: a batch acknowledged and then lost to a power cut would be
 	// gone for good. _txlock=immediate takes the write lock at BEGIN, so
 	// two processes on one file wait for each other (busy_timeout) instead
 	// of failing when both try to upgrade a read lock.
-	dsn := "file:" + url.PathEscape(path) +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	dsn := sqlitefile.DSN(path, create,
+		"_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_txlock=immediate")
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open clearing store %s: %w", path, err)

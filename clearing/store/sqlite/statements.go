@@ -121,7 +121,8 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 	case err != nil:
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT adjusts, closed_us, content_hash, signature, key_ref
+	rows, err := q.QueryContext(ctx, `SELECT adjusts, closed_us, content_hash, signature, key_ref,
+			closed_by, form, key_fingerprint
 		FROM statements WHERE period = ? ORDER BY adjusts`, period)
 	if err != nil {
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
@@ -130,7 +131,8 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 	for rows.Next() {
 		st := store.Statement{Period: period, Closed: true}
 		var us int64
-		if err := rows.Scan(&st.Adjusts, &us, &st.Hash, &st.Signature, &st.KeyRef); err != nil {
+		if err := rows.Scan(&st.Adjusts, &us, &st.Hash, &st.Signature, &st.KeyRef,
+			&st.ClosedBy, &st.Form, &st.KeyFingerprint); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("statements of %s: %w", period, err)
 		}
@@ -199,8 +201,10 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 		if err := seal(ctx, st); err != nil {
 			return nil, fmt.Errorf("close %s: seal the statement: %w", period, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO statements (period, adjusts, closed_us, content_hash, signature, key_ref)
-			VALUES (?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, at.UnixMicro(), st.Hash, st.Signature, st.KeyRef); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO statements (period, adjusts, closed_us, content_hash, signature, key_ref,
+				closed_by, form, key_fingerprint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, at.UnixMicro(), st.Hash, st.Signature, st.KeyRef,
+			st.ClosedBy, max(st.Form, 1), st.KeyFingerprint); err != nil {
 			return nil, fmt.Errorf("close %s: store the statement: %w", period, err)
 		}
 		for _, l := range st.Lines {
@@ -310,4 +314,25 @@ func (s *Store) OpenGaps(ctx context.Context) (gaps, missing int64, err error) {
 		return 0, 0, fmt.Errorf("count open gaps: %w", err)
 	}
 	return gaps, missing, nil
+}
+
+// Carriers implements store.Store.
+func (s *Store) Carriers(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT carrier FROM rollup ORDER BY carrier")
+	if err != nil {
+		return nil, fmt.Errorf("list carriers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("list carriers: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list carriers: %w", err)
+	}
+	return out, nil
 }

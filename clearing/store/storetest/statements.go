@@ -24,6 +24,8 @@ func seal(_ context.Context, st *store.Statement) error {
 	st.Hash = h.Sum(nil)
 	st.Signature = append([]byte("signed:"), st.Hash...)
 	st.KeyRef = "sign-statement@1"
+	st.ClosedBy, st.Form = "o.koval (supervisor)", 2
+	st.KeyFingerprint = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(st.KeyRef)))
 	return nil
 }
 
@@ -71,6 +73,7 @@ func sameStatements(t *testing.T, what string, got, want []store.Statement) {
 		g, w := got[i], want[i]
 		if g.Period != w.Period || g.Adjusts != w.Adjusts || g.Closed != w.Closed || !g.ClosedAt.Equal(w.ClosedAt) ||
 			!bytes.Equal(g.Hash, w.Hash) || !bytes.Equal(g.Signature, w.Signature) || g.KeyRef != w.KeyRef ||
+			g.ClosedBy != w.ClosedBy || g.Form != w.Form || g.KeyFingerprint != w.KeyFingerprint ||
 			!slices.Equal(g.Lines, w.Lines) {
 			t.Errorf("%s: statement %d:\n got %+v\nwant %+v", what, i, g, w)
 		}
@@ -116,7 +119,20 @@ func testCloseAndLateTaps(t *testing.T, open Open) {
 		}
 	}
 	s, closeNow := openStore(t, open)
+	if cs, err := s.Carriers(ctxFor(t)); err != nil || len(cs) != 0 {
+		t.Errorf("Carriers of an empty store = %q, %v", cs, err)
+	}
 	addTaps(t, s, onTime, len(onTime), 0)
+	var wantCarriers []string
+	for _, tp := range onTime {
+		if store.Compensable(&tp) && !slices.Contains(wantCarriers, tp.Carrier) {
+			wantCarriers = append(wantCarriers, tp.Carrier)
+		}
+	}
+	slices.Sort(wantCarriers)
+	if cs, err := s.Carriers(ctxFor(t)); err != nil || !slices.Equal(cs, wantCarriers) {
+		t.Errorf("Carriers = %q, %v; want %q", cs, err, wantCarriers)
+	}
 
 	// Drafts: every period has its own statement, lines or not.
 	drafts := statements(t, s, "2026-11")

@@ -13,7 +13,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/citycard/transit/clearing/store/migration"
+	"github.com/citycard/transit/clearing/store/sqlitefile"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/sqlstore"
@@ -57,16 +57,31 @@ var dialect = sqlstore.Dialect{
 }
 
 // Open opens the store in the file at path, creating it and bringing its
-// schema up to date as needed. ":memory:" gives a store that lives as
-// long as the returned Store.
+// schema up to date as needed. An empty path is an error; ":memory:"
+// gives a store that lives as long as the returned Store. The file and
+// its -wal and -shm files are kept 0600 (sqlitefile): they hold personal
+// data.
 func Open(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	return open(ctx, path, opt, true)
+}
+
+// OpenExisting opens the store in the file at path like Open, but never
+// creates it: a missing file is an error wrapping fs.ErrNotExist.
+func OpenExisting(ctx context.Context, path string, opt store.Options) (*Store, error) {
+	return open(ctx, path, opt, false)
+}
+
+func open(ctx context.Context, path string, opt store.Options, create bool) (*Store, error) {
+	if err := sqlitefile.Prepare(path, create); err != nil {
+		return nil, fmt.Errorf("open registry store: %w", err)
+	}
 	// FULL synchronous: a card blocked at the desk must stay blocked
 	// after a power cut. _txlock=immediate takes the write lock at BEGIN,
 	// so two processes on one file wait for each other (busy_timeout)
 	// instead of failing when both try to upgrade a read lock.
-	dsn := "file:" + url.PathEscape(path) +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)" +
-		"&_pragma=foreign_keys(1)&_txlock=immediate"
+	dsn := sqlitefile.DSN(path, create,
+		"_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"+
+			"&_pragma=foreign_keys(1)&_txlock=immediate")
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open registry store %s: %w", path, err)

@@ -1,0 +1,48 @@
+package console
+
+// closeMessages are the texts of the month-end checklist and the close
+// dialog.
+var closeMessages = map[string]map[string]string{
+	"uk": {
+		"close.title":            "Закриття місяця",
+		"close.link":             "Перевірити й закрити %s",
+		"close.checks":           "Що ще відкрито за %s",
+		"close.checks.intro":     "Що кліринг знає сьогодні. Закриттю це не заважає, але поїздки, що надійдуть пізніше, підуть у коригування наступного місяця.",
+		"close.check.ok":         "гаразд",
+		"close.check.open":       "увага",
+		"close.check.look":       "переглянути",
+		"close.check.gaps":       "бракує поїздок у нумерації пристроїв: %d",
+		"close.check.quarantine": "пакетів у карантині: %d",
+		"close.check.clones":     "пакетів поїздок чекають на перевірку клонів: %d",
+		"close.check.anomalies":  "аномалій: %d",
+		"close.freeze":           "Що закриття %s заморозить і підпише",
+		"close.adjustments":      "Разом із власним звітом місяця закриваються коригування попередніх місяців (звітів: %d).",
+		"close.early":            "Місяць %s ще не скінчився (скінчиться %s): закрити його зараз можна лише достроково.",
+		"close.signed.by":        "Закриття буде підписано від вашого імені: %s.",
+		"close.confirm":          "Я перевірив(ла) суми й закриваю %s назавжди: %d пільгових поїздок, %s грн",
+		"close.closed":           "Період %s закрито.",
+		"close.changed":          "Після показу сум надійшли нові поїздки. Перегляньте суми ще раз і підтвердьте знову.",
+		"close.unconfirmed":      "Закриття не підтверджено: позначте підтвердження з періодом і сумами.",
+	},
+	"en": {
+		"close.title":            "Month-end close",
+		"close.link":             "Check and close %s",
+		"close.checks":           "What is still open in %s",
+		"close.checks.intro":     "What clearing knows today. None of it stops a close, but rides that arrive later go into next month's adjustment.",
+		"close.check.ok":         "fine",
+		"close.check.open":       "attention",
+		"close.check.look":       "look",
+		"close.check.gaps":       "taps missing from devices' numbering: %d",
+		"close.check.quarantine": "batches in quarantine: %d",
+		"close.check.clones":     "batches of rides waiting for the cloned-card check: %d",
+		"close.check.anomalies":  "anomalies: %d",
+		"close.freeze":           "What closing %s freezes and signs",
+		"close.adjustments":      "With the month's own statement, adjustments of earlier months close too (%d statements).",
+		"close.early":            "%s has not ended yet (it ends %s): closing it now is an early close.",
+		"close.signed.by":        "The close is signed in your name: %s.",
+		"close.confirm":          "I checked the figures and close %s for good: %d benefit rides, %s UAH",
+		"close.closed":           "Period %s is closed.",
+		"close.changed":          "New rides arrived after the figures were shown. Review them and confirm again.",
+		"close.unconfirmed":      "The close was not confirmed: tick the confirmation naming the period and its figures.",
+	},
+}
