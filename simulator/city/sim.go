@@ -20,6 +20,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/simulator/vcard"
+	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/tariff"
 )
 
@@ -135,6 +136,13 @@ type Sim struct {
 	divMu       sync.Mutex
 	divergences int
 	samples     []string
+	// decideWith, when set, is the tariff the fast lane's validators
+	// decide with instead of the city's: a test's way to give them a
+	// wrong rule that the truth must catch.
+	decideWith *fare.Tariff
+	// modelDiffs counts taps decided otherwise than the reference model.
+	modelDiffs   int
+	modelSamples []string
 }
 
 type forgery struct {
