@@ -95,7 +95,7 @@ type TokenInfo struct {
 }
 
 // Live reports whether the token still works at now.
-func (t *TokenInfo) Live(now time.Time) bool { return t.Revoked.IsZero() && now.Before(t.Expires) }
+func (t *TokenInfo) Live(now time.Time) bool { return t.Revoked.IsZero() && !now.After(t.Expires) }
 
 // TokenQuery selects tokens to list.
 type TokenQuery struct {

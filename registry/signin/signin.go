@@ -21,6 +21,7 @@
 package signin
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,6 +31,7 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +59,14 @@ type Options struct {
 	Log *slog.Logger
 	// Metrics, if set, gets the refusal counter.
 	Metrics prometheus.Registerer
+	// PerAddress and PerAccount are how forgiving the throttles are;
+	// zero means throttle.PerAddress and throttle.PerAccount. A city
+	// hall whose residents all come from one address may want a larger
+	// allowance per address.
+	PerAddress, PerAccount throttle.Policy
+	// CodesPerHour bounds the codes one resident is sent in an hour;
+	// zero means MaxCodesPerHour.
+	CodesPerHour int
 }
 
 // Limits of resident sign-in.
@@ -88,10 +98,12 @@ type Service struct {
 	addr    *throttle.Limiter // per client address
 	account *throttle.Limiter // per staff account or registry number
 	hashing chan struct{}
+	perHour int
 	// dummy is verified against when a user is unknown, so that the
-	// answer takes as long as for a known one.
-	dummy   string
-	refused *prometheus.CounterVec
+	// answer takes as long as for a known one; made at the first need.
+	dummyOnce sync.Once
+	dummy     string
+	refused   *prometheus.CounterVec
 }
 
 // New returns a Service.
@@ -110,12 +122,9 @@ func New(opt Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.addr = throttle.New(throttle.PerAddress, s.now)
-	s.account = throttle.New(throttle.PerAccount, s.now)
-	var err error
-	if s.dummy, err = password.Hash("not anybody's password", s.params); err != nil {
-		return nil, err
-	}
+	s.addr = throttle.New(cmp.Or(opt.PerAddress, throttle.PerAddress), s.now)
+	s.account = throttle.New(cmp.Or(opt.PerAccount, throttle.PerAccount), s.now)
+	s.perHour = cmp.Or(opt.CodesPerHour, MaxCodesPerHour)
 	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "signin_refused_total",
 		Help: "Sign-ins and requests refused: unknown, ended or revoked tokens, wrong passwords and codes, throttled callers.",
@@ -222,6 +231,7 @@ func (s *Service) Staff(ctx context.Context, addr, user, pw string) (registry.St
 	acc, err := s.st.Staff(ctx, user)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
+		s.dummyOnce.Do(func() { s.dummy, _ = password.Hash("not anybody's password", s.params) })
 		password.Verify(s.dummy, pw) //nolint:errcheck // only to take the same time
 		return fail("unknown user")
 	case err != nil:
@@ -311,7 +321,7 @@ func (s *Service) SendCode(ctx context.Context, addr, registryNumber string) (st
 	case err != nil:
 		return "", err
 	}
-	if n, err := s.st.ResidentCodesSince(ctx, resident, now.Add(-time.Hour)); err == nil && n > MaxCodesPerHour {
+	if n, err := s.st.ResidentCodesSince(ctx, resident, now.Add(-time.Hour)); err == nil && n > s.perHour {
 		s.refuse("code", "too many codes for one resident", addr, "resident", resident)
 		return id, nil
 	}
@@ -349,7 +359,6 @@ func (s *Service) CheckCode(ctx context.Context, addr, id, code string) (registr
 	if err != nil {
 		return registry.Actor{}, err
 	}
-	s.addr.Succeed(addr)
 	return registry.Actor{User: registry.ResidentUser(resident), Role: registry.RoleResident, Resident: resident}, nil
 }
 

@@ -74,7 +74,7 @@ func (s *Store) Authenticate(ctx context.Context, hash [32]byte) (registry.Token
 	case !ti.Revoked.IsZero():
 		return registry.TokenInfo{}, fmt.Errorf("%w: this token was revoked on %s; sign in again or ask for a new one",
 			registry.ErrUnauthenticated, ti.Revoked.Format(time.DateOnly))
-	case !now.Before(ti.Expires):
+	case now.After(ti.Expires):
 		return registry.TokenInfo{}, fmt.Errorf("%w: this token ended on %s; sign in again or ask for a new one",
 			registry.ErrUnauthenticated, ti.Expires.Format(time.DateOnly))
 	case ti.Expires.Sub(ti.Created) > registry.MaxTokenTTL || ti.Created.After(now.Add(time.Minute)):
@@ -104,7 +104,7 @@ func (s *Store) Tokens(ctx context.Context, a registry.Access, q registry.TokenQ
 	where, args := []string{"1 = 1"}, []any{}
 	if !q.All {
 		args = append(args, s.d.Time(s.now().UTC()))
-		where = append(where, fmt.Sprintf("t.revoked_at IS NULL AND t.expires_at > $%d", len(args)))
+		where = append(where, fmt.Sprintf("t.revoked_at IS NULL AND t.expires_at >= $%d", len(args)))
 	}
 	if q.User != "" {
 		args = append(args, q.User)

@@ -43,11 +43,11 @@ func testTokenLifecycle(t *testing.T, e *env) {
 	}
 
 	// It ends when it says.
-	e.clock.Set(tok.Expires.Add(-time.Second))
-	if _, err := e.s.Authenticate(e.ctx, hash); err != nil {
-		t.Errorf("Authenticate a second before the end: %v", err)
-	}
 	e.clock.Set(tok.Expires)
+	if _, err := e.s.Authenticate(e.ctx, hash); err != nil {
+		t.Errorf("Authenticate at its last instant: %v", err)
+	}
+	e.clock.Set(tok.Expires.Add(time.Second))
 	if _, err := e.s.Authenticate(e.ctx, hash); !errors.Is(err, registry.ErrUnauthenticated) || !strings.Contains(err.Error(), "ended") {
 		t.Errorf("Authenticate at the end = %v; want ErrUnauthenticated saying it ended", err)
 	}
