@@ -138,7 +138,7 @@ func TestValidatorPrefix(t *testing.T) {
 		t.Errorf("a signed request: %d, handler saw %q; want 418 at /hotlist", got, seen)
 	}
 	for name, sign := range map[string]func(*http.Request){
-		"unsigned": nil,
+		"unsigned":       nil,
 		"a bearer token": func(r *http.Request) { r.Header.Set("Authorization", "Bearer rgt_x") },
 		"another device's name": func(r *http.Request) {
 			signer.Sign(ctx, r)

@@ -75,14 +75,14 @@ func (b *syncBuffer) String() string {
 // with two residents, their cards, staff tokens, and a month of benefit
 // rides.
 type fixture struct {
-	t      *testing.T
-	ctx    context.Context
-	kyiv   *time.Location
-	clock  *clock
-	reg    store.Store
-	clr    cstore.Store
-	srv    *httptest.Server
-	log    *syncBuffer
+	t     *testing.T
+	ctx   context.Context
+	kyiv  *time.Location
+	clock *clock
+	reg   store.Store
+	clr   cstore.Store
+	srv   *httptest.Server
+	log   *syncBuffer
 	// passwords are the staff accounts' passwords by user name;
 	// residents maps a resident's user name in the tests to the record
 	// they sign in as, with a code from outbox.
