@@ -75,14 +75,15 @@ func (b *syncBuffer) String() string {
 // with two residents, their cards, staff tokens, and a month of benefit
 // rides.
 type fixture struct {
-	t     *testing.T
-	ctx   context.Context
-	kyiv  *time.Location
-	clock *clock
-	reg   store.Store
-	clr   cstore.Store
-	srv   *httptest.Server
-	log   *syncBuffer
+	t      *testing.T
+	ctx    context.Context
+	kyiv   *time.Location
+	clock  *clock
+	reg    store.Store
+	clr    cstore.Store
+	srv    *httptest.Server
+	server *console.Server
+	log    *syncBuffer
 	// passwords are the staff accounts' passwords by user name;
 	// residents maps a resident's user name in the tests to the record
 	// they sign in as, with a code from outbox.
@@ -90,6 +91,7 @@ type fixture struct {
 	residents map[string]registry.Resident
 	outbox    string
 	monitor   *auditchain.Monitor
+	regPath   string // the registry's SQLite file
 
 	alice, bob         registry.Resident
 	aliceCard, bobCard registry.Card
@@ -137,7 +139,8 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		// pensioner entitlement ends within 30 days.
 		clock: &clock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, kyiv)}}
 
-	reg, err := rsqlite.Open(ctx, filepath.Join(dir, "registry.db"), store.Options{Issuer: 1001, Location: kyiv, Now: f.clock.Now})
+	f.regPath = filepath.Join(dir, "registry.db")
+	reg, err := rsqlite.Open(ctx, f.regPath, store.Options{Issuer: 1001, Location: kyiv, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +189,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.server = srv
 	f.srv = httptest.NewServer(srv)
 	t.Cleanup(f.srv.Close)
 	t.Cleanup(func() {
@@ -413,4 +417,16 @@ func (f *fixture) login(name string) (*user, string) {
 	}
 	home := u.get(r.header.Get("Location")).want(f.t, http.StatusOK, name+"'s start page")
 	return u, csrf(f.t, home.body)
+}
+
+// residentWithoutCard registers a fresh resident who has no card.
+func (f *fixture) residentWithoutCard(t *testing.T) registry.Resident {
+	t.Helper()
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	r, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(500), Name: "Без Картки",
+		BirthDate: registry.Date{Year: 1960, Month: time.June, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
