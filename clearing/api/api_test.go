@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +22,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/sqlite"
 	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -48,7 +51,7 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 	if _, err := ingest.NewMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
-	srv := &api.Server{Store: st, Location: kyiv, Gatherer: reg}
+	srv := &api.Server{Store: st, Location: kyiv, Gatherer: reg, Auth: staff}
 	if withKeys {
 		ks, err := hsm.CreateKeystore(filepath.Join(dir, "k"), []byte("pw"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
 		if err != nil {
@@ -66,11 +69,44 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 	return hs, st
 }
 
+// staff are the tests' callers, as the registry would answer for their
+// tokens.
+var staff = fakeRegistry{
+	"sup-token":  {User: "petro", Role: registry.RoleSupervisor},
+	"fin-token":  {User: "iryna", Role: registry.RoleFinance},
+	"op-token":   {User: "prometheus", Role: registry.RoleOperator},
+	"desk-token": {User: "olena", Role: registry.RoleDesk},
+}
+
+// fakeRegistry answers for the tokens it holds.
+type fakeRegistry map[string]registry.Actor
+
+func (f fakeRegistry) Authenticate(_ context.Context, token string) (registry.Actor, error) {
+	if token == "down" {
+		return registry.Actor{}, errors.New("registry unreachable")
+	}
+	a, ok := f[token]
+	if !ok {
+		return registry.Actor{}, fmt.Errorf("%w: unknown", registry.ErrUnauthenticated)
+	}
+	return a, nil
+}
+
+// call sends a request as the supervisor, whose role may do everything
+// but read metrics.
 func call(t *testing.T, hs *httptest.Server, method, path string, status int, into any) http.Header {
+	t.Helper()
+	return callAs(t, hs, "sup-token", method, path, status, into)
+}
+
+func callAs(t *testing.T, hs *httptest.Server, token, method, path string, status int, into any) http.Header {
 	t.Helper()
 	req, err := http.NewRequest(method, hs.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hs.Client().Do(req)
 	if err != nil {
@@ -200,7 +236,9 @@ func TestStatementsLifecycle(t *testing.T) {
 	if rec.Taps != 7 || rec.OpenGaps != 1 {
 		t.Fatalf("reconciliation %+v", rec)
 	}
-	resp, err := hs.Client().Get(hs.URL + "/metrics")
+	req, _ := http.NewRequest("GET", hs.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer op-token")
+	resp, err := hs.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +266,7 @@ func FuzzHandler(f *testing.F) {
 		if err != nil {
 			return
 		}
+		req.Header.Set("Authorization", "Bearer sup-token")
 		resp, err := hs.Client().Do(req)
 		if err != nil {
 			return
