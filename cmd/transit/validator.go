@@ -24,6 +24,7 @@ import (
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/config"
+	"github.com/citycard/transit/validator/devauth"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/journal"
@@ -175,8 +176,15 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	}
 	goRun(up.Run)
 	if cfg.UpdatesURL != "" {
-		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
-		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
+		// Over TLS against the city's CA when the configuration names
+		// one; each request signed with the device's batch key.
+		hc, err := update.NewClient(cfg.UpdatesCAFile)
+		if err != nil {
+			return err
+		}
+		auth := &devauth.Signer{Device: cfg.Device, Keys: ks}
+		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Hotlist: hl, Keys: hkeys}).Run)
+		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
 		srv, err := serveMetrics(cfg.MetricsListen, reg)

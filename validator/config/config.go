@@ -48,8 +48,13 @@ type Config struct {
 	// stale (default 48h); a stale list is still used.
 	HotlistMaxAge Duration `json:"hotlist_max_age"`
 	// UpdatesURL is the registry's base URL for hotlists
-	// (validator/update); empty: updates are copied in by hand.
+	// (validator/update), https:// over a network; empty: updates are
+	// copied in by hand.
 	UpdatesURL string `json:"updates_url"`
+	// UpdatesCAFile is a PEM file of the certificate authority that
+	// signed the registry's TLS certificate, for a city that runs its own;
+	// empty: the system's roots.
+	UpdatesCAFile string `json:"updates_ca_file"`
 	// MetricsListen is where /metrics is served (e.g. 127.0.0.1:9464);
 	// empty: no metrics endpoint.
 	MetricsListen string `json:"metrics_listen"`
@@ -101,7 +106,7 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff, &c.HotlistDir} {
+	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff, &c.HotlistDir, &c.UpdatesCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -164,6 +169,17 @@ func (c *Config) complete() error {
 		u, err := url.Parse(c.UpdatesURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("updates_url", "%q: want an http(s) URL such as https://registry.city/v1/validator", c.UpdatesURL)
+		}
+		if c.UpdatesCAFile != "" && u.Scheme != "https" {
+			return bad("updates_ca_file", "given, but updates_url %q is not https://; the CA is for the registry's TLS certificate", c.UpdatesURL)
+		}
+	}
+	if c.UpdatesCAFile != "" {
+		if _, err := os.Stat(c.UpdatesCAFile); err != nil {
+			return bad("updates_ca_file", "%v", err)
+		}
+		if c.UpdatesURL == "" {
+			return bad("updates_ca_file", "given without updates_url")
 		}
 	}
 	return nil
