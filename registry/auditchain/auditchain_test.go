@@ -35,7 +35,9 @@ func (m *mem) AuditChain(_ context.Context, after int64, fn func(*registry.Audit
 
 func (m *mem) AuditHead(context.Context) (int64, []byte, error) { return m.head, m.hash, nil }
 
-func (m *mem) AuditCheckpoints(context.Context) ([]registry.AuditCheckpoint, error) { return m.cps, nil }
+func (m *mem) AuditCheckpoints(context.Context) ([]registry.AuditCheckpoint, error) {
+	return m.cps, nil
+}
 
 func (m *mem) AddAuditCheckpoint(_ context.Context, cp registry.AuditCheckpoint) error {
 	m.cps = append(m.cps, cp)
