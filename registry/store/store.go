@@ -1,7 +1,9 @@
 // Package store defines the registry's durable state: residents, their
 // entitlements, cards and their lifecycle, the card event stream that
-// clearing and the hotlist consume, API tokens, and the append-only audit
-// log of every access to personal data.
+// clearing and the hotlist consume, API tokens (with their ends, last use
+// and revocation), staff accounts, residents' one-time sign-in codes, and
+// the append-only, hash-chained audit log of every access to personal
+// data with its signed checkpoints (registry/auditchain).
 //
 // The interface is implemented by store/postgres (production) and
 // store/sqlite (the embedded store); both pass the contract suite in
