@@ -97,6 +97,7 @@ import (
 	"github.com/citycard/transit/registry/internal/httpserve"
 	"github.com/citycard/transit/registry/signin"
 	"github.com/citycard/transit/registry/store"
+	"github.com/citycard/transit/registry/throttle"
 	"github.com/citycard/transit/validator/devauth"
 )
 
@@ -144,6 +145,9 @@ type Server struct {
 	devices   *devauth.Verifier
 	mux       *http.ServeMux
 	policy    map[string]Route // by pattern
+	// deviceFailures slows an address that sends validator requests
+	// that do not verify: each names a device whose key the HSM derives.
+	deviceFailures *throttle.Limiter
 }
 
 // ValidatorPrefix is the path under which Options.Validator answers.
@@ -246,6 +250,7 @@ var healthPatterns = map[string]bool{"GET /healthz": true, "GET /readyz": true, 
 func New(st store.Store, opt Options) *Server {
 	s := &Server{st: st, loc: opt.Location, now: opt.Now, log: opt.Logger, signin: opt.SignIn, monitor: opt.Audit,
 		gatherer: opt.Gatherer, validator: opt.Validator, devices: opt.Devices, mux: http.NewServeMux(), policy: map[string]Route{}}
+	s.deviceFailures = throttle.New(throttle.PerAddress, opt.Now)
 	if s.loc == nil {
 		s.loc = time.UTC
 	}
@@ -520,9 +525,16 @@ func (s *Server) validatorFiles(w http.ResponseWriter, r *http.Request, _ regist
 		writeError(w, http.StatusNotFound, "this registry publishes no hotlist or tariff; start it with its HSM and a hotlist directory (transit registry serve --help)")
 		return nil
 	}
+	addr := clientAddr(r)
+	if wait := s.deviceFailures.Wait(addr); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		http.Error(w, "too many requests that did not verify from this address; wait and try again", http.StatusTooManyRequests)
+		return nil
+	}
 	device, err := s.devices.Verify(r)
 	if err != nil {
-		s.log.Warn("validator request refused", "addr", clientAddr(r), "reason", err)
+		s.deviceFailures.Fail(addr)
+		s.log.Warn("validator request refused", "addr", addr, "reason", err)
 		w.Header().Set("WWW-Authenticate", devauth.Scheme)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return nil

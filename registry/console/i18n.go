@@ -112,7 +112,7 @@ var coreMessages = map[string]map[string]string{
 
 		"purpose":           "Purpose of access",
 		"purpose.hint":      "Why you need this person's data, e.g. \"card lost, request 4711\". It is written to the audit log the person can read.",
-		"purpose.needed":    "State the purpose of access: every read of personal data is recorded with it.",
+		"purpose.needed":    "State the purpose of access, in one line of plain text (at most 300 characters): every read of personal data is recorded with it.",
 		"purpose.ask.title": "State the purpose",
 		"purpose.ask.intro": "This page shows personal data. State why you open it; the purpose is recorded in the audit log.",
 		"purpose.carried":   "Purpose recorded for this visit: %s",
@@ -279,7 +279,7 @@ var coreMessages = map[string]map[string]string{
 
 		"purpose":           "Мета доступу",
 		"purpose.hint":      "Навіщо вам дані цієї особи, напр. «картку втрачено, звернення 4711». Мета записується в журнал, який особа може прочитати.",
-		"purpose.needed":    "Зазначте мету доступу: кожне читання персональних даних записується разом із нею.",
+		"purpose.needed":    "Зазначте мету доступу одним рядком звичайного тексту (до 300 символів): кожне читання персональних даних записується разом із нею.",
 		"purpose.ask.title": "Зазначте мету",
 		"purpose.ask.intro": "Ця сторінка містить персональні дані. Зазначте, навіщо ви її відкриваєте; мета записується в журнал доступу.",
 		"purpose.carried":   "Мета, записана для цього звернення: %s",
