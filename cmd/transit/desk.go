@@ -359,6 +359,6 @@ brought the old card: with --reader the desk reads its purse, which also counts 
 	}
 	activate.Flags().StringVar(&number, "card", "", "card number")
 
-	cmd.AddCommand(personalise, wipe, block, replace, activate)
+	cmd.AddCommand(personalise, wipe, block, replace, activate, newDeskLoginCmd(&f))
 	return cmd
 }

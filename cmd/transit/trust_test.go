@@ -157,12 +157,15 @@ func TestRegistryOverTLS(t *testing.T) {
 	call("POST", "/v1/cards/"+c.Number.String()+"/status", s.Token, map[string]string{"status": "personalised"}, nil)
 	call("POST", "/v1/cards/"+c.Number.String()+"/status", s.Token, map[string]string{"status": "active"}, nil)
 
-	// The desk, with its token in a file and the city's CA.
+	// The desk signs in with its account and keeps the token in a file.
 	tokenFile := filepath.Join(dir, "desk.token")
-	if err := os.WriteFile(tokenFile, []byte(s.Token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	t.Setenv(tokenEnv, "")
+	if code, out, stderr := deskCLI(ctx, "desk", "login", "--user", "olena.k", "--out", tokenFile, "--registry", base, "--registry-ca", caFile); code != 0 || !strings.Contains(out, "signed in as olena.k") {
+		t.Fatalf("desk login: exit %d, %s %s", code, out, stderr)
+	}
+	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the token file: %v, %v; want 0600", fi, err)
+	}
 	code, out, stderr := deskCLI(ctx, "desk", "block", "--card", c.Number.String(), "--reason", "lost", "--registry", base,
 		"--registry-ca", caFile, "--token-file", tokenFile)
 	if code != 0 || !strings.Contains(out, "lost") || strings.Contains(stderr, "warning") {
