@@ -36,6 +36,8 @@ func TestRejects(t *testing.T) {
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"updates_url":"ftp://registry"}`, "updates_url"},
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"updates_url":"http://registry:8081/v1/validator","updates_ca_file":"v.json"}`, "not https"},
 		{`{` + base + `,"kafka":{"brokers":["x:1"]},"updates_url":"https://registry/v1/validator","updates_ca_file":"no-such-ca.pem"}`, "updates_ca_file"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"metrics_listen":"0.0.0.0:9464"}`, "beyond loopback"},
+		{`{` + base + `,"kafka":{"brokers":["x:1"]},"metrics_listen":"127.0.0.1:9464","metrics_tls_cert":"c.pem"}`, "go together"},
 		{`{` + strings.Replace(base, `"device_number":1`, `"device_number":0`, 1) + `,"kafka":{"brokers":["x:1"]}}`, "device_number"},
 	} {
 		p := filepath.Join(t.TempDir(), "v.json")
