@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -93,14 +94,18 @@ func (f *auditFlags) start(ctx context.Context, st store.Store, km hsm.KeyManage
 // --allow-broken-audit.
 func (f *auditFlags) serve(ctx context.Context, km hsm.KeyManager, st store.Store, run func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
+	// The checkpointer signs once more as the service stops: wait for it
+	// before the store closes.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	broken := make(chan error, 1)
-	go func() {
+	wg.Go(func() {
 		if err := f.mon.Run(ctx, !f.allowBroken); errors.Is(err, auditchain.ErrBroken) {
 			broken <- err
 			cancel()
 		}
-	}()
+	})
 	if km == nil {
 		slog.Warn("no HSM: the audit chain's checkpoints are not signed, so a rewrite of the whole log would go unnoticed; give --keystore or --pkcs11-module")
 	} else {
@@ -114,7 +119,7 @@ func (f *auditFlags) serve(ctx context.Context, km hsm.KeyManager, st store.Stor
 			return err
 		}
 		cp := &auditchain.Checkpointer{Store: st, Signer: signer, Key: info.Ref.String(), Every: f.checkpointEvery, Log: slog.Default()}
-		go cp.Run(ctx) //nolint:errcheck // ends with ctx, signing once more
+		wg.Go(func() { cp.Run(ctx) }) //nolint:errcheck // ends with ctx, signing once more
 	}
 	err := run(ctx)
 	select {
