@@ -184,7 +184,7 @@ batch-master. Stop with Ctrl-C or SIGTERM.`,
 			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer, "tls", lf.tls(), "resident_sign_in", outbox != "")
 			fmt.Fprintf(c.ErrOrStderr(), "registry API on %s://%s/v1 (Ctrl-C stops)\n", lf.scheme(), ln.Addr())
 			srv := api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator, Devices: devices,
-				SignIn: si, Audit: mon, Gatherer: metrics})
+				SignIn: si, Audit: mon, Gatherer: metrics, Metrics: metrics})
 			return af.serve(ctx, km, st, func(ctx context.Context) error { return api.Serve(ctx, ln, srv) })
 		},
 	}

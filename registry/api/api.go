@@ -116,8 +116,10 @@ type Options struct {
 	// Audit, if set, is the monitor whose last verification of the
 	// audit chain residents and auditors are shown.
 	Audit *auditchain.Monitor
-	// Gatherer, if set, is served at /metrics to operators.
+	// Gatherer, if set, is served at /metrics to operators; Metrics, if
+	// set, gets the API's own counters (refused requests).
 	Gatherer prometheus.Gatherer
+	Metrics  prometheus.Registerer
 	// Validator serves /v1/validator/ to validators whose requests
 	// Devices verifies (see the package comment); it sees the path below
 	// /v1/validator ("/hotlist"). Without both, /v1/validator/ answers
@@ -148,6 +150,7 @@ type Server struct {
 	// deviceFailures slows an address that sends validator requests
 	// that do not verify: each names a device whose key the HSM derives.
 	deviceFailures *throttle.Limiter
+	refused        *prometheus.CounterVec
 }
 
 // ValidatorPrefix is the path under which Options.Validator answers.
@@ -251,6 +254,13 @@ func New(st store.Store, opt Options) *Server {
 	s := &Server{st: st, loc: opt.Location, now: opt.Now, log: opt.Logger, signin: opt.SignIn, monitor: opt.Audit,
 		gatherer: opt.Gatherer, validator: opt.Validator, devices: opt.Devices, mux: http.NewServeMux(), policy: map[string]Route{}}
 	s.deviceFailures = throttle.New(throttle.PerAddress, opt.Now)
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "registry_api_refused_total",
+		Help: "Requests the registry API refused, by route and status: bad input, no purpose, roles that may not, conflicts, throttling.",
+	}, []string{"route", "status"})
+	if opt.Metrics != nil {
+		opt.Metrics.MustRegister(s.refused)
+	}
 	if s.loc == nil {
 		s.loc = time.UTC
 	}
@@ -426,8 +436,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "route", r.Pattern, "error", err, "id", id)
 		err = fmt.Errorf("the registry failed (error id %s); try again, and report the id if it persists", id)
 	}
-	if status == http.StatusBadRequest || status == http.StatusForbidden || status == http.StatusConflict {
-		// Counted and logged for the operator: refusals of bad input.
+	if status < http.StatusInternalServerError {
+		// Counted and logged for the operator.
+		s.refused.WithLabelValues(r.Pattern, strconv.Itoa(status)).Inc()
 		s.log.Info("request refused", "route", r.Pattern, "status", status, "addr", clientAddr(r), "reason", oneLine(err.Error()))
 	}
 	body := errorBody{Error: err.Error()}
