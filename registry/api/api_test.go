@@ -31,7 +31,7 @@ import (
 var now = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	st     store.Store
 	tokens map[registry.Role]string
@@ -60,7 +60,7 @@ func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
 
 // newFixtureWith is newFixture with the server's options adjusted by
 // opts, which sees the fixture's store.
-func newFixtureWith(t *testing.T, opts func(*api.Options, *fixture)) *fixture {
+func newFixtureWith(t testing.TB, opts func(*api.Options, *fixture)) *fixture {
 	t.Helper()
 	kyiv, err := time.LoadLocation("Europe/Kyiv")
 	if err != nil {

@@ -4,16 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/api"
 	"github.com/citycard/transit/registry/auditchain"
+	"github.com/citycard/transit/registry/notify"
+	"github.com/citycard/transit/registry/password"
+	"github.com/citycard/transit/registry/signin"
+	"github.com/citycard/transit/registry/throttle"
 )
 
 // kind is what a route does with personal data, as this test expects it,
@@ -258,4 +266,51 @@ func TestRouteWithoutPolicyRefused(t *testing.T) {
 	if r := f.callToken("", "GET", "/healthz", nil); r.status != http.StatusOK {
 		t.Errorf("/healthz: %d; want 200 without a token", r.status)
 	}
+}
+
+// FuzzAPI sends arbitrary requests with a supervisor's token: nothing a
+// caller sends may make the registry fail (5xx), and every answer is
+// JSON but the metrics and exports.
+func FuzzAPI(f *testing.F) {
+	// The fuzzer's load throttles no one: one address sends everything.
+	fx := newFixtureWith(f, func(o *api.Options, fx *fixture) {
+		generous := throttle.Policy{Free: 1 << 30, Window: time.Second, Base: time.Millisecond, Max: time.Millisecond}
+		si, err := signin.New(signin.Options{Store: fx.st, Password: password.Params{Time: 1, MemoryKiB: 64, Threads: 1},
+			Sender: &notify.File{Path: filepath.Join(f.TempDir(), "outbox")}, CodesPerHour: 1 << 30,
+			Now: o.Now, Log: o.Logger, PerAddress: generous, PerAccount: generous})
+		if err != nil {
+			f.Fatal(err)
+		}
+		o.SignIn = si
+		o.Logger = slog.New(slog.DiscardHandler)
+	})
+	for _, seed := range []struct{ method, path, body string }{
+		{"POST", "/v1/residents", `{"registry_number":"3652504575","name":"Пет\u202eро","birth_date":"1970-01-01","contact":""}`},
+		{"GET", "/v1/residents?name=%D0%BF%D0%B5%D1%82&purpose=x", ""},
+		{"POST", "/v1/auth/login", `{"user":"a","password":"b"}`},
+		{"POST", "/v1/auth/resident/code", `{"registry_number":"x"}`},
+		{"POST", "/v1/tokens/zz/revoke", `{"confirm":true}`},
+		{"POST", "/v1/import?purpose=p&dry_run=1", "rnokpp;name\n1;\xff"},
+	} {
+		f.Add(seed.method, seed.path, seed.body)
+	}
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		if method != "GET" && method != "POST" {
+			return
+		}
+		req, err := http.NewRequest(method, fx.srv.URL+"/"+strings.TrimPrefix(path, "/"), strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+fx.tokens[registry.RoleSupervisor])
+		resp, err := fx.srv.Client().Do(req)
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%s %s %q: %d %s", method, path, body, resp.StatusCode, b)
+		}
+	})
 }
