@@ -18,8 +18,9 @@
 //
 //	card-issuer, card-validator, card-topup, card-desk, card-inspector
 //	    AES-128 card-key masters, one per role (KindCardMaster)
-//	sign-hotlist, sign-tariff, sign-statement
-//	    Ed25519 signing keys (KindSigning)
+//	sign-hotlist, sign-tariff, sign-statement, sign-audit
+//	    Ed25519 signing keys (KindSigning); sign-audit signs the registry's
+//	    audit-log checkpoints
 //	batch-master
 //	    AES-128 master from which each device's batch MAC key is diversified
 //	    by device id (KindBatchMaster), so clearing needs no per-device table

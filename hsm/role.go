@@ -28,8 +28,11 @@ const (
 	LabelSignHotlist   = "sign-hotlist"
 	LabelSignTariff    = "sign-tariff"
 	LabelSignStatement = "sign-statement"
-	LabelBatchMaster   = "batch-master"
-	LabelBatchDevice   = "batch-device"
+	// LabelSignAudit signs the registry's audit-log checkpoints
+	// (registry/auditchain).
+	LabelSignAudit   = "sign-audit"
+	LabelBatchMaster = "batch-master"
+	LabelBatchDevice = "batch-device"
 )
 
 // CardMasterLabel is the label of role's card-key master.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/config"
+	"github.com/citycard/transit/validator/devauth"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/journal"
@@ -178,11 +182,18 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	}
 	goRun(up.Run)
 	if cfg.UpdatesURL != "" {
-		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
-		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
+		// Over TLS against the city's CA when the configuration names
+		// one; each request signed with the device's batch key.
+		hc, err := update.NewClient(cfg.UpdatesCAFile)
+		if err != nil {
+			return err
+		}
+		auth := &devauth.Signer{Device: cfg.Device, Keys: ks}
+		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Hotlist: hl, Keys: hkeys}).Run)
+		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
-		srv, err := serveMetrics(cfg.MetricsListen, reg)
+		srv, err := serveMetrics(cfg, reg)
 		if err != nil {
 			return err
 		}
@@ -197,14 +208,46 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	return err
 }
 
-// serveMetrics serves reg's metrics at /metrics on addr until closed.
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// serveMetrics serves reg's metrics at /metrics on the configuration's
+// metrics_listen until closed: over TLS and to the scraper's token when
+// it names them (it must beyond loopback).
+func serveMetrics(cfg *config.Config, reg *prometheus.Registry) (*http.Server, error) {
+	var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cfg.MetricsTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("metrics_token_file: %w", err)
+		}
+		want := strings.TrimSpace(string(b))
+		if len(want) < 16 {
+			return nil, fmt.Errorf("metrics_token_file %s: the token is shorter than 16 characters", cfg.MetricsTokenFile)
+		}
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+				slog.Warn("metrics request refused", "addr", r.RemoteAddr)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="validator"`)
+				http.Error(w, "send the scraper's token: Authorization: Bearer <metrics_token_file>", http.StatusUnauthorized)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w; choose another metrics_listen address", err)
 	}
+	if cfg.MetricsTLSCert != "" {
+		tc, err := serverTLS(cfg.MetricsTLSCert, cfg.MetricsTLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil

@@ -10,9 +10,13 @@
 //	                             304 when V is the version published
 //
 // The registry API mounts [Handler] at /v1/validator (registry/api,
-// Options.Validator). No token is needed: validators trust a file only
-// after checking its signature, and the files hold card numbers and block
-// reasons, no personal data.
+// Options.Validator) behind device authentication: each request is
+// signed with the asking validator's own batch key (validator/devauth),
+// so the list of blocked cards goes only to the city's validators.
+// Validators in turn trust a file only after checking its signature; the
+// files hold card numbers and block reasons, no personal data. Over a
+// network the API is served with TLS (transit registry serve
+// --tls-cert), and validators name the city's CA in "updates_ca_file".
 //
 // # Hotlist versions
 //

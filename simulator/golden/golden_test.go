@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -46,7 +47,7 @@ func TestGoldenMonth(t *testing.T) {
 		nextUpload = nightAfter(nextUpload, m.loc)
 	}
 	s.setNow(closing)
-	closed, err := s.svc.Close(ctx, november, false)
+	closed, err := s.svc.Close(ctx, november, statement.Closing{Actor: "golden month", Confirmed: true})
 	if err != nil {
 		t.Fatalf("close %s: %v", november, err)
 	}

@@ -33,6 +33,8 @@ type TariffUser interface {
 type TariffFetcher struct {
 	Base   string
 	Client *http.Client
+	// Auth signs each request (see Fetcher.Auth).
+	Auth RequestSigner
 	// Dir is the validator's tariff directory (its configuration's
 	// "tariff"); it is replaced as a whole.
 	Dir        string
@@ -52,7 +54,7 @@ func (f *TariffFetcher) Once(ctx context.Context) (bool, error) {
 		loaded = cur.Version
 	}
 	q := url.Values{"since": {strconv.FormatUint(uint64(loaded), 10)}}
-	data, err := get(ctx, f.Client, f.Base, "tariff", q)
+	data, err := get(ctx, f.Client, f.Auth, f.Base, "tariff", q)
 	if err != nil || data == nil {
 		return false, err
 	}

@@ -11,20 +11,28 @@
 //	                             zip archive; 304 when V is the newest
 //
 // Every file is signed (validator/hotlist, validator/tariff); the fetchers
-// trust nothing
-// // about the transport and verify before anything is used, refusing
-// anything older than what is in force. A hotlist delta that does not fit
-// is answered by fetching the full list.
+// trust nothing about the transport and verify before anything is used,
+// refusing anything older than what is in force. A hotlist delta that
+// does not fit is answered by fetching the full list.
+//
+// The publisher wants to know who asks: each request is signed with the
+// validator's own batch key (Auth, validator/devauth). Over the network
+// the base URL is https://; a city that runs its own certificate
+// authority gives the validator its certificate (NewClient, the
+// configuration's "updates_ca_file").
 package update
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -34,11 +42,20 @@ import (
 // MaxFile bounds a downloaded hotlist: 10 million cards take about 20 MB.
 const MaxFile = 256 << 20
 
+// RequestSigner authenticates a request to the publisher
+// (*devauth.Signer).
+type RequestSigner interface {
+	Sign(ctx context.Context, req *http.Request) error
+}
+
 // Fetcher polls the publisher for newer hotlists.
 type Fetcher struct {
 	// Base is the publisher's base URL, e.g. https://registry.city/v1/validator.
-	Base    string
-	Client  *http.Client
+	Base   string
+	Client *http.Client
+	// Auth signs each request; nil sends them unsigned, which the
+	// registry refuses.
+	Auth    RequestSigner
 	Hotlist *hotlist.Holder
 	Keys    hotlist.KeyLookup
 	// Interval between polls (default 5 min); after a failure the wait
@@ -84,11 +101,11 @@ func (f *Fetcher) Once(ctx context.Context) (bool, error) {
 }
 
 func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	return get(ctx, f.Client, f.Base, path, q)
+	return get(ctx, f.Client, f.Auth, f.Base, path, q)
 }
 
 // get returns the body of GET base/path?q, or nil for 304 Not Modified.
-func get(ctx context.Context, client *http.Client, base, path string, q url.Values) ([]byte, error) {
+func get(ctx context.Context, client *http.Client, auth RequestSigner, base, path string, q url.Values) ([]byte, error) {
 	u, err := url.JoinPath(base, path)
 	if err != nil {
 		return nil, fmt.Errorf("publisher URL %q: %w", base, err)
@@ -99,6 +116,11 @@ func get(ctx context.Context, client *http.Client, base, path string, q url.Valu
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if auth != nil {
+		if err := auth.Sign(ctx, req); err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", path, err)
+		}
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Minute}
@@ -165,4 +187,25 @@ func (f *Fetcher) log() *slog.Logger {
 		return f.Log
 	}
 	return slog.Default()
+}
+
+// NewClient returns the client the fetchers use: TLS certificates are
+// checked against the system's roots, or, with caFile, against the
+// certificate authority (or authorities) in that PEM file alone, for a
+// city that runs its own.
+func NewClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("updates CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("updates CA file %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Timeout: 2 * time.Minute, Transport: tr}, nil
 }
