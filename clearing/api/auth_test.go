@@ -14,22 +14,22 @@ import (
 func TestCloseNeedsASupervisor(t *testing.T) {
 	hs, _ := server(t, true)
 	var e errDoc
-	h := callAs(t, hs, "", "POST", "/v1/statements/2026-11/close?early=true", http.StatusUnauthorized, &e)
+	h := callAs(t, hs, "", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", http.StatusUnauthorized, &e)
 	if h.Get("WWW-Authenticate") == "" || !strings.Contains(e.Error, "token") {
 		t.Errorf("unauthenticated close: %q, %v", e.Error, h)
 	}
-	callAs(t, hs, "rgt_guessed", "POST", "/v1/statements/2026-11/close?early=true", http.StatusUnauthorized, &e)
-	callAs(t, hs, "fin-token", "POST", "/v1/statements/2026-11/close?early=true", http.StatusForbidden, &e)
+	callAs(t, hs, "rgt_guessed", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", http.StatusUnauthorized, &e)
+	callAs(t, hs, "fin-token", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", http.StatusForbidden, &e)
 	if !strings.Contains(e.Error, "role finance may not close compensation statements") {
 		t.Errorf("finance close: %q", e.Error)
 	}
-	callAs(t, hs, "op-token", "POST", "/v1/statements/2026-11/close?early=true", http.StatusForbidden, &e)
+	callAs(t, hs, "op-token", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", http.StatusForbidden, &e)
 	var doc struct{ Closed bool }
 	callAs(t, hs, "fin-token", "GET", "/v1/statements/2026-11", http.StatusOK, &doc)
 	if doc.Closed {
 		t.Fatal("a refused close closed the period")
 	}
-	callAs(t, hs, "sup-token", "POST", "/v1/statements/2026-11/close?early=true", http.StatusOK, &doc)
+	callAs(t, hs, "sup-token", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", http.StatusOK, &doc)
 	if !doc.Closed {
 		t.Fatal("the supervisor's close did not close")
 	}

@@ -28,6 +28,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	cstore "github.com/citycard/transit/clearing/store"
+	csqlite "github.com/citycard/transit/clearing/store/sqlite"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/api"
@@ -412,6 +414,16 @@ func TestClearingAPIAsksTheRegistry(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	cdb := "sqlite:" + filepath.Join(dir, "clearing.db")
+	// The API serves an existing clearing store; make one.
+	kyiv, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cst, err := csqlite.Open(ctx, filepath.Join(dir, "clearing.db"), cstore.Options{Location: kyiv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cst.Close()
 	if code, _, stderr := deskCLI(ctx, "clearing", "api", "--db", cdb, "--http", freePort(t)); code != 2 || !strings.Contains(stderr, "--registry") {
 		t.Fatalf("clearing api without a registry: exit %d, %s", code, stderr)
 	}
