@@ -571,6 +571,24 @@ func reach(c *diffCase, trace []outcome, seen map[string]int) {
 				seen["odd kopiyka"]++
 			}
 		}
+		if p := mc.Last; p != nil && d.Result == fareref.ResultAccepted && !d.ClockAnomaly &&
+			slices.ContainsFunc(c.Tariff.Transfers, func(r fare.TransferRule) bool { return r.From == "" }) {
+			// P's own ride, priced again at Tp on an empty card.
+			for _, cr := range c.Tariff.Carriers {
+				if cr.Code != p.CarrierCode {
+					continue
+				}
+				again := fareref.Tap{Time: p.Time, Carrier: cr.ID, Route: mainRoute}
+				for _, r := range cr.Routes {
+					if r.Code == p.RouteCode {
+						again.Route = r.ID
+					}
+				}
+				if fareref.Decide(c.Tariff, &fareref.Card{Expiry: fareref.Date{Year: 2100, Month: 1, Day: 1}}, again).Reason == fareref.ReasonNoFare {
+					seen["previous ride unpriced at its time"]++
+				}
+			}
+		}
 		if d.ClockAnomaly {
 			seen["clock anomaly"]++
 		}

@@ -124,7 +124,7 @@ func (g *gen) tariff() *fare.Tariff {
 	if g.chance(15) {
 		g.loc = pick(g, g.zones...)
 	}
-	t := &fare.Tariff{Version: 1, Location: g.loc, Passback: time.Duration(pick(g, 0, 60, 120, 120, 120, 600)) * time.Second,
+	t := &fare.Tariff{Version: 1, Location: g.loc, Passback: time.Duration(pick(g, 0, 60, 120, 120, 120, 600, 86400)) * time.Second,
 		Legs: make([]fare.LegRule, 0, 10), Timeframes: make([]fare.Timeframe, 0, 6)}
 
 	g.networks = []string{"n0", "n1", "n2", "n3"}[:1+g.intn(4)]
@@ -374,11 +374,17 @@ func (g *gen) fleet(t *fare.Tariff) cardtx.Fleet {
 			return deviceConfig{carrier: "unknown", route: mainRoute, carrierCode: 60000, routeCode: 1}
 		}
 		c := t.Carriers[pick(g, ids...)]
+		cfg := deviceConfig{carrier: c.ID, route: mainRoute, carrierCode: c.Code, routeCode: mainRouteCode}
 		if len(c.Routes) > 0 && g.chance(50) {
 			r := pick(g, c.Routes...)
-			return deviceConfig{carrier: c.ID, route: r.ID, carrierCode: c.Code, routeCode: r.Code}
+			cfg.route, cfg.routeCode = r.ID, r.Code
 		}
-		return deviceConfig{carrier: c.ID, route: mainRoute, carrierCode: c.Code, routeCode: mainRouteCode}
+		if g.chance(2) {
+			// A device configured with another carrier's number: the
+			// log then names that carrier.
+			cfg.carrierCode = t.Carriers[pick(g, ids...)].Code
+		}
+		return cfg
 	}
 	fleet := cardtx.Fleet{}
 	g.devices = map[uint32]deviceConfig{}
