@@ -26,10 +26,18 @@
 // worth keeping live in testdata/corpus/*.json and are replayed by
 // TestCorpus.
 //
-// The normal test run checks a fixed seed's cases. A long run:
+// The normal test run checks 100,000 cases of a fixed seed (TestDifferential)
+// and replays the corpus (TestCorpus). A long run:
 //
 //	TRANSIT_FAREREF_CASES=10000000 go test ./validator/fareref -run Differential -timeout 0
 //
-// TRANSIT_FAREREF_SEED picks another seed (the default is fixed, so a run
-// is repeatable); BenchmarkDifferential measures cases per second.
+// Other variables: TRANSIT_FAREREF_SEED picks another seed (the default is
+// fixed, so a run is repeatable); TRANSIT_FAREREF_CASE=N runs and prints
+// case N alone; TRANSIT_FAREREF_SAVE=DIR writes each kind of disagreement,
+// shrunk, as a corpus file; TRANSIT_FAREREF_OPEN=1 also draws tariffs in the
+// time zones of open findings, which the normal run leaves out until they
+// are fixed (a corpus case marked "open" must keep disagreeing, and says so
+// when it no longer does); TRANSIT_FAREREF_MAKE_CORPUS=DIR writes the
+// reach-*.json cases again. BenchmarkDifferential measures cases per
+// second.
 package fareref

@@ -499,3 +499,24 @@ func TestCommit(t *testing.T) {
 		t.Errorf("after commit:\n got %+v purse %d\nwant %+v", *c.Last, c.PurseKop, want)
 	}
 }
+
+func TestPreviousRideUnpriced(t *testing.T) {
+	fs := sampleFiles(t)
+	// Minibuses are priced at the peak only (a new tariff dropped the
+	// off-peak fare), and any ride transfers for free within the hour.
+	fs["fare_leg_rules.txt"].Data = []byte("leg_group_id,network_id,from_timeframe_group_id,fare_product_id\n" +
+		"municipal,bus,,single_bus\nmunicipal,tram,,single_tram\nmunicipal,trolleybus,,single_trolleybus\n" +
+		"minibus,minibus,peak,single_minibus_peak\n")
+	fs["fare_transfer_rules.txt"].Data = []byte("from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,duration_limit_type,fare_transfer_type,fare_product_id\n" +
+		",,1,3600,1,0,transfer_free\n")
+	tf := parse(t, fs)
+	c := plainCard()
+	// P: an off-peak minibus ride, which this tariff prices at no leg.
+	c.Last = &fareref.Ride{Time: tuesday, Vehicle: "mb-45", CarrierCode: 7, RouteCode: 45, Product: "purse"}
+	d := fareref.Decide(tf, c, bus(tuesday.Add(10*time.Minute)))
+	check(t, "P without a leg", d, want{result: "accepted", reason: "ok", product: "purse", fare: 1500, charged: 1500, slot: -1})
+	// P at the peak has a leg, and the rule from any leg applies.
+	c.Last.Time = at(2026, 11, 3, 8, 0, 0, 0)
+	d = fareref.Decide(tf, c, bus(at(2026, 11, 3, 8, 10, 0, 0)))
+	check(t, "P with a leg", d, want{result: "accepted", reason: "ok", product: "transfer", fare: 1500, slot: -1})
+}
