@@ -236,16 +236,14 @@ type failure struct {
 // TestDifferential checks the validator's decisions against the model's
 // over TRANSIT_FAREREF_CASES generated cases (default 100,000) from seed
 // TRANSIT_FAREREF_SEED. TRANSIT_FAREREF_CASE=N runs and prints case N
-// alone; TRANSIT_FAREREF_OPEN=1 also draws tariffs in the zones of open
-// findings (openZones). Every kind of disagreement found is shrunk and printed;
+// alone. Every kind of disagreement found is shrunk and printed;
 // TRANSIT_FAREREF_SAVE=DIR also writes the shrunk cases there as corpus
 // files.
 func TestDifferential(t *testing.T) {
 	seed := envInt(t, "TRANSIT_FAREREF_SEED", defaultSeed)
-	open := os.Getenv("TRANSIT_FAREREF_OPEN") == "1"
 	if s := os.Getenv("TRANSIT_FAREREF_CASE"); s != "" {
 		i := envInt(t, "TRANSIT_FAREREF_CASE", 0)
-		c := newCase(seed, i, open)
+		c := newCase(seed, i)
 		_, diff, trace := runCase(c)
 		t.Logf("case %d of seed %d:\n%s", i, seed, printCase(c, trace))
 		if diff != "" {
@@ -267,7 +265,7 @@ func TestDifferential(t *testing.T) {
 		wg.Go(func() {
 			local := 0
 			for i := uint64(w); i < n; i += uint64(workers) {
-				d, diff, _ := runCase(newCase(seed, i, open))
+				d, diff, _ := runCase(newCase(seed, i))
 				local += d
 				if diff == "" {
 					continue
@@ -295,7 +293,7 @@ func TestDifferential(t *testing.T) {
 	save := os.Getenv("TRANSIT_FAREREF_SAVE")
 	for _, k := range slices.Sorted(maps.Keys(kinds)) {
 		f := kinds[k]
-		small := shrink(newCase(seed, f.index, open))
+		small := shrink(newCase(seed, f.index))
 		_, diff, trace := runCase(small)
 		t.Errorf("case %d of seed %d disagrees (%s); shrunk:\n%s\n%s", f.index, seed, f.diff, diff, printCase(small, trace))
 		if save != "" {
@@ -371,7 +369,7 @@ func TestCorpus(t *testing.T) {
 // the same tariff.
 func TestGeneratedTariffsAreFiles(t *testing.T) {
 	for i := range uint64(2000) {
-		c := newCase(defaultSeed, i, false)
+		c := newCase(defaultSeed, i)
 		files, err := tariffFiles(c.Tariff)
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
@@ -398,7 +396,7 @@ func TestGeneratedTariffsAreFiles(t *testing.T) {
 // model decision changed by one kopiyka is a disagreement.
 func TestDifferentialFinds(t *testing.T) {
 	for i := range uint64(200) {
-		c := newCase(defaultSeed, i, false)
+		c := newCase(defaultSeed, i)
 		_, diff, trace := runCase(c)
 		if diff != "" {
 			continue
@@ -424,7 +422,7 @@ func BenchmarkDifferential(b *testing.B) {
 	decisions := 0
 	i := uint64(0)
 	for b.Loop() {
-		d, diff, _ := runCase(newCase(defaultSeed, i, false))
+		d, diff, _ := runCase(newCase(defaultSeed, i))
 		if diff != "" {
 			b.Fatalf("case %d: %s", i, diff)
 		}
@@ -507,7 +505,7 @@ func TestGeneratorReach(t *testing.T) {
 	const cases = 10_000
 	seen := map[string]int{}
 	for i := range uint64(cases) {
-		c := newCase(defaultSeed, i, false)
+		c := newCase(defaultSeed, i)
 		_, _, trace := runCase(c)
 		reach(c, trace, seen)
 	}
@@ -678,7 +676,7 @@ func TestMakeCorpus(t *testing.T) {
 		keep := has(key)
 		found := false
 		for i := range uint64(10_000) {
-			c := newCase(defaultSeed, i, false)
+			c := newCase(defaultSeed, i)
 			if !keep(c) {
 				continue
 			}

@@ -34,10 +34,9 @@
 // Other variables: TRANSIT_FAREREF_SEED picks another seed (the default is
 // fixed, so a run is repeatable); TRANSIT_FAREREF_CASE=N runs and prints
 // case N alone; TRANSIT_FAREREF_SAVE=DIR writes each kind of disagreement,
-// shrunk, as a corpus file; TRANSIT_FAREREF_OPEN=1 also draws tariffs in the
-// time zones of open findings, which the normal run leaves out until they
-// are fixed (a corpus case marked "open" must keep disagreeing, and says so
-// when it no longer does); TRANSIT_FAREREF_MAKE_CORPUS=DIR writes the
+// shrunk, as a corpus file (a case marked "open" is a finding not fixed
+// yet: it must keep disagreeing, and the test says so when it no longer
+// does); TRANSIT_FAREREF_MAKE_CORPUS=DIR writes the
 // reach-*.json cases again. BenchmarkDifferential measures cases per
 // second.
 package fareref
