@@ -13,7 +13,7 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit %d: %s", code, errb.String())
 	}
-	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm", "tariff", "registry", "desk", "console", "statement", "sim"} {
+	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm", "tariff", "registry", "desk", "console", "statement", "sim", "version"} {
 		if !strings.Contains(out.String(), "\n  "+c+" ") {
 			t.Errorf("--help does not list %q:\n%s", c, out.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,7 +77,15 @@ for a display or buzzer driver. The keystore passphrase comes from TRANSIT_KEYST
 	return cmd
 }
 
+// errNoPCSC is the one line a validator built without cgo says before it
+// exits: it could never read a card, so retrying would only hide that.
+var errNoPCSC = errors.New("this transit binary was built without cgo, so it has no PC/SC and cannot read cards: " +
+	"build it with CGO_ENABLED=1 and libpcsclite-dev installed (see 'transit version')")
+
 func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, out, events, stderr io.Writer) error {
+	if !cgoBuilt {
+		return errNoPCSC
+	}
 	pass, err := passphrase("TRANSIT_KEYSTORE_PASSPHRASE", "validator keystore passphrase", false, stderr)
 	if err != nil {
 		return err
@@ -128,7 +137,7 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now))
+	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now), newBuildInfoGauge("transit_validator", readBuildInfo()))
 
 	reader := pcsc.Open(cfg.Reader)
 	defer reader.Close()
@@ -142,8 +151,15 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		Journal: j,
 		Metrics: agent.NewMetrics(reg),
 	}
+	reg.MustRegister(agent.NewTariffCollector(a))
+	// The probe has a PC/SC context of its own: the loop's waits inside
+	// the PC/SC layer while pcscd is away.
+	probeReader := pcsc.Open(cfg.Reader)
+	defer probeReader.Close()
+	health := &agent.Health{Probe: func(context.Context) error { return readerPresent(probeReader, cfg.Reader) }}
+	health.Register(reg)
 	var mu sync.Mutex
-	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Show: func(ev agent.Event) {
+	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Health: health, Show: func(ev agent.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintln(out, describe(ev))
@@ -174,12 +190,13 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		}()
 	}
 	goRun(up.Run)
+	goRun(health.Run)
 	if cfg.UpdatesURL != "" {
 		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
 		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
-		srv, err := serveMetrics(cfg.MetricsListen, reg)
+		srv, err := serveMetrics(cfg.MetricsListen, reg, health.Handler())
 		if err != nil {
 			return err
 		}
@@ -194,14 +211,30 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	return err
 }
 
-// serveMetrics serves reg's metrics at /metrics on addr until closed.
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
+// readerPresent reports whether pcscd answers and lists the reader called
+// name.
+func readerPresent(r *pcsc.Reader, name string) error {
+	names, err := r.Readers()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return fmt.Errorf("reader %q is not connected; pcscd lists %q", name, names)
+	}
+	return nil
+}
+
+// serveMetrics serves reg's metrics at /metrics, and health's /healthz
+// and /readyz, on addr until closed.
+func serveMetrics(addr string, reg *prometheus.Registry, health http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w; choose another metrics_listen address", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", health)
+	mux.Handle("GET /readyz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
