@@ -23,7 +23,8 @@ ROOT=$PWD
 PKGS=${TRANSIT_TEST_PKGS:-./...}
 RACE=${TRANSIT_TEST_RACE:-all}
 FUZZTIME=${TRANSIT_FUZZTIME:-5s}
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils)
+# systemd: only for systemd-analyze, which checks the units in cmd/transit/systemd.
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils systemd)
 VPCD_PORTS=(35963 35964)
 READERS=("Virtual PCD 00 00" "Virtual PCD 00 01")
 HSM_LABEL=transit-test
