@@ -2,8 +2,9 @@
 //
 // One JSON file says which device this is, where it runs, which reader and
 // keys it uses, where its journal lives and where its batches go. Relative
-// paths in it are taken relative to the file. A sample is in
-// testdata/validator.json.
+// paths in it are taken relative to the file. Every field is described in
+// REFERENCE.md (a test keeps it complete); samples are
+// testdata/validator.json and cmd/transit/systemd/validator.json.
 package config
 
 import (
@@ -50,8 +51,8 @@ type Config struct {
 	// UpdatesURL is the registry's base URL for hotlists
 	// (validator/update); empty: updates are copied in by hand.
 	UpdatesURL string `json:"updates_url"`
-	// MetricsListen is where /metrics is served (e.g. 127.0.0.1:9464);
-	// empty: no metrics endpoint.
+	// MetricsListen is where /metrics, /healthz and /readyz are served
+	// (e.g. 127.0.0.1:9464); empty: no endpoint.
 	MetricsListen string `json:"metrics_listen"`
 	// TimeZone is the city's time zone, for card dates (default Europe/Kyiv).
 	TimeZone string `json:"time_zone"`
