@@ -23,8 +23,9 @@ ROOT=$PWD
 PKGS=${TRANSIT_TEST_PKGS:-./...}
 RACE=${TRANSIT_TEST_RACE:-all}
 FUZZTIME=${TRANSIT_FUZZTIME:-5s}
-# systemd: only for systemd-analyze, which checks the units in cmd/transit/systemd.
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils systemd)
+# systemd: only for systemd-analyze, which checks the units in cmd/transit/systemd;
+# curl: the README's by-hand steps use it (TestReadmeByHand).
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils systemd curl)
 VPCD_PORTS=(35963 35964)
 READERS=("Virtual PCD 00 00" "Virtual PCD 00 01")
 HSM_LABEL=transit-test

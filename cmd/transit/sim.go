@@ -28,9 +28,9 @@ import (
 func newSimCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "Simulate a city's cards, validators and clearing, and check clearing against the truth",
+		Short: "Simulate a city's cards, validators and clearing, and check clearing against the truth; present a virtual card",
 	}
-	cmd.AddCommand(newSimRunCmd(), newSimConfigCmd())
+	cmd.AddCommand(newSimRunCmd(), newSimConfigCmd(), newSimCardCmd())
 	return cmd
 }
 

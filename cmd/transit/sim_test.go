@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,5 +45,28 @@ func TestSimKeystorePassphrase(t *testing.T) {
 	code, _, errb = cli("sim", "run", "--db", "none", "--brokers", "127.0.0.1:9092")
 	if code != 2 || !strings.Contains(errb, "--db none") || !strings.Contains(errb, "publishes nothing") {
 		t.Fatalf("--db none --brokers: exit %d, %q; want a usage error saying nothing would be published", code, errb)
+	}
+}
+
+func TestSimCardRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.vdfc")
+	if err := os.WriteFile(junk, []byte("not a card"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sim", "card"}, 2, "--state"},
+		{[]string{"sim", "card", "--state", filepath.Join(dir, "new.vdfc"), "--uid", "zz"}, 2, "--uid"},
+		{[]string{"sim", "card", "--state", filepath.Join(dir, "new.vdfc"), "--for", "-1s"}, 2, "--for"},
+		{[]string{"sim", "card", "--state", junk}, 1, "not a file 'transit sim card' wrote"},
+	} {
+		code, _, errb := cli(tc.args...)
+		if code != tc.code || !strings.Contains(errb, tc.want) || strings.Count(strings.TrimSpace(errb), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want exit %d and one line with %q", tc.args, code, errb, tc.code, tc.want)
+		}
 	}
 }
