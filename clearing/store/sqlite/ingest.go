@@ -41,7 +41,7 @@ func (s *Store) rebuild(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("rebuild: list devices: %w", err)
 	}
 	for _, d := range devices {
-		taps, err := s.taps(ctx, tx, d, 0, math.MaxInt64)
+		taps, err := s.taps(ctx, tx, d, 0, math.MaxInt)
 		if err != nil {
 			return fmt.Errorf("rebuild: %w", err)
 		}
