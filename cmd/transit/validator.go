@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -95,6 +96,9 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		return fmt.Errorf("validator keystore %s: %w", cfg.Keystore, err)
 	}
 	defer ks.Close()
+	// The keystore's Argon2id key derivation took 64 MiB; a vehicle
+	// computer should not keep it for the rest of the day.
+	debug.FreeOSMemory()
 	sealer, err := upload.NewKeySealer(ctx, ks)
 	if err != nil {
 		return err
