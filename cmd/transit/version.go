@@ -31,9 +31,21 @@ type buildInfo struct {
 	PKCS11 bool `json:"pkcs11"`
 }
 
-func readBuildInfo() buildInfo {
-	b := buildInfo{GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+// vcsRevision is the commit when the build stamps none itself (a git
+// worktree, which the go command does not recognise, or a source
+// tarball): go build -ldflags "-X main.vcsRevision=$(git rev-parse HEAD)",
+// as make cross does, with "+modified" for uncommitted changes. A
+// variable only because the linker can set nothing else.
+var vcsRevision string
+
+func readBuildInfo() (b buildInfo) {
+	b = buildInfo{GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
 		Cgo: cgoBuilt, PCSC: cgoBuilt, PKCS11: cgoBuilt, Version: "(unknown)"}
+	defer func() {
+		if b.Revision == "" && vcsRevision != "" {
+			b.Revision, b.Modified = strings.CutSuffix(vcsRevision, "+modified")
+		}
+	}()
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
