@@ -93,15 +93,19 @@ taps exactly once in PostgreSQL, keeping the roll-ups that compensation reports 
 
 	migrate := &cobra.Command{
 		Use:   "migrate",
-		Short: "Create or upgrade the clearing schema in PostgreSQL",
+		Short: "Create or upgrade the clearing schema (PostgreSQL or the embedded store)",
 		Long: `Apply every schema migration the database lacks and create the partitions of taps for this month and
 the next. The database is set up for the city's time zone (--tz) and refuses another one later. Safe to run
-again; the embedded sqlite: store migrates itself.`,
-		Example: `  transit clearing migrate --db postgres://postgres@127.0.0.1:5432/transit`,
-		Args:    cobra.NoArgs,
+again. The embedded sqlite: store also migrates itself whenever it is opened; migrate creates it now.`,
+		Example: `  transit clearing migrate --db postgres://postgres@127.0.0.1:5432/transit
+  transit clearing migrate --db sqlite:clearing.db`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if strings.HasPrefix(sf.db, "sqlite:") {
+				return migrateEmbedded(c, sf.db, sf.open)
+			}
 			if !isPostgresURL(sf.db) {
-				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
+				return usagef("--db %q: want a postgres:// URL or sqlite:FILE", sf.db)
 			}
 			loc, err := sf.location()
 			if err != nil {
@@ -238,6 +242,19 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 
 	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))
 	return cmd
+}
+
+// migrateEmbedded creates or upgrades an embedded store by opening it.
+func migrateEmbedded[S interface{ Close() error }](c *cobra.Command, db string, open func(context.Context) (S, error)) error {
+	st, err := open(c.Context())
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.OutOrStdout(), "%s is up to date (the embedded store migrates itself when opened)\n", db)
+	return nil
 }
 
 // newRegistry returns a Prometheus registry with the process and Go

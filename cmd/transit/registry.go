@@ -93,14 +93,21 @@ events without personal data.`,
 	rf.register(cmd)
 
 	migrate := &cobra.Command{
-		Use:     "migrate",
-		Short:   "Create or upgrade the registry schema in PostgreSQL",
-		Long:    "Apply every schema migration the database lacks. Safe to run again; the embedded sqlite: store migrates itself.",
-		Example: `  transit registry migrate --db postgres://postgres@127.0.0.1:5432/transit`,
-		Args:    cobra.NoArgs,
+		Use:   "migrate",
+		Short: "Create or upgrade the registry schema (PostgreSQL or the embedded store)",
+		Long:  "Apply every schema migration the database lacks. Safe to run again. The embedded sqlite: store also migrates itself whenever it is opened; migrate creates it now.",
+		Example: `  transit registry migrate --db postgres://postgres@127.0.0.1:5432/transit
+  transit registry migrate --db sqlite:registry.db`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if strings.HasPrefix(rf.db, "sqlite:") {
+				return migrateEmbedded(c, rf.db, func(ctx context.Context) (store.Store, error) {
+					st, _, err := rf.open(ctx)
+					return st, err
+				})
+			}
 			if !isPostgresURL(rf.db) {
-				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
+				return usagef("--db %q: want a postgres:// URL or sqlite:FILE", rf.db)
 			}
 			n, err := postgres.Migrate(c.Context(), rf.db)
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,7 +82,15 @@ for a display or buzzer driver. The keystore passphrase comes from TRANSIT_KEYST
 	return cmd
 }
 
+// errNoPCSC is the one line a validator built without cgo says before it
+// exits: it could never read a card, so retrying would only hide that.
+var errNoPCSC = errors.New("this transit binary was built without cgo, so it has no PC/SC and cannot read cards: " +
+	"build it with CGO_ENABLED=1 and libpcsclite-dev installed (see 'transit version')")
+
 func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, out, events, stderr io.Writer) error {
+	if !cgoBuilt {
+		return errNoPCSC
+	}
 	pass, err := passphrase("TRANSIT_KEYSTORE_PASSPHRASE", "validator keystore passphrase", false, stderr)
 	if err != nil {
 		return err
@@ -90,6 +100,9 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		return fmt.Errorf("validator keystore %s: %w", cfg.Keystore, err)
 	}
 	defer ks.Close()
+	// The keystore's Argon2id key derivation took 64 MiB; a vehicle
+	// computer should not keep it for the rest of the day.
+	debug.FreeOSMemory()
 	sealer, err := upload.NewKeySealer(ctx, ks)
 	if err != nil {
 		return err
@@ -132,7 +145,7 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now))
+	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now), newBuildInfoGauge("transit_validator", readBuildInfo()))
 
 	reader := pcsc.Open(cfg.Reader)
 	defer reader.Close()
@@ -149,8 +162,15 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		Journal: j,
 		Metrics: agent.NewMetrics(reg),
 	}
+	reg.MustRegister(agent.NewTariffCollector(a))
+	// The probe has a PC/SC context of its own: the loop's waits inside
+	// the PC/SC layer while pcscd is away.
+	probeReader := pcsc.Open(cfg.Reader)
+	defer probeReader.Close()
+	health := &agent.Health{Probe: func(context.Context) error { return readerPresent(probeReader, cfg.Reader) }}
+	health.Register(reg)
 	var mu sync.Mutex
-	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Show: func(ev agent.Event) {
+	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Health: health, Show: func(ev agent.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintln(out, describe(ev))
@@ -181,6 +201,7 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		}()
 	}
 	goRun(up.Run)
+	goRun(health.Run)
 	if cfg.UpdatesURL != "" {
 		// Over TLS against the city's CA when the configuration names
 		// one; each request signed with the device's batch key.
@@ -193,7 +214,7 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
-		srv, err := serveMetrics(cfg, reg)
+		srv, err := serveMetrics(cfg, reg, health.Handler())
 		if err != nil {
 			return err
 		}
@@ -208,10 +229,24 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	return err
 }
 
-// serveMetrics serves reg's metrics at /metrics on the configuration's
-// metrics_listen until closed: over TLS and to the scraper's token when
-// it names them (it must beyond loopback).
-func serveMetrics(cfg *config.Config, reg *prometheus.Registry) (*http.Server, error) {
+// readerPresent reports whether pcscd answers and lists the reader called
+// name.
+func readerPresent(r *pcsc.Reader, name string) error {
+	names, err := r.Readers()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return fmt.Errorf("reader %q is not connected; pcscd lists %q", name, names)
+	}
+	return nil
+}
+
+// serveMetrics serves reg's metrics at /metrics, and health's /healthz
+// and /readyz, on the configuration's metrics_listen until closed: over
+// TLS and, for /metrics, to the scraper's token when it names them (it
+// must beyond loopback). Health reveals nothing and needs no token.
+func serveMetrics(cfg *config.Config, reg *prometheus.Registry, health http.Handler) (*http.Server, error) {
 	var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if cfg.MetricsTokenFile != "" {
 		b, err := os.ReadFile(cfg.MetricsTokenFile)
@@ -248,6 +283,8 @@ func serveMetrics(cfg *config.Config, reg *prometheus.Registry) (*http.Server, e
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
+	mux.Handle("GET /healthz", health)
+	mux.Handle("GET /readyz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil

@@ -31,6 +31,12 @@
 // at all for days cannot publish a newer version, and validators then
 // report their list as stale.
 //
+// A new registry, with no card event yet, publishes an empty list as
+// version 1 ([FirstVersion]) as soon as it has its signing key, so that a
+// validator starting beside it holds a signed, fresh list at once rather
+// than none. That version is also true of the registry after its first
+// card event, which always orders a card and blocks nothing.
+//
 // # Deltas
 //
 // Each publication after the first records a step in Options.Dir: the

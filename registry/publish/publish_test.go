@@ -537,19 +537,49 @@ func mustRefresh(t *testing.T, p *publish.Hotlists) {
 	}
 }
 
-func TestNothingYetAndAhead(t *testing.T) {
+// TestNewRegistryAndAhead: a registry without any card event publishes
+// an empty, signed version 1 at once; a validator ahead of the registry
+// is told so.
+func TestNewRegistryAndAhead(t *testing.T) {
 	ctx := context.Background()
 	ks := keystore(t, hsm.LabelSignHotlist)
 	src := &fakeSource{}
-	p := publisher(t, ks, t.TempDir(), src, time.Now, nil)
-	if _, err := p.Get(ctx, 0); !errors.Is(err, publish.ErrNoHotlist) {
-		t.Fatalf("empty registry: %v, want ErrNoHotlist", err)
+	dir := t.TempDir()
+	p := publisher(t, ks, dir, src, time.Now, nil)
+	mustRefresh(t, p)
+	f, err := p.Get(ctx, 0)
+	if err != nil || f.Version != publish.FirstVersion || f.Kind != hotlist.KindFull {
+		t.Fatalf("new registry: version %d kind %v, %v; want the full version 1", f.Version, f.Kind, err)
+	}
+	if l, err := hotlist.Load(f.Data, verifyKeys(t, ks)); err != nil || l.Len() != 0 || l.Version() != 1 {
+		t.Fatalf("new registry's list: %v", err)
+	}
+	if f, err := p.Get(ctx, 1); err != nil || !f.NotModified {
+		t.Fatalf("validator holding version 1: %+v, %v; want not modified", f, err)
+	}
+	// Still no event: no newer version, even after a restart.
+	if did, err := p.Refresh(ctx); did || err != nil {
+		t.Fatalf("no card event: published again (%v, %v)", did, err)
+	}
+	if p = publisher(t, ks, dir, src, time.Now, nil); p.Version() != 1 {
+		t.Fatalf("after a restart: version %d, want 1", p.Version())
+	}
+	// The first event orders a card: version 1 is still the truth.
+	src.set(1, nil)
+	if did, err := p.Refresh(ctx); did || err != nil {
+		t.Fatalf("first card event: published again (%v, %v)", did, err)
+	}
+	// A card blocked later reaches a validator holding version 1.
+	lost := numbers(t, 1)[0]
+	src.set(3, map[card.Number]registry.Reason{lost: registry.ReasonLost})
+	if f, err = p.Get(ctx, 1); err != nil || f.Version != 3 || f.NotModified {
+		t.Fatalf("card blocked: version %d, %v; want version 3", f.Version, err)
 	}
 	src.set(4, nil)
 	if _, err := p.Get(ctx, 9); !errors.Is(err, publish.ErrAhead) {
 		t.Fatalf("validator ahead: %v, want ErrAhead", err)
 	}
-	f, err := p.Get(ctx, 0)
+	f, err = p.Get(ctx, 0)
 	if err != nil || f.Version != 4 {
 		t.Fatalf("empty list: version %d, %v", f.Version, err)
 	}
@@ -619,8 +649,8 @@ func TestHandlerAnswers(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if r := get("GET", "/hotlist"); r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
-		t.Errorf("nothing published: %s, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
+	if r := get("GET", "/hotlist"); r.StatusCode != http.StatusOK || r.Header.Get("X-Hotlist-Version") != "1" {
+		t.Errorf("new registry: %s, version %q; want the empty version 1", r.Status, r.Header.Get("X-Hotlist-Version"))
 	}
 	src.set(6, map[card.Number]registry.Reason{numbers(t, 1)[0]: registry.ReasonFraud})
 	for _, tc := range []struct {

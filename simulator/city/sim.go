@@ -394,7 +394,7 @@ func (s *Sim) planFaults() {
 // setUpKeys creates the city's software keystore with every key the
 // platform uses, and the top-up terminals' keystore.
 func (s *Sim) setUpKeys(ctx context.Context) error {
-	ks, err := hsm.CreateKeystore(filepath.Join(s.opt.Dir, "city.keys"), passphrase, cheapKDF)
+	ks, err := hsm.CreateKeystore(filepath.Join(s.opt.Dir, "city.keys"), []byte(KeystorePassphrase), cheapKDF)
 	if err != nil {
 		return fmt.Errorf("city keystore: %w", err)
 	}
@@ -419,7 +419,7 @@ func (s *Sim) setUpKeys(ctx context.Context) error {
 	s.hotRef = info.Ref
 	s.issuer = cardkey.New(ks)
 	if s.opt.Fidelity != Fast {
-		tk, err := hsm.ExportRole(ctx, ks, hsm.RoleTopup, "", filepath.Join(s.opt.Dir, "topup.keys"), passphrase, cheapKDF)
+		tk, err := hsm.ExportRole(ctx, ks, hsm.RoleTopup, "", filepath.Join(s.opt.Dir, "topup.keys"), []byte(KeystorePassphrase), cheapKDF)
 		if err != nil {
 			return fmt.Errorf("top-up keystore: %w", err)
 		}

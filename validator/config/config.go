@@ -2,8 +2,9 @@
 //
 // One JSON file says which device this is, where it runs, which reader and
 // keys it uses, where its journal lives and where its batches go. Relative
-// paths in it are taken relative to the file. A sample is in
-// testdata/validator.json.
+// paths in it are taken relative to the file. Every field is described in
+// REFERENCE.md (a test keeps it complete); samples are
+// testdata/validator.json and cmd/transit/systemd/validator.json.
 package config
 
 import (
@@ -61,8 +62,8 @@ type Config struct {
 	// signed the registry's TLS certificate, for a city that runs its own;
 	// empty: the system's roots.
 	UpdatesCAFile string `json:"updates_ca_file"`
-	// MetricsListen is where /metrics is served (e.g. 127.0.0.1:9464);
-	// empty: no metrics endpoint. Beyond loopback it needs
+	// MetricsListen is where /metrics, /healthz and /readyz are served
+	// (e.g. 127.0.0.1:9464); empty: no endpoint. Beyond loopback it needs
 	// MetricsTLSCert and MetricsTLSKey (HTTPS) and MetricsTokenFile: the
 	// operators' scraper sends that token as a bearer token.
 	MetricsListen    string `json:"metrics_listen"`

@@ -37,10 +37,13 @@ type TariffFetcher struct {
 	Auth RequestSigner
 	// Dir is the validator's tariff directory (its configuration's
 	// "tariff"); it is replaced as a whole.
-	Dir        string
-	Keys       tariff.PublicKeys
-	User       TariffUser
+	Dir  string
+	Keys tariff.PublicKeys
+	User TariffUser
+	// Interval, MinBackoff and MaxBackoff are the polling schedule, as
+	// for Fetcher.
 	Interval   time.Duration
+	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Log        *slog.Logger
 }
@@ -86,7 +89,7 @@ func (f *TariffFetcher) Once(ctx context.Context) (bool, error) {
 
 // Run polls until ctx ends and returns ctx's error.
 func (f *TariffFetcher) Run(ctx context.Context) error {
-	return poll(ctx, "tariff", f.Once, f.Interval, f.MaxBackoff, f.log())
+	return poll(ctx, "tariff", f.Once, newSchedule(f.Interval, f.MinBackoff, f.MaxBackoff), f.log())
 }
 
 func (f *TariffFetcher) log() *slog.Logger {
