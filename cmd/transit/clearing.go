@@ -102,6 +102,7 @@ again. The embedded sqlite: store also migrates itself whenever it is opened; mi
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if strings.HasPrefix(sf.db, "sqlite:") {
+				sf.create = true // migrate is how an embedded store is made
 				return migrateEmbedded(c, sf.db, sf.open)
 			}
 			if !isPostgresURL(sf.db) {

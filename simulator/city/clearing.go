@@ -85,18 +85,20 @@ func (c *clearingSide) publish(ctx context.Context, msgs ...bus.Message) error {
 	return nil
 }
 
-// sync waits until clearing has handled every batch published so far,
-// and has run the cloned-card check on what they queued, as clearing
-// serve does beside ingest.
-func (c *clearingSide) sync(ctx context.Context, progress func(done, total int)) error {
+// sync waits until clearing has handled every batch published so far
+// and stored at least taps new taps (the distinct taps delivered), and has
+// run the cloned-card check on what they queued, as clearing serve does
+// beside ingest. Handled batches alone can reach the published count
+// early: a bus delivers some batches twice after a consumer's error.
+func (c *clearingSide) sync(ctx context.Context, taps int64, progress func(done, total int)) error {
 	for {
 		c.mu.Lock()
-		handled, published, err, changed := c.handled, c.published, c.err, c.changed
+		handled, published, added, err, changed := c.handled, c.published, int64(c.totals.Added), c.err, c.changed
 		c.mu.Unlock()
 		if progress != nil {
 			progress(min(handled, published), published)
 		}
-		if handled >= published {
+		if handled >= published && added >= taps {
 			if _, _, err := (&clonecheck.Checker{Store: c.st}).Drain(ctx); err != nil {
 				return fmt.Errorf("clearing's cloned-card check: %w", err)
 			}
@@ -105,8 +107,17 @@ func (c *clearingSide) sync(ctx context.Context, progress func(done, total int))
 		if err != nil {
 			return fmt.Errorf("clearing handled %d of %d batches: %w", handled, published, err)
 		}
+		// Every batch handled but fewer new taps than delivered: wait for
+		// the redelivered ones, not for ever (a store left from an earlier
+		// run already holds them).
+		var stuck <-chan time.Time
+		if handled >= published {
+			stuck = time.After(time.Minute)
+		}
 		select {
 		case <-changed:
+		case <-stuck:
+			return fmt.Errorf("clearing handled all %d batches but stored %d new taps of the %d delivered: does --db hold an earlier run's taps? Use a new database", published, added, taps)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for clearing (%d of %d batches handled): %w", handled, published, ctx.Err())
 		}

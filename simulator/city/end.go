@@ -87,7 +87,7 @@ func (s *Sim) sync(ctx context.Context) error {
 	if s.clearing == nil {
 		return nil
 	}
-	return s.clearing.sync(ctx, func(done, total int) { s.progress("clearing", done, total) })
+	return s.clearing.sync(ctx, s.ledger.taps, func(done, total int) { s.progress("clearing", done, total) })
 }
 
 // dueClosing lists the months to close at the end of day d: every month

@@ -168,7 +168,9 @@ type TapCheck struct {
 	// what clearing holds; Pending what is still in offline journals.
 	Journalled, Stored, Pending int64
 	// Duplicates is what clearing counted as repeats; Expected what the
-	// simulation sent again (lost acknowledgements, replays).
+	// simulation sent again (lost acknowledgements, replays). Clearing may
+	// count more: a bus delivers a batch again after a consumer's error or
+	// a rebalance, and each such tap is a repeat too.
 	Duplicates, DuplicatesExpected int64
 	// OpenGaps are sequence gaps clearing still waits for.
 	OpenGaps int64
@@ -363,7 +365,7 @@ func (s *Sim) compareTaps(ctx context.Context, c *Comparison, periods []string) 
 		t.Stored += a.taps
 		c.Problems = append(c.Problems, fmt.Sprintf("clearing holds %d taps of %s, a device the city does not have", a.taps, id))
 	}
-	if t.Duplicates != t.DuplicatesExpected {
+	if t.Duplicates < t.DuplicatesExpected {
 		c.Problems = append(c.Problems, fmt.Sprintf("clearing counted %d repeated taps; %d were sent again", t.Duplicates, t.DuplicatesExpected))
 	}
 	gaps, missing, err := st.OpenGaps(ctx)

@@ -47,6 +47,8 @@ func docTypes(t reflect.Type) []string {
 		return []string{"integer"}
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return []string{"list of strings"}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() >= reflect.Int && t.Elem().Kind() <= reflect.Uint64:
+		return []string{"list of integers"}
 	}
 	return nil
 }
