@@ -12,9 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
