@@ -71,7 +71,8 @@ func (c *Card) CreateApplication(aid AID, settings KeySettings, numKeys int) err
 func (c *Card) DeleteApplication(aid AID) error {
 	_, err := c.plain(InsDeleteApplication, aid[0], aid[1], aid[2])
 	if err == nil && aid == c.aid {
-		c.forgetSession(); c.aid = AID{}
+		c.forgetSession()
+		c.aid = AID{}
 	}
 	return err
 }
