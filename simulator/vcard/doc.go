@@ -6,11 +6,17 @@
 //
 // Behaviour follows the EV1 datasheet where it is public; deviations:
 //
-//   - Keys are AES-128 only. A fresh card's PICC master key is the AES
-//     zero key (version 0), where a factory card ships with a 2K3DES
-//     zero key; legacy DES/3DES authentication (0x0A, 0x1A) answers with
-//     an authentication error, and CreateApplication without the AES flag
-//     with a parameter error.
+//   - A new card is as a real one leaves the factory: PICC master key the
+//     2K3DES zero key, key settings 0F 01. The PICC key may be DES/2K3DES,
+//     3K3DES or AES (ISO authentication 0x1A, AES 0xAA; ChangeKey's key
+//     type bits change it); application keys are AES only
+//     (CreateApplication without the AES flag answers a parameter error).
+//     The native legacy DES authentication (0x0A) answers with an
+//     authentication error.
+//   - WithGeneration makes it an EV1, EV2 or EV3 (GetVersion). EV2 and EV3
+//     speak EV2 secure messaging (AuthenticateEV2First/NonFirst, CmdCtr,
+//     TI, truncated MACs; frames of up to 128 bytes in a session) and
+//     every command keeps the EV1 form too. PDcap2 and PCDcap2 are zero.
 //   - Record files are cyclic only (no linear record files).
 //   - Any status other than success ends the authenticated session and
 //     discards the uncommitted transaction, on the card as in card/desfire;

@@ -34,7 +34,7 @@ func (c *Card) access(f *file, nibbles ...byte) (desfire.CommMode, desfire.Statu
 			free = true
 		case n < desfire.AccessFree:
 			keyed = true
-			if c.sess != nil && c.sess.KeyNo == n {
+			if k, open := c.session(); open && k == n {
 				return f.comm, desfire.StatusOK
 			}
 		}
@@ -42,7 +42,7 @@ func (c *Card) access(f *file, nibbles ...byte) (desfire.CommMode, desfire.Statu
 	switch {
 	case free:
 		return desfire.CommPlain, desfire.StatusOK
-	case keyed && c.sess == nil:
+	case keyed && c.sess == nil && c.ev2 == nil:
 		return 0, desfire.StatusAuthenticationError
 	}
 	return 0, desfire.StatusPermissionDenied
@@ -74,7 +74,7 @@ func (c *Card) getFileIDs(data []byte) []byte {
 			ids = append(ids, byte(no))
 		}
 	}
-	return c.ok(ids, desfire.CommPlain)
+	return c.ok(ids, cmdMode)
 }
 
 func (c *Card) getFileSettings(data []byte) []byte {
@@ -91,7 +91,7 @@ func (c *Card) getFileSettings(data []byte) []byte {
 	if f == nil {
 		return c.fail(st)
 	}
-	return c.ok(f.settings(), desfire.CommPlain)
+	return c.ok(f.settings(), cmdMode)
 }
 
 func put24(b []byte, v int) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16)) }
@@ -168,7 +168,7 @@ func (c *Card) createFile(ins byte, data []byte) []byte {
 		return c.fail(desfire.StatusOutOfEEPROM)
 	}
 	c.sel.files[f.no] = f
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) deleteFile(data []byte) []byte {
@@ -184,11 +184,11 @@ func (c *Card) deleteFile(data []byte) []byte {
 	}
 	delete(c.tx, f)
 	c.sel.files[f.no] = nil
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) readData(data []byte) []byte {
-	if len(data) != 7 {
+	if len(data) < 7 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
@@ -200,6 +200,9 @@ func (c *Card) readData(data []byte) []byte {
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
 	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	if data, st = c.readHeader(desfire.InsReadData, data, 7, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
 	off, n := get24(data[1:]), get24(data[4:])
@@ -244,13 +247,15 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	}
 	header := data[:7]
 	want := 7 + n
-	if c.sess != nil {
-		switch mode {
-		case desfire.CommMAC:
-			want += 8
-		case desfire.CommEnciphered:
-			want = 7 + desfire.EncipheredLen(n)
-		}
+	switch {
+	case c.ev2 != nil && mode == desfire.CommMAC:
+		want += 8
+	case c.ev2 != nil && mode == desfire.CommEnciphered:
+		want = 7 + (n/16+1)*16 + 8
+	case c.sess != nil && mode == desfire.CommMAC:
+		want += 8
+	case c.sess != nil && mode == desfire.CommEnciphered:
+		want = 7 + c.sess.EncipheredLen(n)
 	}
 	switch {
 	case len(data) < want:
@@ -280,11 +285,27 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	} else {
 		copy(f.data[off:], payload)
 	}
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, respMode(mode))
 }
 
 // unwrap checks and strips the protection of n data bytes sent in mode.
 func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMode) ([]byte, desfire.Status) {
+	if c.ev2 != nil {
+		switch mode {
+		case desfire.CommEnciphered:
+			return c.fullData(ins, header, wire, n)
+		case desfire.CommMAC:
+			d, ok := c.ev2MAC(ins, append(append([]byte(nil), header...), wire...))
+			if !ok || len(d) != len(header)+n {
+				return nil, desfire.StatusIntegrityError
+			}
+			return d[len(header):], desfire.StatusOK
+		}
+		if len(wire) != n {
+			return nil, desfire.StatusLengthError
+		}
+		return wire, desfire.StatusOK
+	}
 	s := c.sess
 	if s == nil {
 		if len(wire) != n {
@@ -295,7 +316,7 @@ func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMod
 	prefix := append([]byte{ins}, header...)
 	switch mode {
 	case desfire.CommEnciphered:
-		if len(wire) != desfire.EncipheredLen(n) {
+		if len(wire) != s.EncipheredLen(n) {
 			return nil, desfire.StatusLengthError
 		}
 		d, ok, err := s.DecipherData(wire, prefix, n)
@@ -320,7 +341,7 @@ func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMod
 }
 
 func (c *Card) getValue(data []byte) []byte {
-	if len(data) != 1 {
+	if len(data) < 1 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
@@ -332,6 +353,9 @@ func (c *Card) getValue(data []byte) []byte {
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.Write, f.rights.ReadWrite)
 	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	if _, st = c.readHeader(desfire.InsGetValue, data, 1, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
 	return c.ok(binary.LittleEndian.AppendUint32(nil, uint32(f.value)), mode)
@@ -391,11 +415,11 @@ func (c *Card) valueOp(ins byte, data []byte) []byte {
 		}
 		p.limited += amount
 	}
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, respMode(mode))
 }
 
 func (c *Card) readRecords(data []byte) []byte {
-	if len(data) != 7 {
+	if len(data) < 7 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
@@ -407,6 +431,9 @@ func (c *Card) readRecords(data []byte) []byte {
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
 	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	if data, st = c.readHeader(desfire.InsReadRecords, data, 7, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
 	have := len(f.records)
@@ -443,7 +470,7 @@ func (c *Card) clearRecordFile(data []byte) []byte {
 	}
 	p := c.txOf(f)
 	p.clear, p.record = true, nil
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 // commit applies every pending change of the transaction at once.
@@ -477,14 +504,14 @@ func (c *Card) commit(data []byte) []byte {
 			}
 		}
 	}
-	clear(c.tx)
-	return c.ok(nil, desfire.CommPlain)
+	c.clearTx()
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) abort(data []byte) []byte {
 	if len(data) != 0 {
 		return c.fail(desfire.StatusLengthError)
 	}
-	clear(c.tx)
-	return c.ok(nil, desfire.CommPlain)
+	c.clearTx()
+	return c.ok(nil, cmdMode)
 }

@@ -120,7 +120,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"version", func(b []byte) []byte { b[4] = 9; return b }},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }},
 		{"trailing", func(b []byte) []byte { return append(b, 0) }},
-		{"PICC with two keys", func(b []byte) []byte { b[4+1+7+4] = 2; return b }},
+		{"PICC with two keys", func(b []byte) []byte { b[4+1+1+7+4+1] = 2; return b }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
