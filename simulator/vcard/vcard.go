@@ -61,7 +61,7 @@ type Card struct {
 	apps []*application
 
 	// Volatile state, lost at Reset.
-	sel  *application // nil: PICC level
+	sel  *application        // nil: PICC level
 	sess *desfire.Session    // EV1 (AES) or ISO (DES/3DES) session
 	ev2  *desfire.EV2Session // EV2 session; never both
 	tmi  []byte              // Transaction MAC Input of the transaction in progress
