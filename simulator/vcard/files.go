@@ -111,6 +111,8 @@ func (f *file) settings() []byte {
 		return append(b, lc)
 	case desfire.FileCyclicRecord:
 		return put24(put24(put24(b, f.recordSize), f.maxRecords), len(f.records))
+	case desfire.FileTransactionMAC:
+		return append(b, 0x02, f.tmKeyVer) // TMKeyOption AES, key version
 	}
 	return put24(b, len(f.data))
 }
@@ -195,7 +197,7 @@ func (c *Card) readData(data []byte) []byte {
 	if f == nil {
 		return c.fail(st)
 	}
-	if f.typ != desfire.FileStdData && f.typ != desfire.FileBackupData {
+	if f.typ != desfire.FileStdData && f.typ != desfire.FileBackupData && f.typ != desfire.FileTransactionMAC {
 		return c.fail(desfire.StatusParameterError)
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
@@ -205,15 +207,21 @@ func (c *Card) readData(data []byte) []byte {
 	if data, st = c.readHeader(desfire.InsReadData, data, 7, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	content := f.data
+	if f.typ == desfire.FileTransactionMAC {
+		content = append(binary.LittleEndian.AppendUint32(nil, f.tmc), f.tmv[:]...)
+	}
 	off, n := get24(data[1:]), get24(data[4:])
-	if off >= len(f.data) || off+n > len(f.data) {
+	if off >= len(content) || off+n > len(content) {
 		return c.fail(desfire.StatusBoundaryError)
 	}
 	if n == 0 {
-		n = len(f.data) - off
+		n = len(content) - off
 	}
 	// Backup files read their committed image.
-	return c.ok(append([]byte(nil), f.data[off:off+n]...), mode)
+	out := append([]byte(nil), content[off:off+n]...)
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ReadData(f.no, off, out) })
+	return c.ok(out, mode)
 }
 
 // write runs WriteData and WriteRecord, whose data may span frames.
@@ -270,6 +278,12 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	if st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI {
+		if ins == desfire.InsWriteRecord {
+			return t.WriteRecord(f.no, off, payload)
+		}
+		return t.WriteData(f.no, off, payload)
+	})
 	if ins == desfire.InsWriteRecord {
 		p := c.txOf(f)
 		if p.record == nil {
@@ -358,6 +372,7 @@ func (c *Card) getValue(data []byte) []byte {
 	if _, st = c.readHeader(desfire.InsGetValue, data, 1, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.Value(desfire.InsGetValue, f.no, f.value) })
 	return c.ok(binary.LittleEndian.AppendUint32(nil, uint32(f.value)), mode)
 }
 
@@ -415,6 +430,7 @@ func (c *Card) valueOp(ins byte, data []byte) []byte {
 		}
 		p.limited += amount
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.Value(ins, f.no, int32(amount)) })
 	return c.ok(nil, respMode(mode))
 }
 
@@ -451,6 +467,7 @@ func (c *Card) readRecords(data []byte) []byte {
 	for _, r := range f.records[have-off-n : have-off] {
 		out = append(out, r...)
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ReadRecords(f.no, off, n, out) })
 	return c.ok(out, mode)
 }
 
@@ -470,13 +487,35 @@ func (c *Card) clearRecordFile(data []byte) []byte {
 	}
 	p := c.txOf(f)
 	p.clear, p.record = true, nil
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ClearRecordFile(f.no) })
 	return c.ok(nil, cmdMode)
 }
 
 // commit applies every pending change of the transaction at once.
+// commit applies every pending change of the transaction at once and,
+// in an application with a TransactionMAC file, MACs the transaction in
+// the same step. Option 01 (EV2, EV3) answers the new TMC and TMV.
 func (c *Card) commit(data []byte) []byte {
-	if len(data) != 0 {
+	if len(data) > 1 || (len(data) == 1 && (c.gen < EV2 || data[0]&^1 != 0)) {
 		return c.fail(desfire.StatusLengthError)
+	}
+	want := len(data) == 1 && data[0] == 1
+	var tm *file
+	if c.sel != nil {
+		tm = c.sel.tmacFile()
+	}
+	if want && tm == nil {
+		return c.fail(desfire.StatusPermissionDenied)
+	}
+	if tm != nil && len(c.tmi) > 0 {
+		if tm.tmc == 0xFFFFFFFF {
+			return c.fail(desfire.StatusPermissionDenied) // the counter limit
+		}
+		tmv, err := desfire.TransactionMAC(tm.tmKey, tm.tmc+1, c.uid[:], desfire.TMI(c.tmi))
+		if err != nil {
+			return c.fail(desfire.StatusPICCIntegrity)
+		}
+		tm.tmc, tm.tmv = tm.tmc+1, tmv
 	}
 	for f, p := range c.tx {
 		switch f.typ {
@@ -505,6 +544,47 @@ func (c *Card) commit(data []byte) []byte {
 		}
 	}
 	c.clearTx()
+	if want {
+		return c.ok(append(binary.LittleEndian.AppendUint32(nil, tm.tmc), tm.tmv[:]...), cmdMode)
+	}
+	return c.ok(nil, cmdMode)
+}
+
+// createTMACFile creates the TransactionMAC file (EV2, EV3): the header
+// FileNo || FileOption || AccessRights || TMKeyOption in plain, the key
+// and its version enciphered, in an EV2 session with the application
+// master key; one per application.
+func (c *Card) createTMACFile(data []byte) []byte {
+	switch {
+	case c.gen < EV2:
+		return c.fail(desfire.StatusIllegalCommand)
+	case c.sel == nil:
+		return c.fail(desfire.StatusIllegalCommand)
+	case c.ev2 == nil:
+		return c.fail(desfire.StatusPermissionDenied)
+	case len(data) < 5:
+		return c.fail(desfire.StatusLengthError)
+	}
+	if ok, st := c.masterSession(); !ok {
+		return c.fail(st)
+	}
+	payload, st := c.fullData(desfire.InsCreateTransactionMACFile, data[:5], data[5:], 17)
+	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	f := &file{no: data[0], typ: desfire.FileTransactionMAC, comm: desfire.CommMode(data[1]), rights: desfire.ParseAccessRights([2]byte{data[2], data[3]}),
+		tmKey: append([]byte(nil), payload[:16]...), tmKeyVer: payload[16]}
+	switch {
+	case f.no >= maxFiles || !f.comm.Valid() || data[4] != 0x02:
+		return c.fail(desfire.StatusParameterError)
+	case c.sel.files[f.no] != nil:
+		return c.fail(desfire.StatusDuplicateError)
+	case c.sel.tmacFile() != nil:
+		return c.fail(desfire.StatusDuplicateError)
+	case c.used()+f.footprint() > Capacity:
+		return c.fail(desfire.StatusOutOfEEPROM)
+	}
+	c.sel.files[f.no] = f
 	return c.ok(nil, cmdMode)
 }
 

@@ -318,6 +318,8 @@ func (c *Card) dispatch(ins byte, data []byte) []byte {
 		return c.commit(data)
 	case desfire.InsAbortTransaction:
 		return c.abort(data)
+	case desfire.InsCreateTransactionMACFile:
+		return c.createTMACFile(data)
 	}
 	return c.fail(desfire.StatusIllegalCommand)
 }

@@ -69,6 +69,10 @@ func appendApp(b []byte, a *application) []byte {
 			for _, r := range f.records {
 				b = append(b, r...)
 			}
+		case desfire.FileTransactionMAC:
+			b = append(append(b, f.tmKey...), f.tmKeyVer)
+			b = binary.BigEndian.AppendUint32(b, f.tmc)
+			b = append(b, f.tmv[:]...)
 		default:
 			b = put24(b, len(f.data))
 			b = append(b, f.data...)
@@ -238,6 +242,11 @@ func (r *reader) file() (*file, error) {
 			}
 			f.records = append(f.records, append([]byte(nil), r.take(f.recordSize)...))
 		}
+	case desfire.FileTransactionMAC:
+		f.tmKey = append([]byte(nil), r.take(16)...)
+		f.tmKeyVer = r.byte()
+		f.tmc = binary.BigEndian.Uint32(r.take(4))
+		copy(f.tmv[:], r.take(8))
 	default:
 		return nil, fmt.Errorf("%w: file %d of unknown type %d", ErrState, f.no, h[1])
 	}

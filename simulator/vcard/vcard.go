@@ -102,6 +102,31 @@ type file struct {
 
 	recordSize, maxRecords int
 	records                [][]byte // cyclic record files, oldest first
+
+	tmKey    []byte  // TransactionMAC file: AppTransactionMACKey
+	tmKeyVer byte    //
+	tmc      uint32  // Transaction MAC counter of the last committed transaction
+	tmv      [8]byte // its Transaction MAC value
+}
+
+// tmacFile returns the application's TransactionMAC file, nil if none.
+func (a *application) tmacFile() *file {
+	for _, f := range a.files {
+		if f != nil && f.typ == desfire.FileTransactionMAC {
+			return f
+		}
+	}
+	return nil
+}
+
+// tmiAdd appends to the Transaction MAC Input when the selected
+// application computes Transaction MACs and f is not its TransactionMAC
+// file.
+func (c *Card) tmiAdd(f *file, update func(desfire.TMI) desfire.TMI) {
+	if c.sel == nil || f.typ == desfire.FileTransactionMAC || c.sel.tmacFile() == nil {
+		return
+	}
+	c.tmi = update(desfire.TMI(c.tmi))
 }
 
 // pending is a file's uncommitted change.
@@ -224,6 +249,8 @@ func (f *file) footprint() int {
 		return blockBytes
 	case desfire.FileCyclicRecord:
 		return roundBlock(f.recordSize * f.maxRecords)
+	case desfire.FileTransactionMAC:
+		return blockBytes
 	}
 	return roundBlock(len(f.data))
 }
