@@ -46,7 +46,7 @@ func throughPCSCD(t testing.TB, vc *vcard.Card) *pcsc.Card {
 func purseTap(t testing.TB, tr *pcsc.Card, keys *cardkey.Source, uid []byte, now time.Time, seq uint32) int {
 	t.Helper()
 	c := desfire.New(tr)
-	s, err := cardtx.Read(context.Background(), c, keys, uid, now, city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, uid, now, city, population)
 	must(t, "read", err)
 	tf := tariff()
 	tf.Passback = 0 // every iteration is a new ride
