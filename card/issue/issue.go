@@ -380,10 +380,12 @@ func Personalise(ctx context.Context, tr apdu.Transport, keys *cardkey.Source, u
 		return err
 	}
 	if r.ev2 {
-		k, err := keys.TMACKey(ctx, uid, 0)
+		// The Transaction MAC key has the card's key generation, so that a
+		// tap's key version names both (cardtx.CardMAC.KeyVersion).
+		k, err := keys.TMACKey(ctx, uid, pl.gen)
 		if err != nil {
-			return fmt.Errorf("issue: the card is a DESFire EV2 or EV3, which gets a Transaction MAC key: %w; "+
-				"create the master with 'transit hsm keygen %s' (nothing was written)", err, hsm.LabelTMACMaster)
+			return fmt.Errorf("issue: the card is a DESFire EV2 or EV3, which gets a Transaction MAC key of key generation %d: %w; "+
+				"create (or rotate) the master with 'transit hsm keygen %s' (nothing was written)", pl.gen, err, hsm.LabelTMACMaster)
 		}
 		pl.tmac = &k
 	}
