@@ -297,7 +297,9 @@ const (
 	maxCardBytes = 64
 )
 
-func (t *Tap) hasEvidence() bool { return t.DeviceNumber != 0 || t.Prev.Device != 0 || t.CardMAC != nil }
+func (t *Tap) hasEvidence() bool {
+	return t.DeviceNumber != 0 || t.Prev.Device != 0 || t.CardMAC != nil
+}
 
 // appendExtensions writes the extension list: a count, then for each
 // extension its tag, its length and its bytes, tags ascending.
