@@ -127,6 +127,10 @@ func issuerKeystore(t *testing.T, passphrase string) string {
 			t.Fatal(err)
 		}
 	}
+	// EV2 and EV3 cards get a Transaction MAC key from this master.
+	if _, err := ks.Generate(context.Background(), hsm.LabelTMACMaster, hsm.KindTMACMaster); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
