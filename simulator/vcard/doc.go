@@ -17,7 +17,21 @@
 //     speak EV2 secure messaging (AuthenticateEV2First/NonFirst, CmdCtr,
 //     TI, truncated MACs; frames of up to 128 bytes in a session) and
 //     every command keeps the EV1 form too. PDcap2 and PCDcap2 are zero.
-//   - Record files are cyclic only (no linear record files).
+//   - On an EV2 or EV3 an application may hold a TransactionMAC file
+//     (CreateTransactionMACFile, EV2 session with the master key): every
+//     committed transaction with data commands is MACed (the TMI of the
+//     MF2DL(H)x0 data sheet; record data that is not whole blocks is
+//     zero-padded), CommitTransaction 01 answers TMC and TMV, ReadData of
+//     the file gives them. CommitReaderID and the TMC limit setting are not
+//     emulated.
+//   - Record files are cyclic only (no linear record files,
+//     CreateLinearRecordFile answers an illegal-command error).
+//   - Not emulated, answered as a real card answers an unknown command
+//     (91 1C; ISO class 00 with 6D00): the ISO/IEC 7816-4 commands (SELECT
+//     by DF name, ISO file IDs), ChangeFileSettings, SetConfiguration
+//     (so no random UID: the PC/SC UID pseudo-APDU always gives the real
+//     7-byte UID), GetDFNames, GetISOFileIDs, FreeMemory, and the native
+//     legacy DES authentication (0A).
 //   - Any status other than success ends the authenticated session and
 //     discards the uncommitted transaction, on the card as in card/desfire;
 //     CommitTransaction and AbortTransaction with nothing pending succeed.
