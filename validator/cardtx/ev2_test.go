@@ -194,3 +194,41 @@ func TestMixedPopulation(t *testing.T) {
 		t.Fatal("test UIDs")
 	}
 }
+
+// BenchmarkTapGenerations is a purse tap (Read, Decide, Commit) against
+// the in-process virtual card per generation: all of it is computation
+// (both sides' crypto, the key derivation, the decision), so set beside
+// BenchmarkPurseTapThroughPCSCD it gives the share of a tap's time that is
+// not the PC/SC round trips.
+func BenchmarkTapGenerations(b *testing.B) {
+	for _, g := range []vcard.Generation{vcard.EV1, vcard.EV3} {
+		b.Run(g.String(), func(b *testing.B) {
+			_, keys := newKeys(b)
+			vc := genCard(b, keys, g, testUID, personalisation(b, int64(card.PurseUpper)))
+			o := cardtx.Options{EV1: func([]byte) bool { return g == vcard.EV1 }}
+			tf := tariff()
+			tf.Passback = 0
+			now := t0
+			ride(b, vc, keys, testUID, tf, o, devA1, 1, "", now)
+			apdus, n := 0, 0
+			for b.Loop() {
+				n++
+				now = now.Add(time.Minute)
+				if n%600 == 0 {
+					b.StopTimer()
+					vc.Reset()
+					c := desfire.New(vc)
+					k, _ := keys.Key(context.Background(), card.RoleTopUp, testUID, card.AIDTransport, 0)
+					must(b, "select", c.SelectApplication(card.AIDTransport.Bytes()))
+					must(b, "auth", c.AuthenticateAES(card.KeyTopUp, k.Value[:]))
+					must(b, "credit", c.Credit(card.FilePurse, 600*fareKop, desfire.CommMAC))
+					must(b, "commit", c.CommitTransaction())
+					b.StartTimer()
+				}
+				_, _, a := ride(b, vc, keys, testUID, tf, o, devA1, uint32(n+1), "", now)
+				apdus += a
+			}
+			b.ReportMetric(float64(apdus)/float64(n), "apdus/op")
+		})
+	}
+}
