@@ -1,6 +1,7 @@
 package cardmac_test
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -162,4 +163,26 @@ func benchVerify(b *testing.B, issuer *cardkey.Source, clearing cardmac.Keys) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+}
+
+// FuzzCheck: whatever bytes a tap's card MAC carries, Check answers a
+// verdict, never panics, and never calls changed bytes card-signed.
+func FuzzCheck(f *testing.F) {
+	_, keys := cityKeys(f)
+	taps := rides(f, keys)
+	k, err := keys.TMACKey(context.Background(), uid, 1)
+	must(f, "key", err)
+	m := taps[1].CardMAC
+	f.Add(m.Contract, m.Prev, m.Record, m.DebitKop, m.TMC)
+	f.Fuzz(func(t *testing.T, contract, prev, record []byte, debit int64, tmc uint32) {
+		tp := taps[1]
+		c := *tp.CardMAC
+		c.Contract, c.Prev, c.Record, c.DebitKop, c.TMC = contract, prev, record, debit, tmc
+		tp.CardMAC = &c
+		vd, _ := cardmac.Check(&tp, k.Value)
+		same := bytes.Equal(contract, m.Contract) && bytes.Equal(prev, m.Prev) && bytes.Equal(record, m.Record) && debit == m.DebitKop && tmc == m.TMC
+		if vd == cardmac.Signed && !same {
+			t.Fatalf("changed card MAC bytes verified")
+		}
+	})
 }
