@@ -286,3 +286,27 @@ func (c *Card) DeleteFile(fileNo byte) error {
 	_, err := c.plain(InsDeleteFile, fileNo)
 	return err
 }
+
+// FreeMemory returns the bytes of user memory still free (PICC level).
+func (c *Card) FreeMemory() (int, error) {
+	b, err := c.plain(InsFreeMemory)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 3 {
+		return 0, fmt.Errorf("%w: free memory of %d bytes", ErrMalformedResponse, len(b))
+	}
+	return get24(b), nil
+}
+
+// ChangeFileSettings sets file fileNo's communication mode and access
+// rights. It needs a session with the key of the file's Change right (or
+// the application master key), and travels enciphered.
+func (c *Card) ChangeFileSettings(fileNo byte, comm CommMode, r AccessRights) error {
+	if _, err := c.requireSession(InsChangeFileSettings); err != nil {
+		return err
+	}
+	ar := r.Bytes()
+	_, err := c.call(InsChangeFileSettings, []byte{fileNo}, []byte{byte(comm), ar[0], ar[1]}, CommEnciphered, commandMode, -1)
+	return err
+}

@@ -10,6 +10,8 @@ const (
 	InsAuthenticateEV2First     byte = 0x71
 	InsAuthenticateEV2NonFirst  byte = 0x77
 	InsCreateTransactionMACFile byte = 0xCE
+	InsChangeFileSettings       byte = 0x5F
+	InsFreeMemory               byte = 0x6E
 	InsAdditionalFrame          byte = 0xAF
 	InsGetVersion               byte = 0x60
 	InsGetCardUID               byte = 0x51
@@ -46,8 +48,9 @@ var commandNames = map[byte]string{
 	InsAuthenticateAES: "AuthenticateAES", InsAdditionalFrame: "AdditionalFrame",
 	InsAuthenticateISO: "AuthenticateISO", InsAuthenticateLegacy: "Authenticate",
 	InsAuthenticateEV2First: "AuthenticateEV2First", InsAuthenticateEV2NonFirst: "AuthenticateEV2NonFirst",
-	InsCreateTransactionMACFile: "CreateTransactionMACFile",
-	InsGetVersion:               "GetVersion", InsGetCardUID: "GetCardUID", InsGetApplicationIDs: "GetApplicationIDs",
+	InsCreateTransactionMACFile: "CreateTransactionMACFile", InsChangeFileSettings: "ChangeFileSettings",
+	InsFreeMemory: "FreeMemory",
+	InsGetVersion: "GetVersion", InsGetCardUID: "GetCardUID", InsGetApplicationIDs: "GetApplicationIDs",
 	InsSelectApplication: "SelectApplication", InsCreateApplication: "CreateApplication",
 	InsDeleteApplication: "DeleteApplication", InsFormatPICC: "FormatPICC", InsChangeKey: "ChangeKey",
 	InsGetKeySettings: "GetKeySettings", InsChangeKeySettings: "ChangeKeySettings",

@@ -26,12 +26,15 @@
 //     emulated.
 //   - Record files are cyclic only (no linear record files,
 //     CreateLinearRecordFile answers an illegal-command error).
+//   - ISO/IEC 7816-4: SELECT by DF name selects the PICC level
+//     (D2760000850100, 9000); applications have no DF names or ISO file
+//     IDs (CreateApplication takes none), so SELECT of another name answers
+//     6A82 and every other ISO command 6D00.
 //   - Not emulated, answered as a real card answers an unknown command
-//     (91 1C; ISO class 00 with 6D00): the ISO/IEC 7816-4 commands (SELECT
-//     by DF name, ISO file IDs), ChangeFileSettings, SetConfiguration
-//     (so no random UID: the PC/SC UID pseudo-APDU always gives the real
-//     7-byte UID), GetDFNames, GetISOFileIDs, FreeMemory, and the native
-//     legacy DES authentication (0A).
+//     (91 1C): SetConfiguration (so no random UID: the PC/SC UID
+//     pseudo-APDU always gives the real 7-byte UID), GetDFNames,
+//     GetISOFileIDs, CreateLinearRecordFile, CommitReaderID, and the
+//     native legacy DES authentication (0A answers 91 AE).
 //   - Any status other than success ends the authenticated session and
 //     discards the uncommitted transaction, on the card as in card/desfire;
 //     CommitTransaction and AbortTransaction with nothing pending succeed.

@@ -595,3 +595,43 @@ func (c *Card) abort(data []byte) []byte {
 	c.clearTx()
 	return c.ok(nil, cmdMode)
 }
+
+// changeFileSettings changes a file's communication mode and access
+// rights: with the key of its Change right or the application master key,
+// enciphered (EV1/ISO: data || CRC32; EV2: Full mode).
+func (c *Card) changeFileSettings(data []byte) []byte {
+	if len(data) < 2 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	f, st := c.fileOf(data[0])
+	if f == nil {
+		return c.fail(st)
+	}
+	k, open := c.session()
+	switch {
+	case f.rights.Change == desfire.AccessNever:
+		return c.fail(desfire.StatusPermissionDenied)
+	case !open:
+		return c.fail(desfire.StatusAuthenticationError)
+	case k != f.rights.Change && k != 0:
+		return c.fail(desfire.StatusPermissionDenied)
+	}
+	p, st := c.fullData(desfire.InsChangeFileSettings, data[:1], data[1:], 3)
+	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	comm := desfire.CommMode(p[0])
+	if !comm.Valid() {
+		return c.fail(desfire.StatusParameterError)
+	}
+	f.comm, f.rights = comm, desfire.ParseAccessRights([2]byte{p[1], p[2]})
+	return c.ok(nil, cmdMode)
+}
+
+// freeMemory answers the user memory still free, 3 bytes.
+func (c *Card) freeMemory(data []byte) []byte {
+	if len(data) != 0 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	return c.ok(put24(nil, Capacity-c.used()), cmdMode)
+}

@@ -1,6 +1,7 @@
 package vcard
 
 import (
+	"bytes"
 	"crypto/subtle"
 
 	"github.com/citycard/transit/card/desfire"
@@ -8,11 +9,12 @@ import (
 
 // ISO/IEC 7816-4 status words for APDUs that are not DESFire commands.
 const (
-	swOK          = 0x9000
-	swWrongLength = 0x6700
-	swWrongP1P2   = 0x6A86
-	swINS         = 0x6D00
-	swCLA         = 0x6E00
+	swOK           = 0x9000
+	swWrongLength  = 0x6700
+	swWrongP1P2    = 0x6A86
+	swINS          = 0x6D00
+	swCLA          = 0x6E00
+	swFileNotFound = 0x6A82
 )
 
 func sw(w uint16) []byte { return []byte{byte(w >> 8), byte(w)} }
@@ -41,7 +43,7 @@ func (c *Card) respond(cmd []byte) []byte {
 		}
 		return append(append([]byte(nil), c.uid[:]...), sw(swOK)...)
 	case 0x00:
-		return sw(swINS) // ISO 7816-4 commands of EV1 are not emulated
+		return c.iso(ins, p1, p2, cmd[4:])
 	default:
 		return sw(swCLA)
 	}
@@ -254,6 +256,7 @@ var plainBody = map[byte]bool{
 	desfire.InsCreateValueFile: true, desfire.InsCreateCyclicRecordFile: true, desfire.InsDeleteFile: true,
 	desfire.InsReadData: true, desfire.InsGetValue: true, desfire.InsReadRecords: true,
 	desfire.InsClearRecordFile: true, desfire.InsCommitTransaction: true, desfire.InsAbortTransaction: true,
+	desfire.InsFreeMemory: true,
 }
 
 func (c *Card) dispatch(ins byte, data []byte) []byte {
@@ -320,6 +323,37 @@ func (c *Card) dispatch(ins byte, data []byte) []byte {
 		return c.abort(data)
 	case desfire.InsCreateTransactionMACFile:
 		return c.createTMACFile(data)
+	case desfire.InsChangeFileSettings:
+		return c.changeFileSettings(data)
+	case desfire.InsFreeMemory:
+		return c.freeMemory(data)
 	}
 	return c.fail(desfire.StatusIllegalCommand)
+}
+
+// piccDFName is the DF name of the PICC level, which a real card selects
+// with ISO SELECT (ISO/IEC 7816-4 application identifier of DESFire).
+var piccDFName = []byte{0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x00}
+
+// iso answers the ISO/IEC 7816-4 commands: SELECT by DF name of the PICC
+// level; every other one (and DF names of applications, which the
+// virtual card's applications do not have) is not emulated.
+func (c *Card) iso(ins, p1, p2 byte, rest []byte) []byte {
+	if ins != 0xA4 {
+		return sw(swINS)
+	}
+	if p1 != 0x04 {
+		return sw(swWrongP1P2)
+	}
+	data, ok := body(rest)
+	if !ok {
+		return sw(swWrongLength)
+	}
+	if !bytes.Equal(data, piccDFName) {
+		return sw(swFileNotFound)
+	}
+	c.auth, c.out, c.in, c.sel = nil, nil, nil, nil
+	c.endSession()
+	c.clearTx()
+	return sw(swOK)
 }

@@ -85,3 +85,37 @@ func TestTransactionMAC(t *testing.T) {
 		t.Fatalf("CommitTransaction 01 on an EV1: %v", err)
 	}
 }
+
+// TestChangeFileSettings: the file's Change key (or the master) changes
+// its mode and rights, enciphered, in EV1 and EV2 sessions alike; other
+// keys may not.
+func TestChangeFileSettings(t *testing.T) {
+	for _, g := range []vcard.Generation{vcard.EV1, vcard.EV3} {
+		t.Run(g.String(), func(t *testing.T) {
+			card := vcard.New(testUID, vcard.WithGeneration(g))
+			personalise(t, card)
+			c := desfire.New(card)
+			must(t, "select", c.SelectApplication(transportAID))
+			auth := c.AuthenticateAES
+			if g != vcard.EV1 {
+				auth = c.AuthenticateEV2First
+			}
+			must(t, "validator auth", auth(keyValidator, roleKey(keyValidator)))
+			r := desfire.AccessRights{Read: keyValidator, Write: keyTopUp, ReadWrite: keyDesk, Change: keyIssuer}
+			wantErr(t, "validator changes settings", c.ChangeFileSettings(fileContract, desfire.CommMAC, r), desfire.ErrPermissionDenied)
+			must(t, "issuer auth", auth(keyIssuer, roleKey(keyIssuer)))
+			must(t, "change settings", c.ChangeFileSettings(fileContract, desfire.CommMAC, r))
+			fs, err := c.GetFileSettings(fileContract)
+			must(t, "file settings", err)
+			if fs.Comm != desfire.CommMAC || fs.Rights != r {
+				t.Fatalf("settings %+v", fs)
+			}
+			must(t, "select PICC", c.SelectApplication(desfire.AID{}))
+			free, err := c.FreeMemory()
+			must(t, "free memory", err)
+			if free <= 0 || free >= vcard.Capacity {
+				t.Fatalf("free memory %d", free)
+			}
+		})
+	}
+}
