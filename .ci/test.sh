@@ -14,6 +14,9 @@
 #                         use a pcscd that is already running instead of
 #                         replacing it (a shared development machine)
 #   TRANSIT_TEST_KEEP=1   keep the run's temp dir (logs) after the run
+#   TRANSIT_TEST_CROSS=1  also cross-build for linux/arm64 and arm v7 with
+#                         PC/SC and smoke-test under qemu (.ci/cross.sh; a
+#                         few minutes, and packages listed there)
 set -uo pipefail
 export LC_ALL=C
 
@@ -23,7 +26,9 @@ ROOT=$PWD
 PKGS=${TRANSIT_TEST_PKGS:-./...}
 RACE=${TRANSIT_TEST_RACE:-all}
 FUZZTIME=${TRANSIT_FUZZTIME:-5s}
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils libreoffice-calc-nogui)
+# systemd: only for systemd-analyze, which checks the units in cmd/transit/systemd;
+# curl: the README's by-hand steps use it (TestReadmeByHand).
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils libreoffice-calc-nogui systemd curl)
 VPCD_PORTS=(35963 35964)
 READERS=("Virtual PCD 00 00" "Virtual PCD 00 01")
 HSM_LABEL=transit-test
@@ -500,6 +505,13 @@ phase "go vet" bg go vet $PKGS
 # The demo and the services must build without cgo.
 # shellcheck disable=SC2086
 phase "build without cgo" bg env CGO_ENABLED=0 go build $PKGS
+# Vehicle computers include 32-bit ARM: a type check for it is cheap and
+# catches what only 32-bit ints break; the full cross-build is make cross.
+# shellcheck disable=SC2086
+phase "vet for linux/arm (32-bit)" bg env GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 go vet $PKGS
+if [ "${TRANSIT_TEST_CROSS:-}" = 1 ]; then
+	phase "cross-build arm64, arm v7" bg bash .ci/cross.sh
+fi
 phase "go test" run_tests
 phase "fuzz" run_fuzz
 

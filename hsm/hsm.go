@@ -18,8 +18,9 @@
 //
 //	card-issuer, card-validator, card-topup, card-desk, card-inspector
 //	    AES-128 card-key masters, one per role (KindCardMaster)
-//	sign-hotlist, sign-tariff, sign-statement
-//	    Ed25519 signing keys (KindSigning)
+//	sign-hotlist, sign-tariff, sign-statement, sign-audit
+//	    Ed25519 signing keys (KindSigning); sign-audit signs the registry's
+//	    audit-log checkpoints
 //	tmac-master
 //	    AES-128 master of the cards' Transaction MAC keys (KindTMACMaster):
 //	    each EV2/EV3 card's AppTransactionMACKey is diversified from it by

@@ -107,7 +107,9 @@ func CreateKeystore(path string, passphrase []byte, params KDFParams) (*Keystore
 }
 
 // OpenKeystore decrypts the keystore at path. A wrong passphrase or a
-// modified file gives an error matching ErrBadPassphrase.
+// modified file gives an error matching ErrBadPassphrase. A keystore file
+// that others may read (copied with a wide umask) is made 0600 first, or
+// refused when it cannot be.
 func OpenKeystore(path string, passphrase []byte) (*Keystore, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -115,6 +117,11 @@ func OpenKeystore(path string, passphrase []byte) (*Keystore, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read keystore: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("keystore %s is readable by others (%v) and cannot be made 0600: %w; chmod 600 it", path, fi.Mode().Perm(), err)
+		}
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -174,5 +175,35 @@ func TestParseRef(t *testing.T) {
 	}
 	if s := (Ref{"card-desk", 3}).String(); s != "card-desk@3" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// TestKeystoreIsPrivate: a keystore is written 0600 whatever the umask,
+// and one made wider by a copy is made 0600 again when opened.
+func TestKeystoreIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	p := filepath.Join(t.TempDir(), "k")
+	ks, err := CreateKeystore(p, []byte("pw"), KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Generate(context.Background(), LabelSignAudit, KindSigning); err != nil {
+		t.Fatal(err)
+	}
+	ks.Close()
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("keystore written with umask 0 is %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ks, err = OpenKeystore(p, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks.Close()
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a 0644 keystore after opening is %v, want 0600", fi.Mode().Perm())
 	}
 }

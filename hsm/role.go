@@ -28,9 +28,12 @@ const (
 	LabelSignHotlist   = "sign-hotlist"
 	LabelSignTariff    = "sign-tariff"
 	LabelSignStatement = "sign-statement"
-	LabelBatchMaster   = "batch-master"
-	LabelBatchDevice   = "batch-device"
-	LabelTMACMaster    = "tmac-master"
+	// LabelSignAudit signs the registry's audit-log checkpoints
+	// (registry/auditchain).
+	LabelSignAudit   = "sign-audit"
+	LabelBatchMaster = "batch-master"
+	LabelBatchDevice = "batch-device"
+	LabelTMACMaster  = "tmac-master"
 )
 
 // CardMasterLabel is the label of role's card-key master.

@@ -1,14 +1,11 @@
 package registry
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Role is what a user of the registry is allowed to do.
@@ -26,10 +23,17 @@ const (
 	// of its own so that its token is not a staff member's and grows no
 	// staff rights.
 	RoleService Role = "service"
+	// RoleOperator runs the platform's services: clearing's metrics and
+	// reconciliation, never personal data or money decisions.
+	RoleOperator Role = "operator"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleDesk, RoleSupervisor, RoleFinance, RoleAuditor, RoleResident, RoleService}
+var Roles = []Role{RoleDesk, RoleSupervisor, RoleFinance, RoleAuditor, RoleResident, RoleService, RoleOperator}
+
+// StaffRoles are the roles a named staff account may have: people, not
+// machines or residents.
+var StaffRoles = []Role{RoleDesk, RoleSupervisor, RoleFinance, RoleAuditor, RoleOperator}
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return slices.Contains(Roles, r) }
@@ -50,22 +54,39 @@ const (
 	ActCardEvents   Action = "read card events and blocked cards"
 	ActAudit        Action = "read the audit log"
 	ActOwnData      Action = "see one's own data"
+	// ActTokens is listing and revoking API tokens and sign-in sessions.
+	ActTokens Action = "list and revoke API tokens"
+	// ActIntrospect is asking whose a bearer token is: what another
+	// service (clearing) does to check its callers with the registry's
+	// staff identities.
+	ActIntrospect Action = "check other callers' tokens"
+
+	// Clearing's actions: clearing holds no personal data, but decides
+	// public money, and uses this table for its callers too.
+	ActStatements      Action = "read compensation statements"
+	ActCloseStatements Action = "close compensation statements"
+	ActReconciliation  Action = "read reconciliation reports"
+	ActMetrics         Action = "read service metrics"
 )
 
 // Actions lists every action.
 var Actions = []Action{ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise,
-	ActExpiring, ActImport, ActCardEvents, ActAudit, ActOwnData}
+	ActExpiring, ActImport, ActCardEvents, ActAudit, ActOwnData, ActTokens, ActIntrospect,
+	ActStatements, ActCloseStatements, ActReconciliation, ActMetrics}
 
-// permissions is the role table. Finance, auditors and services never
-// see personal data; residents see only their own.
+// permissions is the role table. Finance, auditors, operators and
+// services never see personal data; residents see only their own.
+// Finance reads statements, only a supervisor closes them, operators
+// read metrics and reconciliation.
 var permissions = map[Role][]Action{
 	RoleDesk: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring},
 	RoleSupervisor: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring,
-		ActImport, ActCardEvents},
-	RoleFinance:  {ActCardEvents},
+		ActImport, ActCardEvents, ActTokens, ActStatements, ActCloseStatements, ActReconciliation},
+	RoleFinance:  {ActCardEvents, ActStatements, ActReconciliation},
 	RoleAuditor:  {ActAudit, ActCardEvents},
 	RoleResident: {ActOwnData},
-	RoleService:  {ActCardEvents},
+	RoleService:  {ActCardEvents, ActIntrospect},
+	RoleOperator: {ActMetrics, ActReconciliation},
 }
 
 // Allowed reports whether role r may perform action a.
@@ -89,18 +110,22 @@ type Actor struct {
 	Resident int64 `json:"resident,omitempty"`
 }
 
-// Validate checks that the actor can be recorded in the audit log.
+// Validate checks that the actor can be recorded in the audit log, and
+// puts the user name into NFC.
 func (a *Actor) Validate() error {
 	switch {
 	case !a.Role.Valid():
-		return fieldErr("role", "%q; want one of desk, supervisor, finance, auditor, resident, service", a.Role)
+		return fieldErr("role", "%q; want one of desk, supervisor, finance, auditor, operator, resident, service", a.Role)
 	case a.Role == RoleResident && a.Resident <= 0:
 		return fieldErr("resident", "a resident's token must name their resident id")
 	case a.Role != RoleResident && a.Resident != 0:
 		return fieldErr("resident", "only a resident's token names a resident id")
 	}
-	return checkText("user", a.User, 100, true)
+	return cleanField("user", &a.User, MaxUserLen, true)
 }
+
+// MaxUserLen bounds a user name.
+const MaxUserLen = 100
 
 // Access is who reads or changes registry data, and why. Every store
 // method that touches personal data takes one and records it.
@@ -116,10 +141,17 @@ const MaxPurposeLen = 300
 
 // Permit checks that the actor may perform act. A resident may perform
 // ActOwnData only about themselves (about resident id `about`); pass 0
-// for actions that concern no single resident.
+// for actions that concern no single resident. A purpose, required or
+// not, must be clean text (it goes to the audit log), and is put into
+// NFC.
 func (a *Access) Permit(act Action, about int64) error {
 	if err := a.Actor.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	if a.Purpose != "" {
+		if err := a.cleanPurpose(); err != nil {
+			return err
+		}
 	}
 	if !Allowed(a.Actor.Role, act) {
 		return fmt.Errorf("%w: role %s may not %s; ask a user with a role that may", ErrForbidden, a.Actor.Role, act)
@@ -140,14 +172,37 @@ func (a *Access) PermitRead(act Action, about int64) error {
 }
 
 func (a *Access) checkPurpose() error {
-	p := strings.TrimSpace(a.Purpose)
-	switch {
-	case p == "":
+	if strings.TrimSpace(a.Purpose) == "" {
 		return fmt.Errorf("%w: every read of personal data needs a purpose; state it (the purpose parameter or Purpose header, e.g. \"card replacement, ticket 4711\")", ErrNoPurpose)
-	case utf8.RuneCountInString(p) > MaxPurposeLen || !utf8.ValidString(p):
-		return fmt.Errorf("%w: purpose: at most %d characters of UTF-8 text", ErrInvalid, MaxPurposeLen)
 	}
+	return a.cleanPurpose()
+}
+
+// cleanPurpose puts the purpose into NFC, without surrounding spaces, or
+// refuses it: a line break or control character would forge lines in
+// the audit log, a direction override would show it as something else.
+func (a *Access) cleanPurpose() error {
+	p, err := CleanPurpose(a.Purpose)
+	if err != nil {
+		return err
+	}
+	a.Purpose = p
 	return nil
+}
+
+// CleanPurpose returns a stated purpose as the audit log keeps it
+// (trimmed, NFC), or an error wrapping ErrInvalid that says what is
+// wrong with it.
+func CleanPurpose(p string) (string, error) {
+	p, err := CleanText("purpose", strings.TrimSpace(p), MaxPurposeLen, false)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return "", fmt.Errorf("%w: purpose %s", ErrInvalid, fe.Problem)
+		}
+		return "", err
+	}
+	return p, nil
 }
 
 // PurposeOwnView is the purpose recorded when residents look at their own
@@ -167,6 +222,25 @@ type AuditEntry struct {
 	Record  string `json:"record"`
 	Action  string `json:"action"`
 	Purpose string `json:"purpose"`
+	// Seq is the entry's place in the hash chain (registry/auditchain),
+	// from 1 without gaps; Prev and Hash link it to the entry before.
+	Seq  int64  `json:"seq"`
+	Prev []byte `json:"-"`
+	Hash []byte `json:"-"`
+}
+
+// AuditCheckpoint is a signed statement of the audit chain's head: that
+// entry Seq had hash Hash at time At. Verifying the chain against it
+// finds a log rewritten from some entry on, hashes and all, which the
+// chain alone cannot.
+type AuditCheckpoint struct {
+	Seq  int64     `json:"seq"`
+	Hash []byte    `json:"hash"`
+	At   time.Time `json:"at"`
+	// Key names the signing key, "sign-audit@1"; Signature is Ed25519
+	// over auditchain's checkpoint message.
+	Key       string `json:"key"`
+	Signature []byte `json:"signature"`
 }
 
 // AuditQuery selects audit entries.
@@ -178,34 +252,3 @@ type AuditQuery struct {
 
 // MaxAuditPage is the most entries one audit query returns.
 const MaxAuditPage = 1000
-
-// Token is an API token as the registry stores it: only the SHA-256 of
-// the secret, bound to a user and a role.
-type Token struct {
-	Hash    [sha256.Size]byte
-	Actor   Actor
-	Created time.Time
-}
-
-// tokenPrefix marks registry tokens so that a leaked one is recognisable
-// (secret scanners) and cannot be mistaken for another system's.
-const tokenPrefix = "rgt_"
-
-// NewToken makes a fresh random API token for actor: the secret to give
-// the user once, and the Token to store.
-func NewToken(actor Actor, now time.Time) (secret string, t Token, err error) {
-	if err := actor.Validate(); err != nil {
-		return "", Token{}, err
-	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", Token{}, fmt.Errorf("new token: %w", err)
-	}
-	secret = tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return secret, Token{Hash: HashToken(secret), Actor: actor, Created: now}, nil
-}
-
-// HashToken returns the SHA-256 under which a token's secret is stored.
-// A plain hash suffices: the secret is 256 random bits, so there is
-// nothing to guess and no need for a slow password hash.
-func HashToken(secret string) [sha256.Size]byte { return sha256.Sum256([]byte(secret)) }

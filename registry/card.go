@@ -223,8 +223,9 @@ type Change struct {
 	Note   string // free text kept with the card
 }
 
-// Validate checks that the change is well formed; whether the card's
-// current status allows it is CanTransition's business.
+// Validate checks that the change is well formed and puts its note into
+// NFC; whether the card's current status allows it is CanTransition's
+// business.
 func (c *Change) Validate() error {
 	switch {
 	case !c.To.Valid():
@@ -243,7 +244,7 @@ func (c *Change) Validate() error {
 	case c.Reason != "":
 		return fieldErr("reason", "only a block has a reason")
 	}
-	return checkText("note", c.Note, MaxTextLen, false)
+	return cleanField("note", &c.Note, MaxTextLen, false)
 }
 
 func statusList() string {
@@ -292,8 +293,43 @@ func (b Balance) Carried() (int64, BalanceSource, error) {
 	return kop, src, nil
 }
 
-// CardData is what goes on a card apart from its holder's personal data:
-// anyone who personalises or checks a card may see it.
+// CardState is where a card is in its life: what anyone who handles
+// cards may see (validators see the same on the hotlist). It names no
+// holder and no benefit.
+type CardState struct {
+	Number  card.Number `json:"number"`
+	Status  Status      `json:"status"`
+	Issued  Date        `json:"issued"`
+	Expires Date        `json:"expires"`
+}
+
+// MarshalJSON writes the card number as a 16-digit string.
+func (c CardState) MarshalJSON() ([]byte, error) {
+	type plain CardState
+	return json.Marshal(struct {
+		plain
+		Number string `json:"number"`
+	}{plain(c), c.Number.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *CardState) UnmarshalJSON(b []byte) error {
+	type plain CardState
+	var v struct {
+		plain
+		Number string `json:"number"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = CardState(v.plain)
+	return parseNumbers(&c.Number, v.Number)
+}
+
+// CardData is what goes on a card apart from its holder's name and birth
+// date. It is personal data all the same: the holder reference names the
+// person inside the registry, and a benefit category can reveal a
+// disability. Reading it is audited.
 type CardData struct {
 	Number  card.Number `json:"number"`
 	Status  Status      `json:"status"`

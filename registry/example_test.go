@@ -31,4 +31,5 @@ func ExampleAllowed() {
 	// auditor    read personal data: false card events: true
 	// resident   read personal data: false card events: false
 	// service    read personal data: false card events: true
+	// operator   read personal data: false card events: false
 }

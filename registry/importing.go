@@ -246,14 +246,14 @@ rows:
 		res, exists := residents[rn]
 		switch {
 		case exists && res.BirthDate != r.Resident.BirthDate:
-			if fail(r.Line, "birth_date", fmt.Errorf("%w: differs from the registry's record of this person (resident %d); correct the file or, at a desk, the record",
-				ErrConflict, res.ID)) {
+			if fail(r.Line, "birth_date", fmt.Errorf("%w: differs from the registry's record of this person; correct the file or, at a desk, the record",
+				ErrConflict)) {
 				break rows
 			}
 			continue
 		case exists && known && have.ResidentID != res.ID, !exists && known:
-			if fail(r.Line, "decision_id", fmt.Errorf("%w: the registry has this decision for another resident (%d); check the rnokpp and the decision id",
-				ErrConflict, have.ResidentID)) {
+			if fail(r.Line, "decision_id", fmt.Errorf("%w: the registry has this decision for another person; check the rnokpp and the decision id",
+				ErrConflict)) {
 				break rows
 			}
 			continue

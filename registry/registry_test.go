@@ -92,11 +92,13 @@ func TestPermissionTable(t *testing.T) {
 		registry.RoleDesk: {registry.ActRegister, registry.ActReadPersonal, registry.ActEntitlements, registry.ActCards,
 			registry.ActPersonalise, registry.ActExpiring},
 		registry.RoleSupervisor: {registry.ActRegister, registry.ActReadPersonal, registry.ActEntitlements, registry.ActCards,
-			registry.ActPersonalise, registry.ActExpiring, registry.ActImport, registry.ActCardEvents},
-		registry.RoleFinance:  {registry.ActCardEvents},
+			registry.ActPersonalise, registry.ActExpiring, registry.ActImport, registry.ActCardEvents, registry.ActTokens,
+			registry.ActStatements, registry.ActCloseStatements, registry.ActReconciliation},
+		registry.RoleFinance:  {registry.ActCardEvents, registry.ActStatements, registry.ActReconciliation},
 		registry.RoleAuditor:  {registry.ActAudit, registry.ActCardEvents},
 		registry.RoleResident: {registry.ActOwnData},
-		registry.RoleService:  {registry.ActCardEvents},
+		registry.RoleService:  {registry.ActCardEvents, registry.ActIntrospect},
+		registry.RoleOperator: {registry.ActMetrics, registry.ActReconciliation},
 	}
 	for _, r := range registry.Roles {
 		for _, a := range registry.Actions {
@@ -106,7 +108,7 @@ func TestPermissionTable(t *testing.T) {
 		}
 	}
 	for _, a := range []registry.Action{registry.ActReadPersonal, registry.ActPersonalise, registry.ActExpiring, registry.ActRegister} {
-		for _, r := range []registry.Role{registry.RoleFinance, registry.RoleAuditor, registry.RoleResident, registry.RoleService} {
+		for _, r := range []registry.Role{registry.RoleFinance, registry.RoleAuditor, registry.RoleResident, registry.RoleService, registry.RoleOperator} {
 			if registry.Allowed(r, a) {
 				t.Errorf("%s may %s: only desk staff see personal data", r, a)
 			}

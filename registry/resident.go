@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/registry/rnokpp"
@@ -35,12 +36,13 @@ type Resident struct {
 }
 
 // Validate reports the first field that cannot be right, as a
-// *FieldError. today is the city's current date: nobody is born after it.
+// *FieldError, and puts the text fields into NFC (CleanText). today is
+// the city's current date: nobody is born after it.
 func (r *Resident) Validate(today Date) error {
 	if _, err := rnokpp.Parse(r.RegistryNumber); err != nil {
 		return fieldErr("registry_number", "%v", err)
 	}
-	if err := checkText("name", r.Name, MaxNameLen, true); err != nil {
+	if err := cleanField("name", &r.Name, MaxNameLen, true); err != nil {
 		return err
 	}
 	switch {
@@ -51,33 +53,16 @@ func (r *Resident) Validate(today Date) error {
 	case r.BirthDate.After(today):
 		return fieldErr("birth_date", "%s is in the future; check the year", r.BirthDate)
 	}
-	return checkText("contact", r.Contact, MaxContactLen, false)
+	return cleanField("contact", &r.Contact, MaxContactLen, false)
 }
 
-// checkText refuses text that is not valid UTF-8, holds control
-// characters, is too long, or is empty when required.
-func checkText(field, s string, maxLen int, required bool) error {
-	switch {
-	case !utf8.ValidString(s):
-		return fieldErr(field, "not valid UTF-8; save the text as UTF-8")
-	case required && strings.TrimSpace(s) == "":
-		return fieldErr(field, "empty; it is required")
-	case utf8.RuneCountInString(s) > maxLen:
-		return fieldErr(field, "%d characters, at most %d", utf8.RuneCountInString(s), maxLen)
-	case strings.TrimSpace(s) != s:
-		return fieldErr(field, "starts or ends with spaces; remove them")
-	}
-	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-		return fieldErr(field, "contains a control character at byte %d; remove it", i)
-	}
-	return nil
-}
-
-// NameKey is the form of a name that searches compare: lower case, runs
-// of spaces folded to one. Stores keep it beside the name so that a
-// search by name prefix is an index scan in every database.
+// NameKey is the form of a name that searches compare: NFC, lower case,
+// runs of spaces folded to one. Stores keep it beside the name so that a
+// search by name prefix is an index scan in every database, and so that
+// a name typed in NFD finds the one stored in NFC.
 func NameKey(name string) string {
-	return strings.Join(strings.Fields(strings.ToLower(name)), " ")
+	lower := strings.ToLower(norm.NFC.String(name))
+	return norm.NFC.String(strings.Join(strings.Fields(lower), " "))
 }
 
 // String hides the personal data so that a Resident logged by mistake
@@ -152,7 +137,7 @@ type Entitlement struct {
 }
 
 // Validate reports the first field that cannot be right, as a
-// *FieldError.
+// *FieldError, and puts the text fields into NFC.
 func (e *Entitlement) Validate() error {
 	switch {
 	case e.Category == 0:
@@ -166,13 +151,13 @@ func (e *Entitlement) Validate() error {
 	case e.Source == SourceImport && e.SourceRef == "":
 		return fieldErr("decision_id", "empty; an imported entitlement needs the register's decision identifier")
 	}
-	if err := checkText("legal_basis", e.LegalBasis, MaxTextLen, true); err != nil {
+	if err := cleanField("legal_basis", &e.LegalBasis, MaxTextLen, true); err != nil {
 		return err
 	}
-	if err := checkText("evidence", e.Evidence, MaxTextLen, true); err != nil {
+	if err := cleanField("evidence", &e.Evidence, MaxTextLen, true); err != nil {
 		return err
 	}
-	if err := checkText("decision_id", e.SourceRef, 100, false); err != nil {
+	if err := cleanField("decision_id", &e.SourceRef, 100, false); err != nil {
 		return err
 	}
 	return checkPeriod(e.ValidFrom, e.ValidTo)
@@ -266,6 +251,12 @@ type Search struct {
 
 // Validate checks the criteria.
 func (q *Search) Validate() error {
+	if p := TextProblem(q.NamePrefix); p != "" {
+		return fieldErr("name", "%s", p)
+	}
+	if len(q.NamePrefix) > 4*MaxNameLen {
+		return fieldErr("name", "longer than a name can be (%d characters)", MaxNameLen)
+	}
 	switch {
 	case q.RegistryNumber == "" && strings.TrimSpace(q.NamePrefix) == "":
 		return fieldErr("query", "no criterion; search by registry_number or by name (at least 3 letters)")

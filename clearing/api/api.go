@@ -1,15 +1,31 @@
-// Package api is clearing's HTTP JSON API for finance staff and their
-// tools:
+// Package api is clearing's HTTP JSON API for finance staff, operators
+// and their tools:
 //
-//	GET  /v1/compensation?period=YYYY-MM[&carrier=X][&by=category,route,day][&format=json|csv|xlsx]
-//	GET  /v1/reconciliation?period=YYYY-MM
-//	GET  /v1/statements/{period}
-//	GET  /v1/statements/{period}/verify[?deep=true]
-//	POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]
-//	GET  /metrics (when a Prometheus gatherer is given)
+//	GET  /v1/compensation?period=YYYY-MM[&carrier=X][&by=category,route,day][&format=json|csv|xlsx]   finance, supervisor
+//	GET  /v1/reconciliation?period=YYYY-MM                                                       finance, supervisor, operator
+//	GET  /v1/statements/{period}                                                                 finance, supervisor
+//	GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
+//	POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]               supervisor
+//	GET  /metrics (when a Prometheus gatherer is given)                                          operator
 //
-// A close is signed with the staff member the request comes from
-// (Server.Actor); one without is refused.
+// # Who may call what
+//
+// Clearing has no accounts of its own: callers send the registry's
+// bearer token (`Authorization: Bearer rgt_...`, a staff member's
+// session from signing in to the registry, or a machine token such as
+// Prometheus's), and [Server.Auth] asks the registry whose it is
+// (registry/tokencheck: introspection, answers kept 30 s, so a revoked
+// token stops working within that). The registry's role table
+// (registry.Allowed) then decides, per route ([Routes]): finance reads
+// statements, only a supervisor closes a month, operators read metrics
+// and reconciliation. No token, or one the registry does not hold live,
+// gets 401; a role that may not, 403; too many failures from one
+// address, 429 with Retry-After; a registry that cannot be asked, 503.
+// A route without a policy is refused; only /healthz and /readyz, which
+// reveal nothing, answer without one.
+//
+// A close is signed with the staff member the request comes from; one
+// without is refused.
 //
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying
@@ -22,9 +38,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +51,41 @@ import (
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/throttle"
 )
+
+// Authenticator says whose a bearer token is (*tokencheck.Client). It
+// returns an error wrapping registry.ErrUnauthenticated for a token that
+// is not live; any other error means it could not tell.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (registry.Actor, error)
+}
+
+// Route is one endpoint and the action its callers' role needs.
+type Route struct {
+	Pattern string
+	Action  registry.Action
+}
+
+// routes is the API's access policy.
+var routes = []Route{
+	{"GET /v1/compensation", registry.ActStatements},
+	{"GET /v1/reconciliation", registry.ActReconciliation},
+	{"GET /v1/statements/{period}", registry.ActStatements},
+	{"GET /v1/statements/{period}/verify", registry.ActStatements},
+	{"POST /v1/statements/{period}/close", registry.ActCloseStatements},
+	{"GET /metrics", registry.ActMetrics},
+}
+
+// Routes returns every endpoint with its action.
+func Routes() []Route { return append([]Route(nil), routes...) }
+
+// open are the patterns that answer without a token: the health checks,
+// and the catch-alls that only say a method or path is wrong.
+var open = map[string]bool{"GET /healthz": true, "GET /readyz": true, "/healthz": true, "/readyz": true, "/": true,
+	"/v1/compensation": true, "/v1/reconciliation": true, "/v1/statements/{period}": true,
+	"/v1/statements/{period}/verify": true, "/v1/statements/{period}/close": true}
 
 // Server answers the API from a store.
 type Server struct {
@@ -49,23 +101,35 @@ type Server struct {
 	Log *slog.Logger
 	// Timeout bounds each request's store work (default 30 s).
 	Timeout time.Duration
-	// Actor names the authenticated staff member a request comes from,
-	// "" when there is none. A close is signed with that name; without
-	// an Actor (or with "" from it) the close endpoint answers 403, so
-	// that no anonymous close is ever signed.
-	Actor func(*http.Request) string
+	// Auth checks callers' tokens with the registry; without it every
+	// request is refused.
+	Auth Authenticator
+	// Now is the clock of the throttle; nil means time.Now.
+	Now func() time.Time
+
+	once     sync.Once
+	failures *throttle.Limiter
 }
 
-// Handler returns the API's routes.
+// Handler returns the API's routes, each behind its access policy.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/compensation", s.compensation)
-	mux.HandleFunc("GET /v1/reconciliation", s.reconciliation)
-	mux.HandleFunc("GET /v1/statements/{period}", s.statements)
-	mux.HandleFunc("GET /v1/statements/{period}/verify", s.verify)
-	mux.HandleFunc("POST /v1/statements/{period}/close", s.close)
-	if s.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	handlers := map[string]http.HandlerFunc{
+		"GET /v1/compensation":               s.compensation,
+		"GET /v1/reconciliation":             s.reconciliation,
+		"GET /v1/statements/{period}":        s.statements,
+		"GET /v1/statements/{period}/verify": s.verify,
+		"POST /v1/statements/{period}/close": s.close,
+		"GET /metrics": func(w http.ResponseWriter, r *http.Request) {
+			if s.Gatherer == nil {
+				s.fail(w, r, http.StatusNotFound, errors.New("this clearing service serves no metrics"))
+				return
+			}
+			promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, s.guard(rt, handlers[rt.Pattern]))
 	}
 	// The same paths without a method catch the wrong method, and "/"
 	// anything else, so that these errors are JSON too.
@@ -81,7 +145,99 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no such endpoint %s; see GET /v1/compensation, /v1/reconciliation, /v1/statements/{period}", r.URL.Path))
 	})
-	return mux
+	return &policed{mux: mux, s: s}
+}
+
+// policed refuses requests to routes outside the policy table.
+type policed struct {
+	mux *http.ServeMux
+	s   *Server
+}
+
+// Handle adds a handler outside the policy table: only /healthz and
+// /readyz answer that way; anything else is refused until it has a
+// policy.
+func (p *policed) Handle(pattern string, h http.Handler) { p.mux.Handle(pattern, h) }
+
+func (p *policed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, pattern := p.mux.Handler(r)
+	known := open[pattern] || pattern == ""
+	for _, rt := range routes {
+		known = known || rt.Pattern == pattern
+	}
+	if !known {
+		p.s.log().Error("request to a route without an access policy refused", "route", pattern, "addr", clientAddr(r))
+		p.s.fail(w, r, http.StatusForbidden, errors.New("this endpoint has no access policy and is refused; it must be added to clearing/api's route table"))
+		return
+	}
+	p.mux.ServeHTTP(w, r)
+}
+
+// clientAddr is the caller's address, for throttling and the log.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type actorKey struct{}
+
+// actor returns the caller the guard let in.
+func actor(r *http.Request) registry.Actor {
+	a, _ := r.Context().Value(actorKey{}).(registry.Actor)
+	return a
+}
+
+// guard authenticates the caller with the registry and checks its role.
+func (s *Server) guard(rt Route, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.once.Do(func() { s.failures = throttle.New(throttle.PerAddress, s.Now) })
+		addr := clientAddr(r)
+		if wait := s.failures.Wait(addr); wait > 0 {
+			retry := (wait + time.Second - 1).Truncate(time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			s.log().Warn("api request refused", "reason", "throttled", "addr", addr, "route", rt.Pattern)
+			s.fail(w, r, http.StatusTooManyRequests, fmt.Errorf("too many failed attempts from this address; wait %s and try again", retry))
+			return
+		}
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			s.failures.Fail(addr)
+			s.unauthorized(w, r, addr, errors.New("no token: send `Authorization: Bearer <token>` with your registry token (sign in to the registry, or transit registry token create)"))
+			return
+		}
+		if s.Auth == nil {
+			s.fail(w, r, http.StatusServiceUnavailable, errors.New("this clearing service cannot check tokens: start it with --registry and its service token"))
+			return
+		}
+		a, err := s.Auth.Authenticate(r.Context(), token)
+		switch {
+		case errors.Is(err, registry.ErrUnauthenticated):
+			s.failures.Fail(addr)
+			s.unauthorized(w, r, addr, err)
+			return
+		case err != nil:
+			s.log().Error("cannot check a token with the registry", "addr", addr, "err", err)
+			s.fail(w, r, http.StatusServiceUnavailable, errors.New("clearing cannot check your token with the registry now; try again in a minute"))
+			return
+		case !registry.Allowed(a.Role, rt.Action):
+			s.log().Warn("api request refused", "reason", "role", "user", a.User, "role", a.Role, "addr", addr, "route", rt.Pattern)
+			s.fail(w, r, http.StatusForbidden, fmt.Errorf("role %s may not %s (%s); ask a user whose role may", a.Role, rt.Action, rt.Pattern))
+			return
+		}
+		s.log().Info("api request", "route", rt.Pattern, "user", a.User, "role", a.Role, "addr", addr)
+		h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, a)))
+	})
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, addr string, err error) {
+	s.log().Warn("api request refused", "reason", "unauthenticated", "addr", addr, "path", r.URL.Path)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="clearing"`)
+	s.fail(w, r, http.StatusUnauthorized, err)
 }
 
 func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -288,17 +444,19 @@ func (s *Server) close(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("closing %s cannot be undone: add confirm=%s to mean it (and expect=TOKEN from GET /v1/statements/%s to close only the figures you checked)", period, period, period))
 		return
 	}
-	actor := ""
-	if s.Actor != nil {
-		actor = s.Actor(r)
-	}
-	if actor == "" {
+	a := actor(r)
+	if a.User == "" {
 		s.fail(w, r, http.StatusForbidden, errors.New("closing a period needs a signed-in staff identity, which is signed with the statements; close it in the console or with transit statement close --actor"))
 		return
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	sts, err := s.Statements.Close(ctx, period, statement.Closing{Early: early, Actor: actor, Confirmed: true, Expect: r.URL.Query().Get("expect")})
+	sts, err := s.Statements.Close(ctx, period, statement.Closing{Early: early, Actor: a.User, Confirmed: true, Expect: r.URL.Query().Get("expect")})
+	if err == nil {
+		// Who closed it is signed into the statements; the log says from
+		// where.
+		s.log().Info("period closed", "period", period, "early", early, "user", a.User, "role", a.Role, "addr", clientAddr(r))
+	}
 	switch {
 	case errors.Is(err, statement.ErrChanged):
 		s.fail(w, r, http.StatusConflict, err)

@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +22,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/sqlite"
 	"github.com/citycard/transit/hsm"
+	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -48,7 +51,7 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 	if _, err := ingest.NewMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
-	srv := &api.Server{Store: st, Location: kyiv, Gatherer: reg}
+	srv := &api.Server{Store: st, Location: kyiv, Gatherer: reg, Auth: staff}
 	if withKeys {
 		ks, err := hsm.CreateKeystore(filepath.Join(dir, "k"), []byte("pw"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
 		if err != nil {
@@ -60,25 +63,62 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 		}
 		srv.Statements = &statement.Service{Store: st, Keys: ks, Location: kyiv,
 			Now: func() time.Time { return time.Date(2026, 11, 25, 0, 0, 0, 0, kyiv) }}
-		// As an authenticating front would: the staff member is named
-		// by the request; none means anonymous.
-		srv.Actor = func(r *http.Request) string { return r.Header.Get("X-Test-Staff") }
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return hs, st
 }
 
-func call(t *testing.T, hs *httptest.Server, method, path string, status int, into any) http.Header {
-	t.Helper()
-	return callWith(t, hs, method, path, nil, status, into)
+// staff are the tests' callers, as the registry would answer for their
+// tokens.
+var staff = fakeRegistry{
+	"sup-token":  {User: "petro", Role: registry.RoleSupervisor},
+	"fin-token":  {User: "iryna", Role: registry.RoleFinance},
+	"op-token":   {User: "prometheus", Role: registry.RoleOperator},
+	"desk-token": {User: "olena", Role: registry.RoleDesk},
 }
 
+// fakeRegistry answers for the tokens it holds.
+type fakeRegistry map[string]registry.Actor
+
+func (f fakeRegistry) Authenticate(_ context.Context, token string) (registry.Actor, error) {
+	if token == "down" {
+		return registry.Actor{}, errors.New("registry unreachable")
+	}
+	a, ok := f[token]
+	if !ok {
+		return registry.Actor{}, fmt.Errorf("%w: unknown", registry.ErrUnauthenticated)
+	}
+	return a, nil
+}
+
+// call sends a request as the supervisor, whose role may do everything
+// but read metrics.
+func call(t *testing.T, hs *httptest.Server, method, path string, status int, into any) http.Header {
+	t.Helper()
+	return callFull(t, hs, "sup-token", method, path, nil, status, into)
+}
+
+// callAs sends a request with token ("" for none).
+func callAs(t *testing.T, hs *httptest.Server, token, method, path string, status int, into any) http.Header {
+	t.Helper()
+	return callFull(t, hs, token, method, path, nil, status, into)
+}
+
+// callWith sends a request as the supervisor with headers h.
 func callWith(t *testing.T, hs *httptest.Server, method, path string, h http.Header, status int, into any) http.Header {
+	t.Helper()
+	return callFull(t, hs, "sup-token", method, path, h, status, into)
+}
+
+func callFull(t *testing.T, hs *httptest.Server, token, method, path string, h http.Header, status int, into any) http.Header {
 	t.Helper()
 	req, err := http.NewRequest(method, hs.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -178,11 +218,8 @@ func TestStatementsLifecycle(t *testing.T) {
 	if !strings.Contains(e.Error, "confirm=2026-11") {
 		t.Errorf("closing without confirm: %q", e.Error)
 	}
-	call(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", 403, &e)
-	if !strings.Contains(e.Error, "staff identity") {
-		t.Errorf("an anonymous close: %q", e.Error)
-	}
-	staff := http.Header{"X-Test-Staff": {"o.koval"}}
+	callAs(t, hs, "", "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", 401, &e)
+	var staff http.Header // the supervisor's token names petro
 	callWith(t, hs, "POST", "/v1/statements/2026-11/close?confirm=2026-11", staff, 409, &e)
 	if !strings.Contains(e.Error, "early=true") {
 		t.Errorf("closing before the end: %q", e.Error)
@@ -194,7 +231,7 @@ func TestStatementsLifecycle(t *testing.T) {
 	}
 	callWith(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11&expect="+doc.CloseToken, staff, 200, &doc)
 	if !doc.Closed || doc.Statements[0].KeyRef != "sign-statement@1" || len(doc.Statements[0].ContentHash) != 64 ||
-		doc.Statements[0].ClosedBy != "o.koval" || !strings.HasPrefix(doc.Statements[0].KeyFingerprint, "sha256:") {
+		doc.Statements[0].ClosedBy != "petro" || !strings.HasPrefix(doc.Statements[0].KeyFingerprint, "sha256:") {
 		t.Fatalf("closed %+v", doc)
 	}
 	callWith(t, hs, "POST", "/v1/statements/2026-11/close?early=true&confirm=2026-11", staff, 409, &e)
@@ -228,7 +265,9 @@ func TestStatementsLifecycle(t *testing.T) {
 	if rec.Taps != 7 || rec.OpenGaps != 1 {
 		t.Fatalf("reconciliation %+v", rec)
 	}
-	resp, err := hs.Client().Get(hs.URL + "/metrics")
+	req, _ := http.NewRequest("GET", hs.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer op-token")
+	resp, err := hs.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +295,7 @@ func FuzzHandler(f *testing.F) {
 		if err != nil {
 			return
 		}
+		req.Header.Set("Authorization", "Bearer sup-token")
 		resp, err := hs.Client().Do(req)
 		if err != nil {
 			return

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -23,6 +23,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/registry/tokencheck"
 )
 
 // storeFlags selects the clearing database.
@@ -92,15 +93,19 @@ taps exactly once in PostgreSQL, keeping the roll-ups that compensation reports 
 
 	migrate := &cobra.Command{
 		Use:   "migrate",
-		Short: "Create or upgrade the clearing schema in PostgreSQL",
+		Short: "Create or upgrade the clearing schema (PostgreSQL or the embedded store)",
 		Long: `Apply every schema migration the database lacks and create the partitions of taps for this month and
 the next. The database is set up for the city's time zone (--tz) and refuses another one later. Safe to run
-again; the embedded sqlite: store migrates itself.`,
-		Example: `  transit clearing migrate --db postgres://postgres@127.0.0.1:5432/transit`,
-		Args:    cobra.NoArgs,
+again. The embedded sqlite: store also migrates itself whenever it is opened; migrate creates it now.`,
+		Example: `  transit clearing migrate --db postgres://postgres@127.0.0.1:5432/transit
+  transit clearing migrate --db sqlite:clearing.db`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if strings.HasPrefix(sf.db, "sqlite:") {
+				return migrateEmbedded(c, sf.db, sf.open)
+			}
 			if !isPostgresURL(sf.db) {
-				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
+				return usagef("--db %q: want a postgres:// URL or sqlite:FILE", sf.db)
 			}
 			loc, err := sf.location()
 			if err != nil {
@@ -123,6 +128,8 @@ again; the embedded sqlite: store migrates itself.`,
 		devices []string
 		addr    string
 		workers int
+		lf      listenFlags
+		cf      callerFlags
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -130,11 +137,12 @@ again; the embedded sqlite: store migrates itself.`,
 		Long: `Consume tap batches from the Kafka topic as a member of a consumer group, verify, store and
 commit each batch after it is stored. --workers stores batches of that many partitions at once (a device's
 batches always stay in order). With --http, also serve the JSON API and Prometheus metrics at /metrics
-(see 'transit clearing api --help'). Beside ingest runs the cloned-card check: ingest queues each batch's
+to callers the registry vouches for (see 'transit clearing api --help'). Beside ingest runs the cloned-card check: ingest queues each batch's
 benefit rides, and the check looks for the same card on another vehicle too far away too soon, recording
 suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
-      --brokers 127.0.0.1:9092 --keystore keys.json --http :8080 --workers 2`,
+      --brokers 127.0.0.1:9092 --keystore keys.json --workers 2 \
+      --http 127.0.0.1:8080 --registry https://registry.city:8443 --registry-token-file clearing.token`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -180,9 +188,13 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			defer cancel()
 			httpDone := make(chan error, 1)
 			if addr != "" {
-				srv := &api.Server{Store: st, Location: loc, Gatherer: reg,
+				auth, err := cf.open(c.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth,
 					Statements: &statement.Service{Store: st, Keys: km, Location: loc}}
-				stop, err := startHTTP(ctx, addr, srv, reg, st, httpDone)
+				stop, err := startHTTP(ctx, addr, &lf, srv, reg, st, httpDone)
 				if err != nil {
 					return err
 				}
@@ -223,11 +235,26 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 	serve.Flags().StringVar(&topic, "topic", "taps", "Kafka topic of tap batches")
 	serve.Flags().StringVar(&group, "group", "clearing", "Kafka consumer group")
 	serve.Flags().StringSliceVar(&devices, "device", nil, "accept batches only from these device ids (repeatable; default: any device whose MAC verifies)")
-	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API and /metrics on this address, e.g. :8080")
+	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API and /metrics on this address, e.g. 127.0.0.1:8080")
 	serve.Flags().IntVar(&workers, "workers", 2, "batches stored at once, from different partitions")
+	lf.register(serve)
+	cf.register(serve)
 
 	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))
 	return cmd
+}
+
+// migrateEmbedded creates or upgrades an embedded store by opening it.
+func migrateEmbedded[S interface{ Close() error }](c *cobra.Command, db string, open func(context.Context) (S, error)) error {
+	st, err := open(c.Context())
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.OutOrStdout(), "%s is up to date (the embedded store migrates itself when opened)\n", db)
+	return nil
 }
 
 // newRegistry returns a Prometheus registry with the process and Go
@@ -245,17 +272,53 @@ func ignoreCanceled(err error) error {
 	return err
 }
 
+// callerFlags say how clearing checks its API's callers: with the
+// registry, as its service.
+type callerFlags struct {
+	url, ca string
+	token   tokenFlags
+}
+
+func (f *callerFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.url, "registry", "", "the registry API (https://host:port) that checks the API's callers' tokens")
+	cmd.Flags().StringVar(&f.ca, "registry-ca", "", "PEM file of the CA that signed the registry's TLS certificate (default: the system's roots)")
+	f.token.register(cmd.Flags(), "registry-token", "clearing's own service token for the registry (transit registry token create --role service)")
+}
+
+// open returns the check of callers' tokens.
+func (f *callerFlags) open(stderr io.Writer) (*tokencheck.Client, error) {
+	if f.url == "" {
+		return nil, usagef("the HTTP API lets in only callers the registry vouches for: give --registry URL and clearing's service token (%s or --registry-token-file)", registryTokenEnv)
+	}
+	token, err := f.token.read("registry-token", stderr)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, usagef("no service token for the registry: set %s or give --registry-token-file (transit registry token create --role service)", registryTokenEnv)
+	}
+	hc, err := clientWithCA(f.ca, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := tokencheck.New(f.url, token, tokencheck.Options{HTTP: hc})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return tc, nil
+}
+
 // startHTTP listens on addr (failing now if it cannot), serves srv's API
 // and the gap gauges, and reports a failure of the server on failed. stop
 // shuts the server down, letting requests under way finish.
-func startHTTP(ctx context.Context, addr string, srv *api.Server, reg prometheus.Registerer, st store.Store, failed chan<- error) (stop func(), err error) {
+func startHTTP(ctx context.Context, addr string, lf *listenFlags, srv *api.Server, reg prometheus.Registerer, st store.Store, failed chan<- error) (stop func(), err error) {
 	gaps, err := monitor.NewGaps(reg)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := lf.listen("the clearing API", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--http %s: %w; choose a free address", addr, err)
+		return nil, err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
 	wctx, cancel := context.WithCancel(ctx)
@@ -265,7 +328,7 @@ func startHTTP(ctx context.Context, addr string, srv *api.Server, reg prometheus
 			failed <- fmt.Errorf("HTTP API on %s: %w", addr, err)
 		}
 	}()
-	slog.Info("HTTP API listening", "addr", ln.Addr().String())
+	slog.Info("HTTP API listening", "addr", ln.Addr().String(), "tls", lf.tls())
 	return func() {
 		cancel()
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -278,28 +341,38 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
 	var (
 		hf   hsmFlags
 		addr string
+		lf   listenFlags
+		cf   callerFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "api --http :8080",
+		Use:   "api --registry URL",
 		Short: "Serve the clearing HTTP JSON API and /metrics, without consuming Kafka",
-		Long: `Serve the JSON API for finance staff and their tools:
+		Long: `Serve the JSON API for finance staff, operators and their tools:
 
-  GET  /v1/compensation?period=YYYY-MM[&carrier=X][&by=category,route,day][&format=json|csv|xlsx]
-  GET  /v1/reconciliation?period=YYYY-MM
-  GET  /v1/statements/{period}
-  GET  /v1/statements/{period}/verify[?deep=true]
-  POST /v1/statements/{period}/close[?early=true]
-  GET  /metrics
+  GET  /v1/compensation?period=YYYY-MM[&carrier=X][&by=category,route,day][&format=json|csv|xlsx]   finance, supervisor
+  GET  /v1/reconciliation?period=YYYY-MM                                                       finance, supervisor, operator
+  GET  /v1/statements/{period}                                                                 finance, supervisor
+  GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
+  POST /v1/statements/{period}/close[?early=true]                                              supervisor
+  GET  /metrics                                                                                operator
+
+Callers send their registry token (Authorization: Bearer ...): a staff member's session from signing in
+to the registry, or a machine token. Clearing asks the registry whose it is (--registry, with its own
+service token from TRANSIT_REGISTRY_TOKEN or --registry-token-file) and keeps the answer 30 s, so a
+revoked token stops working within that; the registry's role table decides the rest. The API listens on
+127.0.0.1 unless given --tls-cert and --tls-key, or --behind-tls-proxy.
 
 Closing and verifying statements needs the key backend (--keystore or --pkcs11-module); without one
 those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "what to do"}.`,
-		Example: `  transit clearing api --http 127.0.0.1:8080 --db sqlite:clearing.db
-  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing api --http :8080 --db postgres://postgres@127.0.0.1/transit --keystore keys.json`,
+		Example: `  TRANSIT_REGISTRY_TOKEN=rgt_... transit clearing api --db sqlite:clearing.db --registry http://127.0.0.1:8081
+  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing api --db postgres://postgres@127.0.0.1/transit --keystore keys.json \
+      --http 0.0.0.0:8443 --tls-cert clearing.crt --tls-key clearing.key \
+      --registry https://registry.city:8443 --registry-ca city-ca.pem --registry-token-file clearing.token`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
 			if addr == "" {
-				return usagef("give the address to listen on: --http host:port, e.g. --http :8080")
+				return usagef("give the address to listen on: --http host:port, e.g. --http 127.0.0.1:8080")
 			}
 			loc, err := sf.location()
 			if err != nil {
@@ -310,8 +383,12 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 				return err
 			}
 			defer st.Close()
+			auth, err := cf.open(c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			reg := newRegistry()
-			srv := &api.Server{Store: st, Location: loc, Gatherer: reg}
+			srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth}
 			if hf.keystore != "" || hf.module != "" {
 				km, done, err := hf.open(c.ErrOrStderr())
 				if err != nil {
@@ -321,7 +398,7 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 				srv.Statements = &statement.Service{Store: st, Keys: km, Location: loc}
 			}
 			failed := make(chan error, 1)
-			stop, err := startHTTP(ctx, addr, srv, reg, st, failed)
+			stop, err := startHTTP(ctx, addr, &lf, srv, reg, st, failed)
 			if err != nil {
 				return err
 			}
@@ -335,6 +412,8 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 		},
 	}
 	hf.register(cmd)
-	cmd.Flags().StringVar(&addr, "http", "", "address to listen on, e.g. :8080")
+	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:8080", "address to listen on")
+	lf.register(cmd)
+	cf.register(cmd)
 	return cmd
 }

@@ -22,21 +22,24 @@ import (
 // tokenEnv holds the desk staff member's registry API token, so that it
 // need not appear on a command line, which other users of the machine can
 // see.
-const tokenEnv = "TRANSIT_REGISTRY_TOKEN"
+const tokenEnv = registryTokenEnv
 
 // deskFlags are what desk commands share: the registry API and its
 // token, and, for commands that touch a card, the reader and the HSM.
 type deskFlags struct {
 	registry string
-	token    string
+	ca       string
+	token    tokenFlags
 	reader   string
 	wait     time.Duration
 	hsm      hsmFlags
+	stderr   io.Writer
 }
 
 func (f *deskFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.registry, "registry", "http://127.0.0.1:8081", "registry API URL (transit registry serve)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", "", "the desk staff member's registry API token (better: set "+tokenEnv+")")
+	cmd.PersistentFlags().StringVar(&f.registry, "registry", "http://127.0.0.1:8081", "registry API URL (transit registry serve); https:// over a network")
+	cmd.PersistentFlags().StringVar(&f.ca, "registry-ca", "", "PEM file of the CA that signed the registry's TLS certificate (default: the system's roots)")
+	f.token.register(cmd.PersistentFlags(), "token", "the desk staff member's registry API token")
 }
 
 // registerCard adds the flags of commands that use a card reader.
@@ -52,14 +55,22 @@ func (f *deskFlags) registerCard(cmd *cobra.Command) {
 
 // client returns the registry API client.
 func (f *deskFlags) client() (*desk.Client, error) {
-	token := f.token
-	if token == "" {
-		token = os.Getenv(tokenEnv)
+	stderr := f.stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	token, err := f.token.read("token", stderr)
+	if err != nil {
+		return nil, err
 	}
 	if token == "" {
-		return nil, usagef("no registry API token: set %s (or --token) to the desk staff member's token", tokenEnv)
+		return nil, usagef("no registry API token: set %s (or --token-file) to the desk staff member's token", tokenEnv)
 	}
-	c, err := desk.NewClient(f.registry, token, nil)
+	hc, err := clientWithCA(f.ca, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	c, err := desk.NewClient(f.registry, token, hc)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -129,10 +140,22 @@ hotlist) and order its replacement, carrying its balance.
 
 Every command talks to the registry API (transit registry serve) with the desk staff member's token, so
 the registry's role checks apply and every read of the holder's data is audited with the stated purpose.
+The token comes from TRANSIT_REGISTRY_TOKEN or --token-file FILE; --token works but shows it to every
+user of the machine (ps), and says so. Over a network the registry is https:// (--registry-ca names the
+city's CA if it runs its own).
 Commands that write cards need the issuer's card keys: the issuer keystore (transit hsm export-role
 issuer) or the city's PKCS#11 token.`,
 	}
 	f.register(cmd)
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		f.stderr = c.ErrOrStderr()
+		// The root's pre-run sets up logging; cobra runs only the
+		// nearest one.
+		if p := c.Root().PersistentPreRunE; p != nil {
+			return p(c, args)
+		}
+		return nil
+	}
 
 	var (
 		number, purpose string
@@ -336,6 +359,6 @@ brought the old card: with --reader the desk reads its purse, which also counts 
 	}
 	activate.Flags().StringVar(&number, "card", "", "card number")
 
-	cmd.AddCommand(personalise, wipe, block, replace, activate)
+	cmd.AddCommand(personalise, wipe, block, replace, activate, newDeskLoginCmd(&f))
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"github.com/citycard/transit/simulator/testenv"
 	"github.com/citycard/transit/simulator/vcard"
 	"github.com/citycard/transit/simulator/vpcd"
+	"github.com/citycard/transit/validator/devauth"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/update"
@@ -89,7 +91,7 @@ func (r *deskRegistry) order() card.Number {
 
 func (r *deskRegistry) status(n card.Number) registry.Status {
 	r.t.Helper()
-	d, err := r.st.CardData(context.Background(), n)
+	d, err := r.st.CardState(context.Background(), n)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -271,7 +273,20 @@ func TestRegistryServePublishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &update.Fetcher{Base: base + "/v1/validator", Hotlist: h, Keys: lookup}
+	// The validator signs its requests with its own batch key, from its
+	// role export.
+	t.Setenv("TRANSIT_ROLE_PASSPHRASE", "bus pass")
+	transit(t, ctx, 0, "hsm", "export-role", "validator", "--device", "bus-0417", "--out", filepath.Join(dir, "bus.keys"), "--keystore", keys)
+	bus, err := hsm.OpenKeystore(filepath.Join(dir, "bus.keys"), []byte("bus pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	device := &devauth.Signer{Device: "bus-0417", Keys: bus}
+	f := &update.Fetcher{Base: base + "/v1/validator", Hotlist: h, Keys: lookup, Auth: device}
+	if _, err := (&update.Fetcher{Base: base + "/v1/validator", Hotlist: h, Keys: lookup}).Once(ctx); !errors.Is(err, update.ErrStatus) {
+		t.Fatalf("an unsigned validator request: %v; want it refused", err)
+	}
 	// The publisher looks for new card events every few seconds.
 	deadline := time.Now().Add(30 * time.Second)
 	for !h.Contains(uint64(c.Number)) {
@@ -287,7 +302,7 @@ func TestRegistryServePublishes(t *testing.T) {
 		t.Fatalf("stolen card listed as %v", r)
 	}
 	v := &tariffUser{}
-	tf := &update.TariffFetcher{Base: base + "/v1/validator", Dir: filepath.Join(dir, "validator-tariff"), Keys: ks, User: v}
+	tf := &update.TariffFetcher{Base: base + "/v1/validator", Dir: filepath.Join(dir, "validator-tariff"), Keys: ks, User: v, Auth: device}
 	if ok, err := tf.Once(ctx); err != nil || !ok || v.CurrentTariff() == nil {
 		t.Fatalf("tariff from the registry: %v, %v", ok, err)
 	}

@@ -106,7 +106,7 @@ func standardKeys() []hsm.KeyInfo {
 	for _, r := range hsm.Roles {
 		out = append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: hsm.CardMasterLabel(r)}, Kind: hsm.KindCardMaster})
 	}
-	for _, l := range []string{hsm.LabelSignHotlist, hsm.LabelSignTariff, hsm.LabelSignStatement} {
+	for _, l := range []string{hsm.LabelSignHotlist, hsm.LabelSignTariff, hsm.LabelSignStatement, hsm.LabelSignAudit} {
 		out = append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: l}, Kind: hsm.KindSigning})
 	}
 	out = append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: hsm.LabelTMACMaster}, Kind: hsm.KindTMACMaster})
@@ -128,7 +128,7 @@ Backends: a software keystore file (--keystore) or a PKCS#11 token (--pkcs11-mod
 		Use:   "init",
 		Short: "Create a keystore (or prepare a token) with the platform's standard key set",
 		Long: `Create a new software keystore, or use an initialised PKCS#11 token, and generate version 1 of every
-standard key: card-<role> masters, sign-hotlist, sign-tariff, sign-statement and batch-master.`,
+standard key: card-<role> masters, sign-hotlist, sign-tariff, sign-statement, sign-audit and batch-master.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit hsm init --keystore keys.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

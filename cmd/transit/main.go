@@ -117,6 +117,7 @@ monthly compensation the city owes each carrier for benefit rides.`,
 		newConsoleCmd(),
 		newDeskCmd(),
 		newSimCmd(),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -13,7 +13,7 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit %d: %s", code, errb.String())
 	}
-	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm", "tariff", "registry", "desk", "console", "statement", "sim"} {
+	for _, c := range []string{"demo", "validator", "clearing", "report", "hsm", "tariff", "registry", "desk", "console", "statement", "sim", "version"} {
 		if !strings.Contains(out.String(), "\n  "+c+" ") {
 			t.Errorf("--help does not list %q:\n%s", c, out.String())
 		}
@@ -54,7 +54,7 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"unreachable database", []string{"report", "compensation", "--period", "2026-11", "--db", "postgres://postgres@127.0.0.1:1/transit?connect_timeout=2"}, 1, "127.0.0.1:1"},
 		{"unreachable broker", []string{"clearing", "serve", "--db", "sqlite:" + filepath.Join(dir, "c.db"), "--brokers", "127.0.0.1:1", "--keystore", keys}, 1, "127.0.0.1:1"},
 		{"no broker", []string{"clearing", "serve", "--db", "sqlite:" + filepath.Join(dir, "c.db"), "--keystore", keys}, 2, "--brokers"},
-		{"migrate sqlite", []string{"clearing", "migrate", "--db", "sqlite:x.db"}, 2, "migrates itself"},
+		{"migrate what", []string{"clearing", "migrate", "--db", "mysql://x"}, 2, "sqlite:FILE"},
 		{"wrong passphrase", []string{"hsm", "list", "--keystore", keys}, 1, "passphrase"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,10 +15,13 @@ import (
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/api"
+	"github.com/citycard/transit/registry/notify"
 	"github.com/citycard/transit/registry/publish"
+	"github.com/citycard/transit/registry/signin"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/postgres"
 	"github.com/citycard/transit/registry/store/sqlite"
+	"github.com/citycard/transit/validator/devauth"
 	"github.com/citycard/transit/validator/hotlist"
 )
 
@@ -91,14 +93,21 @@ events without personal data.`,
 	rf.register(cmd)
 
 	migrate := &cobra.Command{
-		Use:     "migrate",
-		Short:   "Create or upgrade the registry schema in PostgreSQL",
-		Long:    "Apply every schema migration the database lacks. Safe to run again; the embedded sqlite: store migrates itself.",
-		Example: `  transit registry migrate --db postgres://postgres@127.0.0.1:5432/transit`,
-		Args:    cobra.NoArgs,
+		Use:   "migrate",
+		Short: "Create or upgrade the registry schema (PostgreSQL or the embedded store)",
+		Long:  "Apply every schema migration the database lacks. Safe to run again. The embedded sqlite: store also migrates itself whenever it is opened; migrate creates it now.",
+		Example: `  transit registry migrate --db postgres://postgres@127.0.0.1:5432/transit
+  transit registry migrate --db sqlite:registry.db`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if strings.HasPrefix(rf.db, "sqlite:") {
+				return migrateEmbedded(c, rf.db, func(ctx context.Context) (store.Store, error) {
+					st, _, err := rf.open(ctx)
+					return st, err
+				})
+			}
 			if !isPostgresURL(rf.db) {
-				return usagef("migrate needs --db postgres://...; the embedded sqlite: store migrates itself when opened")
+				return usagef("--db %q: want a postgres:// URL or sqlite:FILE", rf.db)
 			}
 			n, err := postgres.Migrate(c.Context(), rf.db)
 			if err != nil {
@@ -112,23 +121,42 @@ events without personal data.`,
 	var (
 		listen string
 		pf     publishFlags
+		lf     listenFlags
+		af     auditFlags
+		outbox string
 	)
 	serve := &cobra.Command{
 		Use:   "serve --db URL --issuer CODE",
 		Short: "Serve the registry's HTTP JSON API until stopped",
 		Long: `Serve the registry API (see registry/api): residents, entitlements, card lifecycle, personalisation
 data, card events and blocked cards, the expiring list, benefit-register imports and the audit log.
-Requests need an API token (transit registry token create). The API carries personal data and tokens:
-outside 127.0.0.1 put it behind a TLS-terminating proxy. Stop with Ctrl-C or SIGTERM.
 
-With the HSM (--keystore or --pkcs11-module) and --hotlist-dir, it also publishes to validators, without a
-token, under /v1/validator (the validators' updates_url): the hotlist of blocked cards, signed with
-sign-hotlist, as full lists and deltas (registry/publish), and with --tariff DIR the signed tariff
-directory as a zip. Those files hold card numbers and block reasons only.`,
+Staff sign in with their named accounts (transit registry staff add) at POST /v1/auth/login; machines
+and scripts use tokens that end (transit registry token create). Residents sign in with a one-time code
+sent to the contact the registry holds for them: --notify-file FILE writes those messages to a file
+(one JSON line each, 0600) for a gateway to deliver; without it resident sign-in is off. Failed
+sign-ins are throttled per address and account and logged with the address; operators read the
+counters at /metrics with their token.
+
+The API carries personal data and tokens: it listens on 127.0.0.1 unless given --tls-cert and --tls-key
+(HTTPS, the certificate reloaded when its file changes), or --behind-tls-proxy.
+
+The audit log is a hash chain (registry/auditchain). At start the registry verifies all of it and
+refuses to serve an altered log, naming the first bad entry, unless --allow-broken-audit (then it says
+so loudly, and residents' access logs show it); it verifies again every --audit-verify-every and stops
+if the log is found altered. With the HSM it signs a checkpoint of the chain's head every
+--audit-checkpoint-every with sign-audit.
+
+With the HSM (--keystore or --pkcs11-module) and --hotlist-dir, it also publishes to validators under
+/v1/validator (the validators' updates_url): the hotlist of blocked cards, signed with sign-hotlist, as
+full lists and deltas (registry/publish), and with --tariff DIR the signed tariff directory as a zip.
+Each validator signs its requests with its own batch key, which the registry checks with the HSM's
+batch-master. Stop with Ctrl-C or SIGTERM.`,
 		Example: `  transit registry serve --db postgres://postgres@127.0.0.1/transit --issuer 1001 --listen 127.0.0.1:8081
-  transit registry serve --db sqlite:registry.db --issuer 1001
+  transit registry serve --db sqlite:registry.db --issuer 1001 --notify-file outbox.jsonl
   TRANSIT_KEYSTORE_PASSPHRASE=... transit registry serve --db sqlite:registry.db --issuer 1001 \
-      --keystore city.keys --hotlist-dir hotlists --tariff tariff`,
+      --keystore city.keys --hotlist-dir hotlists --tariff tariff \
+      --listen 0.0.0.0:8443 --tls-cert registry.crt --tls-key registry.key`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -138,38 +166,56 @@ directory as a zip. Those files hold card numbers and block reasons only.`,
 			if rf.cardYears < 1 || rf.cardYears > 20 {
 				return usagef("--card-years %d: want 1 to 20", rf.cardYears)
 			}
+			if err := af.check(); err != nil {
+				return err
+			}
 			st, loc, err := rf.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			validator, done, err := pf.open(ctx, st, c.ErrOrStderr())
+			km, closeKeys, err := pf.openHSM(c.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			defer done()
-			ln, err := net.Listen("tcp", listen)
+			defer closeKeys()
+			mon, err := af.start(ctx, st, km, c.ErrOrStderr())
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w; choose another --listen address", listen, err)
+				return err
 			}
-			if host, _, _ := net.SplitHostPort(listen); !isLoopback(host) {
-				slog.Warn("the registry API serves personal data and tokens without TLS; put a TLS-terminating proxy in front", "listen", listen)
+			validator, devices, err := pf.open(ctx, st, km)
+			if err != nil {
+				return err
 			}
-			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer)
-			fmt.Fprintf(c.ErrOrStderr(), "registry API on http://%s/v1 (Ctrl-C stops)\n", ln.Addr())
-			err = api.Serve(ctx, ln, api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator}))
-			if errors.Is(err, context.Canceled) {
-				return nil
+			metrics := newRegistry()
+			opts := signin.Options{Store: st, Log: slog.Default(), Metrics: metrics}
+			if outbox != "" {
+				opts.Sender = &notify.File{Path: outbox}
 			}
-			return err
+			si, err := signin.New(opts)
+			if err != nil {
+				return err
+			}
+			ln, err := lf.listen("the registry API", listen)
+			if err != nil {
+				return err
+			}
+			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer, "tls", lf.tls(), "resident_sign_in", outbox != "")
+			fmt.Fprintf(c.ErrOrStderr(), "registry API on %s://%s/v1 (Ctrl-C stops)\n", lf.scheme(), ln.Addr())
+			srv := api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator, Devices: devices,
+				SignIn: si, Audit: mon, Gatherer: metrics, Metrics: metrics})
+			return af.serve(ctx, km, st, func(ctx context.Context) error { return api.Serve(ctx, ln, srv) })
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve the API on")
 	serve.Flags().Uint16Var(&rf.issuer, "issuer", 0, "the city's card issuer code, the first four digits of new card numbers")
 	serve.Flags().IntVar(&rf.cardYears, "card-years", store.DefaultCardYears, "how many years a new card is valid")
+	serve.Flags().StringVar(&outbox, "notify-file", "", "write residents' one-time sign-in codes to this file (JSON lines, 0600) for delivery; without it resident sign-in is off")
 	pf.register(serve)
+	lf.register(serve)
+	af.register(serve)
 
-	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf))
+	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf), newRegistryStaffCmd(&rf), newRegistryAuditCmd(&rf))
 	return cmd
 }
 
@@ -186,29 +232,36 @@ func (f *publishFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.tariffDir, "tariff", "", "signed tariff directory to publish to validators (needs the HSM, for the sign-tariff verify key)")
 }
 
-// open returns the handler of /v1/validator, nil when the registry
-// publishes nothing, and a function that closes the HSM.
-func (f *publishFlags) open(ctx context.Context, st store.Store, stderr io.Writer) (http.Handler, func(), error) {
+// openHSM opens the HSM when one is given: nil and a no-op otherwise.
+func (f *publishFlags) openHSM(stderr io.Writer) (hsm.KeyManager, func(), error) {
 	if f.hsm.keystore == "" && f.hsm.module == "" {
 		if f.hotlistDir != "" || f.tariffDir != "" {
 			return nil, nil, usagef("publishing to validators signs and verifies with the HSM: give --keystore FILE or --pkcs11-module MODULE --token LABEL")
 		}
-		slog.Info("publishing no hotlist or tariff to validators: no HSM given")
 		return nil, func() {}, nil
 	}
 	if f.hotlistDir == "" {
 		return nil, nil, usagef("give --hotlist-dir DIR, where the published hotlist and its deltas are kept")
 	}
-	km, done, err := f.hsm.open(stderr)
-	if err != nil {
-		return nil, nil, err
+	return f.hsm.open(stderr)
+}
+
+// open returns the handler of /v1/validator and the check of validators'
+// requests, both nil when the registry publishes nothing (no HSM).
+func (f *publishFlags) open(ctx context.Context, st store.Store, km hsm.KeyManager) (http.Handler, *devauth.Verifier, error) {
+	if km == nil {
+		slog.Info("publishing no hotlist or tariff to validators: no HSM given")
+		return nil, nil, nil
+	}
+	if _, err := hsm.Resolve(ctx, km, hsm.Ref{Label: hsm.LabelBatchMaster}); err != nil {
+		return nil, nil, fmt.Errorf("the HSM has no %s key to check validators' requests with: %w; create it (transit hsm keygen %s)",
+			hsm.LabelBatchMaster, err, hsm.LabelBatchMaster)
 	}
 	h, err := f.publishers(ctx, st, km)
 	if err != nil {
-		done()
 		return nil, nil, err
 	}
-	return h, done, nil
+	return h, &devauth.Verifier{Keys: km}, nil
 }
 
 func (f *publishFlags) publishers(ctx context.Context, st store.Store, km hsm.KeyManager) (http.Handler, error) {
@@ -255,42 +308,52 @@ func isLoopback(host string) bool {
 func newRegistryTokenCmd(rf *registryFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Manage API tokens of the registry",
+		Short: "Manage API tokens of the registry: create, list, revoke",
 	}
 	var (
-		user     string
-		role     string
-		resident int64
+		user    string
+		role    string
+		expires string
+		note    string
 	)
 	create := &cobra.Command{
 		Use:   "create --user NAME --role ROLE",
-		Short: "Make an API token for a user and print it once",
+		Short: "Make an API token for a machine or script and print it once",
 		Long: `Make a random API token bound to a user and a role, store only its SHA-256, and print the token once
-on standard output: it cannot be shown again. Roles: desk, supervisor, finance, auditor, resident,
-and service for another service of the platform (clearing: card events and blocked cards only).
-A resident's token also names their resident id (--resident) and shows only their own data.`,
-		Example: `  transit registry token create --db postgres://postgres@127.0.0.1/transit --user olena.k --role desk
-  transit registry token create --db sqlite:registry.db --user citizen-42 --role resident --resident 42
-  transit registry token create --db sqlite:registry.db --user clearing --role service`,
+on standard output: it cannot be shown again. It ends after --expires (90 days unless told, at most
+366); transit registry token list shows it and its last use, and revoke ends it at once. Roles: desk,
+supervisor, finance, auditor, operator (Prometheus reading /metrics), and service for another service
+of the platform (clearing: card events, blocked cards, and checking its callers' tokens).
+
+People sign in rather than use tokens: staff with their accounts (transit registry staff add),
+residents with a one-time code sent to their contact. Give the token to its machine in a file (0600)
+or an environment variable, never on a command line.`,
+		Example: `  transit registry token create --db sqlite:registry.db --user clearing --role service --note "clearing on host c1" > clearing.token
+  transit registry token create --db postgres://postgres@127.0.0.1/transit --user prometheus --role operator --expires 30d`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if user == "" {
 				return usagef("give the user the token is for: --user NAME")
 			}
-			actor := registry.Actor{User: user, Role: registry.Role(role), Resident: resident}
-			if !actor.Role.Valid() {
-				return usagef("--role %q: want desk, supervisor, finance, auditor, resident or service", role)
+			actor := registry.Actor{User: user, Role: registry.Role(role)}
+			switch {
+			case actor.Role == registry.RoleResident:
+				return usagef("residents sign in themselves with a one-time code sent to their registered contact (the console's resident sign-in, or POST /v1/auth/resident/code); no token is issued for them")
+			case !actor.Role.Valid():
+				return usagef("--role %q: want desk, supervisor, finance, auditor, operator or service", role)
 			}
-			if actor.Role == registry.RoleResident && resident <= 0 {
-				return usagef("a resident's token needs their resident id: --resident ID")
+			ttl, err := parseTTL(expires)
+			if err != nil {
+				return usagef("--expires %v", err)
 			}
-			if actor.Role != registry.RoleResident && resident != 0 {
-				return usagef("--resident is only for --role resident")
+			if ttl > registry.MaxTokenTTL {
+				return usagef("--expires %s: a token lives at most %d days", expires, int(registry.MaxTokenTTL.Hours()/24))
 			}
-			secret, tok, err := registry.NewToken(actor, time.Now())
+			secret, tok, err := registry.NewToken(actor, time.Now().UTC())
 			if err != nil {
 				return usageError{err}
 			}
+			tok.Expires, tok.CreatedBy, tok.Note = tok.Created.Add(ttl), cliAccess().Actor.User, note
 			st, _, err := rf.open(c.Context())
 			if err != nil {
 				return err
@@ -300,13 +363,15 @@ A resident's token also names their resident id (--resident) and shows only thei
 				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), secret)
-			fmt.Fprintf(c.ErrOrStderr(), "token for %s (%s) stored; it is shown only this once: send it as `Authorization: Bearer <token>`\n", user, role)
+			fmt.Fprintf(c.ErrOrStderr(), "token %s for %s (%s) stored, ending %s; it is shown only this once: send it as `Authorization: Bearer <token>`\n",
+				registry.TokenID(tok.Hash), user, role, tok.Expires.Format(time.DateOnly))
 			return nil
 		},
 	}
 	create.Flags().StringVar(&user, "user", "", "who the token is for (recorded in the audit log)")
-	create.Flags().StringVar(&role, "role", "", "desk, supervisor, finance, auditor, resident or service")
-	create.Flags().Int64Var(&resident, "resident", 0, "for --role resident: their resident id")
-	cmd.AddCommand(create)
+	create.Flags().StringVar(&role, "role", "", "desk, supervisor, finance, auditor, operator or service")
+	create.Flags().StringVar(&expires, "expires", "90d", "how long the token works: days (90d) or a duration (12h)")
+	create.Flags().StringVar(&note, "note", "", "what the token is for, shown in token list")
+	cmd.AddCommand(create, newRegistryTokenListCmd(rf), newRegistryTokenRevokeCmd(rf))
 	return cmd
 }

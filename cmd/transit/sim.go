@@ -28,9 +28,9 @@ import (
 func newSimCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "Simulate a city's cards, validators and clearing, and check clearing against the truth",
+		Short: "Simulate a city's cards, validators and clearing, and check clearing against the truth; present a virtual card",
 	}
-	cmd.AddCommand(newSimRunCmd(), newSimConfigCmd())
+	cmd.AddCommand(newSimRunCmd(), newSimConfigCmd(), newSimCardCmd())
 	return cmd
 }
 
@@ -71,8 +71,12 @@ fast generates and seals the batches directly, for volume; mixed runs --full-car
 vehicles of each route at full fidelity and the rest fast.
 
 Clearing runs in process on --db (sqlite:FILE, a postgres:// URL, migrated here, or none to only generate
-and seal, for measuring); the bus is in process unless --brokers names Kafka, where a topic of its own is
-created unless --topic is given.`,
+and seal, for measuring, which publishes nothing and so takes no --brokers); the bus is in process unless
+--brokers names Kafka, where a topic of its own is created unless --topic is given.
+
+The keystores the simulation makes in its work directory (city.keys, topup.keys, validators/*/validator.keys)
+have the passphrase "` + city.KeystorePassphrase + `": with --dir or --keep, open them with the other commands
+(TRANSIT_KEYSTORE_PASSPHRASE), e.g. to verify the simulated statements.`,
 		Example: `  transit sim run --config city.json --fidelity fast --days 7
   transit sim run --scale 0.01 --fidelity full --days 2 --db sqlite:clearing.db
   transit sim run --config week.json --fidelity mixed --db postgres://postgres@127.0.0.1/transit --brokers 127.0.0.1:9092`,
@@ -132,6 +136,10 @@ func runSim(c *cobra.Command, f simFlags) error {
 	if f.workers < 1 || f.workers > 64 {
 		return usagef("--workers %d: want 1 to 64", f.workers)
 	}
+	if f.db == "none" && (f.brokers != "" || f.topic != "") {
+		return usagef("--db none only generates and seals batches, without clearing, and publishes nothing to Kafka; " +
+			"drop --brokers/--topic, or give --db sqlite:FILE or a postgres:// URL to run clearing on Kafka")
+	}
 	tariffFS := demo.DefaultTariff()
 	if f.tariff != "" {
 		tariffFS = os.DirFS(f.tariff)
@@ -149,6 +157,9 @@ func runSim(c *cobra.Command, f simFlags) error {
 		}
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("sim work directory: %w", err)
+	}
+	if f.keep || f.dir != "" {
+		fmt.Fprintf(out, "keystores in %s (city.keys, topup.keys, validators/*/validator.keys), passphrase %q\n", dir, city.KeystorePassphrase)
 	}
 	zone := cfg.TimeZone
 	if zone == "" {

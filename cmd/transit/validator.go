@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +29,7 @@ import (
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/config"
+	"github.com/citycard/transit/validator/devauth"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/journal"
@@ -76,7 +82,15 @@ for a display or buzzer driver. The keystore passphrase comes from TRANSIT_KEYST
 	return cmd
 }
 
+// errNoPCSC is the one line a validator built without cgo says before it
+// exits: it could never read a card, so retrying would only hide that.
+var errNoPCSC = errors.New("this transit binary was built without cgo, so it has no PC/SC and cannot read cards: " +
+	"build it with CGO_ENABLED=1 and libpcsclite-dev installed (see 'transit version')")
+
 func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, out, events, stderr io.Writer) error {
+	if !cgoBuilt {
+		return errNoPCSC
+	}
 	pass, err := passphrase("TRANSIT_KEYSTORE_PASSPHRASE", "validator keystore passphrase", false, stderr)
 	if err != nil {
 		return err
@@ -86,6 +100,9 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		return fmt.Errorf("validator keystore %s: %w", cfg.Keystore, err)
 	}
 	defer ks.Close()
+	// The keystore's Argon2id key derivation took 64 MiB; a vehicle
+	// computer should not keep it for the rest of the day.
+	debug.FreeOSMemory()
 	sealer, err := upload.NewKeySealer(ctx, ks)
 	if err != nil {
 		return err
@@ -128,7 +145,7 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now))
+	reg.MustRegister(journal.NewCollector(j), hotlist.NewCollector(hl, time.Now), newBuildInfoGauge("transit_validator", readBuildInfo()))
 
 	reader := pcsc.Open(cfg.Reader)
 	defer reader.Close()
@@ -145,8 +162,15 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		Journal: j,
 		Metrics: agent.NewMetrics(reg),
 	}
+	reg.MustRegister(agent.NewTariffCollector(a))
+	// The probe has a PC/SC context of its own: the loop's waits inside
+	// the PC/SC layer while pcscd is away.
+	probeReader := pcsc.Open(cfg.Reader)
+	defer probeReader.Close()
+	health := &agent.Health{Probe: func(context.Context) error { return readerPresent(probeReader, cfg.Reader) }}
+	health.Register(reg)
 	var mu sync.Mutex
-	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Show: func(ev agent.Event) {
+	loop := &agent.Loop{Agent: a, Reader: agent.PCSC(reader), Health: health, Show: func(ev agent.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintln(out, describe(ev))
@@ -177,12 +201,20 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 		}()
 	}
 	goRun(up.Run)
+	goRun(health.Run)
 	if cfg.UpdatesURL != "" {
-		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Hotlist: hl, Keys: hkeys}).Run)
-		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
+		// Over TLS against the city's CA when the configuration names
+		// one; each request signed with the device's batch key.
+		hc, err := update.NewClient(cfg.UpdatesCAFile)
+		if err != nil {
+			return err
+		}
+		auth := &devauth.Signer{Device: cfg.Device, Keys: ks}
+		goRun((&update.Fetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Hotlist: hl, Keys: hkeys}).Run)
+		goRun((&update.TariffFetcher{Base: cfg.UpdatesURL, Client: hc, Auth: auth, Dir: cfg.Tariff, Keys: ks, User: a}).Run)
 	}
 	if cfg.MetricsListen != "" {
-		srv, err := serveMetrics(cfg.MetricsListen, reg)
+		srv, err := serveMetrics(cfg, reg, health.Handler())
 		if err != nil {
 			return err
 		}
@@ -197,14 +229,62 @@ func runValidator(ctx context.Context, cfg *config.Config, unsignedTariff bool, 
 	return err
 }
 
-// serveMetrics serves reg's metrics at /metrics on addr until closed.
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// readerPresent reports whether pcscd answers and lists the reader called
+// name.
+func readerPresent(r *pcsc.Reader, name string) error {
+	names, err := r.Readers()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return fmt.Errorf("reader %q is not connected; pcscd lists %q", name, names)
+	}
+	return nil
+}
+
+// serveMetrics serves reg's metrics at /metrics, and health's /healthz
+// and /readyz, on the configuration's metrics_listen until closed: over
+// TLS and, for /metrics, to the scraper's token when it names them (it
+// must beyond loopback). Health reveals nothing and needs no token.
+func serveMetrics(cfg *config.Config, reg *prometheus.Registry, health http.Handler) (*http.Server, error) {
+	var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cfg.MetricsTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("metrics_token_file: %w", err)
+		}
+		want := strings.TrimSpace(string(b))
+		if len(want) < 16 {
+			return nil, fmt.Errorf("metrics_token_file %s: the token is shorter than 16 characters", cfg.MetricsTokenFile)
+		}
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+				slog.Warn("metrics request refused", "addr", r.RemoteAddr)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="validator"`)
+				http.Error(w, "send the scraper's token: Authorization: Bearer <metrics_token_file>", http.StatusUnauthorized)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w; choose another metrics_listen address", err)
 	}
+	if cfg.MetricsTLSCert != "" {
+		tc, err := serverTLS(cfg.MetricsTLSCert, cfg.MetricsTLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", h)
+	mux.Handle("GET /healthz", health)
+	mux.Handle("GET /readyz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil

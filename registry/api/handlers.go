@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/clearing/report/spreadsheet"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/importcsv"
 	"github.com/citycard/transit/registry/store"
 )
@@ -263,19 +265,19 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, a registry.Acce
 	return nil
 }
 
+// card answers a card's status and validity: nothing that names its
+// holder or their benefits (those come with the personalisation, read
+// with a purpose).
 func (s *Server) card(w http.ResponseWriter, r *http.Request, _ registry.Access) error {
 	n, err := pathNumber(r)
 	if err != nil {
 		return err
 	}
-	d, err := s.st.CardData(r.Context(), n)
+	st, err := s.st.CardState(r.Context(), n)
 	if err != nil {
 		return err
 	}
-	if d.Entitlements == nil {
-		d.Entitlements = []registry.CardEntitlement{}
-	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -431,15 +433,68 @@ func auditQuery(r *http.Request) (registry.AuditQuery, error) {
 	return registry.AuditQuery{After: after, Limit: int(limit)}, nil
 }
 
+// auditEntry is an entry as the API shows it, with whether the last
+// verification of the chain covered it.
+type auditEntry struct {
+	registry.AuditEntry
+	Verified bool `json:"verified"`
+}
+
 func (s *Server) writeAudit(w http.ResponseWriter, r *http.Request, a registry.Access, q registry.AuditQuery) error {
 	es, err := s.st.Audit(r.Context(), a, q)
 	if err != nil {
 		return err
 	}
-	if es == nil {
-		es = []registry.AuditEntry{}
+	v := s.verificationDoc()
+	out := make([]auditEntry, len(es))
+	for i, e := range es {
+		out[i] = auditEntry{AuditEntry: e, Verified: v.report != nil && v.report.Covers(e.Seq)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out, "verification": v})
+	return nil
+}
+
+// verification is what the API says about the last check of the audit
+// chain.
+type verification struct {
+	// Checked is false when this registry has not verified the chain.
+	Checked bool       `json:"checked"`
+	OK      bool       `json:"ok"`
+	At      *time.Time `json:"at,omitempty"`
+	// Head is the newest entry the check covered: entries after it are
+	// checked next time.
+	Head        int64  `json:"head,omitempty"`
+	Checkpoints int    `json:"checkpoints,omitempty"`
+	Signed      bool   `json:"signed,omitempty"`
+	Problem     string `json:"problem,omitempty"`
+
+	report *auditchain.Report
+}
+
+func (s *Server) verificationDoc() verification {
+	if s.monitor == nil {
+		return verification{}
+	}
+	rep, ok := s.monitor.Last()
+	if !ok {
+		return verification{}
+	}
+	v := verification{Checked: true, OK: rep.OK(), At: &rep.At, Head: rep.Head, Checkpoints: rep.Checkpoints, Signed: rep.Signed, report: &rep}
+	if !rep.OK() {
+		v.Problem = rep.Err().Error()
+	}
+	return v
+}
+
+func (s *Server) verification(w http.ResponseWriter, r *http.Request, _ registry.Access) error {
+	if s.monitor == nil {
+		return fmt.Errorf("%w: this registry does not verify its audit log; run transit registry audit verify", registry.ErrNotFound)
+	}
+	rep, ok := s.monitor.Last()
+	if !ok {
+		return fmt.Errorf("%w: the audit log has not been verified yet; try again in a minute", registry.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 

@@ -158,9 +158,11 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 			t.Errorf("audit with the purpose %q lacks %q", actions, want)
 		}
 	}
-	if got, want := len(actions), 7; got != want {
+	if got, want := len(actions), 8; got != want {
 		// Register and read, grant and read, order and read, and the
-		// receipt's read; the refused form read and wrote nothing.
+		// receipt's two reads (the card's data, which names its holder,
+		// and the holder's record); the refused form read and wrote
+		// nothing.
 		t.Errorf("%d audit entries with the purpose (%q), want %d", got, actions, want)
 	}
 }

@@ -104,11 +104,20 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	}
 }
 
-// browserLogin signs in through the form.
+// browserLogin signs in through the forms: a staff member's password, a
+// resident's one-time code.
 func browserLogin(t *testing.T, ctx context.Context, f *fixture, name, lang string) {
 	t.Helper()
+	if res, ok := f.residents[name]; ok {
+		must(t, "open the resident sign-in page", chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/login/resident?lang="+lang),
+			chromedp.SendKeys(chromedp.ID("registry_number"), res.RegistryNumber)))
+		submit(t, ctx, "code-request", 200)
+		must(t, "type the code", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("code"), f.code(res.Contact))))
+		submit(t, ctx, "code-submit", 200)
+		return
+	}
 	must(t, "open the login page", chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/login?lang="+lang),
-		chromedp.SendKeys(chromedp.ID("token"), f.tokens[name])))
+		chromedp.SendKeys(chromedp.ID("user"), name), chromedp.SendKeys(chromedp.ID("password"), f.passwords[name])))
 	submit(t, ctx, "login-submit", 200)
 }
 
@@ -156,7 +165,7 @@ func TestBrowserDesk(t *testing.T) {
 	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "Card "+n+" is blocked") {
 		t.Errorf("notice %q", got)
 	}
-	d, err := f.reg.CardData(f.ctx, f.aliceCard.Number)
+	d, err := f.reg.CardState(f.ctx, f.aliceCard.Number)
 	if err != nil || d.Status != registry.StatusLost {
 		t.Fatalf("card after the block: %v, %v; want lost", d.Status, err)
 	}

@@ -1,17 +1,32 @@
 // Package console is the web console of the city card platform: server-
-// rendered pages for the issuance desk, finance staff, auditors and
-// residents, over the registry store and the clearing store.
+// rendered pages for the issuance desk, finance staff, auditors,
+// operators and residents, over the registry store and the clearing
+// store.
 //
-// Staff and residents sign in with their registry API token; the console
-// checks it with the registry's own token store (store.Authenticate),
-// keeps a random session id in an HttpOnly, SameSite=Strict cookie and the
-// session itself only in memory, with an idle and an absolute expiry.
-// Every POST form carries the session's CSRF secret (the login form a
-// secret of its own, in a short-lived cookie). Pages use no JavaScript:
-// plain links, forms and buttons work with a keyboard and any browser;
-// the stylesheet is embedded and nothing is loaded from elsewhere.
+// # Signing in
+//
+// Staff sign in with their named account's user name and password;
+// residents with a one-time code that the registry sends to the contact
+// it holds for them (registry/signin, registry/notify), with no token
+// issued at a desk. Every failure counts against the browser's address
+// and the account; past a free allowance the page answers 429 with
+// Retry-After, and every refusal is logged with the address. A sign-in
+// stores a session token in the registry (so that a supervisor sees it on
+// /tokens, and revoking it or disabling the account ends the session at
+// once) and gives the browser only a random session id, in an HttpOnly,
+// SameSite=Strict cookie; the session lives in memory, with an idle and
+// an absolute expiry, and every request checks its token with the
+// registry again. Every POST form carries the session's CSRF secret (the
+// sign-in forms a secret of their own, in a short-lived cookie). Pages
+// use no JavaScript: plain links, forms and buttons work with a keyboard
+// and any browser; the stylesheet is embedded and nothing is loaded from
+// elsewhere.
 //
 // # Who may open what
+//
+// Every page is registered with a guard (handle) or as public
+// (handlePublic, the sign-in pages); a page registered any other way is
+// refused, and the route test walks every page ([Server.Routes]).
 //
 //	/desk, /desk/search, /desk/residents/{id}   desk, supervisor (registry.ActReadPersonal)
 //	block, replace, order a card                desk, supervisor (registry.ActCards)
@@ -19,25 +34,27 @@
 //	grant and end entitlements                  desk, supervisor (registry.ActEntitlements)
 //	/desk/cards/{number}/receipt                desk, supervisor (registry.ActReadPersonal)
 //	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
-//	/finance, /finance/export                   finance, supervisor
-//	/finance/reconciliation                     finance, supervisor
-//	/finance/close (month-end checklist)        finance, supervisor
-//	POST /finance/close                         supervisor only, and only with a signing key, confirmed
+//	/finance, /finance/export                   finance, supervisor (registry.ActStatements)
+//	/finance/reconciliation                     finance, supervisor, operator (registry.ActReconciliation)
+//	/finance/close (month-end checklist)        finance, supervisor (registry.ActStatements)
+//	POST /finance/close                         supervisor only (registry.ActCloseStatements), with a signing key, confirmed
+//	/tokens, revoke a token                     supervisor (registry.ActTokens)
 //	/audit                                      auditor (registry.ActAudit)
-//	/me                                         resident: only their own record and their cards' rides
+//	/me                                         resident: only their own record, their cards' rides,
+//	                                            and who read their record, with whether the log verified
 //
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.
 // Such reads need a stated purpose, which desk pages ask for and then
 // carry from page to page; residents reading their own data state none
-// (registry.PurposeOwnView). Clearing holds no personal data and has no
-// access control of its own, so for finance pages the console's check is
-// the only one.
+// (registry.PurposeOwnView). Clearing holds no personal data; its pages
+// are guarded by the same role table (registry.Allowed) as clearing's
+// own API.
 //
 // Texts come in Ukrainian and English, chosen by ?lang= (remembered in a
 // cookie) or the browser's Accept-Language; Ukrainian is the default.
-// Request logs name the route pattern, never the URL, whose query may
-// carry a purpose.
+// Request logs name the route pattern and the client address, never the
+// URL, whose query may carry a purpose.
 package console
 
 import (
@@ -51,6 +68,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/citycard/transit/card/cardkey"
@@ -58,8 +76,10 @@ import (
 	"github.com/citycard/transit/clearing/statement"
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/desk"
 	"github.com/citycard/transit/registry/internal/httpserve"
+	"github.com/citycard/transit/registry/signin"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -101,6 +121,12 @@ type Options struct {
 	// CardWait bounds the wait for a card on Reader; zero means
 	// DefaultCardWait, and it may not exceed MaxCardWait.
 	CardWait time.Duration
+	// SignIn checks staff passwords and residents' codes; nil means one
+	// over Registry with default settings and no resident sign-in.
+	SignIn *signin.Service
+	// Audit, if set, is the monitor whose last verification of the
+	// audit chain the resident's and the auditor's pages show.
+	Audit *auditchain.Monitor
 }
 
 // MaxFormBody bounds a form submission; the console's forms are small.
@@ -121,6 +147,9 @@ type Server struct {
 	css      []byte
 	mux      *http.ServeMux
 	station  *station // the desk's reader and card keys; nil without
+	signin   *signin.Service
+	monitor  *auditchain.Monitor
+	table    []route // every page, for the route test and ServeHTTP
 }
 
 // New returns a Server over the stores in opt.
@@ -130,7 +159,7 @@ func New(opt Options) (*Server, error) {
 	}
 	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, names: opt.Names, loc: opt.Location, now: opt.Now,
 		log: opt.Logger, secure: opt.SecureCookies, sessions: newSessions(opt.IdleTimeout, opt.MaxLifetime),
-		mux: http.NewServeMux()}
+		mux: http.NewServeMux(), signin: opt.SignIn, monitor: opt.Audit}
 	if s.loc == nil {
 		s.loc = time.UTC
 	}
@@ -141,6 +170,11 @@ func New(opt Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	var err error
+	if s.signin == nil {
+		if s.signin, err = signin.New(signin.Options{Store: opt.Registry, Now: s.now, Log: s.log}); err != nil {
+			return nil, err
+		}
+	}
 	if s.station, err = newStation(opt); err != nil {
 		return nil, err
 	}
@@ -162,25 +196,14 @@ func can(act registry.Action) guard {
 	return func(r registry.Role) bool { return registry.Allowed(r, act) }
 }
 
-// roles lets in the roles listed. Clearing has no role table of its own,
-// so the finance routes name theirs here.
-func roles(rs ...registry.Role) guard {
-	return func(r registry.Role) bool {
-		for _, x := range rs {
-			if x == r {
-				return true
-			}
-		}
-		return false
-	}
-}
-
 var (
 	anyRole          guard = func(registry.Role) bool { return true }
-	readStatements         = roles(registry.RoleFinance, registry.RoleSupervisor)
-	closeStatements        = roles(registry.RoleSupervisor)
+	readStatements         = can(registry.ActStatements)
+	readRecon              = can(registry.ActReconciliation)
+	closeStatements        = can(registry.ActCloseStatements)
 	readPersonalData       = can(registry.ActReadPersonal)
 	changeCards            = can(registry.ActCards)
+	manageTokens           = can(registry.ActTokens)
 )
 
 func (s *Server) routes() {
@@ -190,9 +213,12 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Write(s.css) //nolint:errcheck // the client went away
 	})
-	s.handle("GET /{$}", nil, (*Server).home)
-	s.handle("GET /login", nil, (*Server).loginForm)
-	s.handle("POST /login", nil, (*Server).login)
+	s.handlePublic("GET /{$}", (*Server).home)
+	s.handlePublic("GET /login", (*Server).loginForm)
+	s.handlePublic("POST /login", (*Server).login)
+	s.handlePublic("GET /login/resident", (*Server).residentForm)
+	s.handlePublic("POST /login/resident", (*Server).residentCode)
+	s.handlePublic("POST /login/resident/code", (*Server).residentSignIn)
 	s.handle("POST /logout", anyRole, (*Server).logout)
 
 	s.handle("GET /desk", readPersonalData, (*Server).deskSearchForm)
@@ -210,17 +236,57 @@ func (s *Server) routes() {
 
 	s.handle("GET /finance", readStatements, (*Server).finance)
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
-	s.handle("GET /finance/reconciliation", readStatements, (*Server).financeReconciliation)
+	s.handle("GET /finance/reconciliation", readRecon, (*Server).financeReconciliation)
 	s.handle("GET /finance/close", readStatements, (*Server).financeCloseForm)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
+
+	s.handle("GET /tokens", manageTokens, (*Server).tokens)
+	s.handle("POST /tokens/{id}/revoke", manageTokens, (*Server).revokeToken)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
 
-	s.handle("/", nil, func(*Server, http.ResponseWriter, *http.Request, *request) error {
+	s.handlePublic("/", func(*Server, http.ResponseWriter, *http.Request, *request) error {
 		return &pageError{status: http.StatusNotFound, key: "err.404"}
 	})
 }
+
+// route is one page and who may open it.
+type route struct {
+	pattern string
+	public  bool
+	allow   guard
+}
+
+// Route is a page of the console and the roles that may open it, for
+// tests that walk every page.
+type Route struct {
+	Pattern string
+	// Public pages need no sign-in (the sign-in pages themselves).
+	Public bool
+	// Roles may open the page; nil for a public one.
+	Roles []registry.Role
+}
+
+// Routes returns every page with the roles its guard lets in.
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.table))
+	for _, rt := range s.table {
+		r := Route{Pattern: rt.pattern, Public: rt.public}
+		if !rt.public {
+			for _, role := range registry.Roles {
+				if rt.allow(role) {
+					r.Roles = append(r.Roles, role)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// healthPatterns answer without a guard: they reveal nothing.
+var healthPatterns = map[string]bool{"GET /healthz": true, "GET /readyz": true, "/healthz": true, "/readyz": true}
 
 // request is what the console knows about a request before its handler
 // runs.
@@ -234,10 +300,22 @@ type request struct {
 
 type handler func(s *Server, w http.ResponseWriter, r *http.Request, rq *request) error
 
-// handle registers h under pattern. With a guard, the route needs a
-// session whose role the guard lets in, and a POST needs the session's
-// CSRF secret.
+// handle registers h under pattern for the signed-in users whose role
+// allow lets in; a POST also needs the session's CSRF secret. A page
+// without a guard is a programming error, reported when the console is
+// made: public pages use handlePublic.
 func (s *Server) handle(pattern string, allow guard, h handler) {
+	if allow == nil {
+		panic("console: page " + pattern + " has no guard; give it one, or use handlePublic for a page without sign-in")
+	}
+	s.register(pattern, false, allow, h)
+}
+
+// handlePublic registers a page anyone may open: the sign-in pages.
+func (s *Server) handlePublic(pattern string, h handler) { s.register(pattern, true, nil, h) }
+
+func (s *Server) register(pattern string, public bool, allow guard, h handler) {
+	s.table = append(s.table, route{pattern: pattern, public: public, allow: allow})
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &httpserve.StatusWriter{ResponseWriter: w}
@@ -249,7 +327,7 @@ func (s *Server) handle(pattern string, allow guard, h handler) {
 				user, role = rq.ses.actor.User, rq.ses.actor.Role
 			}
 			s.log.Info("console request", "route", pattern, "status", sw.Status, "user", user, "role", role,
-				"duration", time.Since(start).Round(time.Microsecond))
+				"addr", clientAddr(r), "duration", time.Since(start).Round(time.Microsecond))
 		}()
 		var explicit bool
 		rq.lang, explicit = chooseLang(r)
@@ -288,7 +366,7 @@ func (s *Server) handle(pattern string, allow guard, h handler) {
 }
 
 // authenticate finds the request's session, if any, and checks its token
-// with the registry again.
+// with the registry again: a revoked token or a disabled account ends it.
 func (s *Server) authenticate(r *http.Request, rq *request) error {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -298,7 +376,7 @@ func (s *Server) authenticate(r *http.Request, rq *request) error {
 	if ses == nil {
 		return nil
 	}
-	actor, err := s.reg.Authenticate(r.Context(), ses.tokenHash)
+	ti, err := s.signin.Session(r.Context(), ses.tokenHash)
 	if errors.Is(err, registry.ErrUnauthenticated) {
 		s.sessions.end(c.Value)
 		return nil
@@ -306,9 +384,18 @@ func (s *Server) authenticate(r *http.Request, rq *request) error {
 	if err != nil {
 		return fmt.Errorf("check the session's token: %w", err)
 	}
-	ses.actor = actor
+	ses.actor = ti.Actor
 	rq.ses, rq.sid = ses, c.Value
 	return nil
+}
+
+// clientAddr is the browser's address, for throttling and the log.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // checkForm reads a POST form (bounded) and checks its CSRF secret.
@@ -333,8 +420,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if _, pattern := s.mux.Handler(r); pattern != "" && !s.known(pattern) && !healthPatterns[pattern] {
+		// A page added around handle is refused, not served unguarded.
+		s.log.Error("request to a console page without a guard refused", "route", pattern, "addr", clientAddr(r))
+		http.Error(w, "this page has no access guard and is refused", http.StatusForbidden)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// known reports whether pattern was registered with handle or
+// handlePublic (the stylesheet is registered directly: it is no page).
+func (s *Server) known(pattern string) bool {
+	if pattern == "GET /static/console.css" {
+		return true
+	}
+	for _, rt := range s.table {
+		if rt.pattern == pattern {
+			return true
+		}
+	}
+	return false
+}
+
+// Handle adds a handler outside the console's pages: only /healthz and
+// /readyz, which reveal nothing, are served that way; anything else is
+// refused until it is registered with a guard.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // home sends a signed-in user to their start page, anyone else to the
 // login page.
@@ -359,6 +471,8 @@ func homeFor(r registry.Role) string {
 		return "/desk"
 	case readStatements(r):
 		return "/finance"
+	case readRecon(r):
+		return "/finance/reconciliation"
 	case registry.Allowed(r, registry.ActAudit):
 		return "/audit"
 	case registry.Allowed(r, registry.ActOwnData):
@@ -416,6 +530,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, rq *request, err e
 		status = http.StatusConflict
 	case errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNoPurpose):
 		status = http.StatusBadRequest
+	case errors.Is(err, signin.ErrThrottled):
+		status = http.StatusTooManyRequests
+		var te *signin.ThrottledError
+		if errors.As(err, &te) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter().Seconds())))
+		}
 	}
 	if detail == "" {
 		// Registry and clearing errors say in English what went wrong

@@ -13,17 +13,19 @@ import (
 
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/store/storetest"
 )
 
 func TestLoginStartsSessionPerRole(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	for _, tc := range []struct{ user, home string }{
-		{deskUser, "/desk"}, {supervisorUser, "/desk"}, {financeUser, "/finance"}, {auditorUser, "/audit"}, {aliceUser, "/me"},
+		{deskUser, "/desk"}, {supervisorUser, "/desk"}, {financeUser, "/finance"}, {auditorUser, "/audit"},
+		{operatorUser, "/finance/reconciliation"},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			u := f.anonymous()
 			page := u.get("/login").want(t, http.StatusOK, "login form")
-			r := u.post("/login", url.Values{"csrf": {csrf(t, page.body)}, "token": {" " + f.tokens[tc.user] + "\n"}})
+			r := u.post("/login", url.Values{"csrf": {csrf(t, page.body)}, "user": {" " + tc.user + " "}, "password": {f.passwords[tc.user]}})
 			r.want(t, http.StatusSeeOther, "sign in")
 			if got := r.header.Get("Location"); got != tc.home {
 				t.Errorf("start page %q, want %q", got, tc.home)
@@ -39,13 +41,73 @@ func TestLoginStartsSessionPerRole(t *testing.T) {
 				t.Fatalf("no session cookie: %v", r.header["Set-Cookie"])
 			case !ses.HttpOnly || ses.SameSite != http.SameSiteStrictMode || ses.Path != "/":
 				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/", ses)
-			case len(ses.Value) < 40 || strings.Contains(ses.Value, f.tokens[tc.user]):
-				t.Errorf("session id %q: want a long random id that is not the token", ses.Value)
+			case len(ses.Value) < 40 || strings.HasPrefix(ses.Value, "rgt_"):
+				t.Errorf("session id %q: want a long random id that is not a token", ses.Value)
 			}
-			if strings.Contains(f.log.String(), f.tokens[tc.user]) {
-				t.Error("the token was logged")
+			if strings.Contains(f.log.String(), f.passwords[tc.user]) {
+				t.Error("the password was logged")
 			}
 		})
+	}
+	// The session is a token in the registry: a supervisor sees it.
+	list, err := f.reg.Tokens(f.ctx, registry.Access{Actor: registry.Actor{User: "s", Role: registry.RoleSupervisor}}, registry.TokenQuery{User: deskUser})
+	if err != nil || len(list) != 1 || list[0].Kind != registry.TokenSession || list[0].Expires.Sub(list[0].Created) != registry.StaffSessionTTL {
+		t.Errorf("the desk's session in the registry: %+v, %v", list, err)
+	}
+}
+
+// TestResidentSignIn: a resident signs in with a one-time code sent to
+// the contact the registry holds, without a token from a desk; a
+// stranger's number gets the same page and no code.
+func TestResidentSignIn(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	u, _ := f.login(aliceUser)
+	me := u.get("/me").want(t, http.StatusOK, "Alice's page")
+	if !strings.Contains(me.body, f.alice.Name) || strings.Contains(me.body, f.bob.Name) {
+		t.Errorf("Alice's page:\n%s", me.body)
+	}
+	stranger := f.anonymous()
+	page := stranger.get("/login/resident").want(t, http.StatusOK, "form")
+	known := f.anonymous()
+	kpage := known.get("/login/resident").want(t, http.StatusOK, "form")
+	a := stranger.post("/login/resident", url.Values{"csrf": {csrf(t, page.body)}, "registry_number": {storetest.RegistryNumber(99)}}).want(t, http.StatusOK, "unknown number")
+	b := known.post("/login/resident", url.Values{"csrf": {csrf(t, kpage.body)}, "registry_number": {f.bob.RegistryNumber}}).want(t, http.StatusOK, "known number")
+	strip := regexp.MustCompile(`value="[^"]*"`)
+	if strip.ReplaceAllString(a.body, "") != strip.ReplaceAllString(b.body, "") {
+		t.Error("the page after asking for a code differs between a registered number and an unknown one")
+	}
+	// A wrong code, and a code of another sign-in, do not sign in.
+	stranger.post("/login/resident/code", url.Values{"csrf": {csrf(t, a.body)}, "code": {f.code(f.bob.Contact)}}).want(t, http.StatusUnauthorized, "bob's code in the stranger's sign-in")
+	known.post("/login/resident/code", url.Values{"csrf": {csrf(t, b.body)}, "code": {"00000000"}}).want(t, http.StatusUnauthorized, "a wrong code")
+	r := known.post("/login/resident/code", url.Values{"csrf": {csrf(t, b.body)}, "code": {f.code(f.bob.Contact)}}).want(t, http.StatusSeeOther, "bob's code")
+	if r.header.Get("Location") != "/me" {
+		t.Errorf("bob goes to %q", r.header.Get("Location"))
+	}
+	if page := known.get("/me").want(t, http.StatusOK, "bob's page"); !strings.Contains(page.body, f.bob.Name) {
+		t.Error("bob does not see his own page")
+	}
+}
+
+// TestLoginThrottled: wrong passwords past the allowance get 429 with
+// Retry-After, and each refusal is logged with the address.
+func TestLoginThrottled(t *testing.T) {
+	f := newFixture(t, fixtureOptions{strictThrottle: true})
+	u := f.anonymous()
+	secret := csrf(t, u.get("/login").body)
+	var r response
+	for range 8 {
+		r = u.post("/login", url.Values{"csrf": {secret}, "user": {deskUser}, "password": {"guessing again"}})
+	}
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "Too many failed attempts") {
+		t.Fatalf("the 8th wrong password: %d %v\n%s", r.status, r.header, r.body)
+	}
+	// The right password waits as well.
+	u.post("/login", url.Values{"csrf": {secret}, "user": {deskUser}, "password": {f.passwords[deskUser]}}).want(t, http.StatusTooManyRequests, "the right password while throttled")
+	if !strings.Contains(f.log.String(), `kind=password reason="wrong password" addr=127.0.0.1 user=olena.desk`) {
+		t.Errorf("refusals are not logged with the address:\n%.2000s", f.log.String())
+	}
+	if strings.Contains(f.log.String(), "guessing again") {
+		t.Error("a password was logged")
 	}
 }
 
@@ -53,19 +115,31 @@ func TestLoginRefused(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	u := f.anonymous()
 	secret := csrf(t, u.get("/login").body)
-	r := u.post("/login", url.Values{"csrf": {secret}, "token": {"rgt_not-a-token"}}).want(t, http.StatusUnauthorized, "unknown token")
-	if !strings.Contains(r.body, "not known to the registry") || strings.Contains(strings.Join(r.header["Set-Cookie"], ";"), "console_session=") {
-		t.Errorf("unknown token: want the message and no session\n%v\n%s", r.header, r.body)
+	good := url.Values{"user": {deskUser}, "password": {f.passwords[deskUser]}}
+	r := u.post("/login", url.Values{"csrf": {secret}, "user": {deskUser}, "password": {"not the password"}}).want(t, http.StatusUnauthorized, "wrong password")
+	if !strings.Contains(r.body, "Wrong user name or password") || strings.Contains(strings.Join(r.header["Set-Cookie"], ";"), "console_session=") {
+		t.Errorf("wrong password: want the message and no session\n%v\n%s", r.header, r.body)
 	}
-	u.post("/login", url.Values{"csrf": {secret}, "token": {"  "}}).want(t, http.StatusBadRequest, "empty token")
+	unknown := u.post("/login", url.Values{"csrf": {secret}, "user": {"nobody"}, "password": {"not the password"}}).want(t, http.StatusUnauthorized, "unknown user")
+	if typed := regexp.MustCompile(`id="user" [^>]*>`); typed.ReplaceAllString(unknown.body, "") != typed.ReplaceAllString(r.body, "") {
+		t.Error("an unknown user and a wrong password get different pages")
+	}
+	u.post("/login", url.Values{"csrf": {secret}, "user": {deskUser}, "password": {""}}).want(t, http.StatusBadRequest, "empty password")
 
 	// Without the form's secret, or with one from another browser, the
 	// sign-in is refused: nobody can sign a victim in as themselves.
-	u.post("/login", url.Values{"token": {f.tokens[deskUser]}}).want(t, http.StatusForbidden, "no csrf")
+	u.post("/login", good).want(t, http.StatusForbidden, "no csrf")
 	other := csrf(t, f.anonymous().get("/login").body)
-	u.post("/login", url.Values{"csrf": {other}, "token": {f.tokens[deskUser]}}).want(t, http.StatusForbidden, "another browser's csrf")
+	withCSRF := func(c string) url.Values {
+		v := url.Values{"csrf": {c}}
+		for k, x := range good {
+			v[k] = x
+		}
+		return v
+	}
+	u.post("/login", withCSRF(other)).want(t, http.StatusForbidden, "another browser's csrf")
 	fresh := f.anonymous()
-	fresh.post("/login", url.Values{"csrf": {secret}, "token": {f.tokens[deskUser]}}).want(t, http.StatusForbidden, "csrf without its cookie")
+	fresh.post("/login", withCSRF(secret)).want(t, http.StatusForbidden, "csrf without its cookie")
 	u.get("/desk").want(t, http.StatusSeeOther, "still signed out")
 }
 
@@ -149,7 +223,7 @@ func TestResidentSeesOnlyOwnData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := es[len(es)-1]; last.User != aliceUser || last.Purpose != registry.PurposeOwnView {
+	if last := es[len(es)-1]; last.User != registry.ResidentUser(f.alice.ID) || last.Purpose != registry.PurposeOwnView {
 		t.Errorf("last audit entry %+v: want Alice's own view", last)
 	}
 }
@@ -169,12 +243,12 @@ func TestCSRF(t *testing.T) {
 	desk.post(block, form("")).want(t, http.StatusForbidden, "block without csrf")
 	desk.post(block, form(otherSecret)).want(t, http.StatusForbidden, "block with another session's csrf")
 	desk.post("/logout", url.Values{}).want(t, http.StatusForbidden, "logout without csrf")
-	if d, err := f.reg.CardData(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusActive {
+	if d, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusActive {
 		t.Fatalf("card after refused forms: %v %v; want still active", d.Status, err)
 	}
 	desk.get("/desk").want(t, http.StatusOK, "still signed in")
 	desk.post(block, form(secret)).want(t, http.StatusSeeOther, "block with csrf")
-	if d, err := f.reg.CardData(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusLost {
+	if d, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusLost {
 		t.Fatalf("card after block: %v %v; want lost", d.Status, err)
 	}
 }
@@ -197,8 +271,8 @@ func TestSessionEnds(t *testing.T) {
 		desk, _ := f.login(deskUser)
 		base := mustURL(t, f.srv.URL)
 		old := desk.c.Jar.Cookies(base)
-		desk.c.Jar.SetCookies(mustURL(t, f.srv.URL+"/login"), []*http.Cookie{{Name: "console_login", Value: "planted-secret", Path: "/login"}})
-		desk.post("/login", url.Values{"csrf": {"planted-secret"}, "token": {f.tokens[supervisorUser]}}).want(t, http.StatusSeeOther, "sign in again")
+		desk.c.Jar.SetCookies(mustURL(t, f.srv.URL+"/login"), []*http.Cookie{{Name: "console_login", Value: strings.Repeat("p", 43), Path: "/login"}})
+		desk.post("/login", url.Values{"csrf": {strings.Repeat("p", 43)}, "user": {supervisorUser}, "password": {f.passwords[supervisorUser]}}).want(t, http.StatusSeeOther, "sign in again")
 		if now := desk.c.Jar.Cookies(base); len(now) == 0 || len(old) == 0 || now[0].Value == old[0].Value {
 			t.Fatalf("session id not renewed: %v -> %v", old, now)
 		}

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/registry"
@@ -23,8 +22,8 @@ func access(rq *request, purpose string) registry.Access {
 // one is refused here, before the store is asked, with a message in the
 // page's language.
 func formPurpose(r *http.Request) (string, error) {
-	p := strings.TrimSpace(r.FormValue("purpose"))
-	if p == "" || utf8.RuneCountInString(p) > registry.MaxPurposeLen {
+	p, err := registry.CleanPurpose(r.FormValue("purpose"))
+	if p == "" || err != nil {
 		return "", &pageError{status: http.StatusBadRequest, key: "purpose.needed", err: registry.ErrNoPurpose}
 	}
 	return p, nil

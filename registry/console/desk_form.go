@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/citycard/transit/registry"
@@ -77,7 +76,7 @@ func checkTextField(e *formErrors, lang, field, v string, maxLen int, required b
 	switch {
 	case required && v == "":
 		e.add(field, translate(lang, "form.err.required"))
-	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+	case registry.TextProblem(v) != "":
 		e.add(field, translate(lang, "form.err.control"))
 	case utf8.RuneCountInString(v) > maxLen:
 		e.add(field, translate(lang, "form.err.long", utf8.RuneCountInString(v), maxLen))
@@ -104,7 +103,7 @@ func parseDateField(e *formErrors, lang, field, v string, required bool) registr
 // checkPurposeField checks the stated purpose of a form that leads to
 // personal data.
 func checkPurposeField(e *formErrors, lang, v string) {
-	if v == "" || utf8.RuneCountInString(v) > registry.MaxPurposeLen {
+	if _, err := registry.CleanPurpose(v); v == "" || err != nil {
 		e.add("purpose", translate(lang, "purpose.needed"))
 	}
 }

@@ -123,19 +123,24 @@ func (s *Server) deskReceipt(w http.ResponseWriter, r *http.Request, rq *request
 		s.render(w, r, rq, http.StatusOK, "receipt", "receipt.title", receiptPage{Op: op, AskPurpose: true, Action: r.URL.Path}, "")
 		return nil
 	}
-	// The card's data names its holder by record number only; the
-	// holder's name comes from the audited read of the record.
-	cd, err := s.reg.CardData(r.Context(), n)
+	st, err := s.reg.CardState(r.Context(), n)
 	if err != nil {
 		return err
 	}
 	pg := receiptPage{Op: op, Purpose: purpose, Printed: s.now(), Zone: s.loc.String(), Operator: rq.ses.actor}
-	// Refused before the holder's record is read: nothing personal is
-	// read for a receipt that will not be shown.
-	if !op.shows(cd.Status) {
+	// Refused before anything personal is read: nothing is read for a
+	// receipt that will not be shown.
+	if !op.shows(st.Status) {
 		return &pageError{status: http.StatusConflict, key: "receipt.err.state",
-			args: []any{n, translate(rq.lang, "status."+string(cd.Status)), translate(rq.lang, pg.OpKey())},
-			err:  fmt.Errorf("receipt %s for card %s in status %s", op, n, cd.Status)}
+			args: []any{n, translate(rq.lang, "status."+string(st.Status)), translate(rq.lang, pg.OpKey())},
+			err:  fmt.Errorf("receipt %s for card %s in status %s", op, n, st.Status)}
+	}
+	// The card's data names its holder by record number, an audited
+	// read with the carried purpose; the holder's name comes from the
+	// audited read of the record.
+	cd, err := s.reg.CardData(r.Context(), access(rq, purpose), n)
+	if err != nil {
+		return err
 	}
 	d, err := s.reg.Resident(r.Context(), access(rq, purpose), cd.HolderRef)
 	if err != nil {

@@ -23,10 +23,15 @@ import (
 	csqlite "github.com/citycard/transit/clearing/store/sqlite"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/console"
+	"github.com/citycard/transit/registry/notify"
+	"github.com/citycard/transit/registry/password"
+	"github.com/citycard/transit/registry/signin"
 	"github.com/citycard/transit/registry/store"
 	rsqlite "github.com/citycard/transit/registry/store/sqlite"
 	"github.com/citycard/transit/registry/store/storetest"
+	"github.com/citycard/transit/registry/throttle"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -78,8 +83,16 @@ type fixture struct {
 	reg    store.Store
 	clr    cstore.Store
 	srv    *httptest.Server
+	server *console.Server
 	log    *syncBuffer
-	tokens map[string]string // user -> secret
+	// passwords are the staff accounts' passwords by user name;
+	// residents maps a resident's user name in the tests to the record
+	// they sign in as, with a code from outbox.
+	passwords map[string]string
+	residents map[string]registry.Resident
+	outbox    string
+	monitor   *auditchain.Monitor
+	regPath   string // the registry's SQLite file
 
 	alice, bob         registry.Resident
 	aliceCard, bobCard registry.Card
@@ -91,6 +104,7 @@ const (
 	supervisorUser = "petro.supervisor"
 	financeUser    = "iryna.finance"
 	auditorUser    = "taras.auditor"
+	operatorUser   = "oleh.operator"
 	aliceUser      = "alice"
 	bobUser        = "bob"
 )
@@ -104,6 +118,9 @@ const seededPurpose = "seeded: change of address, request 17"
 
 type fixtureOptions struct {
 	noKeys bool // a console without the statement signing key
+	// strictThrottle keeps the production throttles, for the tests of
+	// throttling; otherwise a test may sign in often.
+	strictThrottle bool
 	// options, if set, adjusts the console's options (a card reader).
 	options func(*console.Options)
 }
@@ -117,12 +134,14 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	f := &fixture{t: t, ctx: ctx, kyiv: kyiv, log: &syncBuffer{}, tokens: map[string]string{},
+	f := &fixture{t: t, ctx: ctx, kyiv: kyiv, log: &syncBuffer{}, passwords: map[string]string{}, residents: map[string]registry.Resident{},
+		outbox: filepath.Join(dir, "outbox.jsonl"),
 		// December 5th: November is over and can be closed; Alice's
 		// pensioner entitlement ends within 30 days.
 		clock: &clock{now: time.Date(2026, 12, 5, 10, 0, 0, 0, kyiv)}}
 
-	reg, err := rsqlite.Open(ctx, filepath.Join(dir, "registry.db"), store.Options{Issuer: 1001, Location: kyiv, Now: f.clock.Now})
+	f.regPath = filepath.Join(dir, "registry.db")
+	reg, err := rsqlite.Open(ctx, f.regPath, store.Options{Issuer: 1001, Location: kyiv, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +158,20 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 
 	opt := console.Options{Registry: reg, Clearing: clr, Location: kyiv, Now: f.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	// Sign-in as in production, but with cheap password hashes and
+	// room for the many sign-ins of a test from one address.
+	generous := throttle.Policy{Free: 1000, Window: time.Minute, Base: time.Second, Max: time.Minute}
+	so := signin.Options{Store: reg, Sender: &notify.File{Path: f.outbox}, Password: testKDF,
+		Now: f.clock.Now, Log: opt.Logger, PerAddress: generous, PerAccount: generous, CodesPerHour: 1000}
+	if o.strictThrottle {
+		so.PerAddress, so.PerAccount, so.CodesPerHour = throttle.Policy{}, throttle.Policy{}, 0
+	}
+	opt.SignIn, err = signin.New(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.monitor = &auditchain.Monitor{Source: reg, Now: f.clock.Now, Log: opt.Logger}
+	opt.Audit = f.monitor
 	if !o.noKeys {
 		ks, err := hsm.CreateKeystore(filepath.Join(dir, "keys"), []byte("test passphrase"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
 		if err != nil {
@@ -157,6 +190,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.server = srv
 	f.srv = httptest.NewServer(srv)
 	t.Cleanup(f.srv.Close)
 	t.Cleanup(func() {
@@ -202,23 +236,16 @@ func (f *fixture) seedRegistry() {
 		return c
 	}
 	f.aliceCard, f.bobCard = activeCard(f.alice.ID), activeCard(f.bob.ID)
-	for _, a := range []registry.Actor{
+	for _, a := range []registry.StaffAccount{
 		{User: deskUser, Role: registry.RoleDesk},
 		{User: supervisorUser, Role: registry.RoleSupervisor},
 		{User: financeUser, Role: registry.RoleFinance},
 		{User: auditorUser, Role: registry.RoleAuditor},
-		{User: aliceUser, Role: registry.RoleResident, Resident: f.alice.ID},
-		{User: bobUser, Role: registry.RoleResident, Resident: f.bob.ID},
+		{User: operatorUser, Role: registry.RoleOperator},
 	} {
-		secret, tok, err := registry.NewToken(a, f.clock.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.reg.AddToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-		f.tokens[a.User] = secret
+		f.staff(a.User, a.Role)
 	}
+	f.residents[aliceUser], f.residents[bobUser] = f.alice, f.bob
 	// A desk visit about Alice, which her access log must show.
 	desk := registry.Access{Actor: registry.Actor{User: deskUser, Role: registry.RoleDesk}, Purpose: seededPurpose}
 	if _, err := f.reg.Resident(ctx, desk, f.alice.ID); err != nil {
@@ -333,13 +360,62 @@ func csrf(t *testing.T, body string) string {
 	return m[1]
 }
 
-// login signs in as name and returns the signed-in user and the CSRF
-// secret of the session.
+// testKDF keeps password hashing cheap in tests.
+var testKDF = password.Params{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// staff adds a staff account whose password is the user name and
+// " password 1".
+func (f *fixture) staff(user string, role registry.Role) {
+	f.t.Helper()
+	pw := user + " password 1"
+	h, err := password.Hash(pw, testKDF)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.reg.AddStaff(f.ctx, registry.StaffAccount{User: user, Role: role, PasswordHash: h}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.passwords[user] = pw
+}
+
+// code returns the newest one-time code the outbox holds for contact.
+func (f *fixture) code(contact string) string {
+	f.t.Helper()
+	msgs, err := notify.ReadFile(f.outbox)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].To == contact {
+			if c := codeRE.FindString(msgs[i].Text); c != "" {
+				return c
+			}
+		}
+	}
+	f.t.Fatalf("no code for %s in the outbox", contact)
+	return ""
+}
+
+var codeRE = regexp.MustCompile(`\b[0-9]{8}\b`)
+
+// login signs in as name (a staff member with their password, or a
+// resident with a one-time code) and returns the signed-in user and the
+// CSRF secret of the session.
 func (f *fixture) login(name string) (*user, string) {
 	f.t.Helper()
 	u := f.anonymous()
-	page := u.get("/login").want(f.t, http.StatusOK, "login form")
-	r := u.post("/login", url.Values{"csrf": {csrf(f.t, page.body)}, "token": {f.tokens[name]}}).want(f.t, http.StatusSeeOther, "sign in as "+name)
+	var r response
+	if res, ok := f.residents[name]; ok {
+		page := u.get("/login/resident").want(f.t, http.StatusOK, "resident sign-in form")
+		sent := u.post("/login/resident", url.Values{"csrf": {csrf(f.t, page.body)}, "registry_number": {res.RegistryNumber}}).
+			want(f.t, http.StatusOK, "ask for a code as "+name)
+		r = u.post("/login/resident/code", url.Values{"csrf": {csrf(f.t, sent.body)}, "code": {f.code(res.Contact)}}).
+			want(f.t, http.StatusSeeOther, "sign in as "+name)
+	} else {
+		page := u.get("/login").want(f.t, http.StatusOK, "login form")
+		r = u.post("/login", url.Values{"csrf": {csrf(f.t, page.body)}, "user": {name}, "password": {f.passwords[name]}}).
+			want(f.t, http.StatusSeeOther, "sign in as "+name)
+	}
 	home := u.get(r.header.Get("Location")).want(f.t, http.StatusOK, name+"'s start page")
 	return u, csrf(f.t, home.body)
 }
@@ -359,4 +435,16 @@ func confirmClose(secret, period string, early bool) url.Values {
 		v.Set("early", "1")
 	}
 	return v
+}
+
+// residentWithoutCard registers a fresh resident who has no card.
+func (f *fixture) residentWithoutCard(t *testing.T) registry.Resident {
+	t.Helper()
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	r, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(500), Name: "Без Картки",
+		BirthDate: registry.Date{Year: 1960, Month: time.June, Day: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -56,7 +56,7 @@ func acceptLanguage(header string) string {
 // is put together from one part per area of the console, each in a file
 // of its own. Registry errors are English; pages show them under a
 // translated heading.
-var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages)
+var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages, signinMessages)
 
 // catalogue merges parts into one catalogue. A key in two parts is a
 // programming error, which it reports by panicking when the package
@@ -99,21 +99,20 @@ var coreMessages = map[string]map[string]string{
 		"signed.in.as": "Signed in as %s (%s)",
 		"logout":       "Sign out",
 		"role.desk":    "desk operator", "role.supervisor": "supervisor", "role.finance": "finance",
-		"role.auditor": "auditor", "role.resident": "resident",
+		"role.auditor": "auditor", "role.resident": "resident", "role.operator": "operator", "role.service": "service",
 
 		"login.title":   "Sign in",
-		"login.intro":   "Sign in with the registry API token you were given. The console keeps you signed in for a limited time; sign out when you leave the desk.",
-		"login.token":   "API token",
-		"login.hint":    "Starts with rgt_. It is never shown on screen.",
+		"login.intro":   "Staff sign in with their own user name and password. The console keeps you signed in for a limited time; sign out when you leave the desk.",
+		"login.hint":    "Never tell anyone your password, not even an administrator.",
 		"login.submit":  "Sign in",
-		"login.failed":  "This token is not known to the registry. Check it, or ask an administrator for a new one.",
+		"login.failed":  "Wrong user name or password.",
 		"login.expired": "Your session ended. Sign in again.",
-		"login.empty":   "Enter your token.",
-		"login.norole":  "Tokens of the role %s have no pages in the console; sign in with a staff or resident token.",
+		"login.empty":   "Enter your user name and password.",
+		"login.norole":  "The role %s has no pages in the console.",
 
 		"purpose":           "Purpose of access",
 		"purpose.hint":      "Why you need this person's data, e.g. \"card lost, request 4711\". It is written to the audit log the person can read.",
-		"purpose.needed":    "State the purpose of access: every read of personal data is recorded with it.",
+		"purpose.needed":    "State the purpose of access, in one line of plain text (at most 300 characters): every read of personal data is recorded with it.",
 		"purpose.ask.title": "State the purpose",
 		"purpose.ask.intro": "This page shows personal data. State why you open it; the purpose is recorded in the audit log.",
 		"purpose.carried":   "Purpose recorded for this visit: %s",
@@ -267,21 +266,20 @@ var coreMessages = map[string]map[string]string{
 		"signed.in.as": "Ви увійшли як %s (%s)",
 		"logout":       "Вийти",
 		"role.desk":    "оператор видачі", "role.supervisor": "керівник", "role.finance": "фінанси",
-		"role.auditor": "аудитор", "role.resident": "мешканець",
+		"role.auditor": "аудитор", "role.resident": "мешканець", "role.operator": "оператор системи", "role.service": "сервіс",
 
 		"login.title":   "Вхід",
-		"login.intro":   "Увійдіть за допомогою виданого вам API-токена реєстру. Сеанс діє обмежений час; виходьте, коли залишаєте робоче місце.",
-		"login.token":   "API-токен",
-		"login.hint":    "Починається з rgt_. На екрані не показується.",
+		"login.intro":   "Працівники входять зі своїм іменем користувача та паролем. Сеанс діє обмежений час; виходьте, коли залишаєте робоче місце.",
+		"login.hint":    "Нікому не повідомляйте свій пароль, навіть адміністраторові.",
 		"login.submit":  "Увійти",
-		"login.failed":  "Реєстр не знає цього токена. Перевірте його або попросіть адміністратора видати новий.",
+		"login.failed":  "Неправильне ім'я користувача або пароль.",
 		"login.expired": "Сеанс завершився. Увійдіть знову.",
-		"login.empty":   "Введіть токен.",
-		"login.norole":  "Для токенів ролі %s у консолі немає сторінок; увійдіть з токеном працівника або мешканця.",
+		"login.empty":   "Введіть ім'я користувача та пароль.",
+		"login.norole":  "Для ролі %s у консолі немає сторінок.",
 
 		"purpose":           "Мета доступу",
 		"purpose.hint":      "Навіщо вам дані цієї особи, напр. «картку втрачено, звернення 4711». Мета записується в журнал, який особа може прочитати.",
-		"purpose.needed":    "Зазначте мету доступу: кожне читання персональних даних записується разом із нею.",
+		"purpose.needed":    "Зазначте мету доступу одним рядком звичайного тексту (до 300 символів): кожне читання персональних даних записується разом із нею.",
 		"purpose.ask.title": "Зазначте мету",
 		"purpose.ask.intro": "Ця сторінка містить персональні дані. Зазначте, навіщо ви її відкриваєте; мета записується в журнал доступу.",
 		"purpose.carried":   "Мета, записана для цього звернення: %s",

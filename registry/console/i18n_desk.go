@@ -5,7 +5,7 @@ var deskMessages = map[string]map[string]string{
 	"uk": {
 		"form.problems":     "У формі є помилки. Виправте поля, позначені нижче:",
 		"form.err.required": "Заповніть це поле.",
-		"form.err.control":  "Містить розрив рядка або інший керівний символ; приберіть його.",
+		"form.err.control":  "Містить розрив рядка, невидимий символ або символ зміни напрямку тексту; наберіть текст заново без нього.",
 		"form.err.long":     "Задовго: %d символів, можна щонайбільше %d.",
 		"form.err.date":     "Такої дати немає; запишіть її як РРРР-ММ-ДД, напр. 2026-11-30.",
 
@@ -88,7 +88,7 @@ var deskMessages = map[string]map[string]string{
 	"en": {
 		"form.problems":     "The form has problems. Correct the fields marked below:",
 		"form.err.required": "Fill this in.",
-		"form.err.control":  "Contains a line break or another control character; remove it.",
+		"form.err.control":  "Contains a line break, an invisible character or one that changes the direction of text; retype the text without it.",
 		"form.err.long":     "Too long: %d characters, at most %d.",
 		"form.err.date":     "No such date; write it as YYYY-MM-DD, e.g. 2026-11-30.",
 

@@ -105,11 +105,11 @@ func (r *storeRegistry) Personalisation(ctx context.Context, n card.Number, purp
 // Card implements desk.Registry (GET /v1/cards/{number}). The store
 // method takes no Access, as it returns no personal data, so the role is
 // checked here as the API checks its route.
-func (r *storeRegistry) Card(ctx context.Context, n card.Number) (registry.CardData, error) {
+func (r *storeRegistry) Card(ctx context.Context, n card.Number) (registry.CardState, error) {
 	if err := r.a.Permit(registry.ActCards, 0); err != nil {
-		return registry.CardData{}, err
+		return registry.CardState{}, err
 	}
-	return r.st.CardData(ctx, n)
+	return r.st.CardState(ctx, n)
 }
 
 // SetStatus implements desk.Registry (POST /v1/cards/{number}/status).
@@ -299,8 +299,8 @@ func (s *Server) personaliseFailed(w http.ResponseWriter, r *http.Request, rq *r
 	holder := reg.holder
 	if holder == 0 {
 		// The desk stopped before it read the card's data; the card's
-		// record, which names no one, still says whose it is.
-		if d, err := s.reg.CardData(r.Context(), n); err == nil {
+		// record still says whose it is, read with the form's purpose.
+		if d, err := s.reg.CardData(r.Context(), access(rq, purpose), n); err == nil {
 			holder = d.HolderRef
 		}
 	}

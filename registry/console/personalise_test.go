@@ -143,7 +143,7 @@ func (f *fixture) orderedCard(i int, name string) (registry.Resident, registry.C
 // status is card n's status in the registry.
 func (f *fixture) status(n card.Number) registry.Status {
 	f.t.Helper()
-	d, err := f.reg.CardData(f.ctx, n)
+	d, err := f.reg.CardState(f.ctx, n)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -197,7 +197,12 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if readStatements(role) {
 		add("/finance", "nav.finance")
+	}
+	if readRecon(role) {
 		add("/finance/reconciliation", "nav.reconciliation")
+	}
+	if manageTokens(role) {
+		add("/tokens", "nav.tokens")
 	}
 	if registry.Allowed(role, registry.ActAudit) {
 		add("/audit", "nav.audit")

@@ -20,9 +20,47 @@ const auditPageSize = 100
 // auditPage is a page of the audit log.
 type auditPage struct {
 	Resident int64
-	Entries  []registry.AuditEntry
+	Entries  []auditRow
 	// MoreHref is the next page, when this one is full.
 	MoreHref string
+	// Check is the last verification of the audit chain.
+	Check verifyView
+}
+
+// auditRow is an entry, and whether the last verification covered it.
+type auditRow struct {
+	registry.AuditEntry
+	Verified bool
+}
+
+// verifyView is what a page says about the last verification.
+type verifyView struct {
+	// Checked is false when this console has not verified the chain.
+	Checked, OK bool
+	At          time.Time
+	Head        int64
+	Checkpoints int
+	Signed      bool
+	// Problem names the first bad entry of a broken chain.
+	Problem string
+}
+
+// verification returns the last verification and a function that tells
+// whether it covered an entry.
+func (s *Server) verification() (verifyView, func(int64) bool) {
+	none := func(int64) bool { return false }
+	if s.monitor == nil {
+		return verifyView{}, none
+	}
+	rep, ok := s.monitor.Last()
+	if !ok {
+		return verifyView{}, none
+	}
+	v := verifyView{Checked: true, OK: rep.OK(), At: rep.At, Head: rep.Head, Checkpoints: rep.Checkpoints, Signed: rep.Signed}
+	if !rep.OK() {
+		v.Problem = rep.First.String()
+	}
+	return v, rep.Covers
 }
 
 // mePage is a resident's own view.
@@ -53,7 +91,11 @@ func (s *Server) readAudit(r *http.Request, a registry.Access, q registry.AuditQ
 	if err != nil {
 		return auditPage{}, err
 	}
-	pg := auditPage{Resident: q.Resident, Entries: es}
+	check, covered := s.verification()
+	pg := auditPage{Resident: q.Resident, Check: check}
+	for _, e := range es {
+		pg.Entries = append(pg.Entries, auditRow{AuditEntry: e, Verified: covered(e.Seq)})
+	}
 	if len(es) == auditPageSize {
 		resident := ""
 		if q.Resident != 0 && a.Actor.Role != registry.RoleResident {

@@ -31,10 +31,12 @@ const (
 // memory: a restart signs everyone out, which is the safe failure.
 type session struct {
 	actor registry.Actor
-	// tokenHash is the hash of the API token the user signed in with;
-	// every request checks it against the registry again, so a token
-	// removed from the registry ends its sessions at once.
+	// tokenHash is the hash of the session token the sign-in stored in
+	// the registry; every request checks it against the registry again,
+	// so a token revoked there (or the account disabled) ends the
+	// session at once. tokenID names it for the sign-out's revocation.
 	tokenHash [sha256.Size]byte
+	tokenID   string
 	// csrf is the secret every POST form of this session carries.
 	csrf     string
 	created  time.Time
@@ -69,9 +71,9 @@ func randomToken() string {
 
 // create starts a session for actor and returns its id. It also drops
 // expired sessions, so that the map does not grow with abandoned ones.
-func (s *sessions) create(actor registry.Actor, tokenHash [sha256.Size]byte, now time.Time) (string, *session) {
+func (s *sessions) create(actor registry.Actor, tokenHash [sha256.Size]byte, tokenID string, now time.Time) (string, *session) {
 	id := randomToken()
-	ses := &session{actor: actor, tokenHash: tokenHash, csrf: randomToken(), created: now, lastSeen: now}
+	ses := &session{actor: actor, tokenHash: tokenHash, tokenID: tokenID, csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.byID {

@@ -152,8 +152,8 @@ func (c *Client) Personalisation(ctx context.Context, n card.Number, purpose str
 }
 
 // Card implements Registry: GET /v1/cards/{number}.
-func (c *Client) Card(ctx context.Context, n card.Number) (registry.CardData, error) {
-	var d registry.CardData
+func (c *Client) Card(ctx context.Context, n card.Number) (registry.CardState, error) {
+	var d registry.CardState
 	err := c.do(ctx, http.MethodGet, cardPath(n, ""), nil, nil, &d, http.StatusOK)
 	return d, err
 }

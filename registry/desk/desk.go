@@ -57,8 +57,9 @@ type Registry interface {
 	// card, the holder's personal data included; the registry audits the
 	// read with purpose.
 	Personalisation(ctx context.Context, n card.Number, purpose string) (registry.Personalisation, error)
-	// Card returns a card's status and data, without personal data.
-	Card(ctx context.Context, n card.Number) (registry.CardData, error)
+	// Card returns a card's status and validity: nothing that names its
+	// holder or their benefits.
+	Card(ctx context.Context, n card.Number) (registry.CardState, error)
 	SetStatus(ctx context.Context, n card.Number, to registry.Status, note string) (registry.Card, error)
 	Block(ctx context.Context, n card.Number, reason registry.Reason, note string) (registry.Card, error)
 	Replace(ctx context.Context, n card.Number, b registry.Balance) (old, replacement registry.Card, err error)

@@ -10,9 +10,13 @@
 //	                             304 when V is the version published
 //
 // The registry API mounts [Handler] at /v1/validator (registry/api,
-// Options.Validator). No token is needed: validators trust a file only
-// after checking its signature, and the files hold card numbers and block
-// reasons, no personal data.
+// Options.Validator) behind device authentication: each request is
+// signed with the asking validator's own batch key (validator/devauth),
+// so the list of blocked cards goes only to the city's validators.
+// Validators in turn trust a file only after checking its signature; the
+// files hold card numbers and block reasons, no personal data. Over a
+// network the API is served with TLS (transit registry serve
+// --tls-cert), and validators name the city's CA in "updates_ca_file".
 //
 // # Hotlist versions
 //
@@ -26,6 +30,12 @@
 // events (of any kind) have happened since. A registry with no card event
 // at all for days cannot publish a newer version, and validators then
 // report their list as stale.
+//
+// A new registry, with no card event yet, publishes an empty list as
+// version 1 ([FirstVersion]) as soon as it has its signing key, so that a
+// validator starting beside it holds a signed, fresh list at once rather
+// than none. That version is also true of the registry after its first
+// card event, which always orders a card and blocks nothing.
 //
 // # Deltas
 //

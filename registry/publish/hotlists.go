@@ -29,6 +29,10 @@ type Source interface {
 	CardEvents(ctx context.Context, since uint64, limit int) ([]registry.CardEvent, error)
 }
 
+// FirstVersion is the version of the empty list a new registry
+// publishes before its first card event.
+const FirstVersion = 1
+
 // Defaults of Options.
 const (
 	// DefaultCheckEvery suits a service: a blocked card reaches the
@@ -75,8 +79,8 @@ type Options struct {
 
 // Errors of Get; test with errors.Is.
 var (
-	// ErrNoHotlist: nothing is published yet, because the registry has no
-	// card event yet.
+	// ErrNoHotlist: nothing is published yet, because the first look at
+	// the registry failed.
 	ErrNoHotlist = errors.New("no hotlist published yet")
 	// ErrAhead: the validator holds a version (of the hotlist or the
 	// tariff) newer than the one published, as after the registry
@@ -213,7 +217,7 @@ func (p *Hotlists) Get(ctx context.Context, since uint64) (File, error) {
 	cur := p.cur
 	switch {
 	case cur == nil:
-		return File{}, fmt.Errorf("%w: the registry has no card event yet; validators block nothing until it has", ErrNoHotlist)
+		return File{}, fmt.Errorf("%w: validators keep the list they hold and ask again", ErrNoHotlist)
 	case since == cur.version:
 		return File{Kind: hotlist.KindFull, Version: cur.version, NotModified: true}, nil
 	case since > cur.version:
@@ -253,7 +257,14 @@ func (p *Hotlists) refresh(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("hotlist publisher: read blocked cards: %w", err)
 	}
 	if bl.Version == 0 {
-		return false, nil
+		if p.cur != nil {
+			return false, nil
+		}
+		// A new registry: publish the empty list at once, so validators
+		// hold a fresh, signed list instead of reporting none. Version 1
+		// stays true: the first card event orders a card, which blocks
+		// nothing, so the list after it is empty too.
+		bl.Version = FirstVersion
 	}
 	if p.cur != nil && bl.Version < p.cur.version {
 		return false, fmt.Errorf("hotlist publisher: the registry's card events end at %d, but version %d was published from this directory; "+

@@ -102,15 +102,15 @@ func verifyKeys(t *testing.T, ks hsm.KeyManager) hotlist.KeyLookup {
 	return keys
 }
 
-// fetcher is a validator's hotlist updater against base, with an empty
-// hotlist of its own.
-func fetcher(t *testing.T, base string, keys hotlist.KeyLookup) *update.Fetcher {
+// fetcher is a validator's hotlist updater against the registry, with
+// an empty hotlist of its own, signing its requests as a device.
+func fetcher(t *testing.T, reg *fixture.Registry, keys hotlist.KeyLookup) *update.Fetcher {
 	t.Helper()
 	h, err := hotlist.Open(context.Background(), hotlist.Config{Dir: t.TempDir()}, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &update.Fetcher{Base: base, Hotlist: h, Keys: keys}
+	return &update.Fetcher{Base: reg.Server.URL + "/v1/validator", Hotlist: h, Keys: keys, Auth: reg.Device("bus-1")}
 }
 
 func block(t *testing.T, reg *fixture.Registry, n card.Number, reason registry.Reason) {
@@ -177,7 +177,7 @@ func testBlockReachesValidator(t *testing.T, kind fixture.Kind) {
 	a, b, c := reg.Card(registry.StatusActive), reg.Card(registry.StatusActive), reg.Card(registry.StatusActive)
 
 	block(t, reg, a.Number, registry.ReasonLost)
-	f := fetcher(t, base, keys)
+	f := fetcher(t, reg, keys)
 	m := once(t, f, true)
 	if m.Kind != hotlist.KindFull {
 		t.Fatalf("a validator without a list got a %s file", m.Kind)
@@ -209,13 +209,23 @@ func testBlockReachesValidator(t *testing.T, kind fixture.Kind) {
 	// Nothing new: 304, and the validator keeps its list.
 	v2 := m.Version
 	once(t, f, false)
-	resp, err := http.Get(fmt.Sprintf("%s/hotlist?since=%d", base, v2))
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/hotlist?since=%d", base, v2), nil)
+	if err := f.Auth.Sign(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("since the newest version: %s, want 304", resp.Status)
+	}
+	// Without the device's signature, nothing.
+	if resp, err := http.Get(fmt.Sprintf("%s/hotlist?since=%d", base, v2)); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an unsigned request: %v, %v; want 401", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// A card event that changes no entry (a new card) publishes nothing.
 	reg.Card(registry.StatusOrdered)
@@ -257,13 +267,13 @@ func testBlockReachesValidator(t *testing.T, kind fixture.Kind) {
 	}
 
 	// A second validator starting now gets the same list in one file.
-	g := fetcher(t, base, keys)
+	g := fetcher(t, reg, keys)
 	if m := once(t, g, true); m.Kind != hotlist.KindFull || g.Hotlist.Version() != f.Hotlist.Version() {
 		t.Fatalf("new validator: %s version %d, want full %d", m.Kind, g.Hotlist.Version(), f.Hotlist.Version())
 	}
 	sameAsRegistry(t, reg, g.Hotlist)
 	// Files signed with a key the validator does not hold are refused.
-	other := fetcher(t, base, verifyKeys(t, keystore(t, hsm.LabelSignHotlist)))
+	other := fetcher(t, reg, verifyKeys(t, keystore(t, hsm.LabelSignHotlist)))
 	if _, err := other.Once(ctx); !errors.Is(err, hotlist.ErrSignature) || other.Hotlist.Version() != 0 {
 		t.Fatalf("validator with other keys: %v, version %d; want ErrSignature", err, other.Hotlist.Version())
 	}
@@ -527,19 +537,49 @@ func mustRefresh(t *testing.T, p *publish.Hotlists) {
 	}
 }
 
-func TestNothingYetAndAhead(t *testing.T) {
+// TestNewRegistryAndAhead: a registry without any card event publishes
+// an empty, signed version 1 at once; a validator ahead of the registry
+// is told so.
+func TestNewRegistryAndAhead(t *testing.T) {
 	ctx := context.Background()
 	ks := keystore(t, hsm.LabelSignHotlist)
 	src := &fakeSource{}
-	p := publisher(t, ks, t.TempDir(), src, time.Now, nil)
-	if _, err := p.Get(ctx, 0); !errors.Is(err, publish.ErrNoHotlist) {
-		t.Fatalf("empty registry: %v, want ErrNoHotlist", err)
+	dir := t.TempDir()
+	p := publisher(t, ks, dir, src, time.Now, nil)
+	mustRefresh(t, p)
+	f, err := p.Get(ctx, 0)
+	if err != nil || f.Version != publish.FirstVersion || f.Kind != hotlist.KindFull {
+		t.Fatalf("new registry: version %d kind %v, %v; want the full version 1", f.Version, f.Kind, err)
+	}
+	if l, err := hotlist.Load(f.Data, verifyKeys(t, ks)); err != nil || l.Len() != 0 || l.Version() != 1 {
+		t.Fatalf("new registry's list: %v", err)
+	}
+	if f, err := p.Get(ctx, 1); err != nil || !f.NotModified {
+		t.Fatalf("validator holding version 1: %+v, %v; want not modified", f, err)
+	}
+	// Still no event: no newer version, even after a restart.
+	if did, err := p.Refresh(ctx); did || err != nil {
+		t.Fatalf("no card event: published again (%v, %v)", did, err)
+	}
+	if p = publisher(t, ks, dir, src, time.Now, nil); p.Version() != 1 {
+		t.Fatalf("after a restart: version %d, want 1", p.Version())
+	}
+	// The first event orders a card: version 1 is still the truth.
+	src.set(1, nil)
+	if did, err := p.Refresh(ctx); did || err != nil {
+		t.Fatalf("first card event: published again (%v, %v)", did, err)
+	}
+	// A card blocked later reaches a validator holding version 1.
+	lost := numbers(t, 1)[0]
+	src.set(3, map[card.Number]registry.Reason{lost: registry.ReasonLost})
+	if f, err = p.Get(ctx, 1); err != nil || f.Version != 3 || f.NotModified {
+		t.Fatalf("card blocked: version %d, %v; want version 3", f.Version, err)
 	}
 	src.set(4, nil)
 	if _, err := p.Get(ctx, 9); !errors.Is(err, publish.ErrAhead) {
 		t.Fatalf("validator ahead: %v, want ErrAhead", err)
 	}
-	f, err := p.Get(ctx, 0)
+	f, err = p.Get(ctx, 0)
 	if err != nil || f.Version != 4 {
 		t.Fatalf("empty list: version %d, %v", f.Version, err)
 	}
@@ -609,8 +649,8 @@ func TestHandlerAnswers(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if r := get("GET", "/hotlist"); r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
-		t.Errorf("nothing published: %s, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
+	if r := get("GET", "/hotlist"); r.StatusCode != http.StatusOK || r.Header.Get("X-Hotlist-Version") != "1" {
+		t.Errorf("new registry: %s, version %q; want the empty version 1", r.Status, r.Header.Get("X-Hotlist-Version"))
 	}
 	src.set(6, map[card.Number]registry.Reason{numbers(t, 1)[0]: registry.ReasonFraud})
 	for _, tc := range []struct {

@@ -1,7 +1,9 @@
 // Package store defines the registry's durable state: residents, their
 // entitlements, cards and their lifecycle, the card event stream that
-// clearing and the hotlist consume, API tokens, and the append-only audit
-// log of every access to personal data.
+// clearing and the hotlist consume, API tokens (with their ends, last use
+// and revocation), staff accounts, residents' one-time sign-in codes, and
+// the append-only, hash-chained audit log of every access to personal
+// data with its signed checkpoints (registry/auditchain).
 //
 // The interface is implemented by store/postgres (production) and
 // store/sqlite (the embedded store); both pass the contract suite in
@@ -67,9 +69,13 @@ type Store interface {
 	// personalised card, the holder's personal data included.
 	Personalisation(ctx context.Context, a registry.Access, number card.Number) (registry.Personalisation, error)
 
-	// CardData returns what goes on a card without its holder's personal
-	// data.
-	CardData(ctx context.Context, number card.Number) (registry.CardData, error)
+	// CardState returns where a card is in its life: no holder, no
+	// benefit, nothing personal.
+	CardState(ctx context.Context, number card.Number) (registry.CardState, error)
+	// CardData returns what goes on a card without its holder's name and
+	// birth date. It names the holder (HolderRef) and their benefits, so
+	// it is an audited read: ActReadPersonal and a purpose.
+	CardData(ctx context.Context, a registry.Access, number card.Number) (registry.CardData, error)
 	// CardEvents returns up to limit card events with Seq above since,
 	// in Seq order.
 	CardEvents(ctx context.Context, since uint64, limit int) ([]registry.CardEvent, error)
@@ -89,14 +95,68 @@ type Store interface {
 	// resident sees those about themselves whatever q.Resident says.
 	Audit(ctx context.Context, a registry.Access, q registry.AuditQuery) ([]registry.AuditEntry, error)
 
-	// AddToken stores an API token (its hash only).
+	// AddToken stores an API token (its hash only). A resident's token
+	// needs an existing resident.
 	AddToken(ctx context.Context, t registry.Token) error
-	// Authenticate returns the actor of the token with this hash, or
-	// ErrUnauthenticated.
-	Authenticate(ctx context.Context, hash [32]byte) (registry.Actor, error)
+	// Authenticate returns the token with this hash and records its use
+	// (to the minute), or ErrUnauthenticated when there is none or it
+	// was revoked or has ended. A staff member's session ends with their
+	// account.
+	Authenticate(ctx context.Context, hash [32]byte) (registry.TokenInfo, error)
+	// Tokens lists tokens, newest first (ActTokens).
+	Tokens(ctx context.Context, a registry.Access, q registry.TokenQuery) ([]registry.TokenInfo, error)
+	// RevokeToken ends the token with public id now, recording who did
+	// it; ErrNotFound for an unknown id, ErrConflict for one already
+	// revoked (ActTokens, or the token's own user ending their session).
+	RevokeToken(ctx context.Context, a registry.Access, id string) (registry.TokenInfo, error)
+
+	// AddStaff creates a named staff account; ErrDuplicate if the user
+	// name is taken.
+	AddStaff(ctx context.Context, acc registry.StaffAccount) error
+	// Staff returns one account, its password hash included, for sign-in;
+	// ErrNotFound for none.
+	Staff(ctx context.Context, user string) (registry.StaffAccount, error)
+	// StaffAccounts lists every account, by user name, without hashes.
+	StaffAccounts(ctx context.Context) ([]registry.StaffAccount, error)
+	// SetStaffPassword replaces an account's password hash.
+	SetStaffPassword(ctx context.Context, user, hash string) error
+	// DisableStaff stops an account signing in and revokes its tokens;
+	// enable false undoes it (the tokens stay revoked).
+	DisableStaff(ctx context.Context, user, by string, disable bool) error
+
+	// StartResidentSignIn stores a one-time code (its hash) for the
+	// resident with this registry number and returns the resident's id
+	// and registered contact to send it to; ErrNotFound when there is no
+	// such resident. Reading the contact is audited.
+	StartResidentSignIn(ctx context.Context, registryNumber string, c ResidentCode) (resident int64, contact string, err error)
+	// FinishResidentSignIn checks a code against the sign-in with this
+	// id: the resident's id if codeHash is its code, still valid and
+	// tried fewer than maxAttempts times, and the code is then used up;
+	// ErrUnauthenticated otherwise (and the attempt counts).
+	FinishResidentSignIn(ctx context.Context, id string, codeHash [32]byte, maxAttempts int) (resident int64, err error)
+	// ResidentCodesSince counts the codes sent to a resident since t, to
+	// bound how many one person can be sent.
+	ResidentCodesSince(ctx context.Context, resident int64, t time.Time) (int, error)
+
+	// AuditChain, AuditHead and AuditCheckpoints read the audit log's
+	// hash chain for registry/auditchain; AddAuditCheckpoint stores a
+	// signed checkpoint.
+	AuditChain(ctx context.Context, after int64, fn func(*registry.AuditEntry) error) error
+	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+	AuditCheckpoints(ctx context.Context) ([]registry.AuditCheckpoint, error)
+	AddAuditCheckpoint(ctx context.Context, cp registry.AuditCheckpoint) error
 
 	// Close releases the store's connections.
 	Close() error
+}
+
+// ResidentCode is a one-time sign-in code as stored: its hash only.
+type ResidentCode struct {
+	// ID names the sign-in; the resident's browser or client holds it.
+	ID       string
+	CodeHash [32]byte
+	Created  time.Time
+	Expires  time.Time
 }
 
 // Options configures an implementation.

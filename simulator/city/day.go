@@ -178,8 +178,19 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 	now := e.at.Add(dev.drift).UTC().Truncate(time.Millisecond)
 	buf := new(cardView)
 	fc, mon := c.view(buf, now, s.w.loc, s.w.vehicleOf)
-	d := fare.Decide(fc, s.w.tariff, s.hot.at(dev.hotlist), fare.Device{ID: dev.id, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle}, now)
+	fd, hl := fare.Device{ID: dev.id, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle}, s.hot.at(dev.hotlist)
+	tf := s.w.tariff
+	if s.decideWith != nil && !dev.full {
+		tf = s.decideWith
+	}
+	d := fare.Decide(fc, tf, hl, fd, now)
 	want := tapOf(dev, c, buf.prev, now, d, s.w.tariff.Version, dev.hotlist)
+	tc, tp, td := s.truthDecide(c, dev, now)
+	// The validator leaves the funds check to the card's debit; with the
+	// balance it decides as the card makes it come out.
+	withBalance := fc
+	withBalance.PurseKop = c.purse
+	s.checkModel(dev, c, now, fare.Decide(withBalance, tf, hl, fd, now), td)
 	var o outcome
 	if dev.full {
 		var err error
@@ -192,6 +203,7 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 	if o.applied {
 		c.commit(d, now, mon, dev, dev.seq+1) // the sequence the tap gets below
 	}
+	ow := s.truthAfter(c, tc, tp, td, o)
 	if e.tear > 0 && (!o.journalled || !o.rec.CardCommitted) {
 		counts.torn.Add(1)
 	}
@@ -204,6 +216,7 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 	dev.seq++
 	o.rec.Seq, o.rec.Device = dev.seq, dev.id
 	dev.pending = append(dev.pending, o.rec)
+	dev.owed = append(dev.owed, ow)
 	counts.taps.Add(1)
 	if dev.fast != nil && len(dev.pending) >= s.batchTaps() && s.day < len(dev.offline) && !dev.offline[s.day] {
 		// An online validator sends a batch as soon as it is full, which
@@ -285,6 +298,7 @@ func (s *Sim) maybeTopUp(ctx context.Context, c *cardState, counts *dayCounts) e
 		}
 	}
 	c.purse += amount
+	c.tPurse += amount
 	r.topUp = false
 	counts.topUps.Add(1)
 	return nil

@@ -9,10 +9,18 @@
 // acknowledgements, replayed and forged batches, clock drift). Everything
 // follows from the config's seed.
 //
-// The simulator keeps its own account of every card and decides each tap
-// with the tariff's rules (validator/fare), so it knows what the city owes
-// for every ride, per carrier, benefit category and funding source, and
-// in which statement clearing must book it. Taps are made at one of two
+// The simulator keeps two accounts of every card. One mirrors the card as
+// validators read it and decides each tap with the validator's own code
+// (validator/cardtx and validator/fare), which is how the fast lane makes
+// the taps validators would make. The other is the truth: every
+// presentation is decided again by the reference model (validator/fareref,
+// a separate reading of FORMAT.md's "Deciding a tap"), on the model's own
+// account of the purse and of the card's previous ride, and what the model
+// says is owed for the rides the card committed is what clearing must pay,
+// per carrier, benefit category and funding source, and in which statement
+// clearing must book it. A tap the two decide differently is a problem of
+// its own, so a rule the validator's code gets wrong cannot hide behind a
+// truth computed by the same code. Taps are made at one of two
 // fidelities:
 //
 //   - Full: virtual cards (simulator/vcard) personalised by card/issue are

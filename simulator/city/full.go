@@ -77,8 +77,11 @@ func (p *powerJournal) SettleAs(ctx context.Context, t *tap.Tap) error {
 // hsm.DefaultKDF.
 var cheapKDF = hsm.KDFParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}
 
-// passphrase protects the simulation's throwaway keystores.
-var passphrase = []byte("simulated city")
+// KeystorePassphrase protects the simulation's keystores in Options.Dir
+// (city.keys, topup.keys, validators/*/validator.keys). It is fixed and
+// public: the keys are throwaway, and a kept directory can be opened with
+// the other commands (TRANSIT_KEYSTORE_PASSPHRASE).
+const KeystorePassphrase = "simulated city"
 
 // newRig sets up the validator of dev in dir.
 func (s *Sim) newRig(ctx context.Context, dev *device) (*rig, error) {
@@ -86,7 +89,7 @@ func (s *Sim) newRig(ctx context.Context, dev *device) (*rig, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("validator %s: %w", dev.id, err)
 	}
-	ks, err := hsm.ExportRole(ctx, s.keys, hsm.RoleValidator, dev.id, filepath.Join(dir, "validator.keys"), passphrase, cheapKDF)
+	ks, err := hsm.ExportRole(ctx, s.keys, hsm.RoleValidator, dev.id, filepath.Join(dir, "validator.keys"), []byte(KeystorePassphrase), cheapKDF)
 	if err != nil {
 		return nil, fmt.Errorf("validator %s: %w", dev.id, err)
 	}

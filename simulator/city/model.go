@@ -8,6 +8,7 @@ import (
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/cardtx"
 	"github.com/citycard/transit/validator/fare"
+	"github.com/citycard/transit/validator/fareref"
 	"github.com/citycard/transit/validator/hotlist"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -26,10 +27,14 @@ type cardState struct {
 	purse     int64
 	last      card.TapRecord // the newest tap log record, with the ride counts
 	hasLast   bool
-	rider     *rider
-	vc        *vcard.Card // the card itself, in the full-fidelity lane
-	lost      bool
-	found     bool // someone who found it taps it
+	// tPurse and tLast are the reference model's account of the purse and
+	// of the card's previous ride (reference.go).
+	tPurse int64
+	tLast  *fareref.Ride
+	rider  *rider
+	vc     *vcard.Card // the card itself, in the full-fidelity lane
+	lost   bool
+	found  bool // someone who found it taps it
 }
 
 // uid returns the card's 7-byte UID, made from its serial.
@@ -170,10 +175,4 @@ func (l listAt) Listing(c uint64) fare.Listing {
 		return fare.Listed
 	}
 	return fare.NotListed
-}
-
-// compensable is the city's rule for paying a ride: accepted, committed
-// on the card, and owing the carrier something.
-func compensable(t *tap.Tap) bool {
-	return t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0
 }

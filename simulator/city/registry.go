@@ -99,6 +99,7 @@ func (s *Sim) replaceLost(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		nc.tPurse = old.tPurse // the balance the model holds moves too
 		nc.rider = r
 		if r.full {
 			if err := s.personalise(ctx, nc); err != nil {

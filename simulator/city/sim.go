@@ -20,6 +20,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/simulator/vcard"
+	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/tariff"
 )
 
@@ -135,6 +136,13 @@ type Sim struct {
 	divMu       sync.Mutex
 	divergences int
 	samples     []string
+	// decideWith, when set, is the tariff the fast lane's validators
+	// decide with instead of the city's: a test's way to give them a
+	// wrong rule that the truth must catch.
+	decideWith *fare.Tariff
+	// modelDiffs counts taps decided otherwise than the reference model.
+	modelDiffs   int
+	modelSamples []string
 }
 
 type forgery struct {
@@ -386,7 +394,7 @@ func (s *Sim) planFaults() {
 // setUpKeys creates the city's software keystore with every key the
 // platform uses, and the top-up terminals' keystore.
 func (s *Sim) setUpKeys(ctx context.Context) error {
-	ks, err := hsm.CreateKeystore(filepath.Join(s.opt.Dir, "city.keys"), passphrase, cheapKDF)
+	ks, err := hsm.CreateKeystore(filepath.Join(s.opt.Dir, "city.keys"), []byte(KeystorePassphrase), cheapKDF)
 	if err != nil {
 		return fmt.Errorf("city keystore: %w", err)
 	}
@@ -411,7 +419,7 @@ func (s *Sim) setUpKeys(ctx context.Context) error {
 	s.hotRef = info.Ref
 	s.issuer = cardkey.New(ks)
 	if s.opt.Fidelity != Fast {
-		tk, err := hsm.ExportRole(ctx, ks, hsm.RoleTopup, "", filepath.Join(s.opt.Dir, "topup.keys"), passphrase, cheapKDF)
+		tk, err := hsm.ExportRole(ctx, ks, hsm.RoleTopup, "", filepath.Join(s.opt.Dir, "topup.keys"), []byte(KeystorePassphrase), cheapKDF)
 		if err != nil {
 			return fmt.Errorf("top-up keystore: %w", err)
 		}

@@ -3,6 +3,7 @@ package city
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,6 +94,41 @@ func TestFullFidelityAgreesWithTheTruth(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "Clearing equals the truth") {
 		t.Fatalf("the comparison does not say so:\n%s", out.String())
+	}
+}
+
+// TestTruthCatchesAWrongRule gives the fast lane's validators a tariff
+// whose transfers are never free and whose students pay less: the truth,
+// from the reference model under the city's tariff, must call the taps
+// and the statement wrong although clearing faithfully stores what the
+// validators decided.
+func TestTruthCatchesAWrongRule(t *testing.T) {
+	s := newSim(t, smallCity(400, 10, 2), withClearing(t, Options{Dir: t.TempDir(), Fidelity: Fast}))
+	wrong := *s.w.tariff
+	wrong.Categories = maps.Clone(wrong.Categories)
+	for code, c := range wrong.Categories {
+		if c.DiscountPct == 50 {
+			c.DiscountPct = 60
+			wrong.Categories[code] = c
+		}
+	}
+	wrong.Transfers = nil
+	s.decideWith = &wrong
+	cmp, err := s.Run(context.Background(), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	WriteComparison(&out, cmp)
+	if cmp.OK() || cmp.ModelDifferences == 0 || !strings.Contains(out.String(), "decided otherwise than the reference model") {
+		t.Fatalf("a wrong rule went unnoticed:\n%s", out.String())
+	}
+	unequal := false
+	for _, st := range cmp.Statements {
+		unequal = unequal || !st.Equal
+	}
+	if !unequal {
+		t.Fatalf("every statement equals the truth although students were charged 40 %%:\n%s", out.String())
 	}
 }
 
@@ -207,4 +243,10 @@ func TestDaysLookLikeACity(t *testing.T) {
 	if perCard < 1.5 || perCard > 4 {
 		t.Errorf("%.2f taps per cardholder on a weekday", perCard)
 	}
+}
+
+// compensable is the city's rule for paying a ride: accepted, committed
+// on the card, and owing the carrier something.
+func compensable(t *tap.Tap) bool {
+	return t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0
 }

@@ -55,26 +55,27 @@ func (l *ledger) book(period string) (into, adjusts string) {
 	}
 }
 
-// deliver records that clearing received t for the first time.
-func (l *ledger) deliver(t *tap.Tap) {
+// deliver records that clearing received t for the first time, and books
+// what the reference model says is owed for it (o, nil for nothing).
+func (l *ledger) deliver(t *tap.Tap, o *owed) {
 	l.taps++
-	if !compensable(t) {
+	if o == nil {
 		return
 	}
 	into, adj := l.book(t.Time.In(l.loc).Format("2006-01"))
 	if adj != "" {
 		l.late++
 	}
-	k := lineKey{into, adj, t.Carrier, t.Category, t.Funding}
+	k := lineKey{into, adj, o.carrier, o.category, o.funding}
 	line := l.lines[k]
 	if line == nil {
-		line = &store.Line{Adjusts: adj, Carrier: t.Carrier, Category: t.Category, Funding: t.Funding}
+		line = &store.Line{Adjusts: adj, Carrier: o.carrier, Category: o.category, Funding: o.funding}
 		l.lines[k] = line
 	}
 	line.Rides++
-	line.FareKop += t.FareKop
-	line.ChargedKop += t.ChargedKop
-	line.CompensationKop += t.CompensationKop
+	line.FareKop += o.fareKop
+	line.ChargedKop += o.chargedKop
+	line.CompensationKop += o.compensKop
 }
 
 // statement returns the lines the ledger holds for one statement, sorted
@@ -122,6 +123,12 @@ type Comparison struct {
 	// differs from the simulator's own decision; Samples shows the first.
 	Divergences int
 	Samples     []string
+	// ModelDifferences counts taps, in either lane, that the validator's
+	// decision (fare.Decide) decided otherwise than the reference model
+	// (validator/fareref) that the truth comes from; ModelSamples shows
+	// the first.
+	ModelDifferences int
+	ModelSamples     []string
 	// Problems says, in words, everything that differs; empty when the
 	// clearing result is the truth.
 	Problems []string
@@ -265,9 +272,13 @@ func (s *Sim) Compare(ctx context.Context) (*Comparison, error) {
 
 	s.divMu.Lock()
 	c.Divergences, c.Samples = s.divergences, slices.Clone(s.samples)
+	c.ModelDifferences, c.ModelSamples = s.modelDiffs, slices.Clone(s.modelSamples)
 	s.divMu.Unlock()
 	if c.Divergences > 0 {
 		problem("%d validator decisions differ from the simulator's", c.Divergences)
+	}
+	if c.ModelDifferences > 0 {
+		problem("%d taps decided otherwise than the reference model", c.ModelDifferences)
 	}
 	return c, nil
 }
@@ -460,6 +471,14 @@ func WriteComparison(w io.Writer, c *Comparison) error {
 		for _, s := range c.Samples {
 			ew.printf("    %s\n", s)
 		}
+	}
+	if c.ModelDifferences > 0 {
+		ew.printf("  %d taps decided otherwise than the reference model (validator/fareref), e.g.:\n", c.ModelDifferences)
+		for _, s := range c.ModelSamples {
+			ew.printf("    %s\n", s)
+		}
+	} else {
+		ew.printf("  every tap decided as the reference model (validator/fareref) decides it\n")
 	}
 	if c.OK() {
 		ew.printf("\nClearing equals the truth, to the kopiyka.\n")

@@ -125,8 +125,10 @@ func (s *Sim) upload(ctx context.Context, devs []*device) (batches, taps int64, 
 // deliver books dev's pending taps as received by clearing.
 func (s *Sim) deliver(dev *device) {
 	for i := range dev.pending {
-		s.ledger.deliver(&dev.pending[i])
+		s.ledger.deliver(&dev.pending[i], dev.owed[i])
 	}
+	clear(dev.owed)
+	dev.owed = dev.owed[:0]
 	dev.delivered += int64(len(dev.pending))
 	if s.opt.Audit {
 		dev.audit = append(dev.audit, dev.pending...)

@@ -82,6 +82,9 @@ type device struct {
 	// in sequence order; delivered counts those that were.
 	pending   []tap.Tap
 	delivered int64
+	// owed is, for each pending tap, what the reference model says
+	// clearing must pay for it (nil: nothing).
+	owed []*owed
 	// audit keeps the delivered taps when Options.Audit is set.
 	audit []tap.Tap
 
@@ -324,7 +327,7 @@ func (w *world) newCard(c *cardState, g Group, purse int64, pass *card.Pass, old
 	if c == nil {
 		c = new(cardState)
 	}
-	*c = cardState{serial: w.serial, number: uint64(num), purse: purse, issuedFor: issued}
+	*c = cardState{serial: w.serial, number: uint64(num), purse: purse, tPurse: purse, issuedFor: issued}
 	c.contract = card.Contract{Status: card.StatusActive, Number: num, Expires: expires}
 	if old != nil {
 		c.contract.Entitlements, c.contract.Passes = old.contract.Entitlements, old.contract.Passes

@@ -35,6 +35,9 @@ type Loop struct {
 	Show func(Event)
 	// MaxBackoff caps the wait between reader retries (default 5 s).
 	MaxBackoff time.Duration
+	// Health, when set, learns that the loop runs and of every reader
+	// failure it sees.
+	Health *Health
 }
 
 // Run runs the loop until ctx ends.
@@ -43,8 +46,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	if maxWait <= 0 {
 		maxWait = 5 * time.Second
 	}
+	l.Health.setRunning(true)
+	defer l.Health.setRunning(false)
 	wait := 100 * time.Millisecond
 	backoff := func(err error) error {
+		l.Health.loopFailed()
 		l.Agent.log().Warn("card reader failed, retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():

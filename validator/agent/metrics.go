@@ -32,6 +32,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// NewTariffCollector exposes transit_validator_tariff_version, the
+// version of the tariff a's next tap is priced with.
+func NewTariffCollector(a *Agent) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "transit_validator_tariff_version",
+		Help: "Version of the signed tariff the validator prices taps with."},
+		func() float64 {
+			if t := a.CurrentTariff(); t != nil {
+				return float64(t.Version)
+			}
+			return 0
+		})
+}
+
 func (m *Metrics) observe(ev Event, decision time.Duration) {
 	if m == nil {
 		return

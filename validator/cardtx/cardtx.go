@@ -317,9 +317,10 @@ func (s *Session) Balance() (card.Money, bool) { return s.balance, s.balanceRead
 // (nil for an empty log), with card dates read in loc:
 //
 //   - Number from the contract; Blocked when its status is blocked.
-//   - Expiry and the entitlements' ValidFrom/ValidTo are midnights in the
-//     Read time zone; ValidTo and Expiry are exclusive, the day after the
-//     card's inclusive last day.
+//   - Expiry and the entitlements' ValidFrom/ValidTo are the instants the
+//     days begin in loc (midnights, or where the clocks jump at midnight
+//     the instants that compare as the tap's local date does); ValidTo and
+//     Expiry are exclusive, the day after the card's inclusive last day.
 //   - Entitlement categories are the card's uint16 code in decimal ("11"),
 //     with the slot, the monthly limit and the rides counted this month,
 //     which the newest tap record carries (card.TapRecord.UsedIn).
@@ -331,15 +332,39 @@ func (s *Session) Balance() (card.Money, bool) { return s.balance, s.balanceRead
 //     and product for transfers. Its Vehicle is fleet's vehicle for the
 //     record's device (see Fleet).
 func FareCard(ct *card.Contract, prev *card.TapRecord, fleet Fleet, now time.Time, loc *time.Location) fare.Card {
-	mon, _ := card.MonthOf(now.In(loc)) // 0 outside the card's years: no counter matches
-	midnight := func(d card.Date) time.Time {
+	local := now.In(loc)
+	mon, _ := card.MonthOf(local) // 0 outside the card's years: no counter matches
+	today, todayErr := card.DateOf(local)
+	// start returns the instant civil day d begins, as now must see it:
+	// the local midnight, unless the clocks jump at midnight (where that
+	// midnight does not exist, or happens twice) and it falls on the wrong
+	// side of now, which must be in d or later exactly when today is. Card
+	// dates are compared with the tap's local date (FORMAT.md).
+	start := func(d card.Date) time.Time {
 		y, m, dd := d.Time().Date()
-		return time.Date(y, m, dd, 0, 0, 0, 0, loc)
+		mid := time.Date(y, m, dd, 0, 0, 0, 0, loc)
+		if todayErr != nil {
+			return mid
+		}
+		switch on := today >= d; {
+		case on && now.Before(mid):
+			return now
+		case !on && !now.Before(mid):
+			return now.Add(time.Nanosecond)
+		}
+		return mid
+	}
+	// after returns the start of the day after d.
+	after := func(d card.Date) time.Time {
+		if d == card.Date(0xFFFF) {
+			return start(d).AddDate(0, 0, 1)
+		}
+		return start(d + 1)
 	}
 	fc := fare.Card{
 		Number:   uint64(ct.Number),
 		Blocked:  ct.Status == card.StatusBlocked,
-		Expiry:   midnight(ct.Expires).AddDate(0, 0, 1),
+		Expiry:   after(ct.Expires),
 		PurseKop: int64(card.PurseUpper),
 	}
 	for i, e := range ct.Entitlements {
@@ -348,8 +373,8 @@ func FareCard(ct *card.Contract, prev *card.TapRecord, fleet Fleet, now time.Tim
 		}
 		fc.Entitlements = append(fc.Entitlements, fare.Entitlement{
 			Category:  strconv.Itoa(int(e.Category)),
-			ValidFrom: midnight(e.ValidFrom),
-			ValidTo:   midnight(e.ValidTo).AddDate(0, 0, 1),
+			ValidFrom: start(e.ValidFrom),
+			ValidTo:   after(e.ValidTo),
 			Slot:      i,
 			Limit:     int(e.Limit),
 			Used:      int(prev.UsedIn(i, e.Category, mon)),
@@ -361,8 +386,8 @@ func FareCard(ct *card.Contract, prev *card.TapRecord, fleet Fleet, now time.Tim
 		}
 		fc.Passes = append(fc.Passes, fare.Pass{
 			Product:   p.Product,
-			ValidFrom: midnight(p.ValidFrom),
-			ValidTo:   midnight(p.ValidTo).AddDate(0, 0, 1),
+			ValidFrom: start(p.ValidFrom),
+			ValidTo:   after(p.ValidTo),
 			Groups:    p.Carriers,
 			Slot:      i,
 		})

@@ -2,8 +2,9 @@
 //
 // One JSON file says which device this is, where it runs, which reader and
 // keys it uses, where its journal lives and where its batches go. Relative
-// paths in it are taken relative to the file. A sample is in
-// testdata/validator.json.
+// paths in it are taken relative to the file. Every field is described in
+// REFERENCE.md (a test keeps it complete); samples are
+// testdata/validator.json and cmd/transit/systemd/validator.json.
 package config
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -53,11 +55,21 @@ type Config struct {
 	// stale (default 48h); a stale list is still used.
 	HotlistMaxAge Duration `json:"hotlist_max_age"`
 	// UpdatesURL is the registry's base URL for hotlists
-	// (validator/update); empty: updates are copied in by hand.
+	// (validator/update), https:// over a network; empty: updates are
+	// copied in by hand.
 	UpdatesURL string `json:"updates_url"`
-	// MetricsListen is where /metrics is served (e.g. 127.0.0.1:9464);
-	// empty: no metrics endpoint.
-	MetricsListen string `json:"metrics_listen"`
+	// UpdatesCAFile is a PEM file of the certificate authority that
+	// signed the registry's TLS certificate, for a city that runs its own;
+	// empty: the system's roots.
+	UpdatesCAFile string `json:"updates_ca_file"`
+	// MetricsListen is where /metrics, /healthz and /readyz are served
+	// (e.g. 127.0.0.1:9464); empty: no endpoint. Beyond loopback it needs
+	// MetricsTLSCert and MetricsTLSKey (HTTPS) and MetricsTokenFile: the
+	// operators' scraper sends that token as a bearer token.
+	MetricsListen    string `json:"metrics_listen"`
+	MetricsTLSCert   string `json:"metrics_tls_cert"`
+	MetricsTLSKey    string `json:"metrics_tls_key"`
+	MetricsTokenFile string `json:"metrics_token_file"`
 	// TimeZone is the city's time zone, for card dates (default Europe/Kyiv).
 	TimeZone string `json:"time_zone"`
 	Kafka    Kafka  `json:"kafka"`
@@ -106,7 +118,8 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff, &c.HotlistDir} {
+	for _, p := range []*string{&c.Journal, &c.Keystore, &c.Tariff, &c.HotlistDir, &c.UpdatesCAFile,
+		&c.MetricsTLSCert, &c.MetricsTLSKey, &c.MetricsTokenFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -174,6 +187,31 @@ func (c *Config) complete() error {
 		u, err := url.Parse(c.UpdatesURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("updates_url", "%q: want an http(s) URL such as https://registry.city/v1/validator", c.UpdatesURL)
+		}
+		if c.UpdatesCAFile != "" && u.Scheme != "https" {
+			return bad("updates_ca_file", "given, but updates_url %q is not https://; the CA is for the registry's TLS certificate", c.UpdatesURL)
+		}
+	}
+	if c.MetricsListen != "" {
+		host, _, err := net.SplitHostPort(c.MetricsListen)
+		if err != nil {
+			return bad("metrics_listen", "%q: want host:port, e.g. 127.0.0.1:9464", c.MetricsListen)
+		}
+		ip := net.ParseIP(host)
+		loopback := host == "localhost" || ip != nil && ip.IsLoopback()
+		switch {
+		case (c.MetricsTLSCert == "") != (c.MetricsTLSKey == ""):
+			return bad("metrics_tls_cert", "metrics_tls_cert and metrics_tls_key go together")
+		case !loopback && (c.MetricsTLSCert == "" || c.MetricsTokenFile == ""):
+			return bad("metrics_listen", "%q is beyond loopback: give metrics_tls_cert, metrics_tls_key and metrics_token_file, or listen on 127.0.0.1", c.MetricsListen)
+		}
+	}
+	if c.UpdatesCAFile != "" {
+		if _, err := os.Stat(c.UpdatesCAFile); err != nil {
+			return bad("updates_ca_file", "%v", err)
+		}
+		if c.UpdatesURL == "" {
+			return bad("updates_ca_file", "given without updates_url")
 		}
 	}
 	return nil

@@ -363,7 +363,7 @@ func build(m *Manifest, add []Entry, remove []uint64, signer crypto.Signer) ([]b
 	if len(remove) > MaxEntries {
 		return nil, fmt.Errorf("%w: %d removes, at most %d", ErrInvalid, len(remove), MaxEntries)
 	}
-	if m.KeyVersion < 1 || m.KeyVersion > math.MaxUint32 {
+	if m.KeyVersion < 1 || int64(m.KeyVersion) > math.MaxUint32 {
 		return nil, fmt.Errorf("%w: key version %d; name the version of %s that signs", ErrInvalid, m.KeyVersion, hsm.LabelSignHotlist)
 	}
 	if m.Issued.UnixMilli() <= 0 {

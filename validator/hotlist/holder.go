@@ -222,7 +222,9 @@ func (h *Holder) scan() ([]uint64, error) {
 
 // maxFileSize bounds what read takes into memory: the largest file
 // MaxEntries adds and removes could need.
-const maxFileSize = headerSize + 2*10*MaxEntries + MaxEntries
+// It is an int64: it exceeds a 32-bit int (the validator also runs on
+// 32-bit ARM).
+const maxFileSize int64 = headerSize + 2*10*MaxEntries + MaxEntries
 
 func (h *Holder) read(version uint64) ([]byte, error) {
 	f, err := os.Open(h.path(version))
@@ -234,7 +236,7 @@ func (h *Holder) read(version uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxFileSize {
+	if int64(len(data)) > maxFileSize {
 		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrMalformed, maxFileSize)
 	}
 	return data, nil

@@ -6,7 +6,8 @@
 //
 // The journal is a SQLite database (pure Go, no cgo) in WAL mode with
 // synchronous=FULL: every committed transaction is on disk before the call
-// returns, so a power cut loses nothing that was acknowledged.
+// returns, so a power cut loses nothing that was acknowledged. The file
+// and its -wal and -shm are kept 0600 whatever the umask.
 package journal
 
 import (
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,9 @@ func Open(ctx context.Context, path, device string) (*Journal, error) {
 	if device == "" {
 		return nil, errors.New("journal: empty device id")
 	}
+	if err := keepPrivate(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + url.PathEscape(path) +
 		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
 	db, err := sql.Open("sqlite", dsn)
@@ -73,7 +78,36 @@ func Open(ctx context.Context, path, device string) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
+	// The write-ahead log and its index exist now; SQLite gives them the
+	// file's own mode, and this makes sure of it.
+	if err := keepPrivate(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return j, nil
+}
+
+// keepPrivate makes the journal file, and its -wal and -shm beside it,
+// readable by its owner only (0600) whatever the umask: taps name cards
+// and where and when they rode. A missing journal is created so.
+func keepPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal %s: make it private (0600): %w", path, err)
+	}
+	for _, side := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Chmod(path+side, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("journal %s: make it private (0600): %w", path+side, err)
+		}
+	}
+	return nil
 }
 
 func (j *Journal) init(ctx context.Context) error {

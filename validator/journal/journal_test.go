@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +272,41 @@ func TestCrashLeavesADenialCommitted(t *testing.T) {
 	un, _ := j.Unsent(ctx, 10)
 	if len(un) != 1 || !un[0].CardCommitted || un[0].CommitUnknown {
 		t.Fatalf("unsent after reopen = %+v", un)
+	}
+}
+
+// TestJournalIsPrivate: the journal and its write-ahead files are 0600
+// whatever the umask, and a journal left wider is made so.
+func TestJournalIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "taps.journal")
+	j, err := Open(context.Background(), path, "bus-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(context.Background(), newTap(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	j.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j, err = Open(context.Background(), path, "bus-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a reopened 0644 journal is %v, want 0600", fi.Mode().Perm())
 	}
 }

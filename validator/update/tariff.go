@@ -33,12 +33,17 @@ type TariffUser interface {
 type TariffFetcher struct {
 	Base   string
 	Client *http.Client
+	// Auth signs each request (see Fetcher.Auth).
+	Auth RequestSigner
 	// Dir is the validator's tariff directory (its configuration's
 	// "tariff"); it is replaced as a whole.
-	Dir        string
-	Keys       tariff.PublicKeys
-	User       TariffUser
+	Dir  string
+	Keys tariff.PublicKeys
+	User TariffUser
+	// Interval, MinBackoff and MaxBackoff are the polling schedule, as
+	// for Fetcher.
 	Interval   time.Duration
+	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Log        *slog.Logger
 }
@@ -52,7 +57,7 @@ func (f *TariffFetcher) Once(ctx context.Context) (bool, error) {
 		loaded = cur.Version
 	}
 	q := url.Values{"since": {strconv.FormatUint(uint64(loaded), 10)}}
-	data, err := get(ctx, f.Client, f.Base, "tariff", q)
+	data, err := get(ctx, f.Client, f.Auth, f.Base, "tariff", q)
 	if err != nil || data == nil {
 		return false, err
 	}
@@ -84,7 +89,7 @@ func (f *TariffFetcher) Once(ctx context.Context) (bool, error) {
 
 // Run polls until ctx ends and returns ctx's error.
 func (f *TariffFetcher) Run(ctx context.Context) error {
-	return poll(ctx, "tariff", f.Once, f.Interval, f.MaxBackoff, f.log())
+	return poll(ctx, "tariff", f.Once, newSchedule(f.Interval, f.MinBackoff, f.MaxBackoff), f.log())
 }
 
 func (f *TariffFetcher) log() *slog.Logger {

@@ -11,20 +11,35 @@
 //	                             zip archive; 304 when V is the newest
 //
 // Every file is signed (validator/hotlist, validator/tariff); the fetchers
-// trust nothing
-// // about the transport and verify before anything is used, refusing
+// trust nothing about the transport and verify before anything is used, refusing
 // anything older than what is in force. A hotlist delta that does not fit
 // is answered by fetching the full list.
+//
+// Both fetchers poll every few minutes while the publisher answers and
+// retry a failure after seconds, backing off to minutes (DefaultMinBackoff
+// to DefaultMaxBackoff, jittered): a validator that starts beside a
+// registry that is not up yet, or that leaves a tunnel, is current soon
+// after, and a whole fleet does not hammer a registry that is down.
+//
+// The publisher wants to know who asks: each request is signed with the
+// validator's own batch key (Auth, validator/devauth). Over the network
+// the base URL is https://; a city that runs its own certificate
+// authority gives the validator its certificate (NewClient, the
+// configuration's "updates_ca_file").
 package update
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -34,16 +49,46 @@ import (
 // MaxFile bounds a downloaded hotlist: 10 million cards take about 20 MB.
 const MaxFile = 256 << 20
 
+// RequestSigner authenticates a request to the publisher
+// (*devauth.Signer).
+type RequestSigner interface {
+	Sign(ctx context.Context, req *http.Request) error
+}
+
+// Defaults of the polling schedule (Fetcher and TariffFetcher).
+const (
+	// DefaultInterval is the wait between polls while the publisher
+	// answers.
+	DefaultInterval = 5 * time.Minute
+	// DefaultMinBackoff is the wait before the first retry after a
+	// failure: a registry restarting or a vehicle leaving a tunnel is
+	// back within seconds.
+	DefaultMinBackoff = 2 * time.Second
+	// DefaultMaxBackoff caps the wait between retries, so a validator
+	// that was offline for hours catches up within minutes of the link
+	// coming back.
+	DefaultMaxBackoff = 5 * time.Minute
+)
+
 // Fetcher polls the publisher for newer hotlists.
 type Fetcher struct {
 	// Base is the publisher's base URL, e.g. https://registry.city/v1/validator.
-	Base    string
-	Client  *http.Client
+	Base   string
+	Client *http.Client
+	// Auth signs each request; nil sends them unsigned, which the
+	// registry refuses.
+	Auth    RequestSigner
 	Hotlist *hotlist.Holder
 	Keys    hotlist.KeyLookup
-	// Interval between polls (default 5 min); after a failure the wait
-	// doubles up to MaxBackoff (default 30 min).
+	// Interval between polls while they succeed (DefaultInterval if 0).
+	// After a failure the next try comes after MinBackoff
+	// (DefaultMinBackoff), each further one twice as late, up to
+	// MaxBackoff (DefaultMaxBackoff); waits are jittered by up to 20% so
+	// that a fleet that lost the publisher together does not return
+	// together, and a Retry-After from the publisher is honoured within
+	// MaxBackoff.
 	Interval   time.Duration
+	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Log        *slog.Logger
 }
@@ -84,11 +129,11 @@ func (f *Fetcher) Once(ctx context.Context) (bool, error) {
 }
 
 func (f *Fetcher) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	return get(ctx, f.Client, f.Base, path, q)
+	return get(ctx, f.Client, f.Auth, f.Base, path, q)
 }
 
 // get returns the body of GET base/path?q, or nil for 304 Not Modified.
-func get(ctx context.Context, client *http.Client, base, path string, q url.Values) ([]byte, error) {
+func get(ctx context.Context, client *http.Client, auth RequestSigner, base, path string, q url.Values) ([]byte, error) {
 	u, err := url.JoinPath(base, path)
 	if err != nil {
 		return nil, fmt.Errorf("publisher URL %q: %w", base, err)
@@ -99,6 +144,11 @@ func get(ctx context.Context, client *http.Client, base, path string, q url.Valu
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if auth != nil {
+		if err := auth.Sign(ctx, req); err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", path, err)
+		}
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Minute}
@@ -114,7 +164,7 @@ func get(ctx context.Context, client *http.Client, base, path string, q url.Valu
 	case http.StatusOK:
 	default:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET %s: %s: %w: %q", u, resp.Status, ErrStatus, msg)
+		return nil, &statusError{url: u, status: resp.Status, msg: msg, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxFile+1))
 	if err != nil {
@@ -126,31 +176,95 @@ func get(ctx context.Context, client *http.Client, base, path string, q url.Valu
 	return data, nil
 }
 
+// statusError is an unexpected HTTP answer; it matches ErrStatus.
+type statusError struct {
+	url, status string
+	msg         []byte
+	retryAfter  time.Duration // 0: the publisher did not say
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("GET %s: %s: %v: %q", e.url, e.status, ErrStatus, e.msg)
+}
+
+func (e *statusError) Is(target error) bool { return target == ErrStatus }
+
+// maxRetryAfter bounds what a publisher can ask for, whatever it sends.
+const maxRetryAfter = time.Hour
+
+// parseRetryAfter reads a Retry-After header in seconds (the form the
+// registry sends; an HTTP date is ignored).
+func parseRetryAfter(v string) time.Duration {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
 // Run polls until ctx ends and returns ctx's error. Failures are logged
 // and retried with backoff: the validator works offline meanwhile.
 func (f *Fetcher) Run(ctx context.Context) error {
-	return poll(ctx, "hotlist", f.Once, f.Interval, f.MaxBackoff, f.log())
+	return poll(ctx, "hotlist", f.Once, newSchedule(f.Interval, f.MinBackoff, f.MaxBackoff), f.log())
 }
 
-// poll calls once every interval (default 5 min) until ctx ends, doubling
-// the wait after a failure up to maxWait (default 30 min).
-func poll(ctx context.Context, what string, once func(context.Context) (bool, error), interval, maxWait time.Duration, log *slog.Logger) error {
-	if interval <= 0 {
-		interval = 5 * time.Minute
+// schedule says how long to wait before the next poll.
+type schedule struct {
+	interval, min, max time.Duration
+	failures           int
+	// jitter returns a number in [0, 1); rand.Float64 outside tests.
+	jitter func() float64
+}
+
+func newSchedule(interval, minWait, maxWait time.Duration) *schedule {
+	s := &schedule{interval: interval, min: minWait, max: maxWait, jitter: rand.Float64}
+	if s.interval <= 0 {
+		s.interval = DefaultInterval
 	}
-	if maxWait <= 0 {
-		maxWait = 30 * time.Minute
+	if s.min <= 0 {
+		s.min = DefaultMinBackoff
 	}
-	wait := interval
+	if s.max <= 0 {
+		s.max = DefaultMaxBackoff
+	}
+	s.max = max(s.max, s.min)
+	return s
+}
+
+// next returns the wait after a poll that ended with err.
+func (s *schedule) next(err error) time.Duration {
+	if err == nil {
+		s.failures = 0
+		return s.spread(s.interval)
+	}
+	wait := s.min
+	for i := 0; i < s.failures && wait < s.max; i++ {
+		wait *= 2
+	}
+	s.failures++
+	wait = s.spread(min(wait, s.max))
+	var se *statusError
+	if errors.As(err, &se) && se.retryAfter > wait {
+		wait = min(se.retryAfter, s.max)
+	}
+	return wait
+}
+
+// spread moves d by up to 20% either way.
+func (s *schedule) spread(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*s.jitter()))
+}
+
+// poll calls once until ctx ends, waiting as s says between calls.
+func poll(ctx context.Context, what string, once func(context.Context) (bool, error), s *schedule, log *slog.Logger) error {
 	for {
-		if _, err := once(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			log.Warn(what+" update failed, will retry", "err", err, "in", wait)
-			wait = min(wait*2, maxWait)
-		} else {
-			wait = interval
+		_, err := once(ctx)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := s.next(err)
+		if err != nil {
+			log.Warn(what+" update failed, will retry", "err", err, "in", wait.Round(time.Millisecond), "failures", s.failures)
 		}
 		select {
 		case <-ctx.Done():
@@ -165,4 +279,25 @@ func (f *Fetcher) log() *slog.Logger {
 		return f.Log
 	}
 	return slog.Default()
+}
+
+// NewClient returns the client the fetchers use: TLS certificates are
+// checked against the system's roots, or, with caFile, against the
+// certificate authority (or authorities) in that PEM file alone, for a
+// city that runs its own.
+func NewClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("updates CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("updates CA file %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Timeout: 2 * time.Minute, Transport: tr}, nil
 }

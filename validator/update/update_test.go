@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -139,5 +141,90 @@ func TestFetcherRefusesForgedLists(t *testing.T) {
 	}
 	if h.Version() != 0 {
 		t.Fatal("a forged list was applied")
+	}
+}
+
+// TestScheduleBacksOffFromSecondsToMinutes checks the waits between polls:
+// seconds after the first failure, doubling to minutes, back to the
+// interval after a success, Retry-After honoured within the cap.
+func TestScheduleBacksOffFromSecondsToMinutes(t *testing.T) {
+	s := newSchedule(0, 0, 0)
+	s.jitter = func() float64 { return 0.5 } // no spread
+	fail := errors.New("registry unreachable")
+	var got []time.Duration
+	for range 10 {
+		got = append(got, s.next(fail))
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
+		64 * time.Second, 128 * time.Second, 256 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("waits after failures %v, want %v", got, want)
+	}
+	if w := s.next(nil); w != DefaultInterval {
+		t.Fatalf("after a success: %v, want %v", w, DefaultInterval)
+	}
+	if w := s.next(fail); w != DefaultMinBackoff {
+		t.Fatalf("first failure after a success: %v, want %v", w, DefaultMinBackoff)
+	}
+	s.next(nil)
+	busy := &statusError{status: "503 Service Unavailable", retryAfter: parseRetryAfter("60")}
+	if !errors.Is(busy, ErrStatus) {
+		t.Fatal("a status error does not match ErrStatus")
+	}
+	if w := s.next(busy); w != time.Minute {
+		t.Fatalf("Retry-After 60: %v, want 1m", w)
+	}
+	if w := s.next(&statusError{retryAfter: parseRetryAfter("86400")}); w != DefaultMaxBackoff {
+		t.Fatalf("Retry-After of a day: %v, want the cap %v", w, DefaultMaxBackoff)
+	}
+	for _, v := range []string{"", "0", "-5", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"} {
+		if d := parseRetryAfter(v); d != 0 {
+			t.Errorf("Retry-After %q: %v, want none", v, d)
+		}
+	}
+	// Jitter stays within 20% either way.
+	for _, j := range []float64{0, 0.999} {
+		s := newSchedule(time.Minute, time.Second, time.Minute)
+		s.jitter = func() float64 { return j }
+		if w := s.next(nil); w < 48*time.Second || w > 72*time.Second {
+			t.Errorf("jitter %v: interval wait %v outside 48s..72s", j, w)
+		}
+	}
+}
+
+// TestRunRetriesSoonAfterAFailure: a validator that starts while the
+// publisher is down gets the list soon after it comes back, not an
+// interval later.
+func TestRunRetriesSoonAfterAFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	p := &publisher{signer: priv, lists: map[uint64][]hotlist.Entry{}, fail: true}
+	p.publish(t, nil)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	keys := hotlist.KeyMap(map[int]ed25519.PublicKey{1: pub})
+	h, err := hotlist.Open(ctx, hotlist.Config{Dir: t.TempDir()}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Fetcher{Base: srv.URL, Hotlist: h, Keys: keys, Interval: time.Hour, MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // a few failed polls
+	p.mu.Lock()
+	p.fail = false
+	p.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Version() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no list 10 s after the publisher came back, with an hour's interval: failures are not retried soon")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
 	}
 }

@@ -114,7 +114,7 @@ func (u *Uploader) Flush(ctx context.Context) (int, error) {
 		if err := u.send(ctx, taps); err != nil {
 			return sent, err
 		}
-		u.Metrics.sent(len(taps))
+		u.Metrics.sent(len(taps), time.Now())
 		sent += len(taps)
 	}
 }

@@ -118,6 +118,10 @@ func TestPruneKeepsOnlyRecentSentTaps(t *testing.T) {
 	m, _ := cmac.New(make([]byte, 16))
 	reg := prometheus.NewRegistry()
 	u := &Uploader{Journal: j, Sealer: cmacSealer{m}, Publisher: &flakyBus{}, MaxTaps: 4, KeepSent: 2, Metrics: NewMetrics(reg)}
+	if got := testutil.ToFloat64(u.Metrics.last); got != 0 {
+		t.Fatalf("last upload before any: %v, want 0", got)
+	}
+	before := time.Now()
 	if n, err := u.Flush(ctx); err != nil || n != 9 {
 		t.Fatalf("flush: %d, %v", n, err)
 	}
@@ -137,5 +141,8 @@ func TestPruneKeepsOnlyRecentSentTaps(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(u.Metrics.pruned); got != 7 {
 		t.Fatalf("pruned metric %v, want 7", got)
+	}
+	if got := testutil.ToFloat64(u.Metrics.last); got < float64(before.Unix()) {
+		t.Fatalf("last upload %v, want a time after %v", got, before.Unix())
 	}
 }

@@ -3,6 +3,9 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/postgres"
 	"github.com/citycard/transit/registry/store/storetest"
@@ -222,5 +226,90 @@ func TestOpenUnreachable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditTamper goes around the store with the triggers set aside, as
+// the database's owner could, and the chain shows it.
+func TestAuditTamper(t *testing.T) {
+	hexBlob := regexp.MustCompile(`X'([0-9A-F]*)'`)
+	storetest.RunTamper(t, func(t *testing.T, opt store.Options) (store.Store, storetest.Raw) {
+		dsn := migrated(t)
+		s, err := postgres.Open(context.Background(), dsn, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func(t *testing.T, statements ...string) {
+			t.Helper()
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			all := append([]string{"ALTER TABLE audit_log DISABLE TRIGGER USER"}, statements...)
+			all = append(all, "ALTER TABLE audit_log ENABLE TRIGGER USER")
+			for _, q := range all {
+				q = hexBlob.ReplaceAllString(q, `'\x$1'::bytea`)
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+	})
+}
+
+// TestMigrationSealsOldAuditLog: a schema written before the audit chain
+// existed gets its entries chained, in SQL, by migration 0003, exactly as
+// auditchain.Hash computes them.
+func TestMigrationSealsOldAuditLog(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresSchema(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE registry_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range []string{"0001_initial.sql", "0002_service_role.sql"} {
+		b, err := os.ReadFile(filepath.Join("migrations", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(b)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO registry_schema_migrations (version, name) VALUES ($1, $2)", i+1, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 5, 1, 9, 30, 15, 123456000, time.UTC)
+	for i, purpose := range []string{"old visit", "стара заява «Й»", ""} {
+		if _, err := conn.Exec(ctx, `INSERT INTO audit_log (at, user_name, role, resident_id, record, action, purpose) VALUES ($1, 'olena', 'desk', NULL, 'resident/7', 'read resident', $2)`,
+			at.Add(time.Duration(i)*time.Second), purpose); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := postgres.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, dsn, store.Options{Issuer: 1001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rep, err := auditchain.Verify(ctx, s, nil, nil)
+	if err != nil || !rep.OK() || rep.Head != 3 {
+		t.Fatalf("old entries after the migration: %+v (first %v), %v; want 3 that verify", rep, rep.First, err)
+	}
+	if _, err := s.AddResident(ctx, desk, registry.Resident{RegistryNumber: storetest.RegistryNumber(1), Name: "Нова Особа",
+		BirthDate: registry.Date{Year: 1970, Month: 1, Day: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := auditchain.Verify(ctx, s, nil, nil); err != nil || !rep.OK() || rep.Head != 4 {
+		t.Fatalf("after a new entry: %+v, %v", rep, err)
 	}
 }

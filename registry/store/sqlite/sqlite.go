@@ -22,6 +22,7 @@ import (
 	"github.com/citycard/transit/clearing/store/migration"
 	"github.com/citycard/transit/clearing/store/sqlitefile"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/sqlstore"
 )
@@ -138,6 +139,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
 		}
+		if m.Version == chainMigration {
+			if err := sealAudit(ctx, tx); err != nil {
+				return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO registry_schema_migrations (version, name, applied_us) VALUES (?, ?, ?)",
 			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
 			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
@@ -145,6 +151,62 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// chainMigration is the migration that adds the audit chain.
+const chainMigration = 3
+
+// sealAudit gives the audit entries written before the chain existed
+// their places and hashes, in id order, as the PostgreSQL migration does
+// in SQL. The append-only trigger is set aside for this one update,
+// inside the migration's transaction.
+func sealAudit(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, "SELECT id, at, user_name, role, resident_id, record, action, purpose FROM audit_log ORDER BY id")
+	if err != nil {
+		return fmt.Errorf("seal the audit log: %w", err)
+	}
+	var es []registry.AuditEntry
+	for rows.Next() {
+		var (
+			e        registry.AuditEntry
+			at       int64
+			role     string
+			resident sql.NullInt64
+		)
+		if err := rows.Scan(&e.ID, &at, &e.User, &role, &resident, &e.Record, &e.Action, &e.Purpose); err != nil {
+			rows.Close()
+			return fmt.Errorf("seal the audit log: %w", err)
+		}
+		e.At, e.Role, e.Resident = time.UnixMicro(at).UTC(), registry.Role(role), resident.Int64
+		es = append(es, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("seal the audit log: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "DROP TRIGGER audit_log_no_update"); err != nil {
+		return fmt.Errorf("seal the audit log: %w", err)
+	}
+	prev := auditchain.Genesis
+	for i := range es {
+		e := &es[i]
+		auditchain.Link(e, int64(i), prev)
+		if _, err := tx.ExecContext(ctx, "UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?", e.Seq, e.Prev, e.Hash, e.ID); err != nil {
+			return fmt.Errorf("seal the audit log: entry %d: %w", e.ID, err)
+		}
+		prev = e.Hash
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", len(es), prev); err != nil {
+		return fmt.Errorf("seal the audit log: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused');
+END`)
+	if err != nil {
+		return fmt.Errorf("seal the audit log: %w", err)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func (t *tx) insertCard(c *registry.Card) error {
 		int64(c.Number), c.ResidentID, string(c.Status), string(c.Reason), c.Note, t.date(c.Issued), t.date(c.Expires),
 		nullNumber(c.Replaces), c.CarriedKop, string(c.BalanceSource), t.time(c.Updated))
 	if err != nil && t.s.d.IsUnique(err) {
-		return fmt.Errorf("%w: resident %d already has a live card; block and replace it instead of ordering another", registry.ErrConflict, c.ResidentID)
+		return fmt.Errorf("%w: this resident already has a card in use; block and replace it instead of ordering another", registry.ErrConflict)
 	}
 	return err
 }
@@ -121,8 +121,10 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 			if live.Status == registry.StatusLost || live.Status == registry.StatusStolen {
 				how = "order its replacement, which carries its balance"
 			}
-			return fmt.Errorf("%w: resident %d already has card %s (%s); a person has one card: %s",
-				registry.ErrConflict, resident, live.Number, live.Status, how)
+			// The card's number is not said: the holder's record, read
+			// with a purpose, shows it.
+			return fmt.Errorf("%w: this resident already has a card (%s); a person has one card: %s",
+				registry.ErrConflict, live.Status, how)
 		}
 		num, err := t.newNumber()
 		if err != nil {
@@ -189,7 +191,7 @@ func (t *tx) updateStatus(c registry.Card, from registry.Status) error {
 		string(c.Status), string(c.Reason), c.Note, nullNumber(c.ReplacedBy), t.time(c.Updated), int64(c.Number), string(from))
 	if err != nil {
 		if t.s.d.IsUnique(err) {
-			return fmt.Errorf("%w: resident %d already has another live card", registry.ErrConflict, c.ResidentID)
+			return fmt.Errorf("%w: the card's holder already has another card in use", registry.ErrConflict)
 		}
 		return err
 	}
@@ -288,8 +290,8 @@ func (s *Store) Personalisation(ctx context.Context, a registry.Access, number c
 			return err
 		}
 		if n := len(p.Card.Entitlements); n > card.MaxEntitlements {
-			return fmt.Errorf("%w: resident %d has %d current entitlements and a card holds %d; end one first",
-				registry.ErrConflict, c.ResidentID, n, card.MaxEntitlements)
+			return fmt.Errorf("%w: the holder has %d current entitlements and a card holds %d; end one first",
+				registry.ErrConflict, n, card.MaxEntitlements)
 		}
 		r, err := scanResident(t.queryRow("SELECT "+residentColumns+" FROM residents WHERE id = $1", c.ResidentID))
 		if err != nil {
@@ -304,16 +306,35 @@ func (s *Store) Personalisation(ctx context.Context, a registry.Access, number c
 	return p, nil
 }
 
+// CardState implements store.Store.
+func (s *Store) CardState(ctx context.Context, number card.Number) (registry.CardState, error) {
+	var st registry.CardState
+	err := s.read(ctx, fmt.Sprintf("read card %s", number), func(t *tx) error {
+		c, err := t.card(number)
+		if err != nil {
+			return err
+		}
+		st = registry.CardState{Number: c.Number, Status: c.Status, Issued: c.Issued, Expires: c.Expires}
+		return nil
+	})
+	return st, err
+}
+
 // CardData implements store.Store.
-func (s *Store) CardData(ctx context.Context, number card.Number) (registry.CardData, error) {
+func (s *Store) CardData(ctx context.Context, a registry.Access, number card.Number) (registry.CardData, error) {
+	if err := a.PermitRead(registry.ActReadPersonal, 0); err != nil {
+		return registry.CardData{}, err
+	}
 	var d registry.CardData
 	err := s.read(ctx, fmt.Sprintf("read card %s", number), func(t *tx) error {
 		c, err := t.card(number)
 		if err != nil {
 			return err
 		}
-		d, err = t.cardData(c)
-		return err
+		if d, err = t.cardData(c); err != nil {
+			return err
+		}
+		return t.audit(a, c.ResidentID, cardRecord(number), "read card data")
 	})
 	return d, err
 }

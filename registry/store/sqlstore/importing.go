@@ -216,17 +216,12 @@ func (t *tx) applyImport(p *registry.ImportPlan) (map[string]int64, error) {
 
 // auditMany appends one audit entry per resident.
 func (t *tx) auditMany(a registry.Access, residents []int64, action string) error {
-	for part := range slices.Chunk(residents, chunk) {
-		args := make([]any, 0, 7*len(part))
-		for _, id := range part {
-			args = append(args, t.time(t.now), a.Actor.User, string(a.Actor.Role), id, residentRecord(id), action, strings.TrimSpace(a.Purpose))
-		}
-		if _, err := t.exec(`INSERT INTO audit_log (at, user_name, role, resident_id, record, action, purpose)
-			VALUES `+rowParams(len(part), 7), args...); err != nil {
-			return fmt.Errorf("write the audit log: %w", err)
-		}
+	es := make([]registry.AuditEntry, len(residents))
+	for i, id := range residents {
+		es[i] = registry.AuditEntry{At: t.now, User: a.Actor.User, Role: a.Actor.Role, Resident: id,
+			Record: residentRecord(id), Action: action, Purpose: strings.TrimSpace(a.Purpose)}
 	}
-	return nil
+	return t.appendAudit(es)
 }
 
 // params returns "$from, $from+1, ..." n placeholders.

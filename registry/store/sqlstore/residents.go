@@ -30,7 +30,9 @@ func (s *Store) AddResident(ctx context.Context, a registry.Access, r registry.R
 		var id int64
 		switch err := t.queryRow("SELECT id FROM residents WHERE registry_number = $1", r.RegistryNumber).Scan(&id); {
 		case err == nil:
-			return fmt.Errorf("%w: resident %d has this registry number; open their record instead of registering them again", registry.ErrDuplicate, id)
+			// Who holds it is not said: finding them is a read of
+			// personal data, with a purpose and an audit entry.
+			return fmt.Errorf("%w: this registry number is already registered; find the record by the number (stating why) instead of registering the person again", registry.ErrDuplicate)
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}

@@ -17,11 +17,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/auditchain"
 	"github.com/citycard/transit/registry/store"
 )
 
@@ -166,15 +168,47 @@ func isDomain(err error) bool {
 
 // audit appends an entry to the audit log.
 func (t *tx) audit(a registry.Access, resident int64, record, action string) error {
-	var who any
-	if resident != 0 {
-		who = resident
+	return t.appendAudit([]registry.AuditEntry{{At: t.now, User: a.Actor.User, Role: a.Actor.Role, Resident: resident,
+		Record: record, Action: action, Purpose: strings.TrimSpace(a.Purpose)}})
+}
+
+// appendAudit appends entries to the audit log's hash chain
+// (registry/auditchain). Taking the head row first orders every append:
+// two transactions that audit wait for each other here, so the chain
+// has one order, the order of commits.
+func (t *tx) appendAudit(es []registry.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	_, err := t.exec(`INSERT INTO audit_log (at, user_name, role, resident_id, record, action, purpose)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.time(t.now), a.Actor.User, string(a.Actor.Role), who, record, action, strings.TrimSpace(a.Purpose))
-	if err != nil {
-		return fmt.Errorf("write the audit log: %w", err)
+	var (
+		seq  int64
+		prev []byte
+	)
+	if err := t.queryRow("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash", int64(len(es))).Scan(&seq, &prev); err != nil {
+		return fmt.Errorf("write the audit log: take its head: %w", err)
+	}
+	seq -= int64(len(es))
+	for i := range es {
+		auditchain.Link(&es[i], seq, prev)
+		seq, prev = es[i].Seq, es[i].Hash
+	}
+	const cols = 10
+	for part := range slices.Chunk(es, chunk) {
+		args := make([]any, 0, cols*len(part))
+		for _, e := range part {
+			var who any
+			if e.Resident != 0 {
+				who = e.Resident
+			}
+			args = append(args, t.time(e.At), e.User, string(e.Role), who, e.Record, e.Action, e.Purpose, e.Seq, e.Prev, e.Hash)
+		}
+		if _, err := t.exec(`INSERT INTO audit_log (at, user_name, role, resident_id, record, action, purpose, seq, prev_hash, hash)
+			VALUES `+rowParams(len(part), cols), args...); err != nil {
+			return fmt.Errorf("write the audit log: %w", err)
+		}
+	}
+	if _, err := t.exec("UPDATE audit_head SET hash = $1 WHERE id = 1", prev); err != nil {
+		return fmt.Errorf("write the audit log: move its head: %w", err)
 	}
 	return nil
 }

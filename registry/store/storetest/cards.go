@@ -148,8 +148,8 @@ func testOneLiveCard(t *testing.T, e *env) {
 		c := e.cardIn(st)
 		before := e.state()
 		_, err := e.s.OrderCard(e.ctx, desk, c.ResidentID)
-		if !errors.Is(err, registry.ErrConflict) || !strings.Contains(err.Error(), c.Number.String()) {
-			t.Errorf("second card while the first is %s: %v; want ErrConflict naming card %s", st, err, c.Number)
+		if !errors.Is(err, registry.ErrConflict) || strings.Contains(err.Error(), c.Number.String()) || !strings.Contains(err.Error(), string(st)) {
+			t.Errorf("second card while the first is %s: %v; want ErrConflict saying its status, not its number %s", st, err, c.Number)
 		}
 		if after := e.state(); after != before {
 			t.Errorf("refused order changed the store: %s -> %s", before, after)
@@ -237,7 +237,7 @@ func testReplace(t *testing.T, e *env) {
 		!repl.Number.Valid() || repl.Number.Issuer() != Issuer {
 		t.Errorf("replacement = %+v; want an ordered card of the same resident carrying the card's %d kop", repl, cardKop)
 	}
-	data, err := e.s.CardData(e.ctx, repl.Number)
+	data, err := e.s.CardData(e.ctx, desk, repl.Number)
 	if err != nil || data.PurseKop != cardKop || len(data.Entitlements) != 1 || data.Entitlements[0].Category != registry.CategoryPensioner {
 		t.Errorf("replacement's card data = %+v, %v; want the carried balance and the resident's entitlement", data, err)
 	}
@@ -270,12 +270,28 @@ func testPersonalisation(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	audits := e.auditCount()
-	data, err := e.s.CardData(e.ctx, c.Number)
+	if _, err := e.s.CardData(e.ctx, as(deskActor, ""), c.Number); !errors.Is(err, registry.ErrNoPurpose) {
+		t.Errorf("CardData without a purpose = %v; want ErrNoPurpose (it names the holder and their benefits)", err)
+	}
+	if _, err := e.s.CardData(e.ctx, as(financeActor, "curious"), c.Number); !errors.Is(err, registry.ErrForbidden) {
+		t.Errorf("CardData as finance = %v; want ErrForbidden", err)
+	}
+	if e.auditCount() != audits {
+		t.Errorf("a refused CardData wrote to the audit log")
+	}
+	data, err := e.s.CardData(e.ctx, desk, c.Number)
 	if err != nil {
 		t.Fatalf("CardData: %v", err)
 	}
-	if e.auditCount() != audits {
-		t.Errorf("CardData wrote to the audit log; it holds no personal data")
+	if e.auditCount() != audits+1 {
+		t.Errorf("CardData left %d audit entries; want one (it names the holder and their benefits)", e.auditCount()-audits)
+	}
+	st, err := e.s.CardState(e.ctx, c.Number)
+	if err != nil || st != (registry.CardState{Number: c.Number, Status: c.Status, Issued: c.Issued, Expires: c.Expires}) {
+		t.Errorf("CardState = %+v, %v", st, err)
+	}
+	if e.auditCount() != audits+1 {
+		t.Errorf("CardState wrote to the audit log; it holds no personal data")
 	}
 	if data.Number != c.Number || data.HolderRef != c.ResidentID || data.Issued != c.Issued || data.Expires != c.Expires ||
 		len(data.Entitlements) != 1 || data.Entitlements[0] != x.ForCard() {
@@ -408,8 +424,8 @@ func testCardEvents(t *testing.T, e *env) {
 	if err != nil || bl2.Version <= bl.Version || len(bl2.Cards) != 1 || bl2.Cards[0].Card != stolen.Number {
 		t.Errorf("after unblocking, Blocked = %+v, %v; want only the stolen card and a higher version", bl2, err)
 	}
-	if _, err := e.s.CardData(e.ctx, 1234); !errors.Is(err, registry.ErrNotFound) {
-		t.Errorf("CardData of an unknown card = %v; want ErrNotFound", err)
+	if _, err := e.s.CardState(e.ctx, 1234); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("CardState of an unknown card = %v; want ErrNotFound", err)
 	}
 }
 
@@ -469,7 +485,7 @@ func testTokens(t *testing.T, e *env) {
 			t.Fatalf("AddToken(%+v): %v", actor, err)
 		}
 		got, err := e.s.Authenticate(e.ctx, registry.HashToken(secret))
-		if err != nil || got != actor {
+		if err != nil || got.Actor != actor || got.ID != registry.TokenID(tok.Hash) || !got.Expires.Equal(tok.Expires) {
 			t.Errorf("Authenticate = %+v, %v; want %+v", got, err, actor)
 		}
 		if err := e.s.AddToken(e.ctx, tok); !errors.Is(err, registry.ErrDuplicate) {

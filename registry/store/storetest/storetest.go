@@ -60,6 +60,12 @@ func Run(t *testing.T, open Open) {
 		{"ImportConflictWritesNothing", testImportConflict},
 		{"AuditOwnEntriesOnly", testAuditOwn},
 		{"Tokens", testTokens},
+		{"TokenLifecycle", testTokenLifecycle},
+		{"StaffAccounts", testStaff},
+		{"ResidentSignIn", testResidentSignIn},
+		{"AuditChain", testAuditChain},
+		{"TextIsNFC", testTextIsNFC},
+		{"ConflictsNameNobody", testConflictsNameNobody},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Reopen", testReopen},
 	} {
