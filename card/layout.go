@@ -260,6 +260,10 @@ const (
 	// File 3 held the monthly ride counts in layout 1; they are in the tap
 	// log's records now (TapRecord.Counts), and the number stays unused.
 	FileTapLog uint8 = 0x04
+	// FileTMAC is the TransactionMAC file that personalisation adds on
+	// DESFire EV2 and EV3 cards (LAYOUT.md, "Transaction MAC"): TMC || TMV
+	// of the last committed transaction, readable with the validator key.
+	FileTMAC uint8 = 0x05
 )
 
 // Key numbers. Every application uses key 0 for the issuer; the transport

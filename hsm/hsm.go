@@ -21,6 +21,12 @@
 //	sign-hotlist, sign-tariff, sign-statement, sign-audit
 //	    Ed25519 signing keys (KindSigning); sign-audit signs the registry's
 //	    audit-log checkpoints
+//	tmac-master
+//	    AES-128 master of the cards' Transaction MAC keys (KindTMACMaster):
+//	    each EV2/EV3 card's AppTransactionMACKey is diversified from it by
+//	    UID (AN10922). Clearing verifies Transaction MACs with it; the
+//	    issuer's keystore holds it to write the key at personalisation; no
+//	    validator, top-up or inspector keystore ever does (ExportRole)
 //	batch-master
 //	    AES-128 master from which each device's batch MAC key is diversified
 //	    by device id (KindBatchMaster), so clearing needs no per-device table
@@ -50,6 +56,9 @@ const (
 	KindCardMaster Kind = "card-master"
 	// KindBatchMaster is an AES-128 key that only diversifies device batch keys.
 	KindBatchMaster Kind = "batch-master"
+	// KindTMACMaster is an AES-128 key that only diversifies the cards'
+	// Transaction MAC keys.
+	KindTMACMaster Kind = "tmac-master"
 	// KindMAC is an AES-128 key that computes AES-CMAC over batches.
 	KindMAC Kind = "mac"
 	// KindSigning is an Ed25519 key pair.
@@ -60,13 +69,15 @@ const (
 
 func (k Kind) valid() bool {
 	switch k {
-	case KindCardMaster, KindBatchMaster, KindMAC, KindSigning, KindVerify:
+	case KindCardMaster, KindBatchMaster, KindTMACMaster, KindMAC, KindSigning, KindVerify:
 		return true
 	}
 	return false
 }
 
-func (k Kind) aes() bool { return k == KindCardMaster || k == KindBatchMaster || k == KindMAC }
+func (k Kind) aes() bool {
+	return k == KindCardMaster || k == KindBatchMaster || k == KindTMACMaster || k == KindMAC
+}
 
 // Errors a caller can test with errors.Is.
 var (
@@ -135,7 +146,7 @@ type KeyInfo struct {
 // KeyManager is what every backend provides. Secret key material never
 // crosses it; only diversified card keys and MAC tags come out.
 type KeyManager interface {
-	// Diversify derives a card key from the card-master or batch-master key
+	// Diversify derives a card key from the card-master, tmac-master or batch-master key
 	// ref per NXP AN10922 (AES-128): CMAC over 0x01 || input.
 	Diversify(ctx context.Context, ref Ref, input []byte) ([16]byte, error)
 	// Signer returns a signer for the Ed25519 key ref.

@@ -306,7 +306,7 @@ func (ks *Keystore) get(ref Ref, op string, kinds ...Kind) (storedKey, error) {
 
 // Diversify implements KeyManager with full AN10922 padding.
 func (ks *Keystore) Diversify(_ context.Context, ref Ref, input []byte) ([16]byte, error) {
-	k, err := ks.get(ref, "diversify", KindCardMaster, KindBatchMaster)
+	k, err := ks.get(ref, "diversify", KindCardMaster, KindBatchMaster, KindTMACMaster)
 	if err != nil {
 		return [16]byte{}, err
 	}

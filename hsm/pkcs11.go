@@ -257,7 +257,7 @@ func (p *PKCS11) Diversify(_ context.Context, ref Ref, input []byte) ([16]byte, 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k, err := p.getLocked(ref, "diversify", KindCardMaster, KindBatchMaster)
+	k, err := p.getLocked(ref, "diversify", KindCardMaster, KindBatchMaster, KindTMACMaster)
 	if err != nil {
 		return [16]byte{}, err
 	}

@@ -33,6 +33,7 @@ const (
 	LabelSignAudit   = "sign-audit"
 	LabelBatchMaster = "batch-master"
 	LabelBatchDevice = "batch-device"
+	LabelTMACMaster  = "tmac-master"
 )
 
 // CardMasterLabel is the label of role's card-key master.
@@ -58,7 +59,8 @@ func roleCardMasters(r Role) []Role {
 
 // ExportRole writes a new keystore at path holding only what role needs,
 // every version of each key so that a change-over keeps working: the
-// role's card-key master(s); the hotlist and tariff verify keys as public
+// role's card-key master(s) (and, for the issuer, the Transaction MAC
+// master); the hotlist and tariff verify keys as public
 // keys only; and, for a validator, its own batch MAC key diversified from
 // the batch master by device. Nothing else (no signing key, no other
 // role's master, no batch master) is copied.
@@ -95,6 +97,20 @@ func ExportRole(ctx context.Context, src *Keystore, role Role, device, path stri
 		}
 		if n == 0 {
 			return nil, fmt.Errorf("export %s keystore: no %s key; create it with 'transit hsm keygen %s'", role, label, label)
+		}
+	}
+	// The Transaction MAC master proves rides to clearing; of the exported
+	// roles only the issuer, which writes each card's key, holds it.
+	if role == RoleIssuer {
+		for _, k := range keys {
+			if k.Ref.Label != LabelTMACMaster {
+				continue
+			}
+			sk, err := src.get(k.Ref, "export role", KindTMACMaster)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, item{k.Ref, KindTMACMaster, sk.Material})
 		}
 	}
 	for _, label := range []string{LabelSignHotlist, LabelSignTariff} {

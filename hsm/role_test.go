@@ -28,6 +28,11 @@ func TestExportRole(t *testing.T) {
 	if _, err := src.Generate(ctx, LabelBatchMaster, KindBatchMaster); err != nil {
 		t.Fatal(err)
 	}
+	// The Transaction MAC master goes to the issuer only, never to a
+	// validator, top-up point or inspector.
+	if _, err := src.Generate(ctx, LabelTMACMaster, KindTMACMaster); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		role   Role
@@ -37,7 +42,8 @@ func TestExportRole(t *testing.T) {
 		{RoleValidator, "bus-0042", []string{"batch-device@1", "card-validator@1", "card-validator@2", "sign-hotlist@1", "sign-tariff@1"}},
 		{RoleDesk, "", []string{"card-desk@1", "sign-hotlist@1", "sign-tariff@1"}},
 		{RoleInspector, "", []string{"card-inspector@1", "sign-hotlist@1", "sign-tariff@1"}},
-		{RoleIssuer, "", []string{"card-desk@1", "card-inspector@1", "card-issuer@1", "card-topup@1", "card-validator@1", "card-validator@2", "sign-hotlist@1", "sign-tariff@1"}},
+		{RoleIssuer, "", []string{"card-desk@1", "card-inspector@1", "card-issuer@1", "card-topup@1", "card-validator@1", "card-validator@2", "sign-hotlist@1", "sign-tariff@1", "tmac-master@1"}},
+		{RoleTopup, "", []string{"card-topup@1", "sign-hotlist@1", "sign-tariff@1"}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.role), func(t *testing.T) {

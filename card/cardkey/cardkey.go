@@ -146,3 +146,34 @@ func (s *Source) Key(ctx context.Context, role card.Role, uid []byte, aid card.A
 	}
 	return Key{Role: role, AID: aid, Version: uint8(ref.Version), Value: v}, nil
 }
+
+// TMACKey returns the Transaction MAC key (AppTransactionMACKey) of the
+// transport application on the EV2/EV3 card uid: the AN10922
+// diversification of the HSM's tmac-master at version (0: the newest)
+// with the card's real UID, the transport AID and SystemID. Only the
+// city's HSM and the issuer's keystore hold that master; clearing derives
+// the same key to verify a ride's Transaction MAC.
+func (s *Source) TMACKey(ctx context.Context, uid []byte, version int) (Key, error) {
+	if len(uid) != UIDSize {
+		return Key{}, fmt.Errorf("cardkey: UID %X is %d bytes, want %d", uid, len(uid), UIDSize)
+	}
+	if version < 0 || version > MaxVersion {
+		return Key{}, fmt.Errorf("cardkey: Transaction MAC key version %d: a card stores versions 1..%d", version, MaxVersion)
+	}
+	info, err := hsm.Resolve(ctx, s.km, hsm.Ref{Label: hsm.LabelTMACMaster, Version: version})
+	if err != nil {
+		return Key{}, fmt.Errorf("cardkey: Transaction MAC master: %w", err)
+	}
+	if info.Kind != hsm.KindTMACMaster {
+		return Key{}, fmt.Errorf("cardkey: Transaction MAC master %s is a %s key: %w", info.Ref, info.Kind, hsm.ErrWrongKind)
+	}
+	if info.Ref.Version < 1 || info.Ref.Version > MaxVersion {
+		return Key{}, fmt.Errorf("cardkey: Transaction MAC master %s: version outside the card's 1..%d", info.Ref, MaxVersion)
+	}
+	a := card.AIDTransport.Bytes()
+	v, err := s.km.Diversify(ctx, info.Ref, hsm.CardInput(uid, a[:], []byte(SystemID)))
+	if err != nil {
+		return Key{}, fmt.Errorf("cardkey: Transaction MAC key for card %X: %w", uid, err)
+	}
+	return Key{AID: card.AIDTransport, Version: uint8(info.Ref.Version), Value: v}, nil
+}

@@ -17,9 +17,28 @@ type Card struct {
 	t    apdu.Transport
 	rand io.Reader
 	aid  AID
-	s    *Session
+	s    *Session    // EV1 (AES) or ISO (DES/3DES) secure messaging
+	e    *EV2Session // EV2 secure messaging; s and e are never both set
 	// apdus counts exchanges, for budgets and benchmarks.
 	apdus int
+}
+
+// forgetSession drops the secure-messaging session, as the card does on
+// an error, a selection or a new authentication.
+func (c *Card) forgetSession() { c.s, c.e = nil, nil }
+
+// SecureMessaging names the open session's scheme: "EV2", "EV1" (AES),
+// "ISO" (DES/3DES), or "" when no session is open.
+func (c *Card) SecureMessaging() string {
+	switch {
+	case c.e != nil:
+		return "EV2"
+	case c.s != nil && c.s.Type == KeyAES:
+		return "EV1"
+	case c.s != nil:
+		return "ISO"
+	}
+	return ""
 }
 
 // Option configures a Card.
@@ -41,10 +60,13 @@ func New(t apdu.Transport, opts ...Option) *Card {
 
 // Authenticated reports whether a session is open, and with which key.
 func (c *Card) Authenticated() (keyNo byte, ok bool) {
-	if c.s == nil {
-		return 0, false
+	switch {
+	case c.e != nil:
+		return c.e.KeyNo, true
+	case c.s != nil:
+		return c.s.KeyNo, true
 	}
-	return c.s.KeyNo, true
+	return 0, false
 }
 
 // Selected returns the AID of the selected application (zero: PICC level).
@@ -55,7 +77,7 @@ func (c *Card) APDUs() int { return c.apdus }
 
 // Forget drops the session and selection, e.g. after the card left the
 // field, so that the next conversation starts clean.
-func (c *Card) Forget() { c.s, c.aid = nil, AID{} }
+func (c *Card) Forget() { c.forgetSession(); c.aid = AID{} }
 
 // transmit sends one native frame and returns its data and status.
 func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
@@ -69,16 +91,16 @@ func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
 	c.apdus++
 	raw, err := c.t.Transmit(cmd)
 	if err != nil {
-		c.s = nil
+		c.forgetSession()
 		return nil, 0, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
 	}
 	r, err := apdu.ParseResponse(raw)
 	if err != nil {
-		c.s = nil
+		c.forgetSession()
 		return nil, 0, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
 	}
 	if r.SW1 != 0x91 {
-		c.s = nil
+		c.forgetSession()
 		return nil, 0, &ISOError{Command: ins, SW: r.SW()}
 	}
 	return r.Data, Status(r.SW2), nil
@@ -88,16 +110,20 @@ func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
 // and gathers all response frames. Any status but OK is returned as a
 // *StatusError and closes the session, as it does on the card.
 func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
+	limit := MaxFrameData
+	if c.e != nil {
+		limit = MaxFrameDataEV2
+	}
 	first := data
-	if len(first) > MaxFrameData {
-		first = first[:MaxFrameData]
+	if len(first) > limit {
+		first = first[:limit]
 	}
 	data = data[len(first):]
 	resp, st, err := c.transmit(ins, first)
 	for err == nil && st == StatusAdditionalFrame && len(data) > 0 {
 		next := data
-		if len(next) > MaxFrameData {
-			next = next[:MaxFrameData]
+		if len(next) > limit {
+			next = next[:limit]
 		}
 		data = data[len(next):]
 		resp, st, err = c.transmit(InsAdditionalFrame, next)
@@ -106,7 +132,7 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > 0 && st == StatusOK {
-		c.s = nil
+		c.forgetSession()
 		return nil, fmt.Errorf("%w: card answered %s before all %d command bytes were sent", ErrMalformedResponse, commandName(ins), len(data))
 	}
 	out := append([]byte(nil), resp...)
@@ -118,7 +144,7 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 		out = append(out, resp...)
 	}
 	if st != StatusOK {
-		c.s = nil
+		c.forgetSession()
 		return nil, &StatusError{Command: ins, Status: st}
 	}
 	return out, nil
@@ -130,6 +156,15 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 // enciphered response or, when negative, unknown and a multiple of
 // -respLen (see Session.DecipherData).
 func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen int) ([]byte, error) {
+	if c.e != nil {
+		return c.callEV2(ins, header, data, send, recv)
+	}
+	if send == commandMode {
+		send = CommPlain
+	}
+	if recv == commandMode {
+		recv = CommPlain
+	}
 	s := c.s
 	if s == nil {
 		body := append(append([]byte(nil), header...), data...)
@@ -159,7 +194,7 @@ func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen 
 	if recv == CommEnciphered {
 		out, ok, err := s.DecipherData(resp, nil, respLen, byte(StatusOK))
 		if err != nil || !ok {
-			c.s = nil
+			c.forgetSession()
 			if err != nil {
 				return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
 			}
@@ -168,22 +203,90 @@ func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen 
 		return out, nil
 	}
 	if len(resp) < 8 {
-		c.s = nil
+		c.forgetSession()
 		return nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
 	}
 	n := len(resp) - 8
 	msg := append(resp[:n:n], byte(StatusOK))
 	if !s.VerifyMAC(msg, resp[n:]) {
-		c.s = nil
+		c.forgetSession()
 		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
 	}
 	return resp[:n:n], nil
 }
 
+// commandMode is the protection of a command's own (not a file's) data:
+// plain with a CMAC on the response in an EV1 session, MACed both ways in
+// an EV2 session.
+const commandMode CommMode = 0xFF
+
+// callEV2 is call in an EV2 session (see ev2.go).
+func (c *Card) callEV2(ins byte, header, data []byte, send, recv CommMode) ([]byte, error) {
+	e := c.e
+	if send == commandMode {
+		send = CommMAC
+	}
+	if recv == commandMode {
+		recv = CommMAC
+	}
+	// A file's data is protected both ways or neither: MAC or Full mode
+	// MACs the command of a read and the response of a write too.
+	if send == CommPlain && recv != CommPlain {
+		send = CommMAC
+	}
+	if recv == CommPlain && send != CommPlain {
+		recv = CommMAC
+	}
+	body := append(make([]byte, 0, len(header)+len(data)+32), header...)
+	switch send {
+	case CommEnciphered:
+		var ct []byte
+		if len(data) > 0 {
+			ct = e.EncryptCommand(data)
+		}
+		body = append(append(body, ct...), e.CommandMAC(ins, header, ct)...)
+	case CommMAC:
+		body = append(append(body, data...), e.CommandMAC(ins, header, data)...)
+	default:
+		body = append(body, data...)
+	}
+	resp, err := c.exchange(ins, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.e != e {
+		return nil, ErrNotAuthenticated
+	}
+	if recv == CommPlain {
+		e.Advance()
+		return resp, nil
+	}
+	if len(resp) < 8 {
+		c.forgetSession()
+		return nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
+	}
+	n := len(resp) - 8
+	if subtle.ConstantTimeCompare(e.ResponseMAC(byte(StatusOK), resp[:n]), resp[n:]) != 1 {
+		c.forgetSession()
+		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
+	}
+	out := resp[:n:n]
+	if recv == CommEnciphered && n > 0 {
+		plain, ok := e.DecryptResponse(out)
+		if !ok {
+			c.forgetSession()
+			return nil, fmt.Errorf("desfire: %s: enciphered response does not unpad: %w", commandName(ins), ErrMalformedResponse)
+		}
+		out = plain
+	}
+	e.Advance()
+	return out, nil
+}
+
 // AuthenticateAES runs the EV1 three-pass AES authentication (0xAA) with
 // key number keyNo of the selected application and opens a session.
 func (c *Card) AuthenticateAES(keyNo byte, key []byte) error {
-	c.s = nil
+	c.forgetSession()
 	block, err := aes.NewCipher(key)
 	if err != nil || len(key) != 16 {
 		return fmt.Errorf("desfire: AuthenticateAES key %d: need a 16-byte AES key, got %d bytes", keyNo, len(key))
@@ -227,9 +330,10 @@ func (c *Card) AuthenticateAES(keyNo byte, key []byte) error {
 	return nil
 }
 
-// requireSession returns the open session or ErrNotAuthenticated.
+// requireSession returns the open EV1/ISO session (nil in an EV2
+// session) or ErrNotAuthenticated.
 func (c *Card) requireSession(ins byte) (*Session, error) {
-	if c.s == nil {
+	if c.s == nil && c.e == nil {
 		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrNotAuthenticated)
 	}
 	return c.s, nil

@@ -227,8 +227,8 @@ func FuzzResponses(f *testing.F) {
 				r2 = []byte{0x91, 0xCA}
 				return r, nil
 			}))
-			s := *sess
-			c.s = &s
+			s := sess.Clone()
+			c.s = s
 			_ = op(c)
 		}
 	})

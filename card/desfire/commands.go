@@ -9,7 +9,7 @@ import (
 // plain runs a command whose data travels in plain (MACed response when a
 // session is open).
 func (c *Card) plain(ins byte, data ...byte) ([]byte, error) {
-	return c.call(ins, data, nil, CommPlain, CommPlain, -1)
+	return c.call(ins, data, nil, commandMode, commandMode, -1)
 }
 
 // GetVersion returns the card's hardware, software and production data.
@@ -26,7 +26,7 @@ func (c *Card) GetCardUID() ([]byte, error) {
 	if _, err := c.requireSession(InsGetCardUID); err != nil {
 		return nil, err
 	}
-	return c.call(InsGetCardUID, nil, nil, CommPlain, CommEnciphered, 7)
+	return c.call(InsGetCardUID, nil, nil, commandMode, CommEnciphered, 7)
 }
 
 // GetApplicationIDs lists the applications on the card (PICC level).
@@ -48,7 +48,7 @@ func (c *Card) GetApplicationIDs() ([]AID, error) {
 // SelectApplication selects aid (the zero AID selects the PICC level). It
 // closes any session, on the card as here.
 func (c *Card) SelectApplication(aid AID) error {
-	c.s = nil
+	c.forgetSession()
 	if _, err := c.exchange(InsSelectApplication, aid[:]); err != nil {
 		return fmt.Errorf("select application %s: %w", aid, err)
 	}
@@ -71,7 +71,8 @@ func (c *Card) CreateApplication(aid AID, settings KeySettings, numKeys int) err
 func (c *Card) DeleteApplication(aid AID) error {
 	_, err := c.plain(InsDeleteApplication, aid[0], aid[1], aid[2])
 	if err == nil && aid == c.aid {
-		c.s, c.aid = nil, AID{}
+		c.forgetSession()
+		c.aid = AID{}
 	}
 	return err
 }
@@ -85,14 +86,22 @@ func (c *Card) FormatPICC() error {
 // GetKeySettings returns the selected application's key settings and its
 // number of keys.
 func (c *Card) GetKeySettings() (KeySettings, int, error) {
+	s, n, _, err := c.GetKeySettingsType()
+	return s, n, err
+}
+
+// GetKeySettingsType is GetKeySettings with the type of the keys, which
+// the second byte carries in its top bits: a factory card answers 0F 01,
+// one 2K3DES PICC key.
+func (c *Card) GetKeySettingsType() (KeySettings, int, KeyType, error) {
 	b, err := c.plain(InsGetKeySettings)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if len(b) != 2 {
-		return 0, 0, fmt.Errorf("%w: key settings of %d bytes", ErrMalformedResponse, len(b))
+		return 0, 0, 0, fmt.Errorf("%w: key settings of %d bytes", ErrMalformedResponse, len(b))
 	}
-	return KeySettings(b[0]), int(b[1] & 0x0F), nil
+	return KeySettings(b[0]), int(b[1] & 0x0F), KeyType(b[1] & 0xC0), nil
 }
 
 // ChangeKeySettings sets the selected application's key settings; it
@@ -101,7 +110,7 @@ func (c *Card) ChangeKeySettings(s KeySettings) error {
 	if _, err := c.requireSession(InsChangeKeySettings); err != nil {
 		return err
 	}
-	_, err := c.call(InsChangeKeySettings, nil, []byte{byte(s)}, CommEnciphered, CommPlain, -1)
+	_, err := c.call(InsChangeKeySettings, nil, []byte{byte(s)}, CommEnciphered, commandMode, -1)
 	return err
 }
 
@@ -117,35 +126,49 @@ func (c *Card) GetKeyVersion(keyNo byte) (byte, error) {
 	return b[0], nil
 }
 
-// ChangeKey sets key keyNo of the selected application to newKey with
-// version. oldKey is the key's current value; it is needed only when
-// keyNo is not the key the session was authenticated with (the card then
-// receives newKey XOR oldKey and checks a CRC of newKey). Changing the
-// session's own key closes the session.
+// ChangeKey sets key keyNo of the selected application to the AES key
+// newKey with version. oldKey is the key's current value; it is needed
+// only when keyNo is not the key the session was authenticated with (the
+// card then receives newKey XOR oldKey and checks a CRC of newKey).
+// Changing the session's own key closes the session.
 func (c *Card) ChangeKey(keyNo byte, newKey []byte, version byte, oldKey []byte) error {
-	s, err := c.requireSession(InsChangeKey)
-	if err != nil {
+	return c.ChangeKeyType(keyNo, KeyAES, newKey, version, oldKey)
+}
+
+// ChangeKeyType is ChangeKey with the new key's type: at PICC level the
+// type bits travel in the key number, so a factory card's 2K3DES master
+// key becomes an AES key (and Wipe makes it 2K3DES again). A DES-type key
+// keeps its version in its parity bits; version is then not sent.
+func (c *Card) ChangeKeyType(keyNo byte, t KeyType, newKey []byte, version byte, oldKey []byte) error {
+	if _, err := c.requireSession(InsChangeKey); err != nil {
 		return err
 	}
-	if len(newKey) != 16 {
-		return fmt.Errorf("desfire: ChangeKey %d: new key: %w", keyNo, errKeyLength)
+	if !t.Valid() || len(newKey) != t.KeySize() {
+		return fmt.Errorf("desfire: ChangeKey %d: a new %s key is %d bytes, got %d", keyNo, t, t.KeySize(), len(newKey))
 	}
 	wireNo := keyNo
 	if c.aid == (AID{}) {
-		wireNo |= 0x80 // PICC master key: AES key type
+		wireNo |= byte(t) // PICC master key: its key type
 	}
-	same := keyNo&0x0F == s.KeyNo
+	authNo, _ := c.Authenticated()
+	same := keyNo&0x0F == authNo
+	if !same && len(oldKey) != len(newKey) {
+		return fmt.Errorf("desfire: ChangeKey %d from a session with key %d needs the old key of %d bytes", keyNo, authNo, len(newKey))
+	}
 	var plain []byte
 	if same {
-		plain = append(append(plain, newKey...), version)
+		plain = append(plain, newKey...)
 	} else {
-		if len(oldKey) != 16 {
-			return fmt.Errorf("desfire: ChangeKey %d from a session with key %d needs the old key: %w", keyNo, s.KeyNo, errKeyLength)
-		}
-		x := make([]byte, 16)
-		subtle.XORBytes(x, newKey, oldKey)
-		plain = append(x, version)
+		plain = make([]byte, len(newKey))
+		subtle.XORBytes(plain, newKey, oldKey)
 	}
+	if t == KeyAES {
+		plain = append(plain, version)
+	}
+	if c.e != nil {
+		return c.changeKeyEV2(keyNo, wireNo, same, plain, newKey)
+	}
+	s := c.s
 	// The first CRC covers command, key number and data; the card also
 	// wants a CRC of the new key alone when it gets the XOR.
 	crcIn := append([]byte{InsChangeKey, wireNo}, plain...)
@@ -153,7 +176,7 @@ func (c *Card) ChangeKey(keyNo byte, newKey []byte, version byte, oldKey []byte)
 	if !same {
 		plain = appendCRC32(plain, CRC32(newKey))
 	}
-	plain = append(plain, make([]byte, padLen(len(plain)))...)
+	plain = append(plain, make([]byte, padTo(len(plain), s.BlockSize()))...)
 	ct := s.Encrypt(plain)
 	body := append([]byte{wireNo}, ct...)
 	resp, err := c.exchange(InsChangeKey, body)
@@ -161,16 +184,47 @@ func (c *Card) ChangeKey(keyNo byte, newKey []byte, version byte, oldKey []byte)
 		return fmt.Errorf("change key %d: %w", keyNo, err)
 	}
 	if same {
-		c.s = nil
+		c.forgetSession()
 		if len(resp) != 0 {
 			return fmt.Errorf("%w: ChangeKey of the session key answered %d bytes", ErrMalformedResponse, len(resp))
 		}
 		return nil
 	}
 	if len(resp) != 8 || !s.VerifyMAC([]byte{byte(StatusOK)}, resp) {
-		c.s = nil
+		c.forgetSession()
 		return fmt.Errorf("desfire: ChangeKey %d: %w", keyNo, ErrResponseMAC)
 	}
+	return nil
+}
+
+// changeKeyEV2 is ChangeKey in an EV2 session (AN12196 section 5.16):
+// Full mode, with a CRC of the new key (no CRC of the command) when the
+// key is not the session's; changing the session's key answers without a
+// MAC and ends the session.
+func (c *Card) changeKeyEV2(keyNo, wireNo byte, same bool, plain, newKey []byte) error {
+	e := c.e
+	if !same {
+		plain = appendCRC32(plain, CRC32(newKey))
+	}
+	ct := e.EncryptCommand(plain)
+	header := []byte{wireNo}
+	body := append(append(append([]byte(nil), header...), ct...), e.CommandMAC(InsChangeKey, header, ct)...)
+	resp, err := c.exchange(InsChangeKey, body)
+	if err != nil {
+		return fmt.Errorf("change key %d: %w", keyNo, err)
+	}
+	if same {
+		c.forgetSession()
+		if len(resp) != 0 {
+			return fmt.Errorf("%w: ChangeKey of the session key answered %d bytes", ErrMalformedResponse, len(resp))
+		}
+		return nil
+	}
+	if len(resp) != 8 || subtle.ConstantTimeCompare(e.ResponseMAC(byte(StatusOK), nil), resp) != 1 {
+		c.forgetSession()
+		return fmt.Errorf("desfire: ChangeKey %d: %w", keyNo, ErrResponseMAC)
+	}
+	e.Advance()
 	return nil
 }
 
@@ -230,5 +284,29 @@ func (c *Card) CreateCyclicRecordFile(fileNo byte, comm CommMode, r AccessRights
 // DeleteFile deletes file fileNo of the selected application.
 func (c *Card) DeleteFile(fileNo byte) error {
 	_, err := c.plain(InsDeleteFile, fileNo)
+	return err
+}
+
+// FreeMemory returns the bytes of user memory still free (PICC level).
+func (c *Card) FreeMemory() (int, error) {
+	b, err := c.plain(InsFreeMemory)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 3 {
+		return 0, fmt.Errorf("%w: free memory of %d bytes", ErrMalformedResponse, len(b))
+	}
+	return get24(b), nil
+}
+
+// ChangeFileSettings sets file fileNo's communication mode and access
+// rights. It needs a session with the key of the file's Change right (or
+// the application master key), and travels enciphered.
+func (c *Card) ChangeFileSettings(fileNo byte, comm CommMode, r AccessRights) error {
+	if _, err := c.requireSession(InsChangeFileSettings); err != nil {
+		return err
+	}
+	ar := r.Bytes()
+	_, err := c.call(InsChangeFileSettings, []byte{fileNo}, []byte{byte(comm), ar[0], ar[1]}, CommEnciphered, commandMode, -1)
 	return err
 }

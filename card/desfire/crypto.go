@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-
-	"github.com/citycard/transit/hsm/cmac"
 )
 
 // CRC32 is DESFire's CRC: the IEEE polynomial, reflected, initial value
@@ -38,35 +36,50 @@ func RotateLeft(b []byte) []byte {
 	return append(append(out, b[1:]...), b[0])
 }
 
-// Session is the EV1 AES secure-messaging state shared by reader and card
+// Session is the EV1 secure-messaging state shared by reader and card
 // after authentication: the session key and the running IV. Both sides
 // make the same calls in the same order, so their IVs stay equal; any
 // difference shows up as a MAC or CRC failure on the next exchange.
+//
+// An AES session (AuthenticateAES) works on 16-byte blocks; a DES, 2K3DES
+// or 3K3DES session (AuthenticateISO) on 8-byte blocks, with the same CRC32
+// and CMAC chaining ("ISO mode"). Either way a MAC on the wire is 8 bytes.
 type Session struct {
 	// KeyNo is the key number the session was authenticated with.
 	KeyNo byte
+	// Type is the type of the key the session was authenticated with.
+	Type  KeyType
 	block cipher.Block
-	mac   *cmac.MAC
-	iv    [aes.BlockSize]byte
+	mac   *blockMAC
+	iv    []byte
 }
 
-// NewSession starts a session with a zero IV.
+// NewSession starts an AES session with a zero IV.
 func NewSession(keyNo byte, sessionKey []byte) (*Session, error) {
 	b, err := aes.NewCipher(sessionKey)
 	if err != nil {
 		return nil, fmt.Errorf("desfire: session key: %w", err)
 	}
-	return &Session{KeyNo: keyNo, block: b, mac: cmac.NewWithCipher(b)}, nil
+	return NewSessionCipher(keyNo, KeyAES, b), nil
 }
 
-// IV returns the current running IV.
-func (s *Session) IV() [aes.BlockSize]byte { return s.iv }
+// NewSessionCipher starts a session over the session key's block cipher
+// (AES, or DES/3DES for an ISO-authenticated legacy key) with a zero IV.
+func NewSessionCipher(keyNo byte, t KeyType, b cipher.Block) *Session {
+	return &Session{KeyNo: keyNo, Type: t, block: b, mac: newBlockMAC(b), iv: make([]byte, b.BlockSize())}
+}
+
+// BlockSize is the cipher's block size: 16 for AES, 8 for DES and 3DES.
+func (s *Session) BlockSize() int { return s.block.BlockSize() }
+
+// IV returns a copy of the current running IV.
+func (s *Session) IV() []byte { return append([]byte(nil), s.iv...) }
 
 // CMAC computes the CMAC of msg chained on the running IV, makes it the new
 // IV and returns it. EV1 transmits the first 8 bytes.
-func (s *Session) CMAC(msg []byte) [cmac.Size]byte {
-	s.iv = s.mac.SumIV(s.iv, msg)
-	return s.iv
+func (s *Session) CMAC(msg []byte) []byte {
+	s.iv = s.mac.sumIV(s.iv, msg)
+	return append([]byte(nil), s.iv...)
 }
 
 // VerifyMAC computes CMAC(msg) like CMAC and reports, in constant time,
@@ -76,27 +89,28 @@ func (s *Session) VerifyMAC(msg, mac8 []byte) bool {
 	return len(mac8) == 8 && subtle.ConstantTimeCompare(sum[:8], mac8) == 1
 }
 
-// Encrypt AES-CBC-encrypts plain (a multiple of 16 bytes) with the running
-// IV; the last ciphertext block becomes the IV.
+// Encrypt CBC-encrypts plain (whole blocks) with the running IV; the last
+// ciphertext block becomes the IV.
 func (s *Session) Encrypt(plain []byte) []byte {
 	out := make([]byte, len(plain))
 	if len(plain) == 0 {
 		return out
 	}
-	cipher.NewCBCEncrypter(s.block, s.iv[:]).CryptBlocks(out, plain)
-	copy(s.iv[:], out[len(out)-aes.BlockSize:])
+	cipher.NewCBCEncrypter(s.block, s.iv).CryptBlocks(out, plain)
+	copy(s.iv, out[len(out)-len(s.iv):])
 	return out
 }
 
-// Decrypt AES-CBC-decrypts ct with the running IV; the last ciphertext
-// block becomes the IV.
+// Decrypt CBC-decrypts ct with the running IV; the last ciphertext block
+// becomes the IV.
 func (s *Session) Decrypt(ct []byte) ([]byte, error) {
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, fmt.Errorf("%w: enciphered data of %d bytes is not whole AES blocks", ErrMalformedResponse, len(ct))
+	bs := s.block.BlockSize()
+	if len(ct) == 0 || len(ct)%bs != 0 {
+		return nil, fmt.Errorf("%w: enciphered data of %d bytes is not whole %d-byte blocks", ErrMalformedResponse, len(ct), bs)
 	}
 	out := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(s.block, s.iv[:]).CryptBlocks(out, ct)
-	copy(s.iv[:], ct[len(ct)-aes.BlockSize:])
+	cipher.NewCBCDecrypter(s.block, s.iv).CryptBlocks(out, ct)
+	copy(s.iv, ct[len(ct)-bs:])
 	return out, nil
 }
 
@@ -107,7 +121,7 @@ func (s *Session) EncipherData(crcPrefix, data []byte, crcSuffix ...byte) []byte
 	crcIn := make([]byte, 0, len(crcPrefix)+len(data)+len(crcSuffix))
 	crcIn = append(append(append(crcIn, crcPrefix...), data...), crcSuffix...)
 	plain := appendCRC32(append(make([]byte, 0, len(data)+20), data...), CRC32(crcIn))
-	plain = append(plain, make([]byte, padLen(len(plain)))...)
+	plain = append(plain, make([]byte, padTo(len(plain), s.BlockSize()))...)
 	return s.Encrypt(plain)
 }
 
@@ -128,7 +142,7 @@ func (s *Session) DecipherData(ct, crcPrefix []byte, n int, crcSuffix ...byte) (
 		return nil, false, err
 	}
 	check := func(n int) bool {
-		if n < 0 || n+4 > len(plain) || len(plain)-(n+4) >= aes.BlockSize {
+		if n < 0 || n+4 > len(plain) || len(plain)-(n+4) >= s.BlockSize() {
 			return false
 		}
 		for _, b := range plain[n+4:] {
@@ -149,7 +163,7 @@ func (s *Session) DecipherData(ct, crcPrefix []byte, n int, crcSuffix ...byte) (
 	// Shortest first: data ‖ CRC ‖ zeros has a CRC residue of zero, so a
 	// longer candidate that swallows the real CRC can verify too.
 	unit := -n
-	for n := max(0, len(plain)-4-(aes.BlockSize-1)); n <= len(plain)-4; n++ {
+	for n := max(0, len(plain)-4-(s.BlockSize()-1)); n <= len(plain)-4; n++ {
 		if n%unit == 0 && check(n) {
 			return plain[:n:n], true, nil
 		}
@@ -157,21 +171,37 @@ func (s *Session) DecipherData(ct, crcPrefix []byte, n int, crcSuffix ...byte) (
 	return nil, false, nil
 }
 
-// EncipheredLen is the length on the wire of n enciphered data bytes.
+// EncipheredLen is the length on the wire of n enciphered data bytes in
+// an AES session.
 func EncipheredLen(n int) int { return n + 4 + padLen(n+4) }
 
-func padLen(n int) int { return (aes.BlockSize - n%aes.BlockSize) % aes.BlockSize }
+// EncipheredLen is the length on the wire of n enciphered data bytes in
+// this session.
+func (s *Session) EncipheredLen(n int) int { return n + 4 + padTo(n+4, s.BlockSize()) }
 
-// AuthStep is one CBC operation of AuthenticateAES, which chains its IV
-// before a session exists: IV zero for the card's challenge, then the
-// previous message's last ciphertext block. It returns the output and the
-// next IV. The virtual card uses it for its side of the exchange.
+func padLen(n int) int { return padTo(n, aes.BlockSize) }
+
+func padTo(n, bs int) int { return (bs - n%bs) % bs }
+
+// AuthStep is one CBC operation of AuthenticateAES and AuthenticateISO,
+// which chain their IV before a session exists: IV zero for the card's
+// challenge, then the previous message's last ciphertext block. It returns
+// the output and the next IV. The virtual card uses it for its side of the
+// exchange.
 func AuthStep(block cipher.Block, iv, in []byte, encrypt bool) (out, nextIV []byte) {
+	bs := block.BlockSize()
 	out = make([]byte, len(in))
 	if encrypt {
 		cipher.NewCBCEncrypter(block, iv).CryptBlocks(out, in)
-		return out, out[len(out)-aes.BlockSize:]
+		return out, out[len(out)-bs:]
 	}
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, in)
-	return out, in[len(in)-aes.BlockSize:]
+	return out, in[len(in)-bs:]
+}
+
+// Clone returns an independent copy of the session (same key and IV).
+func (s *Session) Clone() *Session {
+	c := *s
+	c.iv = append([]byte(nil), s.iv...)
+	return &c
 }

@@ -11,7 +11,20 @@
 // status other than success is a *StatusError that errors.Is matches
 // against the exported sentinels (ErrBoundary, ErrPermissionDenied, ...).
 //
-// Only AES-128 keys are supported; legacy DES/3DES authentication is not.
+// Three secure-messaging schemes, one per authentication:
+//
+//   - AuthenticateAES: EV1 AES secure messaging, as above.
+//   - AuthenticateISO (0x1A) with a DES, 2K3DES or 3K3DES key: the same
+//     chaining on 8-byte blocks ("ISO mode"), enough to open a factory
+//     card (PICC master key: the 2K3DES zero key) and turn its master key
+//     into an AES key with ChangeKeyType.
+//   - AuthenticateEV2First / AuthenticateEV2NonFirst (DESFire EV2, EV3):
+//     EV2 secure messaging, with a transaction identifier and a command
+//     counter bound into every MAC (ev2.go).
+//
+// Every scheme is checked byte for byte against published examples
+// (testdata/desfire/vectors.txt). The native legacy authentication (0x0A,
+// DES "send mode" deciphering) is not implemented.
 //
 // A Card is one conversation with one card; it is not safe for concurrent
 // use.

@@ -111,6 +111,8 @@ func (t FileType) String() string {
 		return "linear record"
 	case FileCyclicRecord:
 		return "cyclic record"
+	case FileTransactionMAC:
+		return "transaction MAC"
 	}
 	return fmt.Sprintf("FileType(0x%02X)", byte(t))
 }
@@ -144,13 +146,15 @@ func ParseFileSettings(b []byte) (FileSettings, error) {
 	}
 	fs := FileSettings{Type: FileType(b[0]), Comm: CommMode(b[1] & 3), Rights: ParseAccessRights([2]byte{b[2], b[3]})}
 	rest := b[4:]
-	want := map[FileType]int{FileStdData: 3, FileBackupData: 3, FileValue: 13, FileLinearRecord: 9, FileCyclicRecord: 9}[fs.Type]
+	want := map[FileType]int{FileStdData: 3, FileBackupData: 3, FileValue: 13, FileLinearRecord: 9, FileCyclicRecord: 9, FileTransactionMAC: 2}[fs.Type]
 	if want == 0 || len(rest) != want {
 		return FileSettings{}, fmt.Errorf("%w: file settings for type %s: %d bytes after header", ErrMalformedResponse, fs.Type, len(rest))
 	}
 	switch fs.Type {
 	case FileStdData, FileBackupData:
 		fs.Size = get24(rest)
+	case FileTransactionMAC:
+		fs.Size = TMACFileSize
 	case FileValue:
 		fs.Limits = ValueLimits{
 			Lower:         int32(binary.LittleEndian.Uint32(rest)),

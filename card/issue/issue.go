@@ -7,11 +7,21 @@
 //
 // # Blank cards
 //
-// A blank card's PICC master key is the all-zero AES-128 key, version 0,
-// with factory key settings 0x0F. Real DESFire EV1 cards leave the factory
-// with an all-zero 2K3DES key instead, and card/desfire speaks only AES,
-// so cards must be ordered pre-initialised to an AES zero PICC key (a
-// usual supplier option); the virtual card starts that way.
+// A blank card is as it leaves the factory: PICC master key the all-zero
+// 2K3DES key, version 0, key settings 0x0F (GetKeySettings 0F 01).
+// Personalise opens it with ISO authentication and, last of all, turns
+// that key into this system's AES issuer key (ChangeKey with the key-type
+// flag). Cards a supplier pre-initialised to the AES zero key are taken
+// too (GetKeySettings says which).
+//
+// # Card generations
+//
+// Personalise asks GetVersion which generation the card is. On an EV2 or
+// EV3 it authenticates with AuthenticateEV2First (EV2 secure messaging)
+// and gives the transport application its TransactionMAC file
+// (card.FileTMAC), with the card's AppTransactionMACKey diversified from
+// the HSM's tmac-master (cardkey.TMACKey); an EV1 gets EV1 secure
+// messaging and no Transaction MAC.
 //
 // # The PICC master key
 //
@@ -121,6 +131,7 @@ type plan struct {
 	layout card.Layout
 	items  []item
 	keys   map[keyID][]byte
+	tmac   *cardkey.Key // EV2/EV3: the card's Transaction MAC key
 }
 
 // piccApp is the PICC level's AID in cardkey terms.
@@ -274,7 +285,36 @@ type runner struct {
 	ctx  context.Context
 	c    *desfire.Card
 	what string // "personalise" or "wipe", for the error text
+	ev2  bool   // the card is an EV2 or EV3: EV2 secure messaging
 }
+
+// auth authenticates with AES key keyNo of the selected application, in
+// EV2 secure messaging when the card offers it.
+func (r *runner) auth(keyNo byte, key []byte) error {
+	if r.ev2 {
+		return r.c.AuthenticateEV2First(keyNo, key)
+	}
+	return r.c.AuthenticateAES(keyNo, key)
+}
+
+// generation asks the card whether it is an EV2 or later (GetVersion's
+// hardware major version: 01 EV1, 12 EV2, 33 EV3).
+func (r *runner) generation() error {
+	var v desfire.Version
+	// Select the PICC first: it ends whatever session the card was in.
+	if err := r.do("select PICC", func() error { return r.c.SelectApplication(desfire.AID{}) }); err != nil {
+		return err
+	}
+	if err := r.do("get the card's version", func() (err error) { v, err = r.c.GetVersion(); return err }); err != nil {
+		return err
+	}
+	r.ev2 = EV2(v)
+	return nil
+}
+
+// EV2 reports whether GetVersion says major hardware version 0x12 or
+// later (EV2, EV3) of an NXP DESFire.
+func EV2(v desfire.Version) bool { return v.Hardware[0] == 0x04 && v.Hardware[3] >= 0x12 }
 
 func (r *runner) do(step string, f func() error) error {
 	if err := r.ctx.Err(); err != nil {
@@ -297,8 +337,27 @@ func (r *runner) again() string {
 	return "Personalise: it starts over, or finds the work done"
 }
 
-// factoryKey is a blank card's PICC master key.
+// factoryKey is a new application's keys (AES zero).
 func factoryKey() []byte { return make([]byte, 16) }
+
+// openFactoryPICC authenticates to the PICC with a blank card's master
+// key, whose type GetKeySettings reports: the factory 2K3DES zero key, or
+// an AES (or 3K3DES) zero key a supplier set.
+func (r *runner) openFactoryPICC() error {
+	c := r.c
+	var t desfire.KeyType
+	if err := r.do("get the PICC key settings", func() (err error) { _, _, t, err = c.GetKeySettingsType(); return err }); err != nil {
+		return err
+	}
+	return r.do(fmt.Sprintf("authenticate to the PICC with the factory %s key", t), func() error {
+		switch t {
+		case desfire.KeyAES:
+			return c.AuthenticateAES(0, make([]byte, 16))
+		default:
+			return c.AuthenticateISO(0, t, make([]byte, t.KeySize()))
+		}
+	})
+}
 
 // Personalise writes p onto the blank card uid through tr, using the
 // issuer's keystore behind keys (it needs every role's card master).
@@ -317,6 +376,19 @@ func Personalise(ctx context.Context, tr apdu.Transport, keys *cardkey.Source, u
 		return err
 	}
 	r := &runner{ctx: ctx, c: desfire.New(tr), what: "personalise"}
+	if err := r.generation(); err != nil {
+		return err
+	}
+	if r.ev2 {
+		// The Transaction MAC key has the card's key generation, so that a
+		// tap's key version names both (cardtx.CardMAC.KeyVersion).
+		k, err := keys.TMACKey(ctx, uid, pl.gen)
+		if err != nil {
+			return fmt.Errorf("issue: the card is a DESFire EV2 or EV3, which gets a Transaction MAC key of key generation %d: %w; "+
+				"create (or rotate) the master with 'transit hsm keygen %s' (nothing was written)", pl.gen, err, hsm.LabelTMACMaster)
+		}
+		pl.tmac = &k
+	}
 	ver, err := r.openPICC(keys, uid)
 	if err != nil {
 		return err
@@ -353,8 +425,15 @@ func (r *runner) openPICC(keys *cardkey.Source, uid []byte) (byte, error) {
 	if err := r.do("get PICC key version", func() (err error) { ver, err = c.GetKeyVersion(0); return err }); err != nil {
 		return 0, err
 	}
-	key := factoryKey()
-	if ver != 0 {
+	if ver == 0 {
+		err := r.openFactoryPICC()
+		if errors.Is(err, desfire.ErrAuthentication) {
+			return 0, fmt.Errorf("%w: the PICC master key is not the factory key (version 0): %w", err, ErrForeignCard)
+		}
+		return 0, err
+	}
+	var key []byte
+	{
 		k, err := keys.Key(r.ctx, card.RoleIssuer, uid, piccApp, int(ver))
 		if errors.Is(err, hsm.ErrNotFound) {
 			return 0, fmt.Errorf("issue: %s: PICC master key has version %d and no issuer master of that version exists: %w (%w)",
@@ -365,13 +444,9 @@ func (r *runner) openPICC(keys *cardkey.Source, uid []byte) (byte, error) {
 		}
 		key = k.Value[:]
 	}
-	err := r.do("authenticate to the PICC", func() error { return c.AuthenticateAES(0, key) })
+	err := r.do("authenticate to the PICC", func() error { return r.auth(0, key) })
 	if errors.Is(err, desfire.ErrAuthentication) {
-		which := "the factory key (version 0)"
-		if ver != 0 {
-			which = fmt.Sprintf("this system's issuer key version %d", ver)
-		}
-		return 0, fmt.Errorf("%w: the PICC master key is not %s: %w", err, which, ErrForeignCard)
+		return 0, fmt.Errorf("%w: the PICC master key is not this system's issuer key version %d: %w", err, ver, ErrForeignCard)
 	}
 	return ver, err
 }
@@ -415,12 +490,22 @@ func (pl *plan) build(r *runner) error {
 			return err
 		}
 		if err := r.do(fmt.Sprintf("authenticate to new application %q", a.Name), func() error {
-			return c.AuthenticateAES(card.KeyIssuer, factoryKey())
+			return r.auth(card.KeyIssuer, factoryKey())
 		}); err != nil {
 			return err
 		}
 		for _, f := range a.Files {
 			if err := r.do(fmt.Sprintf("create file %d (%s) in %q", f.No, f.Name, a.Name), func() error { return createFile(c, f) }); err != nil {
+				return err
+			}
+		}
+		if a.AID == card.AIDTransport && pl.tmac != nil {
+			// Before the issuer key changes: it needs the master key's
+			// EV2 session.
+			rights := desfire.AccessRights{Read: card.KeyValidator, Write: desfire.AccessNever, ReadWrite: desfire.AccessNever, Change: card.KeyIssuer}
+			if err := r.do(fmt.Sprintf("create the Transaction MAC file %d in %q", card.FileTMAC, a.Name), func() error {
+				return c.CreateTransactionMACFile(card.FileTMAC, desfire.CommPlain, rights, pl.tmac.Value[:], pl.tmac.Version)
+			}); err != nil {
 				return err
 			}
 		}
@@ -490,7 +575,7 @@ func (pl *plan) write(r *runner) error {
 			return err
 		}
 		if err := r.do(fmt.Sprintf("authenticate with the %s key to %q", k.Role, a.Name), func() error {
-			return c.AuthenticateAES(k.No, pl.key(k.Role, a.AID))
+			return r.auth(k.No, pl.key(k.Role, a.AID))
 		}); err != nil {
 			return err
 		}
@@ -536,7 +621,7 @@ func (pl *plan) verify(r *runner) error {
 			selected = a.AID
 		}
 		if err := r.do(fmt.Sprintf("verify: authenticate with the %s key (key %d) to %q", k.Role, k.No, a.Name), func() error {
-			return c.AuthenticateAES(k.No, pl.key(k.Role, a.AID))
+			return r.auth(k.No, pl.key(k.Role, a.AID))
 		}); err != nil {
 			return err
 		}
@@ -579,14 +664,14 @@ func (pl *plan) lock(r *runner) error {
 	if err := r.do("select PICC", func() error { return c.SelectApplication(desfire.AID{}) }); err != nil {
 		return err
 	}
-	if err := r.do("authenticate to the PICC", func() error { return c.AuthenticateAES(0, factoryKey()) }); err != nil {
+	if err := r.openFactoryPICC(); err != nil {
 		return err
 	}
 	if err := r.do("set the PICC key settings", func() error { return c.ChangeKeySettings(PICCKeySettings) }); err != nil {
 		return err
 	}
-	return r.do("change the PICC master key", func() error {
-		return c.ChangeKey(0, pl.key(card.RoleIssuer, piccApp), byte(pl.gen), nil)
+	return r.do("change the PICC master key to this system's AES key", func() error {
+		return c.ChangeKeyType(0, desfire.KeyAES, pl.key(card.RoleIssuer, piccApp), byte(pl.gen), nil)
 	})
 }
 
@@ -647,6 +732,9 @@ func Wipe(ctx context.Context, tr apdu.Transport, keys *cardkey.Source, uid []by
 		return fmt.Errorf("issue: wipe: UID %X is %d bytes, want %d", uid, len(uid), cardkey.UIDSize)
 	}
 	r := &runner{ctx: ctx, c: desfire.New(tr), what: "wipe"}
+	if err := r.generation(); err != nil {
+		return err
+	}
 	if _, err := r.openPICC(keys, uid); err != nil {
 		return err
 	}
@@ -657,5 +745,7 @@ func Wipe(ctx context.Context, tr apdu.Transport, keys *cardkey.Source, uid []by
 	if err := r.do("restore the factory PICC key settings", func() error { return c.ChangeKeySettings(FactoryKeySettings) }); err != nil {
 		return err
 	}
-	return r.do("restore the factory PICC master key", func() error { return c.ChangeKey(0, factoryKey(), 0, nil) })
+	return r.do("restore the factory PICC master key (2K3DES zero)", func() error {
+		return c.ChangeKeyType(0, desfire.KeyDES, desfire.FactoryPICCKey(), 0, nil)
+	})
 }

@@ -255,10 +255,13 @@ func TestWipe(t *testing.T) {
 	vc := vcard.New(testUID)
 	must(t, "personalise", issue.Personalise(ctx, vc, keys, testUID, sample(t, 42)))
 	must(t, "wipe", issue.Wipe(ctx, vc, keys, testUID))
-	// Factory state: zero PICC key, version 0, no applications.
+	// Factory state: the 2K3DES zero PICC key, version 0, no applications.
 	c := desfire.New(vc)
 	must(t, "select", c.SelectApplication(desfire.AID{}))
-	must(t, "factory key", c.AuthenticateAES(0, make([]byte, 16)))
+	if _, n, typ, err := c.GetKeySettingsType(); err != nil || n != 1 || typ != desfire.KeyDES {
+		t.Fatalf("after wipe: %d PICC keys of type %s, %v; want one 2K3DES key", n, typ, err)
+	}
+	must(t, "factory key", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	if aids, err := c.GetApplicationIDs(); err != nil || len(aids) != 0 {
 		t.Fatalf("after wipe: applications %v, %v", aids, err)
 	}
@@ -312,13 +315,12 @@ func TestForeignCards(t *testing.T) {
 	_, keys := issuerKeys(t)
 	ctx := context.Background()
 	p := sample(t, 42)
-	zero := make([]byte, 16)
 
 	// PICC key changed by someone else, at versions 0 and 7.
 	for _, ver := range []byte{0, 7} {
 		vc := vcard.New(testUID)
 		c := desfire.New(vc)
-		must(t, "auth", c.AuthenticateAES(0, zero))
+		must(t, "auth", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 		must(t, "change", c.ChangeKey(0, bytes.Repeat([]byte{0x5A}, 16), ver, nil))
 		err := issue.Personalise(ctx, vc, keys, testUID, p)
 		if !errors.Is(err, issue.ErrForeignCard) {
@@ -334,7 +336,7 @@ func TestForeignCards(t *testing.T) {
 	vc := vcard.New(testUID)
 	c := desfire.New(vc)
 	other := desfire.AID{0x01, 0x02, 0xF7}
-	must(t, "auth", c.AuthenticateAES(0, zero))
+	must(t, "auth", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	must(t, "create", c.CreateApplication(other, 0x0F, 1))
 	err := issue.Personalise(ctx, vc, keys, testUID, p)
 	if !errors.Is(err, issue.ErrForeignCard) {

@@ -129,6 +129,10 @@ func issuerKeystore(t *testing.T, passphrase string) string {
 			t.Fatal(err)
 		}
 	}
+	// EV2 and EV3 cards get a Transaction MAC key from this master.
+	if _, err := ks.Generate(context.Background(), hsm.LabelTMACMaster, hsm.KindTMACMaster); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
@@ -423,7 +427,7 @@ func TestDeskOverPCSC(t *testing.T) {
 	vc3 := vcard.New([]byte{0x04, 0x11, 0x22, 0x33, 0x44, 0x77, 0x80})
 	theirs := []byte("another system!!")
 	dc := desfire.New(vc3)
-	if err := dc.AuthenticateAES(0, make([]byte, 16)); err != nil {
+	if err := dc.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()); err != nil {
 		t.Fatal(err)
 	}
 	if err := dc.ChangeKey(0, theirs, 7, nil); err != nil {

@@ -194,7 +194,11 @@ func TestEndToEnd(t *testing.T) {
 	cards := make([]*vcard.Card, len(riders))
 	for i, r := range riders {
 		uid := []byte{0x04, 0xE2, 0xE0, byte(i), 0x11, 0x22, 0x80}
-		cards[i] = vcard.New(uid)
+		gen := vcard.EV1
+		if i%2 == 1 { // a mixed population: the student and the empty purse carry EV3s
+			gen = vcard.EV3
+		}
+		cards[i] = vcard.New(uid, vcard.WithGeneration(gen))
 		num, _ := card.NewNumber(1001, uint64(700+i))
 		if i == len(riders)-1 {
 			num = lostCard

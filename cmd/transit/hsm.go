@@ -109,6 +109,7 @@ func standardKeys() []hsm.KeyInfo {
 	for _, l := range []string{hsm.LabelSignHotlist, hsm.LabelSignTariff, hsm.LabelSignStatement, hsm.LabelSignAudit} {
 		out = append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: l}, Kind: hsm.KindSigning})
 	}
+	out = append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: hsm.LabelTMACMaster}, Kind: hsm.KindTMACMaster})
 	return append(out, hsm.KeyInfo{Ref: hsm.Ref{Label: hsm.LabelBatchMaster}, Kind: hsm.KindBatchMaster})
 }
 
@@ -325,10 +326,10 @@ The source must be a software keystore; the new file's passphrase comes from TRA
 func guessKind(label, name string) (hsm.Kind, error) {
 	if name != "" {
 		switch k := hsm.Kind(name); k {
-		case hsm.KindCardMaster, hsm.KindBatchMaster, hsm.KindMAC, hsm.KindSigning:
+		case hsm.KindCardMaster, hsm.KindBatchMaster, hsm.KindTMACMaster, hsm.KindMAC, hsm.KindSigning:
 			return k, nil
 		}
-		return "", usagef("unknown --kind %q: use card-master, batch-master, mac or ed25519", name)
+		return "", usagef("unknown --kind %q: use card-master, tmac-master, batch-master, mac or ed25519", name)
 	}
 	for _, k := range standardKeys() {
 		if k.Ref.Label == label {

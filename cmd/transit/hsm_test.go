@@ -36,9 +36,9 @@ func TestHSMCommandsOnKeystore(t *testing.T) {
 		}
 		return out
 	}
-	out := step(0, "batch-master@1", "hsm", "init")
-	if n := strings.Count(out, "\n"); n != 10 || !strings.Contains(out, "sign-audit@1") {
-		t.Fatalf("hsm init made %d keys, want 10 with sign-audit:\n%s", n, out)
+	out := step(0, "tmac-master@1\ttmac-master", "hsm", "init")
+	if n := strings.Count(out, "\n"); n != 11 || !strings.Contains(out, "sign-audit@1") {
+		t.Fatalf("hsm init made %d keys, want 11 with sign-audit and tmac-master:\n%s", n, out)
 	}
 	step(1, "exists", "hsm", "init")
 	step(0, "door-mac@1\tmac", "hsm", "keygen", "door-mac", "--kind", "mac")

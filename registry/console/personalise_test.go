@@ -363,7 +363,7 @@ func TestPersonaliseProblems(t *testing.T) {
 		vc := blankCard()
 		theirs := []byte("their PICC key!!")
 		dc := desfire.New(vc)
-		if err := dc.AuthenticateAES(0, make([]byte, 16)); err != nil {
+		if err := dc.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()); err != nil {
 			t.Fatal(err)
 		}
 		if err := dc.ChangeKey(0, theirs, 3, nil); err != nil {

@@ -360,7 +360,7 @@ func TestRefusedBeforeAnythingIsWritten(t *testing.T) {
 		vc := newCard(t)
 		theirs := []byte("their PICC key!!")
 		c := desfire.New(vc)
-		if err := c.AuthenticateAES(0, make([]byte, 16)); err != nil {
+		if err := c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.ChangeKey(0, theirs, 3, nil); err != nil {

@@ -110,6 +110,10 @@ func (s *Sim) newRig(ctx context.Context, dev *device) (*rig, error) {
 	// Anti-passback across the doors of a vehicle needs every device's
 	// vehicle, as a fleet's validators are configured.
 	cards.Fleet = s.w.vehicleOf
+	// Every simulated card is a virtual EV1 (vcard.New), as the registry's
+	// list of EV1 UIDs would tell a validator: no AuthenticateEV2First
+	// attempt, so the model's tear points stay where it expects them.
+	cards.EV1 = func([]byte) bool { return true }
 	r.agent = &agent.Agent{
 		Device:  fare.Device{ID: dev.id, Carrier: dev.carrier, Route: dev.route.id, Vehicle: dev.vehicle},
 		Tariff:  s.w.tariff,

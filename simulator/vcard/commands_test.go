@@ -44,7 +44,7 @@ func everyCommand(t *testing.T, mode desfire.CommMode) {
 	if v.Hardware[0] != 0x04 || !bytes.Equal(v.UID[:], testUID) {
 		t.Fatalf("GetVersion = %+v", v)
 	}
-	must(t, "PICC auth", c.AuthenticateAES(0, zeroKey))
+	must(t, "PICC auth", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	v2, err := c.GetVersion() // now with a MACed, three-frame response
 	must(t, "GetVersion in session", err)
 	if v2 != v {
@@ -59,7 +59,7 @@ func everyCommand(t *testing.T, mode desfire.CommMode) {
 	must(t, "CreateApplication", c.CreateApplication(aid, 0x0B, 4))
 	must(t, "CreateApplication 2", c.CreateApplication(other, 0x0F, 1))
 	wantErr(t, "duplicate application", c.CreateApplication(other, 0x0F, 1), desfire.ErrDuplicate)
-	must(t, "auth after error", c.AuthenticateAES(0, zeroKey))
+	must(t, "auth after error", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	ids, err := c.GetApplicationIDs()
 	must(t, "GetApplicationIDs", err)
 	if !slices.Equal(ids, []desfire.AID{aid, other}) {
@@ -230,7 +230,7 @@ func everyCommand(t *testing.T, mode desfire.CommMode) {
 
 	// Back to PICC level: change the PICC key, format.
 	must(t, "select PICC", c.SelectApplication(desfire.AID{}))
-	must(t, "PICC auth", c.AuthenticateAES(0, zeroKey))
+	must(t, "PICC auth", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	must(t, "ChangeKey PICC", c.ChangeKey(0, k(0), 3, nil))
 	must(t, "PICC auth new", c.AuthenticateAES(0, k(0)))
 	must(t, "FormatPICC", c.FormatPICC())

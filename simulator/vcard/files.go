@@ -34,7 +34,7 @@ func (c *Card) access(f *file, nibbles ...byte) (desfire.CommMode, desfire.Statu
 			free = true
 		case n < desfire.AccessFree:
 			keyed = true
-			if c.sess != nil && c.sess.KeyNo == n {
+			if k, open := c.session(); open && k == n {
 				return f.comm, desfire.StatusOK
 			}
 		}
@@ -42,7 +42,7 @@ func (c *Card) access(f *file, nibbles ...byte) (desfire.CommMode, desfire.Statu
 	switch {
 	case free:
 		return desfire.CommPlain, desfire.StatusOK
-	case keyed && c.sess == nil:
+	case keyed && c.sess == nil && c.ev2 == nil:
 		return 0, desfire.StatusAuthenticationError
 	}
 	return 0, desfire.StatusPermissionDenied
@@ -74,7 +74,7 @@ func (c *Card) getFileIDs(data []byte) []byte {
 			ids = append(ids, byte(no))
 		}
 	}
-	return c.ok(ids, desfire.CommPlain)
+	return c.ok(ids, cmdMode)
 }
 
 func (c *Card) getFileSettings(data []byte) []byte {
@@ -91,7 +91,7 @@ func (c *Card) getFileSettings(data []byte) []byte {
 	if f == nil {
 		return c.fail(st)
 	}
-	return c.ok(f.settings(), desfire.CommPlain)
+	return c.ok(f.settings(), cmdMode)
 }
 
 func put24(b []byte, v int) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16)) }
@@ -111,6 +111,8 @@ func (f *file) settings() []byte {
 		return append(b, lc)
 	case desfire.FileCyclicRecord:
 		return put24(put24(put24(b, f.recordSize), f.maxRecords), len(f.records))
+	case desfire.FileTransactionMAC:
+		return append(b, 0x02, f.tmKeyVer) // TMKeyOption AES, key version
 	}
 	return put24(b, len(f.data))
 }
@@ -168,7 +170,7 @@ func (c *Card) createFile(ins byte, data []byte) []byte {
 		return c.fail(desfire.StatusOutOfEEPROM)
 	}
 	c.sel.files[f.no] = f
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) deleteFile(data []byte) []byte {
@@ -184,33 +186,42 @@ func (c *Card) deleteFile(data []byte) []byte {
 	}
 	delete(c.tx, f)
 	c.sel.files[f.no] = nil
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) readData(data []byte) []byte {
-	if len(data) != 7 {
+	if len(data) < 7 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
 	if f == nil {
 		return c.fail(st)
 	}
-	if f.typ != desfire.FileStdData && f.typ != desfire.FileBackupData {
+	if f.typ != desfire.FileStdData && f.typ != desfire.FileBackupData && f.typ != desfire.FileTransactionMAC {
 		return c.fail(desfire.StatusParameterError)
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
 	if st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	if data, st = c.readHeader(desfire.InsReadData, data, 7, mode); st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	content := f.data
+	if f.typ == desfire.FileTransactionMAC {
+		content = append(binary.LittleEndian.AppendUint32(nil, f.tmc), f.tmv[:]...)
+	}
 	off, n := get24(data[1:]), get24(data[4:])
-	if off >= len(f.data) || off+n > len(f.data) {
+	if off >= len(content) || off+n > len(content) {
 		return c.fail(desfire.StatusBoundaryError)
 	}
 	if n == 0 {
-		n = len(f.data) - off
+		n = len(content) - off
 	}
 	// Backup files read their committed image.
-	return c.ok(append([]byte(nil), f.data[off:off+n]...), mode)
+	out := append([]byte(nil), content[off:off+n]...)
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ReadData(f.no, off, out) })
+	return c.ok(out, mode)
 }
 
 // write runs WriteData and WriteRecord, whose data may span frames.
@@ -244,13 +255,15 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	}
 	header := data[:7]
 	want := 7 + n
-	if c.sess != nil {
-		switch mode {
-		case desfire.CommMAC:
-			want += 8
-		case desfire.CommEnciphered:
-			want = 7 + desfire.EncipheredLen(n)
-		}
+	switch {
+	case c.ev2 != nil && mode == desfire.CommMAC:
+		want += 8
+	case c.ev2 != nil && mode == desfire.CommEnciphered:
+		want = 7 + (n/16+1)*16 + 8
+	case c.sess != nil && mode == desfire.CommMAC:
+		want += 8
+	case c.sess != nil && mode == desfire.CommEnciphered:
+		want = 7 + c.sess.EncipheredLen(n)
 	}
 	switch {
 	case len(data) < want:
@@ -265,6 +278,12 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	if st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI {
+		if ins == desfire.InsWriteRecord {
+			return t.WriteRecord(f.no, off, payload)
+		}
+		return t.WriteData(f.no, off, payload)
+	})
 	if ins == desfire.InsWriteRecord {
 		p := c.txOf(f)
 		if p.record == nil {
@@ -280,11 +299,27 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	} else {
 		copy(f.data[off:], payload)
 	}
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, respMode(mode))
 }
 
 // unwrap checks and strips the protection of n data bytes sent in mode.
 func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMode) ([]byte, desfire.Status) {
+	if c.ev2 != nil {
+		switch mode {
+		case desfire.CommEnciphered:
+			return c.fullData(ins, header, wire, n)
+		case desfire.CommMAC:
+			d, ok := c.ev2MAC(ins, append(append([]byte(nil), header...), wire...))
+			if !ok || len(d) != len(header)+n {
+				return nil, desfire.StatusIntegrityError
+			}
+			return d[len(header):], desfire.StatusOK
+		}
+		if len(wire) != n {
+			return nil, desfire.StatusLengthError
+		}
+		return wire, desfire.StatusOK
+	}
 	s := c.sess
 	if s == nil {
 		if len(wire) != n {
@@ -295,7 +330,7 @@ func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMod
 	prefix := append([]byte{ins}, header...)
 	switch mode {
 	case desfire.CommEnciphered:
-		if len(wire) != desfire.EncipheredLen(n) {
+		if len(wire) != s.EncipheredLen(n) {
 			return nil, desfire.StatusLengthError
 		}
 		d, ok, err := s.DecipherData(wire, prefix, n)
@@ -320,7 +355,7 @@ func (c *Card) unwrap(ins byte, header, wire []byte, n int, mode desfire.CommMod
 }
 
 func (c *Card) getValue(data []byte) []byte {
-	if len(data) != 1 {
+	if len(data) < 1 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
@@ -334,6 +369,10 @@ func (c *Card) getValue(data []byte) []byte {
 	if st != desfire.StatusOK {
 		return c.fail(st)
 	}
+	if _, st = c.readHeader(desfire.InsGetValue, data, 1, mode); st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.Value(desfire.InsGetValue, f.no, f.value) })
 	return c.ok(binary.LittleEndian.AppendUint32(nil, uint32(f.value)), mode)
 }
 
@@ -391,11 +430,12 @@ func (c *Card) valueOp(ins byte, data []byte) []byte {
 		}
 		p.limited += amount
 	}
-	return c.ok(nil, desfire.CommPlain)
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.Value(ins, f.no, int32(amount)) })
+	return c.ok(nil, respMode(mode))
 }
 
 func (c *Card) readRecords(data []byte) []byte {
-	if len(data) != 7 {
+	if len(data) < 7 {
 		return c.fail(desfire.StatusLengthError)
 	}
 	f, st := c.fileOf(data[0])
@@ -407,6 +447,9 @@ func (c *Card) readRecords(data []byte) []byte {
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
 	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	if data, st = c.readHeader(desfire.InsReadRecords, data, 7, mode); st != desfire.StatusOK {
 		return c.fail(st)
 	}
 	have := len(f.records)
@@ -424,6 +467,7 @@ func (c *Card) readRecords(data []byte) []byte {
 	for _, r := range f.records[have-off-n : have-off] {
 		out = append(out, r...)
 	}
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ReadRecords(f.no, off, n, out) })
 	return c.ok(out, mode)
 }
 
@@ -443,13 +487,35 @@ func (c *Card) clearRecordFile(data []byte) []byte {
 	}
 	p := c.txOf(f)
 	p.clear, p.record = true, nil
-	return c.ok(nil, desfire.CommPlain)
+	c.tmiAdd(f, func(t desfire.TMI) desfire.TMI { return t.ClearRecordFile(f.no) })
+	return c.ok(nil, cmdMode)
 }
 
 // commit applies every pending change of the transaction at once.
+// commit applies every pending change of the transaction at once and,
+// in an application with a TransactionMAC file, MACs the transaction in
+// the same step. Option 01 (EV2, EV3) answers the new TMC and TMV.
 func (c *Card) commit(data []byte) []byte {
-	if len(data) != 0 {
+	if len(data) > 1 || (len(data) == 1 && (c.gen < EV2 || data[0]&^1 != 0)) {
 		return c.fail(desfire.StatusLengthError)
+	}
+	want := len(data) == 1 && data[0] == 1
+	var tm *file
+	if c.sel != nil {
+		tm = c.sel.tmacFile()
+	}
+	if want && tm == nil {
+		return c.fail(desfire.StatusPermissionDenied)
+	}
+	if tm != nil && len(c.tmi) > 0 {
+		if tm.tmc == 0xFFFFFFFF {
+			return c.fail(desfire.StatusPermissionDenied) // the counter limit
+		}
+		tmv, err := desfire.TransactionMAC(tm.tmKey, tm.tmc+1, c.uid[:], desfire.TMI(c.tmi))
+		if err != nil {
+			return c.fail(desfire.StatusPICCIntegrity)
+		}
+		tm.tmc, tm.tmv = tm.tmc+1, tmv
 	}
 	for f, p := range c.tx {
 		switch f.typ {
@@ -477,14 +543,95 @@ func (c *Card) commit(data []byte) []byte {
 			}
 		}
 	}
-	clear(c.tx)
-	return c.ok(nil, desfire.CommPlain)
+	c.clearTx()
+	if want {
+		return c.ok(append(binary.LittleEndian.AppendUint32(nil, tm.tmc), tm.tmv[:]...), cmdMode)
+	}
+	return c.ok(nil, cmdMode)
+}
+
+// createTMACFile creates the TransactionMAC file (EV2, EV3): the header
+// FileNo || FileOption || AccessRights || TMKeyOption in plain, the key
+// and its version enciphered, in an EV2 session with the application
+// master key; one per application.
+func (c *Card) createTMACFile(data []byte) []byte {
+	switch {
+	case c.gen < EV2:
+		return c.fail(desfire.StatusIllegalCommand)
+	case c.sel == nil:
+		return c.fail(desfire.StatusIllegalCommand)
+	case c.ev2 == nil:
+		return c.fail(desfire.StatusPermissionDenied)
+	case len(data) < 5:
+		return c.fail(desfire.StatusLengthError)
+	}
+	if ok, st := c.masterSession(); !ok {
+		return c.fail(st)
+	}
+	payload, st := c.fullData(desfire.InsCreateTransactionMACFile, data[:5], data[5:], 17)
+	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	f := &file{no: data[0], typ: desfire.FileTransactionMAC, comm: desfire.CommMode(data[1]), rights: desfire.ParseAccessRights([2]byte{data[2], data[3]}),
+		tmKey: append([]byte(nil), payload[:16]...), tmKeyVer: payload[16]}
+	switch {
+	case f.no >= maxFiles || !f.comm.Valid() || data[4] != 0x02:
+		return c.fail(desfire.StatusParameterError)
+	case c.sel.files[f.no] != nil:
+		return c.fail(desfire.StatusDuplicateError)
+	case c.sel.tmacFile() != nil:
+		return c.fail(desfire.StatusDuplicateError)
+	case c.used()+f.footprint() > Capacity:
+		return c.fail(desfire.StatusOutOfEEPROM)
+	}
+	c.sel.files[f.no] = f
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) abort(data []byte) []byte {
 	if len(data) != 0 {
 		return c.fail(desfire.StatusLengthError)
 	}
-	clear(c.tx)
-	return c.ok(nil, desfire.CommPlain)
+	c.clearTx()
+	return c.ok(nil, cmdMode)
+}
+
+// changeFileSettings changes a file's communication mode and access
+// rights: with the key of its Change right or the application master key,
+// enciphered (EV1/ISO: data || CRC32; EV2: Full mode).
+func (c *Card) changeFileSettings(data []byte) []byte {
+	if len(data) < 2 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	f, st := c.fileOf(data[0])
+	if f == nil {
+		return c.fail(st)
+	}
+	k, open := c.session()
+	switch {
+	case f.rights.Change == desfire.AccessNever:
+		return c.fail(desfire.StatusPermissionDenied)
+	case !open:
+		return c.fail(desfire.StatusAuthenticationError)
+	case k != f.rights.Change && k != 0:
+		return c.fail(desfire.StatusPermissionDenied)
+	}
+	p, st := c.fullData(desfire.InsChangeFileSettings, data[:1], data[1:], 3)
+	if st != desfire.StatusOK {
+		return c.fail(st)
+	}
+	comm := desfire.CommMode(p[0])
+	if !comm.Valid() {
+		return c.fail(desfire.StatusParameterError)
+	}
+	f.comm, f.rights = comm, desfire.ParseAccessRights([2]byte{p[1], p[2]})
+	return c.ok(nil, cmdMode)
+}
+
+// freeMemory answers the user memory still free, 3 bytes.
+func (c *Card) freeMemory(data []byte) []byte {
+	if len(data) != 0 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	return c.ok(put24(nil, Capacity-c.used()), cmdMode)
 }

@@ -64,7 +64,7 @@ func personalise(t testing.TB, card *vcard.Card) {
 	t.Helper()
 	c := desfire.New(card)
 	must(t, "select PICC", c.SelectApplication(desfire.AID{}))
-	must(t, "PICC auth", c.AuthenticateAES(0, zeroKey))
+	must(t, "PICC auth", c.AuthenticateISO(0, desfire.KeyDES, desfire.FactoryPICCKey()))
 	must(t, "create app", c.CreateApplication(transportAID, 0x09, 5))
 	must(t, "select app", c.SelectApplication(transportAID))
 	must(t, "app auth", c.AuthenticateAES(keyIssuer, zeroKey))

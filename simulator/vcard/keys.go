@@ -12,10 +12,11 @@ import (
 // masterSession reports whether the session holds key 0 of the current
 // application (or of the PICC); st is the status to give when not.
 func (c *Card) masterSession() (ok bool, st desfire.Status) {
+	k, open := c.session()
 	switch {
-	case c.sess == nil:
+	case !open:
 		return false, desfire.StatusAuthenticationError
-	case c.sess.KeyNo != 0:
+	case k != 0:
 		return false, desfire.StatusPermissionDenied
 	}
 	return true, desfire.StatusOK
@@ -30,50 +31,109 @@ func (c *Card) allowedBy(free desfire.KeySettings) (bool, desfire.Status) {
 	return c.masterSession()
 }
 
-func (c *Card) authenticateStart(data []byte) []byte {
-	c.sess = nil
-	clear(c.tx)
-	if len(data) != 1 {
+// authenticateStart answers the first frame of AuthenticateAES (AA),
+// AuthenticateISO (1A) and AuthenticateEV2First/NonFirst (71/77): the
+// key's type must fit the command, and the EV2 ones need an EV2 or EV3.
+func (c *Card) authenticateStart(ins byte, data []byte) []byte {
+	prev := c.ev2
+	c.endSession()
+	c.clearTx()
+	ev2 := ins == desfire.InsAuthenticateEV2First || ins == desfire.InsAuthenticateEV2NonFirst
+	switch {
+	case ev2 && c.gen < EV2:
+		return c.fail(desfire.StatusIllegalCommand)
+	case ins == desfire.InsAuthenticateEV2First && len(data) < 2,
+		ins == desfire.InsAuthenticateEV2First && len(data) != 2+int(data[1]),
+		ins != desfire.InsAuthenticateEV2First && len(data) != 1:
 		return c.fail(desfire.StatusLengthError)
+	case ins == desfire.InsAuthenticateEV2NonFirst && prev == nil:
+		return c.fail(desfire.StatusPermissionDenied)
 	}
 	a := c.current()
 	keyNo := data[0]
 	if int(keyNo) >= len(a.keys) {
 		return c.fail(desfire.StatusNoSuchKey)
 	}
-	rndB := make([]byte, 16)
+	k := a.keys[keyNo]
+	if (k.typ == desfire.KeyAES) != (ins != desfire.InsAuthenticateISO) {
+		return c.fail(desfire.StatusAuthenticationError)
+	}
+	n := 16
+	if k.typ == desfire.KeyDES {
+		n = 8
+	}
+	rndB := make([]byte, n)
 	if _, err := io.ReadFull(c.rand, rndB); err != nil {
 		return c.fail(desfire.StatusPICCIntegrity)
 	}
-	block := newBlock(a.keys[keyNo].k)
-	encB, iv := desfire.AuthStep(block, make([]byte, 16), rndB, true)
-	c.auth = &authInProgress{keyNo: keyNo, block: block, rndB: rndB, iv: iv}
+	block := newBlock(k)
+	encB, iv := desfire.AuthStep(block, make([]byte, block.BlockSize()), rndB, true)
+	c.auth = &authInProgress{ins: ins, keyNo: keyNo, key: k, block: block, rndB: rndB, iv: iv}
+	if ins == desfire.InsAuthenticateEV2NonFirst {
+		c.auth.prev = prev
+	}
 	return frame(encB, desfire.StatusAdditionalFrame)
 }
 
 func (c *Card) authenticateFinish(data []byte) []byte {
 	a := c.auth
 	c.auth = nil
-	if len(data) != 32 {
+	n := len(a.rndB)
+	if len(data) != 2*n {
 		return c.fail(desfire.StatusLengthError)
 	}
-	token, iv := desfire.AuthStep(a.block, a.iv, data, false)
-	rndA, rotB := token[:16], token[16:]
+	ev2 := a.ins == desfire.InsAuthenticateEV2First || a.ins == desfire.InsAuthenticateEV2NonFirst
+	iv := a.iv
+	if ev2 {
+		iv = make([]byte, 16) // EV2 encrypts each message with IV zero
+	}
+	token, iv := desfire.AuthStep(a.block, iv, data, false)
+	rndA, rotB := token[:n], token[n:]
 	if subtle.ConstantTimeCompare(rotB, desfire.RotateLeft(a.rndB)) != 1 {
 		return c.fail(desfire.StatusAuthenticationError)
 	}
-	encA, _ := desfire.AuthStep(a.block, iv, desfire.RotateLeft(rndA), true)
-	s, err := desfire.NewSession(a.keyNo, desfire.SessionKey(rndA, a.rndB))
+	switch a.ins {
+	case desfire.InsAuthenticateAES:
+		encA, _ := desfire.AuthStep(a.block, iv, desfire.RotateLeft(rndA), true)
+		s, err := desfire.NewSession(a.keyNo, desfire.SessionKey(rndA, a.rndB))
+		if err != nil {
+			return c.fail(desfire.StatusPICCIntegrity)
+		}
+		c.sess = s
+		return frame(encA, desfire.StatusOK)
+	case desfire.InsAuthenticateISO:
+		encA, _ := desfire.AuthStep(a.block, iv, desfire.RotateLeft(rndA), true)
+		_, sb, err := desfire.ISOSessionKey(a.key.typ, a.key.k, rndA, a.rndB)
+		if err != nil {
+			return c.fail(desfire.StatusPICCIntegrity)
+		}
+		c.sess = desfire.NewSessionCipher(a.keyNo, a.key.typ, sb)
+		return frame(encA, desfire.StatusOK)
+	}
+	enc, mac, err := desfire.EV2SessionKeys(a.key.k, rndA, a.rndB)
 	if err != nil {
 		return c.fail(desfire.StatusPICCIntegrity)
 	}
-	c.sess = s
-	return frame(encA, desfire.StatusOK)
+	zero := make([]byte, 16)
+	if a.ins == desfire.InsAuthenticateEV2NonFirst {
+		e, _ := desfire.NewEV2Session(a.keyNo, enc[:], mac[:], a.prev.TI[:])
+		e.CmdCtr = a.prev.CmdCtr
+		c.ev2 = e
+		out, _ := desfire.AuthStep(a.block, zero, desfire.RotateLeft(rndA), true)
+		return frame(out, desfire.StatusOK)
+	}
+	ti := make([]byte, 4)
+	if _, err := io.ReadFull(c.rand, ti); err != nil {
+		return c.fail(desfire.StatusPICCIntegrity)
+	}
+	e, _ := desfire.NewEV2Session(a.keyNo, enc[:], mac[:], ti)
+	c.ev2 = e
+	return frame(desfire.EV2AuthAnswer(a.block, ti, rndA, [6]byte{}, [6]byte{}), desfire.StatusOK)
 }
 
 func (c *Card) selectApplication(data []byte) []byte {
-	c.sess = nil
-	clear(c.tx)
+	c.endSession()
+	c.clearTx()
 	if len(data) != 3 {
 		return c.fail(desfire.StatusLengthError)
 	}
@@ -91,28 +151,31 @@ func (c *Card) selectApplication(data []byte) []byte {
 	return frame(nil, desfire.StatusOK)
 }
 
-// Production data GetVersion reports: NXP DESFire EV1 8K, v1.4.
-var (
-	versionHW = []byte{0x04, 0x01, 0x01, 0x01, 0x00, 0x1A, 0x05}
-	versionSW = []byte{0x04, 0x01, 0x01, 0x01, 0x04, 0x1A, 0x05}
-)
+// Production data GetVersion reports, 8K cards: hardware and software
+// major versions 01 (EV1, v1.4), 12 (EV2) and 33 (EV3), as NXP numbers them.
+var versions = map[Generation][2][]byte{
+	EV1: {{0x04, 0x01, 0x01, 0x01, 0x00, 0x1A, 0x05}, {0x04, 0x01, 0x01, 0x01, 0x04, 0x1A, 0x05}},
+	EV2: {{0x04, 0x01, 0x01, 0x12, 0x00, 0x1A, 0x05}, {0x04, 0x01, 0x01, 0x02, 0x01, 0x1A, 0x05}},
+	EV3: {{0x04, 0x01, 0x01, 0x33, 0x00, 0x1A, 0x05}, {0x04, 0x01, 0x01, 0x03, 0x00, 0x1A, 0x05}},
+}
 
 func (c *Card) getVersion(data []byte) []byte {
 	if len(data) != 0 {
 		return c.fail(desfire.StatusLengthError)
 	}
-	v := append(append([]byte(nil), versionHW...), versionSW...)
+	hs := versions[c.gen]
+	v := append(append([]byte(nil), hs[0]...), hs[1]...)
 	v = append(v, c.uid[:]...)
 	v = append(v, 0xBA, 0x7C, 0x00, 0x00, 0x01) // batch number
 	v = append(v, 0x47, 0x26)                   // week 47, 2026 (BCD)
-	return c.ok(v, desfire.CommPlain, 7, 7)
+	return c.ok(v, cmdMode, 7, 7)
 }
 
 func (c *Card) getCardUID(data []byte) []byte {
 	if len(data) != 0 {
 		return c.fail(desfire.StatusLengthError)
 	}
-	if c.sess == nil {
+	if _, open := c.session(); !open {
 		return c.fail(desfire.StatusAuthenticationError)
 	}
 	return c.ok(c.uid[:], desfire.CommEnciphered)
@@ -132,7 +195,7 @@ func (c *Card) getApplicationIDs(data []byte) []byte {
 	for _, a := range c.apps {
 		out = append(out, a.aid[:]...)
 	}
-	return c.ok(out, desfire.CommPlain)
+	return c.ok(out, cmdMode)
 }
 
 func (c *Card) createApplication(data []byte) []byte {
@@ -159,8 +222,12 @@ func (c *Card) createApplication(data []byte) []byte {
 	if c.used()+appBlocks > Capacity {
 		return c.fail(desfire.StatusOutOfEEPROM)
 	}
-	c.apps = append(c.apps, &application{aid: aid, settings: desfire.KeySettings(data[3]), keys: make([]key, n)})
-	return c.ok(nil, desfire.CommPlain)
+	keys := make([]key, n)
+	for i := range keys {
+		keys[i] = aesKey(make([]byte, 16), 0)
+	}
+	c.apps = append(c.apps, &application{aid: aid, settings: desfire.KeySettings(data[3]), keys: keys})
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) deleteApplication(data []byte) []byte {
@@ -192,9 +259,10 @@ func (c *Card) deleteApplication(data []byte) []byte {
 			break
 		}
 	}
-	resp := c.ok(nil, desfire.CommPlain)
+	resp := c.ok(nil, cmdMode)
 	if c.sel == a {
-		c.sel, c.sess = nil, nil
+		c.sel = nil
+		c.endSession()
 	}
 	return resp
 }
@@ -210,7 +278,7 @@ func (c *Card) formatPICC(data []byte) []byte {
 		return c.fail(st)
 	}
 	c.apps = nil
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) getKeySettings(data []byte) []byte {
@@ -221,7 +289,7 @@ func (c *Card) getKeySettings(data []byte) []byte {
 		return c.fail(st)
 	}
 	a := c.current()
-	return c.ok([]byte{byte(a.settings), 0x80 | byte(len(a.keys))}, desfire.CommPlain)
+	return c.ok([]byte{byte(a.settings), byte(a.keys[0].typ) | byte(len(a.keys))}, cmdMode)
 }
 
 func (c *Card) changeKeySettings(data []byte) []byte {
@@ -232,15 +300,12 @@ func (c *Card) changeKeySettings(data []byte) []byte {
 	if a.settings&desfire.ConfigurationChangeable == 0 {
 		return c.fail(desfire.StatusPermissionDenied)
 	}
-	if len(data) != 16 {
-		return c.fail(desfire.StatusLengthError)
-	}
-	s, ok, err := c.sess.DecipherData(data, []byte{desfire.InsChangeKeySettings}, 1)
-	if err != nil || !ok {
+	s, st := c.fullData(desfire.InsChangeKeySettings, nil, data, 1)
+	if st != desfire.StatusOK || len(s) != 1 {
 		return c.fail(desfire.StatusIntegrityError)
 	}
 	a.settings = desfire.KeySettings(s[0])
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
 }
 
 func (c *Card) getKeyVersion(data []byte) []byte {
@@ -255,12 +320,12 @@ func (c *Card) getKeyVersion(data []byte) []byte {
 	if int(k) >= len(a.keys) {
 		return c.fail(desfire.StatusNoSuchKey)
 	}
-	return c.ok([]byte{a.keys[k].version}, desfire.CommPlain)
+	return c.ok([]byte{a.keys[k].version}, cmdMode)
 }
 
 // mayChangeKey applies the change-key access nibble of the key settings.
 func (c *Card) mayChangeKey(a *application, k byte) bool {
-	s := c.sess.KeyNo
+	s, _ := c.session()
 	if k == 0 {
 		return s == 0 && a.settings&desfire.AllowChangeMasterKey != 0
 	}
@@ -276,21 +341,27 @@ func (c *Card) mayChangeKey(a *application, k byte) bool {
 	}
 }
 
+// changeKey takes the new key, its type and version: in an EV1 or ISO
+// session (NewKey or NewKey XOR OldKey) [|| KeyVer] || CRC32(C4 || KeyNo
+// || those) [|| CRC32(NewKey)] enciphered; in an EV2 session the same
+// without the first CRC, in Full mode. At PICC level the key number's top
+// bits give the new key's type; an application's keys stay AES.
 func (c *Card) changeKey(data []byte) []byte {
-	if len(data) != 33 {
+	if len(data) < 9 {
 		return c.fail(desfire.StatusLengthError)
 	}
-	if c.sess == nil {
+	authNo, open := c.session()
+	if !open {
 		return c.fail(desfire.StatusAuthenticationError)
 	}
 	a := c.current()
 	wireNo := data[0]
-	k := wireNo
+	k, typ := wireNo, desfire.KeyAES
 	if c.sel == nil {
-		if wireNo&0xC0 != 0x80 { // AES is the only key type
+		typ, k = desfire.KeyType(wireNo&0xC0), wireNo&0x3F
+		if !typ.Valid() {
 			return c.fail(desfire.StatusParameterError)
 		}
-		k = wireNo & 0x3F
 	}
 	if int(k) >= len(a.keys) {
 		return c.fail(desfire.StatusNoSuchKey)
@@ -298,29 +369,76 @@ func (c *Card) changeKey(data []byte) []byte {
 	if !c.mayChangeKey(a, k) {
 		return c.fail(desfire.StatusPermissionDenied)
 	}
-	plain, err := c.sess.Decrypt(data[1:])
-	if err != nil {
-		return c.fail(desfire.StatusLengthError)
+	same := k == authNo
+	kl, vl := typ.KeySize(), 0
+	if typ == desfire.KeyAES {
+		vl = 1
 	}
-	same := k == c.sess.KeyNo
-	var newKey [16]byte
-	crcIn := append([]byte{desfire.InsChangeKey, wireNo}, plain[:17]...)
-	good := binary.LittleEndian.Uint32(plain[17:]) == desfire.CRC32(crcIn)
-	padFrom := 21
-	if same {
-		copy(newKey[:], plain[:16])
+	if !same && a.keys[k].typ != typ {
+		return c.fail(desfire.StatusParameterError)
+	}
+	var plain []byte
+	if c.ev2 != nil {
+		p, st := c.fullData(desfire.InsChangeKey, data[:1], data[1:], -1)
+		if st != desfire.StatusOK {
+			return c.fail(st)
+		}
+		plain = p
+		want := kl + vl
+		if !same {
+			want += 4
+		}
+		if len(plain) != want {
+			return c.fail(desfire.StatusIntegrityError)
+		}
 	} else {
-		subtle.XORBytes(newKey[:], plain[:16], a.keys[k].k[:])
-		good = good && binary.LittleEndian.Uint32(plain[21:]) == desfire.CRC32(newKey[:])
-		padFrom = 25
+		p, err := c.sess.Decrypt(data[1:])
+		if err != nil {
+			return c.fail(desfire.StatusLengthError)
+		}
+		body := kl + vl
+		crcEnd := body + 4
+		if !same {
+			crcEnd += 4
+		}
+		if len(p) < crcEnd || len(p)-crcEnd >= c.sess.BlockSize() || !bytes.Equal(p[crcEnd:], make([]byte, len(p)-crcEnd)) {
+			return c.fail(desfire.StatusIntegrityError)
+		}
+		crcIn := append([]byte{desfire.InsChangeKey, wireNo}, p[:body]...)
+		if binary.LittleEndian.Uint32(p[body:]) != desfire.CRC32(crcIn) {
+			return c.fail(desfire.StatusIntegrityError)
+		}
+		plain = append(append([]byte(nil), p[:body]...), p[body+4:crcEnd]...)
 	}
-	if !good || !bytes.Equal(plain[padFrom:], make([]byte, 32-padFrom)) {
-		return c.fail(desfire.StatusIntegrityError)
-	}
-	a.keys[k] = key{k: newKey, version: plain[16]}
+	newKey := make([]byte, kl)
 	if same {
-		c.sess = nil
+		copy(newKey, plain[:kl])
+	} else {
+		subtle.XORBytes(newKey, plain[:kl], a.keys[k].k)
+		if binary.LittleEndian.Uint32(plain[kl+vl:]) != desfire.CRC32(newKey) {
+			return c.fail(desfire.StatusIntegrityError)
+		}
+	}
+	nk := key{typ: typ, k: newKey}
+	if vl == 1 {
+		nk.version = plain[kl]
+	} else {
+		nk.version = desVersion(newKey)
+	}
+	a.keys[k] = nk
+	if same {
+		c.endSession()
 		return frame(nil, desfire.StatusOK)
 	}
-	return c.ok(nil, desfire.CommPlain)
+	return c.ok(nil, cmdMode)
+}
+
+// desVersion is the version a DES key carries in its parity bits (the
+// low bit of its first eight bytes), as GetKeyVersion reports it.
+func desVersion(k []byte) byte {
+	var v byte
+	for _, b := range k[:8] {
+		v = v<<1 | b&1
+	}
+	return v
 }

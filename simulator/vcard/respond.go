@@ -1,16 +1,20 @@
 package vcard
 
 import (
+	"bytes"
+	"crypto/subtle"
+
 	"github.com/citycard/transit/card/desfire"
 )
 
 // ISO/IEC 7816-4 status words for APDUs that are not DESFire commands.
 const (
-	swOK          = 0x9000
-	swWrongLength = 0x6700
-	swWrongP1P2   = 0x6A86
-	swINS         = 0x6D00
-	swCLA         = 0x6E00
+	swOK           = 0x9000
+	swWrongLength  = 0x6700
+	swWrongP1P2    = 0x6A86
+	swINS          = 0x6D00
+	swCLA          = 0x6E00
+	swFileNotFound = 0x6A82
 )
 
 func sw(w uint16) []byte { return []byte{byte(w >> 8), byte(w)} }
@@ -39,7 +43,7 @@ func (c *Card) respond(cmd []byte) []byte {
 		}
 		return append(append([]byte(nil), c.uid[:]...), sw(swOK)...)
 	case 0x00:
-		return sw(swINS) // ISO 7816-4 commands of EV1 are not emulated
+		return c.iso(ins, p1, p2, cmd[4:])
 	default:
 		return sw(swCLA)
 	}
@@ -103,9 +107,9 @@ func (c *Card) native(ins byte, data []byte) []byte {
 // fail ends the session and the transaction, as a real card does on any
 // error, and answers with st.
 func (c *Card) fail(st desfire.Status) []byte {
-	c.sess = nil
+	c.endSession()
 	c.auth, c.in, c.out = nil, nil, nil
-	clear(c.tx)
+	c.clearTx()
 	return frame(nil, st)
 }
 
@@ -114,7 +118,19 @@ func (c *Card) fail(st desfire.Status) []byte {
 // data ‖ CRC32(data ‖ 00) ‖ padding, encrypted. Data longer than one frame
 // is split into 91 AF frames.
 func (c *Card) ok(data []byte, mode desfire.CommMode, sizes ...int) []byte {
-	if s := c.sess; s != nil {
+	if e := c.ev2; e != nil {
+		switch mode {
+		case desfire.CommPlain:
+		case desfire.CommEnciphered:
+			if len(data) > 0 {
+				data = e.EncryptResponse(data)
+			}
+			data = append(data, e.ResponseMAC(byte(desfire.StatusOK), data)...)
+		default:
+			data = append(append([]byte(nil), data...), e.ResponseMAC(byte(desfire.StatusOK), data)...)
+		}
+		e.Advance()
+	} else if s := c.sess; s != nil {
 		if mode == desfire.CommEnciphered {
 			data = s.EncipherData(nil, data, byte(desfire.StatusOK))
 		} else {
@@ -149,18 +165,86 @@ func (c *Card) ok(data []byte, mode desfire.CommMode, sizes ...int) []byte {
 	return frame(frames[0], desfire.StatusAdditionalFrame)
 }
 
+// cmdMode is the protection of a command's own data, not a file's: in an
+// EV1 session the response carries a CMAC, in an EV2 session command and
+// response carry a MAC.
+const cmdMode desfire.CommMode = 0xFF
+
+// respMode is how the answer to a write in file mode m is protected: not
+// at all for a plain file in an EV2 session, with a MAC otherwise.
+func respMode(m desfire.CommMode) desfire.CommMode {
+	if m == desfire.CommPlain {
+		return desfire.CommPlain
+	}
+	return cmdMode
+}
+
+// ev2MAC checks and strips the MAC at the end of an EV2 command.
+func (c *Card) ev2MAC(ins byte, data []byte) ([]byte, bool) {
+	if len(data) < 8 {
+		return nil, false
+	}
+	n := len(data) - 8
+	return data[:n:n], subtle.ConstantTimeCompare(c.ev2.CommandMAC(ins, data[:n], nil), data[n:]) == 1
+}
+
+// readHeader checks the length of a read command's header (n bytes) and,
+// in an EV2 session on a MAC or Full file, its MAC.
+func (c *Card) readHeader(ins byte, data []byte, n int, mode desfire.CommMode) ([]byte, desfire.Status) {
+	if c.ev2 != nil && mode != desfire.CommPlain {
+		h, ok := c.ev2MAC(ins, data)
+		switch {
+		case len(h) != n:
+			return nil, desfire.StatusLengthError
+		case !ok:
+			return nil, desfire.StatusIntegrityError
+		}
+		return h, desfire.StatusOK
+	}
+	if len(data) != n {
+		return nil, desfire.StatusLengthError
+	}
+	return data, desfire.StatusOK
+}
+
+// fullData takes the enciphered data of a Full-mode command after header:
+// in an EV2 session ct || MAC, in an EV1/ISO session data || CRC32 ||
+// padding enciphered (n: the data length, -1 unknown).
+func (c *Card) fullData(ins byte, header, wire []byte, n int) ([]byte, desfire.Status) {
+	if c.ev2 != nil {
+		ct, ok := c.ev2MAC(ins, append(append([]byte(nil), header...), wire...))
+		if !ok {
+			return nil, desfire.StatusIntegrityError
+		}
+		p, ok := c.ev2.DecryptCommand(ct[len(header):])
+		if !ok || (n >= 0 && len(p) != n) {
+			return nil, desfire.StatusIntegrityError
+		}
+		return p, desfire.StatusOK
+	}
+	d, ok, err := c.sess.DecipherData(wire, append([]byte{ins}, header...), n)
+	if err != nil || !ok {
+		return nil, desfire.StatusIntegrityError
+	}
+	return d, desfire.StatusOK
+}
+
 // needMore keeps a command whose data continues in 90 AF frames.
 func (c *Card) needMore(ins byte, data []byte, want int) []byte {
 	c.in = &partialCommand{ins: ins, buf: append([]byte(nil), data...), want: want}
 	return frame(nil, desfire.StatusAdditionalFrame)
 }
 
-// macPlain advances the session IV over a command sent in plain.
+// macPlain advances the EV1 session IV over a command sent in plain.
 func (c *Card) macPlain(ins byte, data []byte) {
 	if c.sess != nil {
 		c.sess.CMAC(append([]byte{ins}, data...))
 	}
 }
+
+// fileData lists the file data commands, whose protection in an EV2
+// session follows the file's communication mode.
+var fileData = map[byte]bool{desfire.InsReadData: true, desfire.InsGetValue: true, desfire.InsReadRecords: true}
 
 // plainBody lists the commands whose whole data travels in plain; the
 // IV advances over them before they run.
@@ -172,16 +256,24 @@ var plainBody = map[byte]bool{
 	desfire.InsCreateValueFile: true, desfire.InsCreateCyclicRecordFile: true, desfire.InsDeleteFile: true,
 	desfire.InsReadData: true, desfire.InsGetValue: true, desfire.InsReadRecords: true,
 	desfire.InsClearRecordFile: true, desfire.InsCommitTransaction: true, desfire.InsAbortTransaction: true,
+	desfire.InsFreeMemory: true,
 }
 
 func (c *Card) dispatch(ins byte, data []byte) []byte {
 	if plainBody[ins] {
+		if c.ev2 != nil && !fileData[ins] {
+			d, ok := c.ev2MAC(ins, data)
+			if !ok {
+				return c.fail(desfire.StatusIntegrityError)
+			}
+			data = d
+		}
 		c.macPlain(ins, data)
 	}
 	switch ins {
-	case desfire.InsAuthenticateAES:
-		return c.authenticateStart(data)
-	case 0x0A, 0x1A: // legacy DES / ISO authentication: no such keys here
+	case desfire.InsAuthenticateAES, desfire.InsAuthenticateISO, desfire.InsAuthenticateEV2First, desfire.InsAuthenticateEV2NonFirst:
+		return c.authenticateStart(ins, data)
+	case desfire.InsAuthenticateLegacy: // native DES authentication is not emulated
 		return c.fail(desfire.StatusAuthenticationError)
 	case desfire.InsSelectApplication:
 		return c.selectApplication(data)
@@ -229,6 +321,39 @@ func (c *Card) dispatch(ins byte, data []byte) []byte {
 		return c.commit(data)
 	case desfire.InsAbortTransaction:
 		return c.abort(data)
+	case desfire.InsCreateTransactionMACFile:
+		return c.createTMACFile(data)
+	case desfire.InsChangeFileSettings:
+		return c.changeFileSettings(data)
+	case desfire.InsFreeMemory:
+		return c.freeMemory(data)
 	}
 	return c.fail(desfire.StatusIllegalCommand)
+}
+
+// piccDFName is the DF name of the PICC level, which a real card selects
+// with ISO SELECT (ISO/IEC 7816-4 application identifier of DESFire).
+var piccDFName = []byte{0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x00}
+
+// iso answers the ISO/IEC 7816-4 commands: SELECT by DF name of the PICC
+// level; every other one (and DF names of applications, which the
+// virtual card's applications do not have) is not emulated.
+func (c *Card) iso(ins, p1, p2 byte, rest []byte) []byte {
+	if ins != 0xA4 {
+		return sw(swINS)
+	}
+	if p1 != 0x04 {
+		return sw(swWrongP1P2)
+	}
+	data, ok := body(rest)
+	if !ok {
+		return sw(swWrongLength)
+	}
+	if !bytes.Equal(data, piccDFName) {
+		return sw(swFileNotFound)
+	}
+	c.auth, c.out, c.in, c.sel = nil, nil, nil, nil
+	c.endSession()
+	c.clearTx()
+	return sw(swOK)
 }

@@ -13,7 +13,7 @@ import (
 // saved; a reloaded card is as after a power cycle.
 var stateMagic = [4]byte{'V', 'D', 'F', 'C'}
 
-const stateVersion = 1
+const stateVersion = 2
 
 // ErrState is wrapped by every UnmarshalBinary error.
 var ErrState = errors.New("vcard: invalid card state")
@@ -24,6 +24,7 @@ func (c *Card) MarshalBinary() ([]byte, error) {
 	defer c.mu.Unlock()
 	b := append(stateMagic[:0:0], stateMagic[:]...)
 	b = append(b, stateVersion)
+	b = append(b, byte(c.gen))
 	b = append(b, c.uid[:]...)
 	b = appendApp(b, &c.picc)
 	b = append(b, byte(len(c.apps)))
@@ -37,7 +38,7 @@ func appendApp(b []byte, a *application) []byte {
 	b = append(b, a.aid[:]...)
 	b = append(b, byte(a.settings), byte(len(a.keys)))
 	for _, k := range a.keys {
-		b = append(append(b, k.k[:]...), k.version)
+		b = append(append(append(b, byte(k.typ)), k.k...), k.version)
 	}
 	n := 0
 	for _, f := range a.files {
@@ -68,6 +69,10 @@ func appendApp(b []byte, a *application) []byte {
 			for _, r := range f.records {
 				b = append(b, r...)
 			}
+		case desfire.FileTransactionMAC:
+			b = append(append(b, f.tmKey...), f.tmKeyVer)
+			b = binary.BigEndian.AppendUint32(b, f.tmc)
+			b = append(b, f.tmv[:]...)
 		default:
 			b = put24(b, len(f.data))
 			b = append(b, f.data...)
@@ -88,6 +93,10 @@ func (c *Card) UnmarshalBinary(data []byte) error {
 	}
 	if v := r.byte(); r.err == nil && v != stateVersion {
 		return fmt.Errorf("%w: version %d, this build reads %d", ErrState, v, stateVersion)
+	}
+	gen := Generation(r.byte())
+	if r.err == nil && (gen < EV1 || gen > EV3) {
+		return fmt.Errorf("%w: generation %d", ErrState, gen)
 	}
 	var uid [7]byte
 	copy(uid[:], r.take(7))
@@ -123,7 +132,7 @@ func (c *Card) UnmarshalBinary(data []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.uid, c.picc, c.apps = uid, *picc, apps
+	c.gen, c.uid, c.picc, c.apps = gen, uid, *picc, apps
 	c.reset()
 	return nil
 }
@@ -168,7 +177,11 @@ func (r *reader) app(picc bool) (*application, error) {
 	}
 	a.keys = make([]key, nk)
 	for i := range a.keys {
-		copy(a.keys[i].k[:], r.take(16))
+		t := desfire.KeyType(r.byte())
+		if r.err == nil && (!t.Valid() || (!picc && t != desfire.KeyAES)) {
+			return nil, fmt.Errorf("%w: application %s key %d of type %d", ErrState, a.aid, i, t)
+		}
+		a.keys[i] = key{typ: t, k: append([]byte(nil), r.take(t.KeySize())...)}
 		a.keys[i].version = r.byte()
 	}
 	nf := int(r.byte())
@@ -229,6 +242,11 @@ func (r *reader) file() (*file, error) {
 			}
 			f.records = append(f.records, append([]byte(nil), r.take(f.recordSize)...))
 		}
+	case desfire.FileTransactionMAC:
+		f.tmKey = append([]byte(nil), r.take(16)...)
+		f.tmKeyVer = r.byte()
+		f.tmc = binary.BigEndian.Uint32(r.take(4))
+		copy(f.tmv[:], r.take(8))
 	default:
 		return nil, fmt.Errorf("%w: file %d of unknown type %d", ErrState, f.no, h[1])
 	}

@@ -1,7 +1,6 @@
 package vcard
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"io"
@@ -9,6 +8,29 @@ import (
 
 	"github.com/citycard/transit/card/desfire"
 )
+
+// Generation is the DESFire generation a card presents: what GetVersion
+// says and which commands it knows.
+type Generation byte
+
+// Generations.
+const (
+	EV1 Generation = 1
+	EV2 Generation = 2
+	EV3 Generation = 3
+)
+
+func (g Generation) String() string {
+	switch g {
+	case EV1:
+		return "EV1"
+	case EV2:
+		return "EV2"
+	case EV3:
+		return "EV3"
+	}
+	return "generation?"
+}
 
 // Capacity is the user memory, in bytes, that applications and files may
 // take (an EV1 8K card).
@@ -31,14 +53,18 @@ type Card struct {
 	mu   sync.Mutex
 	rand io.Reader
 
+	gen Generation
+
 	// Persistent state.
 	uid  [7]byte
 	picc application // AID zero: the PICC master key and settings
 	apps []*application
 
 	// Volatile state, lost at Reset.
-	sel  *application // nil: PICC level
-	sess *desfire.Session
+	sel  *application        // nil: PICC level
+	sess *desfire.Session    // EV1 (AES) or ISO (DES/3DES) session
+	ev2  *desfire.EV2Session // EV2 session; never both
+	tmi  []byte              // Transaction MAC Input of the transaction in progress
 	auth *authInProgress
 	tx   map[*file]*pending
 	out  [][]byte // response frames still to send (each with status)
@@ -46,8 +72,13 @@ type Card struct {
 }
 
 type key struct {
-	k       [16]byte
+	typ     desfire.KeyType
+	k       []byte // typ.KeySize() bytes
 	version byte
+}
+
+func aesKey(k []byte, version byte) key {
+	return key{typ: desfire.KeyAES, k: append([]byte(nil), k...), version: version}
 }
 
 type application struct {
@@ -71,6 +102,31 @@ type file struct {
 
 	recordSize, maxRecords int
 	records                [][]byte // cyclic record files, oldest first
+
+	tmKey    []byte  // TransactionMAC file: AppTransactionMACKey
+	tmKeyVer byte    //
+	tmc      uint32  // Transaction MAC counter of the last committed transaction
+	tmv      [8]byte // its Transaction MAC value
+}
+
+// tmacFile returns the application's TransactionMAC file, nil if none.
+func (a *application) tmacFile() *file {
+	for _, f := range a.files {
+		if f != nil && f.typ == desfire.FileTransactionMAC {
+			return f
+		}
+	}
+	return nil
+}
+
+// tmiAdd appends to the Transaction MAC Input when the selected
+// application computes Transaction MACs and f is not its TransactionMAC
+// file.
+func (c *Card) tmiAdd(f *file, update func(desfire.TMI) desfire.TMI) {
+	if c.sel == nil || f.typ == desfire.FileTransactionMAC || c.sel.tmacFile() == nil {
+		return
+	}
+	c.tmi = update(desfire.TMI(c.tmi))
 }
 
 // pending is a file's uncommitted change.
@@ -82,10 +138,13 @@ type pending struct {
 }
 
 type authInProgress struct {
+	ins   byte
 	keyNo byte
+	key   key
 	block cipher.Block
 	rndB  []byte
 	iv    []byte
+	prev  *desfire.EV2Session // AuthenticateEV2NonFirst: the session it renews
 }
 
 type partialCommand struct {
@@ -101,14 +160,21 @@ type Option func(*Card)
 // default); tests use it to make exchanges reproducible.
 func WithRand(r io.Reader) Option { return func(c *Card) { c.rand = r } }
 
+// WithGeneration makes the card an EV1 (the default), EV2 or EV3: its
+// GetVersion, and on EV2 and EV3 EV2 secure messaging and the Transaction
+// MAC file.
+func WithGeneration(g Generation) Option { return func(c *Card) { c.gen = g } }
+
 // New returns a factory-fresh card with the given 7-byte UID (a shorter
-// UID is zero-padded, a longer one truncated): no applications, PICC
-// master key AES zero, PICC key settings 0x0F (everything allowed with the
-// master key, directory listing and application creation free).
+// UID is zero-padded, a longer one truncated), as a real card leaves the
+// factory: no applications, PICC master key the 2K3DES zero key (version
+// 0), PICC key settings 0x0F (everything allowed with the master key,
+// directory listing and application creation free): GetKeySettings
+// answers 0F 01.
 func New(uid []byte, opts ...Option) *Card {
-	c := &Card{rand: rand.Reader}
+	c := &Card{rand: rand.Reader, gen: EV1}
 	copy(c.uid[:], uid)
-	c.picc = application{settings: 0x0F, keys: []key{{}}}
+	c.picc = application{settings: 0x0F, keys: []key{{typ: desfire.KeyDES, k: desfire.FactoryPICCKey()}}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -135,8 +201,8 @@ func (c *Card) Reset() {
 }
 
 func (c *Card) reset() {
-	c.sel, c.sess, c.auth, c.out, c.in = nil, nil, nil, nil, nil
-	clear(c.tx)
+	c.sel, c.sess, c.ev2, c.auth, c.out, c.in = nil, nil, nil, nil, nil, nil
+	c.clearTx()
 }
 
 // Transmit answers cmd; it lets a Card serve as an apdu.Transport in
@@ -183,11 +249,37 @@ func (f *file) footprint() int {
 		return blockBytes
 	case desfire.FileCyclicRecord:
 		return roundBlock(f.recordSize * f.maxRecords)
+	case desfire.FileTransactionMAC:
+		return blockBytes
 	}
 	return roundBlock(len(f.data))
 }
 
-func newBlock(k [16]byte) cipher.Block {
-	b, _ := aes.NewCipher(k[:]) // a 16-byte key cannot fail
+func newBlock(k key) cipher.Block {
+	b, _ := desfire.NewKeyCipher(k.typ, k.k) // a stored key has its type's size
 	return b
+}
+
+// Generation returns the generation the card presents.
+func (c *Card) Generation() Generation { return c.gen }
+
+// clearTx discards the transaction in progress and its Transaction MAC
+// Input.
+func (c *Card) clearTx() {
+	clear(c.tx)
+	c.tmi = nil
+}
+
+// endSession drops any secure-messaging session.
+func (c *Card) endSession() { c.sess, c.ev2 = nil, nil }
+
+// session reports whether a session is open and with which key.
+func (c *Card) session() (keyNo byte, ok bool) {
+	switch {
+	case c.ev2 != nil:
+		return c.ev2.KeyNo, true
+	case c.sess != nil:
+		return c.sess.KeyNo, true
+	}
+	return 0, false
 }

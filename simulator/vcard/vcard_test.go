@@ -31,7 +31,11 @@ func TestRespondStatusWords(t *testing.T) {
 		{"get UID pseudo-APDU", "FFCA000000", "04440F32763180" + "9000"},
 		{"pseudo-APDU, other P1", "FFCA010000", "6A86"},
 		{"pseudo-APDU, other INS", "FFB0000000", "6D00"},
-		{"ISO SELECT", "00A4040000", "6D00"},
+		{"ISO SELECT of no DF name", "00A4040000", "6A82"},
+		{"ISO SELECT of the PICC's DF name", "00A4040007D276000085010000", "9000"},
+		{"ISO SELECT by file ID", "00A4000002010000", "6A86"},
+		{"ISO READ BINARY", "00B0000000", "6D00"},
+		{"FreeMemory, factory card", "906E000000", "001F00" + "9100"},
 		{"unknown class", "80CA000000", "6E00"},
 		{"too short", "9060", "6700"},
 		{"Lc longer than data", "905A0000050102", "6700"},
@@ -120,7 +124,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"version", func(b []byte) []byte { b[4] = 9; return b }},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }},
 		{"trailing", func(b []byte) []byte { return append(b, 0) }},
-		{"PICC with two keys", func(b []byte) []byte { b[4+1+7+4] = 2; return b }},
+		{"PICC with two keys", func(b []byte) []byte { b[4+1+1+7+4+1] = 2; return b }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ const (
 	ctrlGetATR   = 0x04
 )
 
-// maxPayload bounds a frame; an extended APDU is at most 65535+7 bytes, so the
+// errEmptyFrame: a length prefix of zero. An extended APDU is at most 65535+7 bytes, so the
 // 16-bit length field already caps it, but an empty frame is invalid.
 var errEmptyFrame = errors.New("vpcd: empty frame")
 

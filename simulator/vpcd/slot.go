@@ -130,7 +130,11 @@ func (s *Slot) loop() error {
 			_ = s.conn.SetReadDeadline(time.Now().Add(s.to.Idle))
 		}
 		msg, err := readFrame(s.conn, func() { quickAck(s.conn) })
-		if err != nil {
+		if errors.Is(err, errEmptyFrame) {
+			// Not a command pcscd sends; answer it like any message that
+			// is no APDU rather than take the card away.
+			msg = nil
+		} else if err != nil {
 			return err
 		}
 		reply, ok, err := s.handle(msg)
@@ -153,9 +157,16 @@ func (s *Slot) loop() error {
 	}
 }
 
+// swWrongLength is ISO/IEC 7816-4's "wrong length", the answer to a
+// message that cannot be a command APDU.
+var swWrongLength = []byte{0x67, 0x00}
+
 // handle returns the reply for one message and whether one is due.
 func (s *Slot) handle(msg []byte) ([]byte, bool, error) {
 	card := s.current()
+	if len(msg) == 0 {
+		return swWrongLength, true, nil
+	}
 	if len(msg) == 1 {
 		switch msg[0] {
 		case ctrlPowerOff, ctrlPowerOn, ctrlReset:
@@ -166,7 +177,12 @@ func (s *Slot) handle(msg []byte) ([]byte, bool, error) {
 		case ctrlGetATR:
 			return card.ATR(), true, nil
 		default:
-			return nil, false, fmt.Errorf("vpcd: unknown control byte %#02x from pcscd", msg[0])
+			// vpcd passes on whatever a PC/SC client transmits, so a
+			// 1-byte APDU arrives looking like a control byte, and its
+			// sender waits for an answer. A card answers a command too
+			// short to be an APDU with "wrong length"; it stays in the slot.
+			s.log.Debug("1-byte message that is no vpcd control code; answering wrong length", "byte", msg[0])
+			return swWrongLength, true, nil
 		}
 	}
 	return s.respond(card, msg)

@@ -109,34 +109,50 @@ func TestSlotStopsWhenPCSCDIsSilent(t *testing.T) {
 	}
 }
 
+// TestSlotBadInput: a message that cannot be an APDU (a 1-byte APDU from a
+// PC/SC client arrives as an unknown control byte) gets "wrong length",
+// and the card stays in the slot.
 func TestSlotBadInput(t *testing.T) {
 	tests := []struct {
 		name string
 		msg  []byte
 	}{
 		{"unknown control byte", []byte{0x09}},
+		{"another unknown control byte", []byte{0xFF}},
 		{"empty frame", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, conns := fakePCSCD(t)
-			s, err := InsertWith(context.Background(), addr, &fixedCard{}, DefaultTimeouts, quiet())
+			card := &fixedCard{atr: []byte{0x3B, 0x01}}
+			s, err := InsertWith(context.Background(), addr, card, DefaultTimeouts, quiet())
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer s.Remove()
 			c := <-conns
 			f, _ := appendFrame(nil, tt.msg)
 			if tt.msg == nil {
 				f = []byte{0, 0}
 			}
-			c.Write(f)
+			if _, err := c.Write(f); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			got, err := readFrame(c, nil)
+			if err != nil || !bytes.Equal(got, []byte{0x67, 0x00}) {
+				t.Fatalf("answer to % X: % X, %v; want 67 00", tt.msg, got, err)
+			}
 			select {
 			case <-s.Done():
-				if s.Err() == nil {
-					t.Error("Err is nil; want an error")
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("slot kept serving after bad input")
+				t.Fatalf("slot stopped after bad input: %v", s.Err())
+			default:
+			}
+			if got := exchange(t, c, []byte{0x90, 0x60, 0, 0, 0}); !bytes.Equal(got, []byte{0x90, 0x60, 0, 0, 0, 0x90, 0x00}) {
+				t.Fatalf("APDU after bad input = % X", got)
+			}
+			if got := exchange(t, c, []byte{ctrlGetATR}); !bytes.Equal(got, card.atr) {
+				t.Fatalf("ATR after bad input = % X", got)
 			}
 		})
 	}

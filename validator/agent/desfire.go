@@ -29,6 +29,9 @@ type DESFireCards struct {
 	Fleet cardtx.Fleet
 	// Location is the city's time zone: card dates are civil dates there.
 	Location *time.Location
+	// EV1 tells the UIDs of DESFire EV1 cards, which skip the
+	// AuthenticateEV2First attempt (cardtx.Options); nil: none known.
+	EV1 func(uid []byte) bool
 }
 
 // DESFire returns a CardReader for city cards on the validator with
@@ -43,7 +46,7 @@ func (d *DESFireCards) Begin(ctx context.Context, tr apdu.Transport, uid []byte,
 	if loc == nil {
 		loc = time.UTC
 	}
-	s, err := cardtx.Read(ctx, desfire.New(tr), d.Keys, uid, now, loc)
+	s, err := cardtx.ReadWith(ctx, desfire.New(tr), d.Keys, uid, now, loc, cardtx.Options{EV1: d.EV1})
 	if err != nil {
 		return nil, err
 	}
@@ -81,5 +84,16 @@ func (s *desfireSession) Commit(ctx context.Context, dec fare.Decision, rec *tap
 	if errors.Is(err, cardtx.ErrInsufficientFunds) {
 		return &Refusal{Reason: fare.ReasonInsufficientFunds, Err: err}
 	}
+	if m, ok := s.s.CardMAC(); ok && err == nil {
+		// The journal's settled record replaces the pending one, so the
+		// card's signature travels with the tap.
+		rec.CardMAC = TapCardMAC(m)
+	}
 	return err
+}
+
+// TapCardMAC is a card's Transaction MAC as a tap carries it.
+func TapCardMAC(m cardtx.CardMAC) *tap.CardMAC {
+	return &tap.CardMAC{TMC: m.TMC, TMV: m.TMV, UID: m.UID, KeyVersion: m.KeyVersion,
+		Contract: m.Contract, Prev: m.Prev, DebitKop: int64(m.Debit), Record: m.Record}
 }

@@ -112,6 +112,10 @@ type Session struct {
 	contract    card.Contract
 	last        card.TapRecord
 	hasLast     bool
+	uid         []byte
+	ev2         bool // the card is an EV2 or EV3, in EV2 secure messaging
+	mac         CardMAC
+	signed      bool
 	balance     card.Money
 	balanceRead bool
 	done        bool
@@ -125,6 +129,23 @@ type Session struct {
 // now's calendar day in loc, the city's time zone; Commit counts rides in
 // that month.
 func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte, now time.Time, loc *time.Location) (*Session, error) {
+	return ReadWith(ctx, c, keys, uid, now, loc, Options{})
+}
+
+// Options tune Read for a city's card population.
+type Options struct {
+	// EV1 reports whether the card uid is known to be a DESFire EV1 (the
+	// registry knows every card's generation, and EV1 cards are a closed
+	// set: none are made any more). Read authenticates an EV1 with
+	// AuthenticateAES at once; any other card first with
+	// AuthenticateEV2First, and an EV1 it did not know answers that with
+	// an illegal-command error, which costs one exchange before
+	// AuthenticateAES. Nil: no card is known to be an EV1.
+	EV1 func(uid []byte) bool
+}
+
+// ReadWith is Read with options.
+func ReadWith(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte, now time.Time, loc *time.Location, o Options) (*Session, error) {
 	switch {
 	case c == nil:
 		return nil, errors.New("cardtx: read: no card")
@@ -142,7 +163,8 @@ func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte
 	if err != nil {
 		return nil, fmt.Errorf("cardtx: read: %w", err)
 	}
-	s := &Session{c: c, loc: loc, now: local, day: day, mon: mon}
+	s := &Session{c: c, loc: loc, now: local, day: day, mon: mon, uid: append([]byte(nil), uid...)}
+	s.ev2 = o.EV1 == nil || !o.EV1(uid)
 	// Key first: an HSM problem must not cost an exchange.
 	key, err := keys.Key(ctx, card.RoleValidator, uid, card.AIDTransport, 0)
 	if err != nil {
@@ -171,6 +193,7 @@ func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte
 	if err := s.contract.UnmarshalBinary(raw); err != nil {
 		return nil, fmt.Errorf("cardtx: read: %w", err)
 	}
+	s.mac.Contract = raw
 	// Decide denies these before it looks at anything else.
 	if s.contract.Status == card.StatusBlocked || s.contract.Expires < day {
 		return s, nil
@@ -187,7 +210,7 @@ func Read(ctx context.Context, c *desfire.Card, keys *cardkey.Source, uid []byte
 func (s *Session) authenticate(ctx context.Context, keys *cardkey.Source, uid []byte, key cardkey.Key) (cardkey.Key, error) {
 	auth := func(k cardkey.Key) error {
 		return step(ctx, fmt.Sprintf("authenticate with validator key version %d", k.Version), func() error {
-			return s.c.AuthenticateAES(card.KeyValidator, k.Value[:])
+			return s.auth(k)
 		})
 	}
 	err := auth(key)
@@ -212,6 +235,21 @@ func (s *Session) authenticate(ctx context.Context, keys *cardkey.Source, uid []
 	return key, fmt.Errorf("%w: card refused validator key version %s: %w", err, tried, ErrNotOurCard)
 }
 
+// auth authenticates with validator key k: EV2 secure messaging while the
+// card may be an EV2 or EV3, EV1 otherwise. An EV1 answers
+// AuthenticateEV2First with an illegal-command error (one exchange) and
+// keeps its application selected, so AuthenticateAES follows at once.
+func (s *Session) auth(k cardkey.Key) error {
+	if s.ev2 {
+		err := s.c.AuthenticateEV2First(card.KeyValidator, k.Value[:])
+		if !errors.Is(err, desfire.ErrIllegalCommand) {
+			return err
+		}
+		s.ev2 = false
+	}
+	return s.c.AuthenticateAES(card.KeyValidator, k.Value[:])
+}
+
 // readLastTap reads the newest tap record. An empty log answers with a
 // boundary error, which ends the session on the card, so the session is
 // opened again with the same key.
@@ -222,8 +260,11 @@ func (s *Session) readLastTap(ctx context.Context, key cardkey.Key) error {
 		return err
 	})
 	if errors.Is(err, desfire.ErrBoundary) {
+		// The new session is a new transaction: the contract read is no
+		// longer in what the card will MAC.
+		s.mac.Contract = nil
 		return step(ctx, "authenticate again after the empty tap log", func() error {
-			return s.c.AuthenticateAES(card.KeyValidator, key.Value[:])
+			return s.auth(key)
 		})
 	}
 	if err != nil {
@@ -235,6 +276,7 @@ func (s *Session) readLastTap(ctx context.Context, key cardkey.Key) error {
 	if err := s.last.UnmarshalBinary(recs[0]); err != nil {
 		return fmt.Errorf("cardtx: read the newest tap record: %w", err)
 	}
+	s.mac.Prev = recs[0]
 	s.hasLast = true
 	return nil
 }
@@ -421,7 +463,21 @@ func (s *Session) Commit(ctx context.Context, d fare.Decision, rec card.TapRecor
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cardtx: commit: before CommitTransaction: %w: %w", ErrNotCommitted, err)
 	}
-	if err := c.CommitTransaction(); err != nil {
+	err = nil
+	if s.ev2 {
+		// EV2, EV3: the card MACs the transaction and answers the counter
+		// and the MAC in the same exchange.
+		var tmc uint32
+		var tmv [8]byte
+		if tmc, tmv, err = c.CommitTMAC(); err == nil {
+			s.mac.TMC, s.mac.TMV, s.mac.Debit, s.mac.Record, s.signed = tmc, tmv, w.debit, w.record, true
+			s.mac.UID = s.uid
+			s.mac.KeyVersion = s.kver
+		}
+	} else {
+		err = c.CommitTransaction()
+	}
+	if err != nil {
 		var se *desfire.StatusError
 		if errors.As(err, &se) {
 			// The card answered, and refused: it discarded the transaction.
@@ -431,6 +487,39 @@ func (s *Session) Commit(ctx context.Context, d fare.Decision, rec card.TapRecor
 	}
 	return nil
 }
+
+// CardMAC is what an EV2 or EV3 card signed with its Transaction MAC when
+// a tap committed: the counter and MAC it answered, and the plain bytes of
+// every command it MACed, so that clearing, which alone holds the
+// Transaction MAC master, can rebuild the Transaction MAC Input
+// (clearing/cardmac) and check the tap's fields against what the card
+// itself recorded.
+type CardMAC struct {
+	TMC uint32
+	TMV [8]byte
+	// UID is the card's real UID (the session key derivation and the
+	// key's diversification need it).
+	UID []byte
+	// KeyVersion is the generation of the validator key the card accepted,
+	// which personalisation gave the Transaction MAC key too.
+	KeyVersion uint8
+	// Contract is the contract read in the MACed transaction (nil when an
+	// empty log restarted the session after it).
+	Contract []byte
+	// Prev is the newest tap record read, nil for an empty log.
+	Prev []byte
+	// Debit is the purse debit in kopiyky, 0 for none.
+	Debit int32
+	// Record is the tap record written.
+	Record []byte
+}
+
+// EV2 reports whether the card spoke EV2 secure messaging: an EV2 or EV3.
+func (s *Session) EV2() bool { return s.ev2 }
+
+// CardMAC returns what the card signed when Commit committed on an EV2 or
+// EV3, and false otherwise.
+func (s *Session) CardMAC() (CardMAC, bool) { return s.mac, s.signed }
 
 // writes is what Commit sends, prepared before the first exchange so that
 // a bad decision or record fails without touching the card.

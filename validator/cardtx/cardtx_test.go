@@ -43,6 +43,10 @@ const (
 
 var fleet = cardtx.Fleet{devA1: "AA1", devA2: "AA1", devB: "BB2"}
 
+// population tells Read that the test cards are EV1s (vcard.New's
+// default), as the registry's list of EV1 UIDs would.
+var population = cardtx.Options{EV1: func([]byte) bool { return true }}
+
 func tariff() *fare.Tariff {
 	return &fare.Tariff{
 		Version: 1,
@@ -78,6 +82,8 @@ func newKeys(t testing.TB) (*hsm.Keystore, *cardkey.Source) {
 		_, err := ks.Generate(context.Background(), hsm.CardMasterLabel(r), hsm.KindCardMaster)
 		must(t, "generate", err)
 	}
+	_, err = ks.Generate(context.Background(), hsm.LabelTMACMaster, hsm.KindTMACMaster)
+	must(t, "generate", err)
 	return ks, cardkey.New(ks)
 }
 
@@ -123,7 +129,7 @@ func tapCard(t testing.TB, tr apdu.Transport, keys *cardkey.Source, dev uint32, 
 	t.Helper()
 	ctx := context.Background()
 	c := desfire.New(tr)
-	s, err := cardtx.Read(ctx, c, keys, testUID, now, city)
+	s, err := cardtx.ReadWith(ctx, c, keys, testUID, now, city, population)
 	if err != nil {
 		return result{apdus: c.APDUs()}, err
 	}
@@ -252,7 +258,7 @@ func TestPassbackAcrossDoors(t *testing.T) {
 	// Without the fleet map the back door is another vehicle.
 	vc.Reset()
 	c := desfire.New(vc)
-	s, err := cardtx.Read(context.Background(), c, keys, testUID, t0.Add(20*time.Second), city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, t0.Add(20*time.Second), city, population)
 	must(t, "read", err)
 	fc := s.Fare(nil)
 	if fc.LastTap == nil || fc.LastTap.Vehicle != cardtx.DeviceVehicle(devA1) || fc.LastTap.Vehicle == "AA1" {
@@ -361,7 +367,7 @@ func TestBlockedCard(t *testing.T) {
 	vc := newCard(t, keys, p)
 	vc.Reset()
 	c := desfire.New(vc)
-	s, err := cardtx.Read(context.Background(), c, keys, testUID, t0, city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, t0, city, population)
 	must(t, "read", err)
 	fc := s.Fare(fleet)
 	if !fc.Blocked || fc.Number != uint64(p.Contract.Number) {
@@ -394,7 +400,7 @@ func TestReadBalance(t *testing.T) {
 	_, keys := newKeys(t)
 	vc := newCard(t, keys, personalisation(t, fareKop-1))
 	c := desfire.New(vc)
-	s, err := cardtx.Read(context.Background(), c, keys, testUID, t0, city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, t0, city, population)
 	must(t, "read", err)
 	before := c.APDUs()
 	if _, ok := s.Balance(); ok {
@@ -421,7 +427,7 @@ func TestFareCard(t *testing.T) {
 	// 23:30 on the entitlement's last valid day in the city; given in UTC
 	// (21:30), which must not matter.
 	last := time.Date(2027, time.December, 31, 23, 30, 0, 0, city)
-	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, last.UTC(), city)
+	s, err := cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, last.UTC(), city, population)
 	must(t, "read", err)
 	fc := s.Fare(fleet)
 	if fc.Number != uint64(p.Contract.Number) || fc.Blocked || fc.LastTap != nil {
@@ -445,7 +451,7 @@ func TestFareCard(t *testing.T) {
 	// benefit is over.
 	after := time.Date(2028, time.January, 1, 0, 30, 0, 0, city)
 	vc.Reset()
-	s, err = cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, after.UTC(), city)
+	s, err = cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, after.UTC(), city, population)
 	must(t, "read", err)
 	if d := fare.Decide(s.Fare(fleet), tariff(), nil, device(devB), after); d.Product != fare.ProductPurse {
 		t.Fatalf("the day after the last valid day: %+v", d)
@@ -469,7 +475,7 @@ func tapWith(t *testing.T, vc *vcard.Card, keys *cardkey.Source, tf *fare.Tariff
 	t.Helper()
 	vc.Reset()
 	c := desfire.New(vc)
-	s, err := cardtx.Read(context.Background(), c, keys, testUID, now, city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, now, city, population)
 	must(t, "read", err)
 	fc := s.Fare(fleet)
 	d := fare.Decide(fc, tf, nil, device(dev), now)
@@ -541,7 +547,7 @@ func TestFareCountsRides(t *testing.T) {
 	vc := newCard(t, keys, personalisation(t, initPurse, card.Entitlement{}, benefit(catLimit, 3)))
 	must(t, "ride", present(t, vc, keys, devA1, 1, t0).err)
 	vc.Reset()
-	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city)
+	s, err := cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city, population)
 	must(t, "read", err)
 	fc := s.Fare(fleet)
 	if len(fc.Entitlements) != 1 || fc.Entitlements[0] != (fare.Entitlement{Category: "21", Slot: 1, Limit: 3, Used: 1,
@@ -576,7 +582,7 @@ func TestLimitUsedUp(t *testing.T) {
 	vc := newCard(t, keys, personalisation(t, initPurse, benefit(catLimit, 1)))
 	must(t, "ride", present(t, vc, keys, devA1, 1, t0).err)
 	vc.Reset()
-	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city)
+	s, err := cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, t0.Add(time.Hour), city, population)
 	must(t, "read", err)
 	fc := s.Fare(fleet)
 	if len(fc.Entitlements) != 1 || fc.Entitlements[0].Used != 1 || fc.Entitlements[0].Limit != 1 {
@@ -592,7 +598,7 @@ func TestForeignKeys(t *testing.T) {
 	_, other := newKeys(t)
 	vc := newCard(t, keys, personalisation(t, initPurse))
 	vc.Reset()
-	_, err := cardtx.Read(context.Background(), desfire.New(vc), other, testUID, t0, city)
+	_, err := cardtx.ReadWith(context.Background(), desfire.New(vc), other, testUID, t0, city, population)
 	if !errors.Is(err, cardtx.ErrNotOurCard) || !errors.Is(err, desfire.ErrAuthentication) {
 		t.Fatalf("other system's keys: %v; want ErrNotOurCard and desfire.ErrAuthentication", err)
 	}
@@ -600,7 +606,7 @@ func TestForeignKeys(t *testing.T) {
 		t.Fatalf("error does not say which key was refused: %v", err)
 	}
 	// A blank card has no transport application.
-	_, err = cardtx.Read(context.Background(), desfire.New(vcard.New(testUID)), keys, testUID, t0, city)
+	_, err = cardtx.ReadWith(context.Background(), desfire.New(vcard.New(testUID)), keys, testUID, t0, city, population)
 	if !errors.Is(err, cardtx.ErrNotOurCard) || !errors.Is(err, desfire.ErrApplicationNotFound) {
 		t.Fatalf("blank card: %v", err)
 	}
@@ -626,7 +632,7 @@ func TestKeyRotation(t *testing.T) {
 		must(t, "rotate", err)
 	}
 	vc.Reset()
-	_, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0, city)
+	_, err := cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, t0, city, population)
 	if !errors.Is(err, cardtx.ErrNotOurCard) || !strings.Contains(err.Error(), "version 3 and 2") {
 		t.Fatalf("card two generations back: %v", err)
 	}
@@ -635,7 +641,7 @@ func TestKeyRotation(t *testing.T) {
 func TestCommitOnce(t *testing.T) {
 	_, keys := newKeys(t)
 	vc := newCard(t, keys, personalisation(t, initPurse))
-	s, err := cardtx.Read(context.Background(), desfire.New(vc), keys, testUID, t0, city)
+	s, err := cardtx.ReadWith(context.Background(), desfire.New(vc), keys, testUID, t0, city, population)
 	must(t, "read", err)
 	d := fare.Decide(s.Fare(fleet), tariff(), nil, device(devA1), t0)
 	must(t, "commit", s.Commit(context.Background(), d, card.TapRecord{Device: devA1, Seq: 1}))
@@ -663,7 +669,7 @@ func TestBadDecisionWritesNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			vc.Reset()
 			c := desfire.New(vc)
-			s, err := cardtx.Read(context.Background(), c, keys, testUID, t0, city)
+			s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, t0, city, population)
 			must(t, "read", err)
 			n := c.APDUs()
 			err = s.Commit(context.Background(), d, card.TapRecord{Device: devA1})
@@ -807,7 +813,7 @@ func TestAPDUBudget(t *testing.T) {
 			now := t0.Add(tc.after)
 			vc.Reset()
 			c := desfire.New(vc)
-			s, err := cardtx.Read(context.Background(), c, keys, testUID, now, city)
+			s, err := cardtx.ReadWith(context.Background(), c, keys, testUID, now, city, population)
 			must(t, "read", err)
 			dev := device(devB)
 			if tc.carrier != "" {

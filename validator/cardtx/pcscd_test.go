@@ -43,10 +43,10 @@ func throughPCSCD(t testing.TB, vc *vcard.Card) *pcsc.Card {
 
 // purseTap runs one purse ride through tr at now and returns the APDUs it
 // took.
-func purseTap(t testing.TB, tr *pcsc.Card, keys *cardkey.Source, uid []byte, now time.Time, seq uint32) int {
+func purseTap(t testing.TB, tr *pcsc.Card, keys *cardkey.Source, o cardtx.Options, uid []byte, now time.Time, seq uint32) int {
 	t.Helper()
 	c := desfire.New(tr)
-	s, err := cardtx.Read(context.Background(), c, keys, uid, now, city)
+	s, err := cardtx.ReadWith(context.Background(), c, keys, uid, now, city, o)
 	must(t, "read", err)
 	tf := tariff()
 	tf.Passback = 0 // every iteration is a new ride
@@ -68,8 +68,8 @@ func TestPurseTapThroughPCSCD(t *testing.T) {
 	pc := throughPCSCD(t, vc)
 	uid, err := pc.UID()
 	must(t, "UID from the reader", err)
-	purseTap(t, pc, keys, uid, t0, 1) // the first tap pays +2 for an empty log
-	if n := purseTap(t, pc, keys, uid, t0.Add(time.Hour), 2); n > 8 {
+	purseTap(t, pc, keys, population, uid, t0, 1) // the first tap pays +2 for an empty log
+	if n := purseTap(t, pc, keys, population, uid, t0.Add(time.Hour), 2); n > 8 {
 		t.Fatalf("a purse ride through pcscd took %d APDUs, want at most 8", n)
 	}
 	v, err := vc.MarshalBinary()
@@ -82,14 +82,24 @@ func TestPurseTapThroughPCSCD(t *testing.T) {
 // BenchmarkPurseTapThroughPCSCD is DESIGN.md's "one tap through real
 // pcscd with the virtual card" target: Read, Decide and Commit of a purse
 // ride, 8 APDUs each way through pcscd and vpcd.
+//
+// Sub-benchmarks per card generation: EV1 (known as one), EV3 (EV2 secure
+// messaging and the Transaction MAC).
 func BenchmarkPurseTapThroughPCSCD(b *testing.B) {
+	for _, g := range []vcard.Generation{vcard.EV1, vcard.EV3} {
+		b.Run(g.String(), func(b *testing.B) { benchPCSCD(b, g) })
+	}
+}
+
+func benchPCSCD(b *testing.B, g vcard.Generation) {
 	_, keys := newKeys(b)
-	vc := newCard(b, keys, personalisation(b, int64(card.PurseUpper)))
+	vc := genCard(b, keys, g, testUID, personalisation(b, int64(card.PurseUpper)))
 	pc := throughPCSCD(b, vc)
 	uid, err := pc.UID()
 	must(b, "UID", err)
+	o := cardtx.Options{EV1: func([]byte) bool { return g == vcard.EV1 }}
 	now := t0
-	purseTap(b, pc, keys, uid, now, 1)
+	purseTap(b, pc, keys, o, uid, now, 1)
 	var lat []time.Duration
 	apdus, n := 0, 0
 	for b.Loop() {
@@ -101,7 +111,7 @@ func BenchmarkPurseTapThroughPCSCD(b *testing.B) {
 			b.StartTimer()
 		}
 		start := time.Now()
-		apdus += purseTap(b, pc, keys, uid, now, uint32(n+1))
+		apdus += purseTap(b, pc, keys, o, uid, now, uint32(n+1))
 		lat = append(lat, time.Since(start))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -117,7 +127,9 @@ func topUp(t testing.TB, tr *pcsc.Card, keys *cardkey.Source, uid []byte) {
 	must(t, "select", c.SelectApplication(desfire.AID(aid)))
 	k, err := keys.Key(context.Background(), card.RoleTopUp, uid, card.AIDTransport, 0)
 	must(t, "top-up key", err)
-	must(t, "auth", c.AuthenticateAES(card.KeyTopUp, k.Value[:]))
+	if err := c.AuthenticateEV2First(card.KeyTopUp, k.Value[:]); err != nil {
+		must(t, "auth", c.AuthenticateAES(card.KeyTopUp, k.Value[:]))
+	}
 	v, err := c.GetValue(card.FilePurse, desfire.CommMAC)
 	must(t, "balance", err)
 	must(t, "credit", c.Credit(card.FilePurse, int32(card.PurseUpper)-v, desfire.CommMAC))

@@ -86,6 +86,34 @@ type Tap struct {
 	// committed. The zero CardRide (Device 0) when the log was empty or not
 	// read (a blocked or expired card).
 	Prev CardRide
+	// CardMAC is the Transaction MAC an EV2 or EV3 card computed over this
+	// tap's card transaction, which clearing verifies with a key no
+	// validator holds; nil for an EV1 or a tap the card did not commit.
+	CardMAC *CardMAC
+}
+
+// CardMAC is what an EV2 or EV3 card signed when it committed a tap: its
+// Transaction MAC counter and value, and the plain bytes of the commands
+// the card MACed (the Transaction MAC Input is rebuilt from them:
+// clearing/cardmac). The contract bytes carry the card number, the
+// entitlements' category codes and dates and the passes: no personal
+// data, no more than the tap itself names. The UID is the card's real
+// UID, which a random-ID card does not show to a reader.
+type CardMAC struct {
+	TMC uint32
+	TMV [8]byte
+	UID []byte
+	// KeyVersion is the generation of the card's Transaction MAC key.
+	KeyVersion uint8
+	// Contract is the contract read, empty when an empty tap log restarted
+	// the session after reading it.
+	Contract []byte
+	// Prev is the newest tap record read, empty for an empty log.
+	Prev []byte
+	// DebitKop is the purse debit, 0 for none.
+	DebitKop int64
+	// Record is the tap record written.
+	Record []byte
 }
 
 // CardRide is a ride as the card's tap log records it: codes, the device
@@ -118,6 +146,8 @@ func (t *Tap) Validate() error {
 		return fmt.Errorf("tap %s/%d: committed and commit unknown at once", t.Device, t.Seq)
 	case t.Prev != (CardRide{}) && (t.Prev.Device == 0 || t.Prev.Time.IsZero() || t.Prev.ChargedKop < 0):
 		return fmt.Errorf("tap %s/%d: previous ride without device or time, or with a negative charge", t.Device, t.Seq)
+	case t.CardMAC != nil && (len(t.CardMAC.UID) != 7 || len(t.CardMAC.Record) == 0 || t.CardMAC.DebitKop < 0 || t.CardMAC.TMC == 0):
+		return fmt.Errorf("tap %s/%d: card MAC without UID, record or counter, or with a negative debit", t.Device, t.Seq)
 	}
 	return nil
 }
@@ -246,7 +276,7 @@ func (t *Tap) flags() byte {
 		on  bool
 		bit byte
 	}{{t.CardCommitted, flagCommitted}, {t.CommitUnknown, flagCommitUnknown}, {t.ClockAnomaly, flagClockAnomaly},
-		{t.BenefitRevoked, flagBenefitRevoked}, {t.Counted, flagCounted}, {t.DeviceNumber != 0 || t.Prev.Device != 0, flagExtensions}} {
+		{t.BenefitRevoked, flagBenefitRevoked}, {t.Counted, flagCounted}, {t.hasEvidence(), flagExtensions}} {
 		if b.on {
 			f |= b.bit
 		}
@@ -259,9 +289,17 @@ func (t *Tap) flags() byte {
 const (
 	extDeviceNumber = 1
 	extPrev         = 2
-	maxExtensions   = 16
-	maxExtension    = 255
+	// extCardMAC is the Transaction MAC of an EV2/EV3 card (Tap.CardMAC).
+	extCardMAC    = 3
+	maxExtensions = 16
+	maxExtension  = 255
+	// maxCardBytes bounds each card file image in extCardMAC.
+	maxCardBytes = 64
 )
+
+func (t *Tap) hasEvidence() bool {
+	return t.DeviceNumber != 0 || t.Prev.Device != 0 || t.CardMAC != nil
+}
 
 // appendExtensions writes the extension list: a count, then for each
 // extension its tag, its length and its bytes, tags ascending.
@@ -282,6 +320,19 @@ func appendExtensions(buf []byte, t *Tap) []byte {
 		e = appendString(e, p.Product)
 		e = binary.AppendVarint(e, p.ChargedKop)
 		tags = append(tags, extPrev)
+		exts = append(exts, e)
+	}
+	if m := t.CardMAC; m != nil {
+		var e []byte
+		e = binary.AppendUvarint(e, uint64(m.TMC))
+		e = append(e, m.TMV[:]...)
+		e = appendString(e, string(m.UID))
+		e = binary.AppendUvarint(e, uint64(m.KeyVersion))
+		e = appendString(e, string(m.Contract))
+		e = appendString(e, string(m.Prev))
+		e = binary.AppendVarint(e, m.DebitKop)
+		e = appendString(e, string(m.Record))
+		tags = append(tags, extCardMAC)
 		exts = append(exts, e)
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(exts)))
@@ -358,6 +409,20 @@ func (d *decoder) string(what string) string {
 	s := string(d.buf[d.off : d.off+int(n)])
 	d.off += int(n)
 	return s
+}
+
+// fixed reads n bytes.
+func (d *decoder) fixed(what string, n int) []byte {
+	if d.err != nil {
+		return make([]byte, n)
+	}
+	if len(d.buf)-d.off < n {
+		d.fail("%s: %d bytes missing", what, n)
+		return make([]byte, n)
+	}
+	b := d.buf[d.off : d.off+n]
+	d.off += n
+	return b
 }
 
 // bytes reads a length-prefixed byte string of at most limit bytes.
@@ -525,6 +590,31 @@ func decodeExtensions(d *decoder, t *Tap) {
 			if e.err == nil && p.Device == 0 {
 				e.fail("previous ride on device 0")
 			}
+		case extCardMAC:
+			m := &CardMAC{}
+			m.TMC = e.uint32("transaction MAC counter")
+			copy(m.TMV[:], e.fixed("transaction MAC", 8))
+			m.UID = e.bytes("UID", 7)
+			kv := e.uvarint("transaction MAC key version")
+			if kv > 255 {
+				e.fail("key version %d out of range", kv)
+			}
+			m.KeyVersion = uint8(kv)
+			m.Contract = e.bytes("contract", maxCardBytes)
+			m.Prev = e.bytes("previous record", maxCardBytes)
+			m.DebitKop = e.varint("debit")
+			m.Record = e.bytes("record", maxCardBytes)
+			if e.err == nil && (m.TMC == 0 || len(m.UID) != 7 || len(m.Record) == 0 || m.DebitKop < 0) {
+				e.fail("card MAC without counter, 7-byte UID or record, or with a negative debit")
+			}
+			for _, b := range []*[]byte{&m.UID, &m.Contract, &m.Prev, &m.Record} {
+				if len(*b) == 0 {
+					*b = nil
+				} else {
+					*b = append([]byte(nil), *b...)
+				}
+			}
+			t.CardMAC = m
 		default:
 			d.fail("unknown extension tag %d", tag)
 			return
@@ -573,20 +663,20 @@ func (t *Tap) SetMarks(m uint8) error {
 	return nil
 }
 
-// Evidence returns t's card evidence (DeviceNumber and Prev) in the
-// wire's extension form, nil when t carries none, for a store that keeps
-// it in one column.
+// Evidence returns t's card evidence (DeviceNumber, Prev and CardMAC) in
+// the wire's extension form, nil when t carries none, for a store that
+// keeps it in one column.
 func (t *Tap) Evidence() []byte {
-	if t.DeviceNumber == 0 && t.Prev.Device == 0 {
+	if !t.hasEvidence() {
 		return nil
 	}
 	return appendExtensions(nil, t)
 }
 
-// SetEvidence sets DeviceNumber and Prev from what Evidence returned; nil
-// or empty clears them.
+// SetEvidence sets DeviceNumber, Prev and CardMAC from what Evidence
+// returned; nil or empty clears them.
 func (t *Tap) SetEvidence(b []byte) error {
-	t.DeviceNumber, t.Prev = 0, CardRide{}
+	t.DeviceNumber, t.Prev, t.CardMAC = 0, CardRide{}, nil
 	if len(b) == 0 {
 		return nil
 	}

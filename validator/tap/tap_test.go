@@ -29,6 +29,19 @@ func sampleBatch() *Batch {
 				Vehicle: "AA1234", Result: Accepted, Reason: "ok", Product: "benefit", Category: "31", Funding: "city",
 				FareKop: 1500, ChargedKop: 750, CompensationKop: 750, TariffVersion: 7, CardCommitted: true, Counted: true,
 				ClockAnomaly: true, DeviceNumber: 4201},
+			// An EV3's tap, signed with its Transaction MAC; after an empty
+			// log, so no contract and no previous record in it.
+			{Device: "V-0042", Seq: 5, Time: t0.Add(2 * time.Hour), Card: 9804000000035, Carrier: "KTE", Route: "12",
+				Vehicle: "AA1234", Result: Accepted, Reason: "ok", Product: "purse", FareKop: 1500, ChargedKop: 1500,
+				TariffVersion: 7, CardCommitted: true, DeviceNumber: 4201,
+				CardMAC: &CardMAC{TMC: 3, TMV: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, UID: []byte{4, 0x44, 0x0F, 0x32, 0x76, 0x31, 0x80},
+					KeyVersion: 2, DebitKop: 1500, Record: bytes.Repeat([]byte{0x5C}, 34)}},
+			{Device: "V-0042", Seq: 6, Time: t0.Add(3 * time.Hour), Card: 9804000000035, Carrier: "KTE", Route: "12",
+				Vehicle: "AA1234", Result: Accepted, Reason: "ok", Product: "pass", FareKop: 1500,
+				TariffVersion: 7, CardCommitted: true, DeviceNumber: 4201,
+				Prev: CardRide{Device: 4201, Seq: 5, Time: t0.Add(2 * time.Hour).Truncate(time.Second), Carrier: 7, Route: 12, Product: "purse", ChargedKop: 1500},
+				CardMAC: &CardMAC{TMC: 4, UID: []byte{4, 0x44, 0x0F, 0x32, 0x76, 0x31, 0x80}, KeyVersion: 2,
+					Contract: bytes.Repeat([]byte{0xC0}, 44), Prev: bytes.Repeat([]byte{0x5C}, 34), Record: bytes.Repeat([]byte{0x5D}, 34)}},
 		},
 		MAC: bytes.Repeat([]byte{0xAB}, MACSize),
 	}

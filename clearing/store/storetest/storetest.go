@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -531,6 +532,14 @@ func testTapsRoundTrip(t *testing.T, open Open) {
 			tp.Prev = tap.CardRide{Device: 40 + uint32(i), Seq: math.MaxUint32 - uint32(i), Time: at.Add(-time.Hour).Truncate(time.Second),
 				Carrier: 2, Route: 105, Product: "transfer", ChargedKop: 400}
 		}
+		if i == 4 || i == 6 { // an EV3's Transaction MAC (tag 3 of the evidence)
+			tp.CardMAC = &tap.CardMAC{TMC: math.MaxUint32 - uint32(i), TMV: [8]byte{byte(i), 2, 3, 4, 5, 6, 7, 8},
+				UID: []byte{4, 1, 2, 3, 4, 5, byte(i)}, KeyVersion: 255, Contract: bytes.Repeat([]byte{0xC0}, 44),
+				DebitKop: 1500, Record: bytes.Repeat([]byte{byte(i)}, 34)}
+			if i == 6 {
+				tp.CardMAC.Prev = bytes.Repeat([]byte{0x5C}, 34)
+			}
+		}
 		all = append(all, tp)
 	}
 	other := ride("V-002", 3, at)
@@ -586,6 +595,10 @@ func checkTaps(t *testing.T, got, want []tap.Tap) {
 			t.Errorf("tap %d: time %v, want %v in UTC", i, g.Time, w.Time)
 		}
 		g.Time, w.Time = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g.CardMAC, w.CardMAC) {
+			t.Errorf("tap %d: card MAC\n got %+v\nwant %+v", i, g.CardMAC, w.CardMAC)
+		}
+		g.CardMAC, w.CardMAC = nil, nil
 		if g != w {
 			t.Errorf("tap %d:\n got %+v\nwant %+v", i, g, w)
 		}
