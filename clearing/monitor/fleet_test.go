@@ -21,7 +21,7 @@ type fakeStore struct {
 }
 
 func (f *fakeStore) Fleet(context.Context) ([]store.DeviceState, error) { return f.fleet, nil }
-func (f *fakeStore) ClosedPeriods(context.Context) ([]string, error)     { return f.closed, nil }
+func (f *fakeStore) ClosedPeriods(context.Context) ([]string, error)    { return f.closed, nil }
 
 func TestWatcher(t *testing.T) {
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)

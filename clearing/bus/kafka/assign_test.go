@@ -110,4 +110,3 @@ func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
