@@ -12,6 +12,7 @@ import (
 
 	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/card/pcsc"
+	"github.com/citycard/transit/clearing/health"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/registry/console"
 	"github.com/citycard/transit/registry/desk"
@@ -119,7 +120,9 @@ TLS-terminating proxy and give --secure-cookies. Stop with Ctrl-C or SIGTERM.`,
 			}
 			slog.Info("console listening", "addr", ln.Addr().String(), "closing", opt.Statements != nil, "reader", df.reader)
 			fmt.Fprintf(c.ErrOrStderr(), "console on http://%s/ (Ctrl-C stops)\n", ln.Addr())
-			err = console.Serve(ctx, ln, srv)
+			// /healthz and /readyz answer before sign-in.
+			probes := registryProbes(ctx, reg, health.Check{Name: "clearing store", Fn: clr.Ping})
+			err = console.Serve(ctx, ln, probes.Wrap(srv))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

@@ -145,7 +145,9 @@ directory as a zip. Those files hold card numbers and block reasons only.`,
 			}
 			slog.Info("registry API listening", "addr", ln.Addr().String(), "issuer", rf.issuer)
 			fmt.Fprintf(c.ErrOrStderr(), "registry API on http://%s/v1 (Ctrl-C stops)\n", ln.Addr())
-			err = api.Serve(ctx, ln, api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator}))
+			// /healthz and /readyz answer before the API's own checks.
+			probes := registryProbes(ctx, st)
+			err = api.Serve(ctx, ln, probes.Wrap(api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator})))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

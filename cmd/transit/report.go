@@ -18,7 +18,7 @@ func newReportCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Reports for finance staff and operators: compensation per carrier, reconciliation",
+		Short: "Reports for finance staff and operators: compensation per carrier, reconciliation, the fleet",
 	}
 	sf.register(cmd)
 
@@ -135,7 +135,7 @@ hotlisted cards, and cards seen on two vehicles too far apart to be one person.`
 	}
 	rec.Flags().StringVar(&recPeriod, "period", "", "the month, YYYY-MM")
 	rec.Flags().StringVar(&recFormat, "format", "table", "table or json")
-	cmd.AddCommand(comp, rec)
+	cmd.AddCommand(comp, rec, newReportFleetCmd(&sf))
 	return cmd
 }
 
