@@ -21,6 +21,7 @@
 //	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
 //	/finance, /finance/export                   finance, supervisor
 //	/finance/reconciliation                     finance, supervisor
+//	/finance/fleet                              finance, supervisor (validators silent, on old updates)
 //	POST /finance/close                         supervisor only, and only with a signing key
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record and their cards' rides
@@ -205,6 +206,7 @@ func (s *Server) routes() {
 	s.handle("GET /finance", readStatements, (*Server).finance)
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
 	s.handle("GET /finance/reconciliation", readStatements, (*Server).financeReconciliation)
+	s.handle("GET /finance/fleet", readStatements, (*Server).fleetView)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation"}
+	"register", "receipt", "reconciliation", "fleet"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -198,6 +198,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	if readStatements(role) {
 		add("/finance", "nav.finance")
 		add("/finance/reconciliation", "nav.reconciliation")
+		add("/finance/fleet", "nav.fleet")
 	}
 	if registry.Allowed(role, registry.ActAudit) {
 		add("/audit", "nav.audit")
