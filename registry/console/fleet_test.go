@@ -67,7 +67,7 @@ func TestFleetPage(t *testing.T) {
 	if !strings.Contains(page, `<a href="/finance/fleet" aria-current="page">Валідатори</a>`) {
 		t.Error("the menu does not mark the fleet page as current")
 	}
-	all := fin.get(path + "?all=1&lang=en").want(t, http.StatusOK, "all validators").body
+	all := fin.get(path+"?all=1&lang=en").want(t, http.StatusOK, "all validators").body
 	if rows := tableRows(element(t, all, "table", "fleet")); !containsRow(rows, []string{"BUS-A", "2 min", "2026-12-05 09:58", "2026-12-05 09:58", "1", "7", "40", "+0.0 s", ""}) {
 		t.Errorf("all validators %q lack BUS-A as it is", rows)
 	}
