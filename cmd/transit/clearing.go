@@ -120,6 +120,7 @@ again; the embedded sqlite: store migrates itself.`,
 		keyCache      int
 		offlineAfter  time.Duration
 		allowFsyncOff bool
+		session       time.Duration
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -155,6 +156,9 @@ were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first
 			if keyCache < 1 || keyCache > 1<<22 {
 				return usagef("--key-cache %d: want 1 to %d device keys", keyCache, 1<<22)
 			}
+			if session < 6*time.Second || session > 5*time.Minute {
+				return usagef("--kafka-session-timeout %s: want 6s to 5m (Kafka's own bounds by default)", session)
+			}
 			if offlineAfter < time.Minute {
 				return usagef("--offline-after %s: want at least 1m", offlineAfter)
 			}
@@ -189,9 +193,10 @@ were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first
 				return err
 			}
 			cons, err := kafka.NewConsumer(ctx, kafka.Config{Brokers: strings.Split(brokers, ","), Topic: topic, Log: log,
-				ClientID:   "transit-clearing-" + id,
-				OnAssigned: func(_ int, parts []int) { metrics.Assigned(parts) },
-				OnRevoked:  func(int, []int) { metrics.Revoked() },
+				ClientID:       "transit-clearing-" + id,
+				SessionTimeout: session,
+				OnAssigned:     func(_ int, parts []int) { metrics.Assigned(parts) },
+				OnRevoked:      func(int, []int) { metrics.Revoked() },
 			}, group)
 			if err != nil {
 				return err
@@ -290,6 +295,7 @@ were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first
 	serve.Flags().StringVar(&instance, "instance", "", "this instance's name in its Kafka client id, logs and metrics (default host-pid)")
 	serve.Flags().IntVar(&keyCache, "key-cache", ingest.DefaultKeyCache, "device batch keys kept in memory (least recently used go first)")
 	serve.Flags().DurationVar(&offlineAfter, "offline-after", fleet.DefaultOffline, "a device silent longer than this counts as offline in the fleet metrics")
+	serve.Flags().DurationVar(&session, "kafka-session-timeout", 10*time.Second, "how long the group waits for a silent instance before giving its partitions to the others")
 	serve.Flags().BoolVar(&allowFsyncOff, "test-allow-fsync-off", false, "FOR TESTS ONLY: run on a PostgreSQL server with fsync off, which can lose committed taps in a crash")
 
 	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))

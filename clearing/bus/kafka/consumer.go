@@ -89,7 +89,12 @@ func NewConsumer(ctx context.Context, cfg Config, group string) (*Consumer, erro
 		JoinGroupBackoff:      500 * time.Millisecond,
 		WatchPartitionChanges: true,
 		StartOffset:           kafkago.FirstOffset,
-		Timeout:               5 * time.Second,
+		// kafka-go waits Timeout+RebalanceTimeout for a JoinGroup answer,
+		// then leaves and joins again as a new member. A coordinator
+		// that restarts its rebalance timer on every join (kfake does)
+		// never completes a rebalance if members give up that early
+		// while others keep arriving: give the join three sessions.
+		Timeout: 2 * session,
 		// The group loop below logs what Next reports; kafka-go's own
 		// lines only add detail.
 		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
