@@ -448,17 +448,22 @@ func TestClearingRidesOutFaults(t *testing.T) {
 
 	// Faults: SIGKILLs at random instants, and PostgreSQL crashed at a
 	// third and at two thirds of them, while a burst of batches is being
-	// stored.
+	// stored and while more arrive.
 	killed := 0
 	for k := range kills {
 		time.Sleep(time.Duration(500+sup.rand(3500)) * time.Millisecond)
 		if k == kills/3 || k == 2*kills/3 {
 			ready(30 * time.Second)
 			sup.gate.Lock()
-			publish(8)
+			publish(4)
 			time.Sleep(time.Duration(sup.rand(50)) * time.Millisecond)
 			t.Logf("crash PostgreSQL (fault %d)", k)
-			pg.Restart(time.Duration(500+sup.rand(1500)) * time.Millisecond)
+			pg.Crash()
+			// Batches that arrive while the database is down must wait
+			// in their instances, retried, until it is back.
+			publish(2)
+			time.Sleep(time.Duration(500+sup.rand(1500)) * time.Millisecond)
+			pg.Up()
 			sup.gate.Unlock()
 		}
 		if ins[sup.rand(len(ins))].kill() {
