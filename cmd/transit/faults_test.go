@@ -100,7 +100,7 @@ type instance struct {
 
 // supervisor runs the instances and counts what happened to them.
 type supervisor struct {
-	t       *testing.T
+	t       testing.TB
 	env     []string
 	gate    sync.RWMutex // held for writing while PostgreSQL is down
 	stop    chan struct{}
