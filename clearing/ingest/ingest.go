@@ -4,6 +4,12 @@
 // batch that fails any check is quarantined with the reason and never
 // applied. The bus offset is committed only after the store said the batch
 // is durable, so a crash re-delivers and the store ignores the repeat.
+//
+// Nothing a producer sends stops ingest: whatever cannot be decoded,
+// authenticated, checked or stored for its content is quarantined
+// (bounded, and once per bus position) and committed. Failures of the
+// store, the key token or the bus are the infrastructure's: Runner retries
+// them with backoff for as long as it runs. See clearing/OPERATIONS.md.
 package ingest
 
 import (
