@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/citycard/transit/clearing/bus"
 	"github.com/citycard/transit/clearing/bus/inproc"
@@ -255,4 +259,78 @@ func FuzzProcess(f *testing.F) {
 			t.Fatalf("ProcessMessage(%x): %v", wire, err)
 		}
 	})
+}
+
+// TestLagOnlyForOwnedPartitions: the lag gauge shows the partitions the
+// instance owns, and a partition given away loses its series at once,
+// even when a batch of it is handled after the rebalance.
+func TestLagOnlyForOwnedPartitions(t *testing.T) {
+	ks := keystore(t)
+	b := inproc.New(2)
+	prod := b.Producer()
+	// Keys that land on partitions 0 and 1, chosen as the bus (and
+	// kafka-go's Hash balancer) chooses: FNV-1a of the key.
+	var keys [2]string
+	for i := 0; keys[0] == "" || keys[1] == ""; i++ {
+		k := fmt.Sprintf("bus-%d", i)
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		p := int32(h.Sum32()) % 2
+		if p < 0 {
+			p = -p
+		}
+		if keys[p] == "" {
+			keys[p] = k
+		}
+	}
+	for i, k := range keys {
+		for s := range 3 {
+			if err := prod.Publish(context.Background(), bus.Message{Key: []byte(k), Value: seal(t, ks, k, uint64(1+s*10), 1)}); err != nil {
+				t.Fatalf("partition %d: %v", i, err)
+			}
+		}
+	}
+	reg := prometheus.NewRegistry()
+	m, err := ingest.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Assigned([]int{0}) // partition 1 belongs to another instance
+	cons, _ := b.Consumer("clearing")
+	defer cons.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	r := &ingest.Runner{Consumer: cons, Linger: time.Millisecond,
+		Processor: &ingest.Processor{Verifier: &ingest.KeyVerifier{Keys: ks}, Store: newMemStore(), Metrics: m, Now: func() time.Time { return clock }},
+		OnBatch: func(_ ingest.Outcome, tot ingest.Totals) {
+			if tot.Batches == 6 {
+				stop()
+			}
+		}}
+	r.Run(ctx) //nolint:errcheck // stopped
+	lagOf := func() map[string]bool {
+		out := map[string]bool{}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "transit_clearing_consumer_lag_messages" {
+				for _, s := range mf.GetMetric() {
+					out[s.GetLabel()[0].GetValue()] = true
+				}
+			}
+		}
+		return out
+	}
+	if got := lagOf(); !got["0"] || got["1"] {
+		t.Errorf("lag series %v, want partition 0 only", got)
+	}
+	m.Assigned([]int{1})
+	if got := lagOf(); got["0"] {
+		t.Errorf("lag series %v after partition 0 was given away", got)
+	}
+	m.Revoked()
+	if got := lagOf(); len(got) != 0 {
+		t.Errorf("lag series %v between generations", got)
+	}
+	if v := testutil.ToFloat64(metricByName(t, reg, "transit_clearing_rebalances_total")); v != 2 {
+		t.Errorf("rebalances %v, want 2", v)
+	}
 }
