@@ -68,6 +68,31 @@ func TestClockAnomaliesAndMetrics(t *testing.T) {
 	}
 }
 
+// metricByName returns the collector-free metric of name in reg, for
+// testutil.ToFloat64.
+func metricByName(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			var v float64
+			switch {
+			case m.Counter != nil:
+				v = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				v = m.GetGauge().GetValue()
+			}
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return nil
+}
+
 // counter returns the value of the series of counter name with one
 // label of value label.
 func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
@@ -100,7 +125,8 @@ type orderStore struct {
 	overlap bool
 }
 
-func (o *orderStore) AddTaps(ctx context.Context, taps []tap.Tap) (int, int, error) {
+func (o *orderStore) AddBatch(ctx context.Context, b ingest.Batch) (int, int, error) {
+	taps := b.Taps
 	o.mu.Lock()
 	o.active++
 	if o.active > 1 {
@@ -110,7 +136,7 @@ func (o *orderStore) AddTaps(ctx context.Context, taps []tap.Tap) (int, int, err
 	o.mu.Unlock()
 	time.Sleep(2 * time.Millisecond)
 	defer func() { o.mu.Lock(); o.active--; o.mu.Unlock() }()
-	return o.memStore.AddTaps(ctx, taps)
+	return o.memStore.AddBatch(ctx, b)
 }
 
 func TestRunnerWorkers(t *testing.T) {

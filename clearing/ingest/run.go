@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -21,6 +23,13 @@ type Totals struct {
 
 // Runner consumes batches from the bus and hands them to a Processor,
 // committing the bus offsets only after the store has taken the batches.
+//
+// A Runner rides out faults rather than stop: a batch the store could not
+// take (the database restarting, a lost connection) is tried again with
+// backoff until it is stored, while later batches of its partition wait
+// behind it; a fetch or a commit that fails (a broker away, a rebalance
+// under way) is tried again too. Each retry is logged and counted. Only
+// the end of ctx, or a consumer closed under it, ends Run.
 type Runner struct {
 	Consumer  bus.Consumer
 	Processor *Processor
@@ -37,6 +46,12 @@ type Runner struct {
 	// Linger is how long to wait for another message before committing
 	// what was handled (default 200 ms).
 	Linger time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts at a batch,
+	// a fetch or a commit that failed (defaults 100 ms and 10 s).
+	RetryMin, RetryMax time.Duration
+	// Log receives a line per retry and at stop; nil means the
+	// Processor's log, or slog.Default().
+	Log *slog.Logger
 	// OnBatch, when set, is called after each batch is handled, with the
 	// running totals (for logs and tests). Calls come one at a time.
 	OnBatch func(Outcome, Totals)
@@ -49,10 +64,88 @@ type result struct {
 	took time.Duration
 }
 
-// Run consumes until ctx ends and returns ctx's error, or the first error
-// of the bus or the store. On a store error nothing after the last
-// message handled in order is committed, so the batches come again after
-// a restart.
+func (r *Runner) log() *slog.Logger {
+	switch {
+	case r.Log != nil:
+		return r.Log
+	case r.Processor != nil && r.Processor.Log != nil:
+		return r.Processor.Log
+	}
+	return slog.Default()
+}
+
+// retry is a doubling wait with jitter between RetryMin and RetryMax.
+type retry struct {
+	min, max, cur time.Duration
+}
+
+func (r *Runner) newRetry() *retry {
+	lo, hi := r.RetryMin, r.RetryMax
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi < lo {
+		hi = max(10*time.Second, lo)
+	}
+	return &retry{min: lo, max: hi}
+}
+
+func (b *retry) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	// Up to a quarter less, so that instances failing together do not
+	// come back together.
+	return b.cur - time.Duration(rand.Int64N(int64(b.cur)/4+1))
+}
+
+func (b *retry) reset() { b.cur = 0 }
+
+// wait sleeps d or until ctx ends, and reports whether it slept d.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// process hands m to the Processor until it is handled or ctx ends.
+func (r *Runner) process(ctx context.Context, m bus.Message) (Outcome, error) {
+	var backoff *retry
+	for attempt := 1; ; attempt++ {
+		out, err := r.Processor.ProcessMessage(ctx, m)
+		if err == nil {
+			if attempt > 1 {
+				r.log().Info("batch stored after retrying", "partition", m.Partition, "offset", m.Offset, "attempts", attempt)
+			}
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return out, err
+		}
+		if backoff == nil {
+			backoff = r.newRetry()
+		}
+		d := backoff.next()
+		r.Processor.Metrics.retried()
+		r.log().Warn("batch not stored; retrying", "partition", m.Partition, "offset", m.Offset, "attempt", attempt,
+			"retry_in", d.Round(time.Millisecond), "err", err)
+		if !wait(ctx, d) {
+			return out, err
+		}
+	}
+}
+
+// Run consumes until ctx ends and returns ctx's error, or the consumer's
+// when it was closed. Handled batches are committed first; a batch still
+// being retried when ctx ends, and everything after it in its partition,
+// is left uncommitted, so it comes again after a restart.
 func (r *Runner) Run(ctx context.Context) error {
 	every := r.CommitEvery
 	if every <= 0 {
@@ -63,9 +156,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		linger = 200 * time.Millisecond
 	}
 	workers := max(r.Workers, 1)
+	log := r.log()
 
-	// Workers stop when their queues close; a store error stops the
-	// fetcher through wctx so that nothing new is started.
+	// Workers stop when their queues close; the fetcher stops with wctx.
 	wctx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	fetched := make(chan bus.Message)
@@ -73,12 +166,24 @@ func (r *Runner) Run(ctx context.Context) error {
 	fetcherDone := make(chan struct{})
 	go func() {
 		defer close(fetcherDone)
+		backoff := r.newRetry()
 		for {
 			m, err := r.Consumer.Fetch(wctx)
 			if err != nil {
-				fetchErr <- err
-				return
+				if wctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+					fetchErr <- err
+					return
+				}
+				d := backoff.next()
+				r.Processor.Metrics.busError("fetch")
+				log.Warn("fetch from the bus failed; retrying", "retry_in", d.Round(time.Millisecond), "err", err)
+				if !wait(wctx, d) {
+					fetchErr <- wctx.Err()
+					return
+				}
+				continue
 			}
+			backoff.reset()
 			select {
 			case fetched <- m:
 			case <-wctx.Done():
@@ -96,38 +201,64 @@ func (r *Runner) Run(ctx context.Context) error {
 			for m := range queues[i] {
 				start := time.Now()
 				// Store calls get ctx, not wctx: a batch under way when
-				// another worker fails still finishes and is committed.
-				out, err := r.Processor.Process(ctx, m.Value)
+				// the fetcher stops still finishes and is committed.
+				out, err := r.process(ctx, m)
 				done <- result{m, out, err, time.Since(start)}
 			}
 		})
 	}
 
 	var (
-		pending  []bus.Message
-		totals   Totals
-		inFlight int
-		runErr   error
-		fetching = true
-		timer    = time.NewTimer(linger)
+		// pending is, per partition, the last handled message not yet
+		// committed: committing it commits all before it.
+		pending     = map[int]bus.Message{}
+		totals      Totals
+		inFlight    int
+		runErr      error
+		fetching    = true
+		timer       = time.NewTimer(linger)
+		commitRetry = r.newRetry()
+		sinceCommit int
+		// commitHeld is set after a failed commit: the next attempt
+		// waits for the retry timer, not for the next batch.
+		commitHeld bool
 	)
 	timer.Stop()
-	commit := func() error {
+	commit := func(final bool) {
 		if len(pending) == 0 {
-			return nil
+			return
+		}
+		msgs := make([]bus.Message, 0, len(pending))
+		for _, m := range pending {
+			msgs = append(msgs, m)
 		}
 		// A commit must happen even when ctx just ended: the batches are
 		// stored, and committing spares clearing re-reading them.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := r.Consumer.Commit(cctx, pending...); err != nil {
-			return fmt.Errorf("commit %d handled batches: %w", len(pending), err)
+		err := r.Consumer.Commit(cctx, msgs...)
+		if err == nil {
+			clear(pending)
+			sinceCommit = 0
+			commitHeld = false
+			commitRetry.reset()
+			return
 		}
-		pending = pending[:0]
-		return nil
+		r.Processor.Metrics.busError("commit")
+		if final {
+			// Not committed means delivered again, and stored again
+			// without effect.
+			log.Warn("could not commit the last handled batches at stop; they will be read again", "partitions", len(msgs), "err", err)
+			return
+		}
+		d := commitRetry.next()
+		log.Warn("commit to the bus failed; retrying", "partitions", len(msgs), "retry_in", d.Round(time.Millisecond), "err", err)
+		commitHeld = true
+		timer.Reset(d)
 	}
-	// failed marks partitions whose batch could not be stored: nothing
-	// later of them may be committed, or that batch would be skipped.
+	// failed marks partitions whose batch was left unhandled at stop:
+	// nothing later of them may be committed, or that batch would be
+	// skipped.
 	failed := make(map[int]bool)
 	stop := func(err error) {
 		if runErr == nil {
@@ -166,6 +297,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case res := <-done:
 			inFlight--
 			if res.err != nil {
+				// Only when ctx ended while the batch was retried.
 				failed[res.msg.Partition] = true
 				stop(res.err)
 				continue
@@ -181,23 +313,22 @@ func (r *Runner) Run(ctx context.Context) error {
 				totals.Quarantined++
 			}
 			r.Processor.Metrics.handled(res.msg, res.took, time.Now())
-			pending = append(pending, res.msg)
+			pending[res.msg.Partition] = res.msg
+			sinceCommit++
 			if r.OnBatch != nil {
 				r.OnBatch(res.out, totals)
 			}
 			switch {
-			case len(pending) >= every:
-				if err := commit(); err != nil {
-					stop(err)
-				}
-			case len(pending) == 1:
+			case commitHeld:
+			case sinceCommit >= every:
+				commit(false)
+			case sinceCommit == 1:
 				// The first uncommitted batch waits at most linger.
 				timer.Reset(linger)
 			}
 		case <-timer.C:
-			if err := commit(); err != nil {
-				stop(err)
-			}
+			commitHeld = false
+			commit(false)
 		}
 	}
 	for _, q := range queues {
@@ -210,9 +341,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Commit only what precedes a failure in its partition: pending holds
 	// no message of a failed partition received after the failure, and
 	// the ones before it were stored.
-	cerr := commit()
+	commit(true)
+	log.Info("ingest stopped", "batches", totals.Batches, "taps_added", totals.Added, "duplicates", totals.Duplicates,
+		"quarantined", totals.Quarantined)
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
-		return errors.Join(ctx.Err(), cerr)
+		return ctx.Err()
 	}
-	return errors.Join(runErr, cerr)
+	if runErr != nil && ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
+		return ctx.Err()
+	}
+	return runErr
+}
+
+// String names a Totals for logs.
+func (t Totals) String() string {
+	return fmt.Sprintf("%d batches, %d taps added, %d duplicates, %d quarantined", t.Batches, t.Added, t.Duplicates, t.Quarantined)
 }

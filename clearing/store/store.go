@@ -39,6 +39,17 @@ type Store interface {
 	// ingest does not wait for. A tap that fails tap.Validate fails the
 	// whole call and nothing is stored.
 	AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error)
+	// AddBatch stores the taps of an authenticated batch as AddTaps does
+	// and, in the same transaction, brings the device's fleet state up to
+	// date (DeviceState, UpdateState). A tap value that the store's
+	// columns cannot take fails it with an error wrapping
+	// ingest.ErrUnstorable, and nothing is stored.
+	AddBatch(ctx context.Context, b ingest.Batch) (added, duplicates int, err error)
+	// Fleet returns the state of every device clearing has stored taps
+	// of, sorted by device.
+	Fleet(ctx context.Context) ([]DeviceState, error)
+	// Ping checks that the store answers, for readiness probes.
+	Ping(ctx context.Context) error
 	// CheckClones runs the cloned-card check on up to limit of the runs
 	// of rides AddTaps queued, oldest first: each ride against the
 	// stored rides of its card on other vehicles (recon.Clone). It
@@ -51,7 +62,10 @@ type Store interface {
 	// CheckClones.
 	PendingCloneChecks(ctx context.Context) (int64, error)
 	// Quarantine keeps a rejected batch with its reason; it is never
-	// applied.
+	// applied. It keeps q.Bounded(): at most ingest.MaxRawKept bytes of
+	// the batch, its size and hash. The same bytes from the same bus
+	// position again (ingest.Rejected.Key) keep one row; the call then
+	// succeeds and changes nothing.
 	Quarantine(ctx context.Context, q ingest.Rejected) error
 	// AddAnomalies records anomalies found outside the store (the batch
 	// clock checks of ingest). Recording one again keeps one.

@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/citycard/transit/clearing/api"
 	"github.com/citycard/transit/clearing/bus/kafka"
 	"github.com/citycard/transit/clearing/clonecheck"
+	"github.com/citycard/transit/clearing/fleet"
+	"github.com/citycard/transit/clearing/health"
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/monitor"
 	"github.com/citycard/transit/clearing/statement"
@@ -122,28 +127,46 @@ again. The embedded sqlite: store also migrates itself whenever it is opened; mi
 	}
 
 	var (
-		hf      hsmFlags
-		brokers string
-		topic   string
-		group   string
-		devices []string
-		addr    string
-		workers int
-		lf      listenFlags
-		cf      callerFlags
+		hf            hsmFlags
+		brokers       string
+		topic         string
+		group         string
+		devices       []string
+		addr          string
+		metricsAddr   string
+		workers       int
+		instance      string
+		keyCache      int
+		offlineAfter  time.Duration
+		allowFsyncOff bool
+		session       time.Duration
+		lf            listenFlags
+		cf            callerFlags
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Consume tap batches from Kafka and store them until stopped; optionally serve the HTTP API",
 		Long: `Consume tap batches from the Kafka topic as a member of a consumer group, verify, store and
 commit each batch after it is stored. --workers stores batches of that many partitions at once (a device's
-batches always stay in order). With --http, also serve the JSON API and Prometheus metrics at /metrics
-to callers the registry vouches for (see 'transit clearing api --help'). Beside ingest runs the cloned-card check: ingest queues each batch's
+batches always stay in order). With --http, also serve the JSON API, Prometheus metrics at /metrics and the
+probes /healthz and /readyz to callers the registry vouches for (see 'transit clearing api --help'); the
+probes answer anyone and reveal nothing; with --metrics, only the metrics and the
+probes, on a loopback address of their own (for a local scraping agent). Beside ingest runs the cloned-card check: ingest queues each batch's
 benefit rides, and the check looks for the same card on another vehicle too far away too soon, recording
-suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
+suspicions for the reconciliation report.
+
+Run several instances in one group to share the partitions; each names itself with --instance (default
+host-pid) in its Kafka client id, its log lines and its metrics. Nothing on the bus stops an instance: a
+batch that cannot be decoded, authenticated or stored for its content is quarantined and committed, and
+a database or broker that goes away is waited for, with retries logged. On PostgreSQL every transaction
+commits synchronously, and a server running with fsync off is refused: it may lose taps whose offsets
+were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
       --brokers 127.0.0.1:9092 --keystore keys.json --workers 2 \
-      --http 127.0.0.1:8080 --registry https://registry.city:8443 --registry-token-file clearing.token`,
+      --http 127.0.0.1:8080 --registry https://registry.city:8443 --registry-token-file clearing.token
+  # a second instance on another machine, metrics and probes only, for the local agent
+  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@db.example/transit \
+      --brokers kafka1:9092,kafka2:9092 --keystore keys.json --metrics 127.0.0.1:9464 --instance clearing-b`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -153,6 +176,20 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			if workers < 1 || workers > 64 {
 				return usagef("--workers %d: want 1 to 64", workers)
 			}
+			if keyCache < 1 || keyCache > 1<<22 {
+				return usagef("--key-cache %d: want 1 to %d device keys", keyCache, 1<<22)
+			}
+			if session < 6*time.Second || session > 5*time.Minute {
+				return usagef("--kafka-session-timeout %s: want 6s to 5m (Kafka's own bounds by default)", session)
+			}
+			if offlineAfter < time.Minute {
+				return usagef("--offline-after %s: want at least 1m", offlineAfter)
+			}
+			id, err := instanceID(instance)
+			if err != nil {
+				return err
+			}
+			log := slog.Default().With("instance", id)
 			loc, err := sf.location()
 			if err != nil {
 				return err
@@ -168,17 +205,28 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 				return err
 			}
 			defer st.Close()
+			if err := checkDurable(ctx, st, allowFsyncOff, log); err != nil {
+				return err
+			}
 			reg := newRegistry()
 			metrics, err := ingest.NewMetrics(reg)
 			if err != nil {
 				return err
 			}
-			cons, err := kafka.NewConsumer(ctx, kafka.Config{Brokers: strings.Split(brokers, ","), Topic: topic}, group)
+			if err := ingest.RegisterInstance(reg, id, group, topic); err != nil {
+				return err
+			}
+			cons, err := kafka.NewConsumer(ctx, kafka.Config{Brokers: strings.Split(brokers, ","), Topic: topic, Log: log,
+				ClientID:       "transit-clearing-" + id,
+				SessionTimeout: session,
+				OnAssigned:     func(_ int, parts []int) { metrics.Assigned(parts) },
+				OnRevoked:      func(int, []int) { metrics.Revoked() },
+			}, group)
 			if err != nil {
 				return err
 			}
 			defer cons.Close()
-			v := &ingest.KeyVerifier{Keys: km}
+			v := &ingest.KeyVerifier{Keys: km, CacheSize: keyCache}
 			if len(devices) > 0 {
 				v.Devices = make(map[string]bool, len(devices))
 				for _, d := range devices {
@@ -187,15 +235,37 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			}
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
+			probes := &health.Probes{Log: log, Checks: []health.Check{
+				{Name: "store", Fn: st.Ping},
+				{Name: "bus", Fn: func(context.Context) error {
+					if !cons.Joined() {
+						return fmt.Errorf("not a member of consumer group %q yet", group)
+					}
+					return nil
+				}},
+			}}
+			if err := watchStore(ctx, reg, st, loc, offlineAfter, log); err != nil {
+				return err
+			}
 			httpDone := make(chan error, 1)
 			if addr != "" {
 				auth, err := cf.open(c.ErrOrStderr())
 				if err != nil {
 					return err
 				}
-				srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth,
+				srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Log: log, Auth: auth,
 					Statements: &statement.Service{Store: st, Keys: km, Location: loc}}
-				stop, err := startHTTP(ctx, addr, &lf, srv, reg, st, httpDone)
+				stop, err := startHTTP(ctx, "HTTP API", addr, &lf, probes.Wrap(srv.Handler()), httpDone, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			if metricsAddr != "" {
+				if host, _, err := net.SplitHostPort(metricsAddr); err != nil || !isLoopback(host) {
+					return usagef("--metrics %q: the metrics listener answers without a token, so it listens on loopback only (e.g. 127.0.0.1:9464); beyond it, scrape /metrics on --http with an operator token", metricsAddr)
+				}
+				stop, err := startHTTP(ctx, "metrics", metricsAddr, &lf, metricsHandler(reg, probes), httpDone, log)
 				if err != nil {
 					return err
 				}
@@ -204,9 +274,10 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			r := &ingest.Runner{
 				Consumer:  cons,
 				Workers:   workers,
-				Processor: &ingest.Processor{Verifier: v, Store: st, Metrics: metrics, Location: loc},
+				Log:       log,
+				Processor: &ingest.Processor{Verifier: v, Store: st, Metrics: metrics, Location: loc, Log: log},
 				OnBatch: func(o ingest.Outcome, t ingest.Totals) {
-					slog.Debug("batch", "device", o.Device, "added", o.Added, "duplicates", o.Duplicates,
+					log.Debug("batch", "device", o.Device, "added", o.Added, "duplicates", o.Duplicates,
 						"quarantined", o.Quarantined, "anomalies", o.Anomalies, "total_taps", t.Added)
 				},
 			}
@@ -216,28 +287,47 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			if err != nil {
 				return err
 			}
-			go (&clonecheck.Checker{Store: st, Metrics: cm, Log: slog.Default()}).Run(ctx) //nolint:errcheck // ends with ctx
-			slog.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers, "http", addr)
+			go (&clonecheck.Checker{Store: st, Metrics: cm, Log: log}).Run(ctx) //nolint:errcheck // ends with ctx
+			log.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers,
+				"http", addr, "metrics", metricsAddr)
 			runDone := make(chan error, 1)
 			go func() { runDone <- r.Run(ctx) }()
 			select {
 			case err = <-runDone:
+			case <-ctx.Done():
+				probes.Stopping()
+				log.Info("clearing stopping: committing what was handled", "reason", context.Cause(ctx))
+				err = <-runDone
 			case err = <-httpDone:
-				// The API failed: stop ingest too, so that the service
-				// is restarted whole.
+				// A listener failed: stop ingest too, so that the
+				// service is restarted whole.
+				probes.Stopping()
+				log.Error("clearing stopping: a listener failed", "err", err)
 				cancel()
 				err = errors.Join(err, ignoreCanceled(<-runDone))
 			}
-			return ignoreCanceled(err)
+			err = ignoreCanceled(err)
+			if err != nil {
+				log.Error("clearing stopped", "err", err)
+			} else {
+				log.Info("clearing stopped")
+			}
+			return err
 		},
 	}
 	hf.register(serve)
 	serve.Flags().StringVar(&brokers, "brokers", "", "Kafka bootstrap brokers, host:port[,host:port]")
 	serve.Flags().StringVar(&topic, "topic", "taps", "Kafka topic of tap batches")
-	serve.Flags().StringVar(&group, "group", "clearing", "Kafka consumer group")
+	serve.Flags().StringVar(&group, "group", "clearing", "Kafka consumer group; instances of one group share the partitions")
 	serve.Flags().StringSliceVar(&devices, "device", nil, "accept batches only from these device ids (repeatable; default: any device whose MAC verifies)")
-	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API and /metrics on this address, e.g. 127.0.0.1:8080")
+	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API, /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:8080")
+	serve.Flags().StringVar(&metricsAddr, "metrics", "", "serve /metrics, /healthz and /readyz (no API, no token) on this loopback address, e.g. 127.0.0.1:9464")
 	serve.Flags().IntVar(&workers, "workers", 2, "batches stored at once, from different partitions")
+	serve.Flags().StringVar(&instance, "instance", "", "this instance's name in its Kafka client id, logs and metrics (default host-pid)")
+	serve.Flags().IntVar(&keyCache, "key-cache", ingest.DefaultKeyCache, "device batch keys kept in memory (least recently used go first)")
+	serve.Flags().DurationVar(&offlineAfter, "offline-after", fleet.DefaultOffline, "a device silent longer than this counts as offline in the fleet metrics")
+	serve.Flags().DurationVar(&session, "kafka-session-timeout", 10*time.Second, "how long the group waits for a silent instance before giving its partitions to the others")
+	serve.Flags().BoolVar(&allowFsyncOff, "test-allow-fsync-off", false, "FOR TESTS ONLY: run on a PostgreSQL server with fsync off, which can lose committed taps in a crash")
 	lf.register(serve)
 	cf.register(serve)
 
@@ -309,33 +399,79 @@ func (f *callerFlags) open(stderr io.Writer) (*tokencheck.Client, error) {
 	return tc, nil
 }
 
-// startHTTP listens on addr (failing now if it cannot), serves srv's API
-// and the gap gauges, and reports a failure of the server on failed. stop
-// shuts the server down, letting requests under way finish.
-func startHTTP(ctx context.Context, addr string, lf *listenFlags, srv *api.Server, reg prometheus.Registerer, st store.Store, failed chan<- error) (stop func(), err error) {
-	gaps, err := monitor.NewGaps(reg)
+// startHTTP listens on addr as lf allows (TLS, or loopback; failing now
+// if it cannot) and serves h, reporting a failure of the server on
+// failed. stop shuts the server down, letting requests under way finish.
+func startHTTP(ctx context.Context, what, addr string, lf *listenFlags, h http.Handler, failed chan<- error, log *slog.Logger) (stop func(), err error) {
+	ln, err := lf.listen("the clearing "+what, addr)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := lf.listen("the clearing API", addr)
-	if err != nil {
-		return nil, err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	wctx, cancel := context.WithCancel(ctx)
-	go gaps.Watch(wctx, st, 15*time.Second, slog.Default()) //nolint:errcheck // ends with ctx
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
 	go func() {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			failed <- fmt.Errorf("HTTP API on %s: %w", addr, err)
+			failed <- fmt.Errorf("%s on %s: %w", what, addr, err)
 		}
 	}()
-	slog.Info("HTTP API listening", "addr", ln.Addr().String(), "tls", lf.tls())
+	log.Info(what+" listening", "addr", ln.Addr().String(), "tls", lf.tls())
 	return func() {
-		cancel()
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer scancel()
 		hs.Shutdown(sctx) //nolint:errcheck // best effort at exit
 	}, nil
+}
+
+// metricsHandler serves reg at /metrics and the probes, nothing else.
+func metricsHandler(reg prometheus.Gatherer, probes *health.Probes) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", probes)
+	mux.Handle("/readyz", probes)
+	return mux
+}
+
+// watchStore registers the gauges read from the clearing store (gaps,
+// fleet, statements) and keeps them current until ctx ends.
+func watchStore(ctx context.Context, reg prometheus.Registerer, st store.Store, loc *time.Location, offlineAfter time.Duration, log *slog.Logger) error {
+	w, err := monitor.NewWatcher(reg, fleet.Options{Offline: offlineAfter}, loc)
+	if err != nil {
+		return err
+	}
+	go w.Watch(ctx, st, 15*time.Second, log) //nolint:errcheck // ends with ctx
+	return nil
+}
+
+// checkDurable refuses a PostgreSQL server that may lose acknowledged
+// commits, unless allowed (a throwaway test server), and then says so.
+func checkDurable(ctx context.Context, st store.Store, allow bool, log *slog.Logger) error {
+	ps, ok := st.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	err := ps.CheckDurable(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case allow && errors.Is(err, postgres.ErrNotDurable):
+		log.Warn("running on a PostgreSQL server with fsync off (--test-allow-fsync-off): a crash of its machine can lose taps; for tests only")
+		return nil
+	}
+	return err
+}
+
+// instanceID returns the instance's name: the flag's, or host-pid.
+func instanceID(flag string) (string, error) {
+	if flag != "" {
+		if len(flag) > 64 || strings.ContainsFunc(flag, func(r rune) bool { return r <= ' ' || r == 0x7f || r > '~' }) {
+			return "", usagef("--instance %q: want up to 64 printable ASCII characters without spaces", flag)
+		}
+		return flag, nil
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "clearing"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid()), nil
 }
 
 func newAPICmd(sf *storeFlags) *cobra.Command {
@@ -356,6 +492,7 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
   GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
   POST /v1/statements/{period}/close[?early=true]                                              supervisor
   GET  /metrics                                                                                operator
+  GET  /healthz, /readyz                                                                       anyone (probes: "ok" or "not ready", nothing more)
 
 Callers send their registry token (Authorization: Bearer ...): a staff member's session from signing in
 to the registry, or a machine token. Clearing asks the registry whose it is (--registry, with its own
@@ -390,6 +527,7 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 			}
 			reg := newRegistry()
 			srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth}
+			probes := &health.Probes{Checks: []health.Check{{Name: "store", Fn: st.Ping}}}
 			if hf.keystore != "" || hf.module != "" {
 				km, done, err := hf.open(c.ErrOrStderr())
 				if err != nil {
@@ -398,14 +536,18 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 				defer done()
 				srv.Statements = &statement.Service{Store: st, Keys: km, Location: loc}
 			}
+			if err := watchStore(ctx, reg, st, loc, fleet.DefaultOffline, slog.Default()); err != nil {
+				return err
+			}
 			failed := make(chan error, 1)
-			stop, err := startHTTP(ctx, addr, &lf, srv, reg, st, failed)
+			stop, err := startHTTP(ctx, "HTTP API", addr, &lf, probes.Wrap(srv.Handler()), failed, slog.Default())
 			if err != nil {
 				return err
 			}
 			defer stop()
 			select {
 			case <-ctx.Done():
+				probes.Stopping()
 				return nil
 			case err := <-failed:
 				return err

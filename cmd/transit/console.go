@@ -10,6 +10,7 @@ import (
 
 	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/card/pcsc"
+	"github.com/citycard/transit/clearing/health"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry/console"
@@ -147,7 +148,9 @@ Ctrl-C or SIGTERM.`,
 			fmt.Fprintf(c.ErrOrStderr(), "console on %s://%s/ (Ctrl-C stops)\n", lf.scheme(), ln.Addr())
 			// The registry service signs the chain's checkpoints; the
 			// console watches the chain it serves.
-			return af.serve(ctx, nil, reg, func(ctx context.Context) error { return console.Serve(ctx, ln, srv) })
+			// /healthz and /readyz answer before sign-in.
+			probes := registryProbes(ctx, reg, health.Check{Name: "clearing store", Fn: clr.Ping})
+			return af.serve(ctx, nil, reg, func(ctx context.Context) error { return console.Serve(ctx, ln, probes.Wrap(srv)) })
 		},
 	}
 	f := cmd.Flags()

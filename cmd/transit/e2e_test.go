@@ -223,7 +223,8 @@ func TestEndToEnd(t *testing.T) {
 	// Services.
 	transit(t, ctx, 0, "clearing", "migrate", "--db", db)
 	stopClearing, _ := background(t, ctx, "clearing serve", "clearing", "serve", "--db", db,
-		"--brokers", broker, "--topic", topic, "--group", "e2e-"+suffix, "--keystore", keys)
+		"--brokers", broker, "--topic", topic, "--group", "e2e-"+suffix, "--keystore", keys,
+		"--test-allow-fsync-off") // the harness's PostgreSQL runs with fsync off
 	events := make([]string, len(vals))
 	stops := make([]func(), len(vals))
 	for i, v := range vals {

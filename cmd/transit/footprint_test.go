@@ -36,7 +36,7 @@ const (
 // (MB-hwm). Under qemu user emulation the time says little about real
 // hardware and the memory includes the emulator's own.
 //
-//	flock /work/devenv/vpcd.lock go test -run '^$' -bench ValidatorStartup -benchtime 5x ./cmd/transit
+//	go test -run '^$' -bench ValidatorStartup -benchtime 5x ./cmd/transit
 func BenchmarkValidatorStartup(b *testing.B) {
 	_, reader := testenv.PCSC(b, 0)
 	cards := 1_000_000

@@ -204,7 +204,9 @@ batch-master. Stop with Ctrl-C or SIGTERM.`,
 			fmt.Fprintf(c.ErrOrStderr(), "registry API on %s://%s/v1 (Ctrl-C stops)\n", lf.scheme(), ln.Addr())
 			srv := api.New(st, api.Options{Location: loc, Logger: slog.Default(), Validator: validator, Devices: devices,
 				SignIn: si, Audit: mon, Gatherer: metrics, Metrics: metrics})
-			return af.serve(ctx, km, st, func(ctx context.Context) error { return api.Serve(ctx, ln, srv) })
+			// /healthz and /readyz answer before the API's own checks.
+			probes := registryProbes(ctx, st)
+			return af.serve(ctx, km, st, func(ctx context.Context) error { return api.Serve(ctx, ln, probes.Wrap(srv)) })
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve the API on")

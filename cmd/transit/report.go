@@ -26,7 +26,7 @@ func newReportCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Reports for finance staff and operators: compensation per carrier, reconciliation",
+		Short: "Reports for finance staff and operators: compensation per carrier, reconciliation, the fleet",
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
 			if err := c.Root().PersistentPreRunE(c, nil); err != nil {
 				return err
@@ -188,7 +188,7 @@ for filing, in Ukrainian and English.`,
 	rec.Flags().StringVar(&recPeriod, "period", "", "the month, YYYY-MM")
 	rec.Flags().StringVar(&recFormat, "format", "table", "table, csv, json, xlsx or pdf")
 	rec.Flags().StringVar(&recOut, "out", "", "write to this file (0600) instead of stdout")
-	cmd.AddCommand(comp, rec)
+	cmd.AddCommand(comp, rec, newReportFleetCmd(&sf))
 	return cmd
 }
 

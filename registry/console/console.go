@@ -36,6 +36,7 @@
 //	personalise a card on the desk's reader     desk, supervisor (registry.ActCards), with Options.Reader
 //	/finance, /finance/export                   finance, supervisor (registry.ActStatements)
 //	/finance/reconciliation                     finance, supervisor, operator (registry.ActReconciliation)
+//	/finance/fleet                              finance, supervisor, operator (registry.ActReconciliation): validators silent, on old updates
 //	/finance/close (month-end checklist)        finance, supervisor (registry.ActStatements)
 //	POST /finance/close                         supervisor only (registry.ActCloseStatements), with a signing key, confirmed
 //	/tokens, revoke a token                     supervisor (registry.ActTokens)
@@ -238,6 +239,7 @@ func (s *Server) routes() {
 	s.handle("GET /finance/export", readStatements, (*Server).financeExport)
 	s.handle("GET /finance/reconciliation", readRecon, (*Server).financeReconciliation)
 	s.handle("GET /finance/close", readStatements, (*Server).financeCloseForm)
+	s.handle("GET /finance/fleet", readRecon, (*Server).fleetView)
 	s.handle("POST /finance/close", closeStatements, (*Server).financeClose)
 
 	s.handle("GET /tokens", manageTokens, (*Server).tokens)

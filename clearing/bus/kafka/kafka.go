@@ -7,6 +7,15 @@
 // here: a synchronous write waits BatchTimeout (1 s by default) for a batch
 // to fill, so the producer flushes after a few milliseconds instead; and a
 // commit is one round trip, so callers commit per batch of messages.
+//
+// The Consumer drives kafka-go's ConsumerGroup itself rather than its
+// group Reader, for three reasons: the Reader hides which partitions a
+// member owns (an operator needs to see it, and lag gauges of partitions
+// given away must go); it reports a group join that failed three times as
+// an error of FetchMessage, which callers took for fatal; and its client
+// id is the same for every process. Here every error of the group or of
+// a partition is logged and retried with backoff for as long as the
+// Consumer is open, and Config.ClientID names the process to the brokers.
 package kafka
 
 import (
@@ -17,7 +26,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -41,6 +49,33 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent consumer
 	// before giving its partitions to others. Default 10 s.
 	SessionTimeout time.Duration
+	// ClientID names this process to the brokers, in their logs and
+	// quotas; "" means "transit". Characters other than letters, digits,
+	// '.', '_' and '-' are replaced by '_'.
+	ClientID string
+	// OnAssigned, when set, is called by a Consumer each time the group
+	// gives it its partitions (a new generation), with the generation
+	// number and the partitions, sorted; OnRevoked when that generation
+	// ends, before the next OnAssigned. Calls come one at a time.
+	// Producers ignore both.
+	OnAssigned func(generation int, partitions []int)
+	OnRevoked  func(generation int, partitions []int)
+}
+
+// clientID is cfg.ClientID made safe for Kafka.
+func (c Config) clientID() string {
+	if c.ClientID == "" {
+		return "transit"
+	}
+	b := []byte(c.ClientID)
+	for i, ch := range b {
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '.', ch == '_', ch == '-':
+		default:
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 func (c Config) check() error {
@@ -82,7 +117,7 @@ func NewProducer(ctx context.Context, cfg Config) (*Producer, error) {
 	if batchTimeout <= 0 {
 		batchTimeout = 2 * time.Millisecond
 	}
-	t := &kafkago.Transport{}
+	t := &kafkago.Transport{ClientID: cfg.clientID()}
 	return &Producer{
 		cfg:       cfg,
 		transport: t,
@@ -135,116 +170,6 @@ func (p *Producer) Close() error {
 	p.transport.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("close producer of topic %q: %w", p.cfg.Topic, err)
-	}
-	return nil
-}
-
-// Consumer reads a topic as a member of a consumer group.
-type Consumer struct {
-	cfg   Config
-	group string
-	r     *kafkago.Reader
-
-	mu      sync.Mutex
-	lastErr error // kafka-go retries internally; this is its latest complaint
-}
-
-// NewConsumer checks that the broker answers and the topic exists, and
-// joins group. A new group starts at the oldest message.
-func NewConsumer(ctx context.Context, cfg Config, group string) (*Consumer, error) {
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	if group == "" {
-		return nil, errors.New("kafka: consumer group name is empty: give the group a name, e.g. \"clearing\"")
-	}
-	if _, err := Partitions(ctx, cfg); err != nil {
-		return nil, err
-	}
-	session := cfg.SessionTimeout
-	if session <= 0 {
-		session = 10 * time.Second
-	}
-	c := &Consumer{cfg: cfg, group: group}
-	log := cfg.log()
-	c.r = kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		Topic:             cfg.Topic,
-		GroupID:           group,
-		StartOffset:       kafkago.FirstOffset,
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           500 * time.Millisecond,
-		CommitInterval:    0, // synchronous: Commit returns after the broker stored it
-		HeartbeatInterval: session / 5,
-		SessionTimeout:    session,
-		RebalanceTimeout:  session,
-		JoinGroupBackoff:  500 * time.Millisecond,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    time.Second,
-		ReadLagInterval:   -1,
-		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
-			msg := fmt.Sprintf(format, args...)
-			c.mu.Lock()
-			c.lastErr = errors.New(msg)
-			c.mu.Unlock()
-			log.Warn("kafka consumer", "group", group, "topic", cfg.Topic, "msg", msg)
-		}),
-	})
-	return c, nil
-}
-
-// Fetch returns the next message of one of this member's partitions.
-// When ctx ends first, the error wraps ctx.Err() and, if kafka-go could
-// not reach the broker meanwhile, bus.ErrUnreachable too.
-func (c *Consumer) Fetch(ctx context.Context) (bus.Message, error) {
-	m, err := c.r.FetchMessage(ctx)
-	if err == nil {
-		c.mu.Lock()
-		c.lastErr = nil // the broker answers again
-		c.mu.Unlock()
-		return bus.Message{Key: m.Key, Value: m.Value, Partition: m.Partition, Offset: m.Offset, Time: m.Time,
-			HighWaterMark: m.HighWaterMark}, nil
-	}
-	op := fmt.Sprintf("fetch from topic %q for group %q", c.cfg.Topic, c.group)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
-		return bus.Message{}, fmt.Errorf("%s: %w", op, bus.ErrClosed)
-	}
-	if ctx.Err() != nil {
-		c.mu.Lock()
-		last := c.lastErr
-		c.mu.Unlock()
-		if last != nil && unreachable(last) {
-			return bus.Message{}, fmt.Errorf("%s: %w; meanwhile %w", op, err, explain("", c.cfg, last))
-		}
-	}
-	return bus.Message{}, explain(op, c.cfg, err)
-}
-
-// Commit stores, per partition, the offset after the highest one among
-// msgs as the group's position. It returns once the broker stored it.
-func (c *Consumer) Commit(ctx context.Context, msgs ...bus.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	km := make([]kafkago.Message, len(msgs))
-	for i, m := range msgs {
-		km[i] = kafkago.Message{Topic: c.cfg.Topic, Partition: m.Partition, Offset: m.Offset}
-	}
-	err := c.r.CommitMessages(ctx, km...)
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, io.ErrClosedPipe) {
-		err = bus.ErrClosed
-	}
-	return explain(fmt.Sprintf("commit %d messages of topic %q for group %q", len(msgs), c.cfg.Topic, c.group), c.cfg, err)
-}
-
-// Close leaves the group so its partitions move to other members at once.
-func (c *Consumer) Close() error {
-	if err := c.r.Close(); err != nil {
-		return fmt.Errorf("close consumer of topic %q, group %q: %w", c.cfg.Topic, c.group, err)
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ func (s *Store) CheckClones(ctx context.Context, limit int) (checked, found int,
 	}
 	lim := s.opt.Limits.WithDefaults()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, syncCommit); err != nil {
+			return err
+		}
 		// SKIP LOCKED: checkers running at once take different runs.
 		// The rows are deleted here and gone only if the transaction
 		// that records the findings commits.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/internal/plan"
@@ -117,7 +118,7 @@ func createPartition(ctx context.Context, db beginner, period string, loc *time.
 		// Creating a partition locks the parent table; wait a bounded
 		// time for transactions using it, instead of queueing every
 		// ingest behind a long report.
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'; "+syncCommit); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, ddl)
@@ -138,6 +139,18 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 	if len(taps) == 0 {
 		return 0, 0, nil
 	}
+	return s.store(ctx, taps, nil)
+}
+
+// AddBatch implements store.Store.
+func (s *Store) AddBatch(ctx context.Context, b ingest.Batch) (added, duplicates int, err error) {
+	u := store.NewStateUpdate(b)
+	return s.store(ctx, b.Taps, &u)
+}
+
+// store stores taps and, when u is not nil, the device state update, in
+// one transaction.
+func (s *Store) store(ctx context.Context, taps []tap.Tap, u *store.StateUpdate) (added, duplicates int, err error) {
 	months := make(map[string]bool)
 	var (
 		lastY int
@@ -153,7 +166,7 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 		if t.Seq > math.MaxInt64 {
 			// Sequences count up from 1; this one cannot come from a
 			// validator, and it would not sort in a bigint.
-			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1", t.Device, t.Seq)
+			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1: %w", t.Device, t.Seq, ingest.ErrUnstorable)
 		}
 		// A batch is one device's taps in time order: nearly all in the
 		// month of the one before, and comparing is cheaper than
@@ -163,23 +176,47 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 			lastY, lastM = y, m
 		}
 	}
-	if err := s.ensurePartitions(ctx, months); err != nil {
-		return 0, 0, fmt.Errorf("add taps: %w", err)
+	if len(months) > 0 {
+		if err := s.ensurePartitions(ctx, months); err != nil {
+			return 0, 0, fmt.Errorf("add taps: %w", err)
+		}
 	}
 	// Two transactions that lock rows in different orders deadlock, and
 	// PostgreSQL aborts one. Rows are locked in key order everywhere, so
 	// this is rare; trying again is then the right thing.
 	for attempt := 1; ; attempt++ {
-		added, duplicates, err = s.addTaps(ctx, taps)
+		added, duplicates, err = s.addTaps(ctx, taps, u)
 		var pgErr *pgconn.PgError
 		if attempt < 4 && errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
 			continue
 		}
-		return added, duplicates, err
+		return added, duplicates, unstorable(err)
 	}
 }
 
-func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates int, err error) {
+// unstorable marks err with ingest.ErrUnstorable when PostgreSQL refused
+// the data itself (SQLSTATE class 22, data exception: a value out of a
+// column's range, text it cannot take; or a check or not-null
+// constraint), so that ingest quarantines the batch instead of retrying
+// it for ever. A unique violation is not among them: it would mean the
+// sequence state and the taps disagree, which retrying with an operator
+// watching is the safe answer to.
+func unstorable(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || pgErr.Code == "23502" || pgErr.Code == "23514") {
+		return fmt.Errorf("%w: %w", ingest.ErrUnstorable, err)
+	}
+	return err
+}
+
+// syncCommit makes a transaction's commit wait for its WAL to reach disk,
+// whatever the server's default: ingest commits the bus offset once the
+// store returns, and a commit PostgreSQL had not yet flushed is lost in a
+// crash (synchronous_commit=off lost taps for good). The pool sets it for
+// the session too (Open); a transaction-pooling proxy keeps only this.
+const syncCommit = "SET LOCAL synchronous_commit = on"
+
+func (s *Store) addTaps(ctx context.Context, taps []tap.Tap, u *store.StateUpdate) (added, duplicates int, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("add taps: begin: %w", err)
@@ -221,7 +258,7 @@ func (s *Store) addTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 			return 0, 0, fmt.Errorf("add taps: copy %d new taps: %w", len(p.New), err)
 		}
 	}
-	found, err := writePlan(ctx, tx, p, hot, s.loc)
+	found, err := writePlan(ctx, tx, p, hot, s.loc, u)
 	if err != nil {
 		return 0, 0, fmt.Errorf("add taps: %w", err)
 	}
@@ -251,6 +288,7 @@ func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotVersion *in
 		devs[i], lo[i], hi[i] = sp.Device, int64(sp.Min), int64(sp.Max)
 	}
 	b := &pgx.Batch{}
+	b.Queue(syncCommit)
 	b.Queue("SELECT pg_advisory_xact_lock_shared($1)", int64(closeLockKey))
 	// Spans are sorted by device, so concurrent calls lock in one order.
 	b.Queue(`INSERT INTO devices (device, max_seq, max_at) SELECT d, 0, NULL FROM unnest($1::text[]) WITH ORDINALITY AS u(d, o)
@@ -267,6 +305,9 @@ func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotVersion *in
 	b.Queue(`SELECT version FROM hotlist_version`)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return st, fmt.Errorf("make the commit durable: %w", err)
+	}
 	if _, err := br.Exec(); err != nil {
 		return st, fmt.Errorf("wait for a period close: %w", err)
 	}
@@ -327,8 +368,11 @@ func readState(ctx context.Context, tx pgx.Tx, spans []plan.Span, hotVersion *in
 // writePlan writes everything of p but the taps in one round trip, the
 // queue of cloned-card checks included, and returns the anomalies of the
 // hotlist: the new accepted taps of cards hotlisted at their time.
-func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, loc *time.Location) ([]recon.Anomaly, error) {
+func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, loc *time.Location, u *store.StateUpdate) ([]recon.Anomaly, error) {
 	b := &pgx.Batch{}
+	if u != nil {
+		queueState(b, *u)
+	}
 	if n := len(p.Rollup); n > 0 {
 		cols := struct {
 			period, carrier, adjusts, category, funding, route, day []string
@@ -518,7 +562,12 @@ func (s *Store) AddAnomalies(ctx context.Context, as []recon.Anomaly) error {
 	if len(as) == 0 {
 		return nil
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertAnomalies(ctx, tx, as) })
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, syncCommit); err != nil {
+			return err
+		}
+		return insertAnomalies(ctx, tx, as)
+	})
 }
 
 // AddHotlist implements store.Store.
@@ -539,6 +588,9 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (f
 		// first, so their taps are in the scan below, and later ones see
 		// the new entries. Otherwise a tap stored meanwhile would escape
 		// both checks.
+		if _, err := tx.Exec(ctx, syncCommit); err != nil {
+			return fmt.Errorf("add hotlist: %w", err)
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(closeLockKey)); err != nil {
 			return fmt.Errorf("add hotlist: wait for ingest: %w", err)
 		}

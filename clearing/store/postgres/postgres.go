@@ -56,6 +56,10 @@ func Open(ctx context.Context, dsn string, opt store.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open clearing store: parse the --db URL: %w", err)
 	}
+	// Every transaction of clearing's sessions waits for its commit to
+	// reach disk, whatever the server's default or the URL say (see
+	// syncCommit, which the writing transactions set again).
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open clearing store: %w", err)
@@ -103,22 +107,27 @@ func checkZone(ctx context.Context, q interface {
 
 // Quarantine implements store.Store.
 func (s *Store) Quarantine(ctx context.Context, q ingest.Rejected) error {
-	raw := q.Raw
-	if raw == nil {
-		raw = []byte{} // the column is NOT NULL; an empty batch is still evidence
-	}
-	_, err := s.pool.Exec(ctx,
-		"INSERT INTO quarantine (received, device, reason, detail, raw) VALUES ($1, $2, $3, $4, $5)",
-		q.Received.Truncate(time.Microsecond), q.Device, q.Reason, q.Detail, raw)
+	q = q.Bounded()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(syncCommit)
+		b.Queue(`INSERT INTO quarantine (received, device, reason, detail, raw, raw_size, raw_sha256, bus_partition, bus_offset)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (raw_sha256, bus_partition, bus_offset) DO NOTHING`,
+			q.Received.Truncate(time.Microsecond), q.Device, q.Reason, q.Detail, q.Raw, q.Size, q.SHA256, q.Partition, q.Offset)
+		return tx.SendBatch(ctx, b).Close()
+	})
 	if err != nil {
 		return fmt.Errorf("quarantine batch from %q (%s): %w", q.Device, q.Reason, err)
 	}
 	return nil
 }
 
-// Quarantined implements store.Store.
+// Quarantined implements store.Store. Batches quarantined before the
+// store kept bus positions come with Partition and Offset -1.
 func (s *Store) Quarantined(ctx context.Context, from, to time.Time) ([]ingest.Rejected, error) {
-	rows, err := s.pool.Query(ctx, `SELECT device, reason, detail, raw, received FROM quarantine
+	rows, err := s.pool.Query(ctx, `SELECT device, reason, detail, raw, raw_size, raw_sha256,
+			coalesce(bus_partition, -1), coalesce(bus_offset, -1), received FROM quarantine
 		WHERE ($1::timestamptz IS NULL OR received >= $1) AND ($2::timestamptz IS NULL OR received < $2)
 		ORDER BY received, id`, nullTime(from), nullTime(to))
 	if err != nil {
@@ -126,7 +135,9 @@ func (s *Store) Quarantined(ctx context.Context, from, to time.Time) ([]ingest.R
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ingest.Rejected, error) {
 		var q ingest.Rejected
-		err := r.Scan(&q.Device, &q.Reason, &q.Detail, &q.Raw, &q.Received)
+		var part int32
+		err := r.Scan(&q.Device, &q.Reason, &q.Detail, &q.Raw, &q.Size, &q.SHA256, &part, &q.Offset, &q.Received)
+		q.Partition = int(part)
 		q.Received = q.Received.UTC()
 		return q, err
 	})

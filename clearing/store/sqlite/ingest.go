@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/internal/plan"
@@ -17,6 +18,7 @@ import (
 // knows no time zones, so the day of a stored ride is computed in Go.
 var goSteps = map[int]func(context.Context, *Store, *sql.Tx) error{
 	2: func(ctx context.Context, s *Store, tx *sql.Tx) error { return s.rebuild(ctx, tx) },
+	5: func(ctx context.Context, _ *Store, tx *sql.Tx) error { return hashQuarantine(ctx, tx) },
 }
 
 // rebuild derives the roll-up, the devices' sequence state and gaps and
@@ -63,6 +65,18 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 	if len(taps) == 0 {
 		return 0, 0, nil
 	}
+	return s.store(ctx, taps, nil)
+}
+
+// AddBatch implements store.Store.
+func (s *Store) AddBatch(ctx context.Context, b ingest.Batch) (added, duplicates int, err error) {
+	u := store.NewStateUpdate(b)
+	return s.store(ctx, b.Taps, &u)
+}
+
+// store stores taps and, when u is not nil, the device state update, in
+// one transaction.
+func (s *Store) store(ctx context.Context, taps []tap.Tap, u *store.StateUpdate) (added, duplicates int, err error) {
 	for i := range taps {
 		t := &taps[i]
 		// Ingest validates batches first, so this fails only on a
@@ -71,7 +85,7 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 			return 0, 0, fmt.Errorf("add taps: tap %d of %d: %w", i+1, len(taps), err)
 		}
 		if t.Seq > math.MaxInt64 {
-			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1", t.Device, t.Seq)
+			return 0, 0, fmt.Errorf("add taps: tap %s/%d: sequence above 2^63-1: %w", t.Device, t.Seq, ingest.ErrUnstorable)
 		}
 	}
 	// BEGIN IMMEDIATE (_txlock) makes the transaction the only writer
@@ -89,6 +103,11 @@ func (s *Store) AddTaps(ctx context.Context, taps []tap.Tap) (added, duplicates 
 	p := plan.Make(taps, st, s.opt.Clock()(), s.opt.Limits, s.loc)
 	if err := s.apply(ctx, tx, p, true); err != nil {
 		return 0, 0, fmt.Errorf("add taps: %w", err)
+	}
+	if u != nil {
+		if err := updateState(ctx, tx, *u); err != nil {
+			return 0, 0, fmt.Errorf("add taps: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("add taps: commit %d taps: %w", len(taps), err)

@@ -159,22 +159,23 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Quarantine implements store.Store.
 func (s *Store) Quarantine(ctx context.Context, q ingest.Rejected) error {
-	raw := q.Raw
-	if raw == nil {
-		raw = []byte{} // the column is NOT NULL; an empty batch is still evidence
-	}
+	q = q.Bounded()
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO quarantine (received_us, device, reason, detail, raw) VALUES (?, ?, ?, ?, ?)",
-		q.Received.UnixMicro(), q.Device, q.Reason, q.Detail, raw)
+		`INSERT INTO quarantine (received_us, device, reason, detail, raw, raw_size, raw_sha256, bus_partition, bus_offset)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (raw_sha256, bus_partition, bus_offset) DO NOTHING`,
+		q.Received.UnixMicro(), q.Device, q.Reason, q.Detail, q.Raw, q.Size, q.SHA256, q.Partition, q.Offset)
 	if err != nil {
 		return fmt.Errorf("quarantine batch from %q (%s): %w", q.Device, q.Reason, err)
 	}
 	return nil
 }
 
-// Quarantined implements store.Store.
+// Quarantined implements store.Store. Batches quarantined before the
+// store kept bus positions come with Partition and Offset -1.
 func (s *Store) Quarantined(ctx context.Context, from, to time.Time) ([]ingest.Rejected, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device, reason, detail, raw, received_us FROM quarantine
+	rows, err := s.db.QueryContext(ctx, `SELECT device, reason, detail, raw, raw_size, raw_sha256,
+			coalesce(bus_partition, -1), coalesce(bus_offset, -1), received_us FROM quarantine
 		WHERE (?1 IS NULL OR received_us >= ?1) AND (?2 IS NULL OR received_us < ?2)
 		ORDER BY received_us, id`, nullMicros(from), nullMicros(to))
 	if err != nil {
@@ -187,7 +188,7 @@ func (s *Store) Quarantined(ctx context.Context, from, to time.Time) ([]ingest.R
 			q  ingest.Rejected
 			us int64
 		)
-		if err := rows.Scan(&q.Device, &q.Reason, &q.Detail, &q.Raw, &us); err != nil {
+		if err := rows.Scan(&q.Device, &q.Reason, &q.Detail, &q.Raw, &q.Size, &q.SHA256, &q.Partition, &q.Offset, &us); err != nil {
 			return nil, fmt.Errorf("list quarantined batches: %w", err)
 		}
 		q.Received = time.UnixMicro(us).UTC()

@@ -1,4 +1,0 @@
--- Reserved: another branch adds the real migration 5. This placeholder
--- keeps the versions without gaps until it is merged; the merge replaces
--- it (two files of version 5 stop every store from opening, loudly).
-SELECT 1;
