@@ -655,11 +655,12 @@ func transferWouldApply(c *diffCase, mc *fareref.Card, mt fareref.Tap) (int64, b
 // TestMakeCorpus writes, when TRANSIT_FAREREF_MAKE_CORPUS names a
 // directory, one minimal agreeing case for each thing the generator must
 // reach (reachKeys), with the model's decisions: the corpus of
-// testdata/corpus/reach-*.json. The normal run skips it.
+// testdata/corpus/reach-*.json. Without it there is nothing to write and
+// it passes at once (a tool, not a check: the harness allows no skips).
 func TestMakeCorpus(t *testing.T) {
 	dir := os.Getenv("TRANSIT_FAREREF_MAKE_CORPUS")
 	if dir == "" {
-		t.Skip("TRANSIT_FAREREF_MAKE_CORPUS is not set: nothing to write")
+		return
 	}
 	has := func(key string) func(*diffCase) bool {
 		return func(c *diffCase) bool {
