@@ -127,7 +127,7 @@ func (r *Runner) process(ctx context.Context, m bus.Message) (Outcome, error) {
 			return out, nil
 		}
 		if ctx.Err() != nil {
-			return out, err
+			return out, stopped(ctx, m, err)
 		}
 		if backoff == nil {
 			backoff = r.newRetry()
@@ -137,9 +137,15 @@ func (r *Runner) process(ctx context.Context, m bus.Message) (Outcome, error) {
 		r.log().Warn("batch not stored; retrying", "partition", m.Partition, "offset", m.Offset, "attempt", attempt,
 			"retry_in", d.Round(time.Millisecond), "err", err)
 		if !wait(ctx, d) {
-			return out, err
+			return out, stopped(ctx, m, err)
 		}
 	}
+}
+
+// stopped is the error of a batch still not stored when ctx ended: ctx's
+// error (Run's callers test for it), with the store's in the text.
+func stopped(ctx context.Context, m bus.Message, err error) error {
+	return fmt.Errorf("stopped while batch at partition %d offset %d was not stored (%v): %w", m.Partition, m.Offset, err, context.Cause(ctx))
 }
 
 // Run consumes until ctx ends and returns ctx's error, or the consumer's

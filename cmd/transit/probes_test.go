@@ -42,6 +42,7 @@ func TestServicesAnswerProbesWithoutSignIn(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	rdb, cdb := "sqlite:"+filepath.Join(dir, "registry.db"), "sqlite:"+filepath.Join(dir, "clearing.db")
+	newClearingFile(t, filepath.Join(dir, "clearing.db"))
 	raddr, caddr := freePort(t), freePort(t)
 	background(t, ctx, "registry serve", "registry", "serve", "--db", rdb, "--issuer", "1001", "--listen", raddr)
 	background(t, ctx, "console", "console", "--registry-db", rdb, "--clearing-db", cdb, "--issuer", "1001", "--listen", caddr)

@@ -414,16 +414,7 @@ func TestClearingAPIAsksTheRegistry(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	cdb := "sqlite:" + filepath.Join(dir, "clearing.db")
-	// The API serves an existing clearing store; make one.
-	kyiv, err := time.LoadLocation("Europe/Kyiv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cst, err := csqlite.Open(ctx, filepath.Join(dir, "clearing.db"), cstore.Options{Location: kyiv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cst.Close()
+	newClearingFile(t, filepath.Join(dir, "clearing.db")) // the API serves an existing store
 	if code, _, stderr := deskCLI(ctx, "clearing", "api", "--db", cdb, "--http", freePort(t)); code != 2 || !strings.Contains(stderr, "--registry") {
 		t.Fatalf("clearing api without a registry: exit %d, %s", code, stderr)
 	}
@@ -475,5 +466,22 @@ func TestClearingAPIAsksTheRegistry(t *testing.T) {
 	}
 	if got := do(finance); got != http.StatusForbidden {
 		t.Errorf("finance close: %d, want 403", got)
+	}
+}
+
+// newClearingFile makes an empty embedded clearing store at path, set up
+// for Europe/Kyiv, for commands that never create one.
+func newClearingFile(t *testing.T, path string) {
+	t.Helper()
+	kyiv, err := time.LoadLocation("Europe/Kyiv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := csqlite.Open(context.Background(), path, cstore.Options{Location: kyiv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
