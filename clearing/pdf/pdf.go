@@ -79,6 +79,9 @@ type Column struct {
 // Table is a grid of text with a bold head, repeated on each page the
 // table runs onto, and an optional bold closing row (totals).
 type Table struct {
+	// Title, when set, is a bold line above the head, repeated with it:
+	// what the rows are of (a carrier's name), on every page.
+	Title   string
 	Columns []Column
 	Rows    [][]string
 	// Foot is the closing row; nil for none.
@@ -280,13 +283,26 @@ func (t Table) draw(w *writer) {
 	for i, c := range t.Columns {
 		head[i] = c.Title
 	}
-	drawHead := func() { w.row(widths, t.Columns, head, "B", true) }
+	titleHeight := 0.0
+	if t.Title != "" {
+		f.SetFont(fontFamily, "B", w.size+1)
+		titleHeight = float64(len(f.SplitText(t.Title, sumOf(widths))))*lineHeight(w.size+1) + 0.5
+	}
+	drawHead := func() {
+		if t.Title != "" {
+			w.layout.Texts = append(w.layout.Texts, t.Title)
+			f.SetFont(fontFamily, "B", w.size+1)
+			f.MultiCell(sumOf(widths), lineHeight(w.size+1), t.Title, "", "L", false)
+			f.Ln(0.5)
+		}
+		w.row(widths, t.Columns, head, "B", true)
+	}
 	bold := map[int]bool{}
 	for _, i := range t.Bold {
 		bold[i] = true
 	}
-	// The head and the first row go on one page.
-	if f.GetY()+2*w.rowHeight(widths, head, "B") > w.bottom() {
+	// The title, the head and the first row go on one page.
+	if f.GetY()+titleHeight+2*w.rowHeight(widths, head, "B") > w.bottom() {
 		f.AddPage()
 	}
 	drawHead()
@@ -308,20 +324,25 @@ func (t Table) draw(w *writer) {
 	f.Ln(3)
 }
 
-// widths fits the columns to the page at w.size: each as wide as its
-// widest cell when that fits; otherwise text columns give up width and
-// wrap at spaces, while numbers, NoWrap columns and the foot keep theirs.
+// widths fits the columns to the page at w.size, trying in turn: each
+// column as wide as its widest cell and its head on one line; the body's
+// rows on one line and the heads wrapped at their spaces (what is left
+// goes to the heads); text columns wrapped at spaces, while numbers,
+// NoWrap columns and bold rows (subtotals, the foot) keep their width.
 // fits is false when even that is too wide, and words must break.
 func (t Table) widths(w *writer) (out []float64, fits bool) {
 	f := w.f
 	pw, _ := f.GetPageSize()
 	avail := pw - 2*margin
-	natural := make([]float64, len(t.Columns))
+	// full: head and cells on one line; body: cells on one line, heads
+	// wrapped; least: only what must not break.
+	full := make([]float64, len(t.Columns))
+	body := make([]float64, len(t.Columns))
 	least := make([]float64, len(t.Columns))
 	width := func(s string) float64 { return f.GetStringWidth(s) + 2*cellPad + 0.5 }
 	measure := func(i int, s, style string) {
 		f.SetFont(fontFamily, style, w.size)
-		natural[i] = max(natural[i], width(s))
+		body[i] = max(body[i], width(s))
 		if t.Columns[i].Right || t.Columns[i].NoWrap || style == "B" {
 			// Numbers and the closing row's labels are never broken.
 			least[i] = max(least[i], width(s))
@@ -337,7 +358,7 @@ func (t Table) widths(w *writer) (out []float64, fits bool) {
 		for word := range strings.FieldsSeq(c.Title) {
 			least[i] = max(least[i], width(word))
 		}
-		natural[i] = max(natural[i], width(c.Title))
+		full[i] = width(c.Title)
 		for j, r := range t.Rows {
 			style := ""
 			if slices.Contains(t.Bold, j) {
@@ -348,20 +369,28 @@ func (t Table) widths(w *writer) (out []float64, fits bool) {
 		if t.Foot != nil {
 			measure(i, t.Foot[i], "B")
 		}
+		body[i] = max(body[i], least[i])
+		full[i] = max(full[i], body[i])
 	}
-	sn, sl := sumOf(natural), sumOf(least)
-	switch {
-	case sn <= avail:
-		return natural, true
-	case sl <= avail:
-		// Share out what is left above the least widths in proportion
-		// to what each column would like beyond its least.
-		k := (avail - sl) / (sn - sl)
-		out := make([]float64, len(natural))
-		for i := range natural {
-			out[i] = least[i] + (natural[i]-least[i])*k
+	// share gives each column lo[i] and what is left of avail in
+	// proportion to what it would like beyond that, up to hi[i].
+	share := func(lo, hi []float64) []float64 {
+		k := (avail - sumOf(lo)) / (sumOf(hi) - sumOf(lo))
+		out := make([]float64, len(lo))
+		for i := range lo {
+			out[i] = lo[i] + (hi[i]-lo[i])*k
 		}
-		return out, true
+		return out
+	}
+	switch {
+	case sumOf(full) <= avail:
+		return full, true
+	case sumOf(body) <= avail:
+		return share(body, full), true
+	}
+	switch sl := sumOf(least); {
+	case sl <= avail:
+		return share(least, body), true
 	default:
 		// Even the least is too wide: text columns shrink below their
 		// longest word, which then breaks mid-way, but numbers and

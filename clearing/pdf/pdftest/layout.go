@@ -139,7 +139,7 @@ func run(t testing.TB, doc []byte, tool string, args ...string) []byte {
 const (
 	slack     = 0.4
 	inkBand   = 8.0 // the outer band of the page that must stay blank
-	renderDPI = 30
+	renderDPI = 20
 )
 
 // CheckLayout renders the PDF doc, as WriteLayout wrote it with layout l,
