@@ -119,8 +119,9 @@ func compensationBlocks(c Compensation, sts []store.Statement) []pdf.Block {
 			fp = "не записано / not recorded"
 		}
 		add(pdf.Paragraph(fmt.Sprintf("%s: закрито й підписано / closed and signed %s (%s), закрив / closed by: %s\n"+
-			"Хеш вмісту (SHA-256) / content hash: %x\nКлюч підпису / signing key: %s, відбиток / fingerprint: %s\nПідпис (Ed25519) / signature: %s",
-			name, LocalTime(st.ClosedAt, c.loc()), c.loc().String(), orUnknown(st.ClosedBy), st.Hash, st.KeyRef, statement.GroupFingerprint(fp), groupHex(st.Signature))))
+			"Хеш вмісту (SHA-256) / content hash: %x\nКлюч підпису / signing key: %s, відбиток / fingerprint: %s\nПідпис (Ed25519) / signature: %s%s",
+			name, LocalTime(st.ClosedAt, c.loc()), c.loc().String(), orUnknown(st.ClosedBy), st.Hash, st.KeyRef, statement.GroupFingerprint(fp), groupHex(st.Signature),
+			partLine(&st, c.Carrier))))
 	}
 	add(pdf.Heading("Рядки / Lines"))
 	if len(c.Lines) == 0 {
@@ -265,6 +266,22 @@ func linesTable(c Compensation, lines []store.Line, title, foot string) pdf.Tabl
 		t.Rows = append(t.Rows, row)
 	}
 	return t
+}
+
+// partLine names carrier's part of a form 3 statement st by the digest
+// the signature covers, so that the carrier can match its document with
+// its bundle; "" for an earlier form, a document of every carrier, or a
+// statement read without its seed.
+func partLine(st *store.Statement, carrier string) string {
+	if carrier == "" || st.Form < 3 || len(st.PartSeed) != statement.SeedSize {
+		return ""
+	}
+	for _, p := range statement.Parts(st) {
+		if p.Carrier == carrier {
+			return fmt.Sprintf("\nЧастка перевізника (SHA-256) / the carrier's part: %x", p.Digest())
+		}
+	}
+	return "\nЧастка перевізника / the carrier's part: немає рядків / no lines"
 }
 
 // groupHex writes b in hex, in groups of 16 digits, so that a long
