@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"image"
-	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -71,12 +70,12 @@ func Words(t testing.TB, doc []byte) []Page {
 func Render(t testing.TB, doc []byte, dpi int) []*image.Gray {
 	t.Helper()
 	dir := t.TempDir()
-	run(t, doc, "pdftoppm", "-r", strconv.Itoa(dpi), "-gray", "-png", "{}", filepath.Join(dir, "page"))
-	files, err := filepath.Glob(filepath.Join(dir, "page-*.png"))
+	run(t, doc, "pdftoppm", "-r", strconv.Itoa(dpi), "-gray", "{}", filepath.Join(dir, "page"))
+	files, err := filepath.Glob(filepath.Join(dir, "page-*.pgm"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("pdftoppm wrote no pages (%v)", err)
 	}
-	// page-1.png ... page-10.png are padded to one width, so they sort.
+	// page-1.pgm ... page-10.pgm are padded to one width, so they sort.
 	slices.Sort(files)
 	var out []*image.Gray
 	for _, f := range files {
@@ -84,23 +83,43 @@ func Render(t testing.TB, doc []byte, dpi int) []*image.Gray {
 		if err != nil {
 			t.Fatal(err)
 		}
-		img, err := png.Decode(bytes.NewReader(data))
+		img, err := readPGM(data)
 		if err != nil {
 			t.Fatalf("%s: %v", filepath.Base(f), err)
 		}
-		g, ok := img.(*image.Gray)
-		if !ok {
-			g = image.NewGray(img.Bounds())
-			for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
-				for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
-					g.Set(x, y, img.At(x, y))
-				}
-			}
-		}
-		out = append(out, g)
+		out = append(out, img)
 	}
 	return out
 }
+
+// readPGM reads a binary 8-bit PGM image ("P5"), what pdftoppm -gray
+// writes.
+func readPGM(data []byte) (*image.Gray, error) {
+	var w, h, maxv int
+	var magic string
+	n, err := fmt.Sscan(string(data[:min(len(data), 64)]), &magic, &w, &h, &maxv)
+	if err != nil || n != 4 || magic != "P5" || maxv != 255 || w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("not an 8-bit binary PGM (%q %dx%d max %d): %v", magic, w, h, maxv, err)
+	}
+	// The header is four fields, each followed by one white-space byte.
+	off, fields := 0, 0
+	for fields < 4 && off < len(data) {
+		for off < len(data) && isSpace(data[off]) {
+			off++
+		}
+		for off < len(data) && !isSpace(data[off]) {
+			off++
+		}
+		fields++
+	}
+	off++
+	if len(data)-off != w*h {
+		return nil, fmt.Errorf("PGM of %dx%d has %d bytes of pixels", w, h, len(data)-off)
+	}
+	return &image.Gray{Pix: data[off:], Stride: w, Rect: image.Rect(0, 0, w, h)}, nil
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }
 
 // run writes doc to a file, runs tool with args ("{}" is the file) and
 // returns its standard output. Without the tool the test is skipped, or
