@@ -11,6 +11,13 @@
 // A close is signed with the staff member the request comes from
 // (Server.Actor); one without is refused.
 //
+// The package authenticates nobody itself. The service that serves it
+// puts its staff authentication in front of Handler (a middleware that
+// refuses unauthenticated and unauthorised requests to every route) and
+// sets Actor to read the authenticated account from the request, e.g.
+// from its context. That is the one seam: until it is wired, Actor is
+// nil and every close answers 403, so no anonymous close is ever signed.
+//
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying
 // again can help.

@@ -180,6 +180,8 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			defer cancel()
 			httpDone := make(chan error, 1)
 			if addr != "" {
+				// No Actor until staff authentication is wired in front of
+				// the API (see clearing/api): closes are refused, 403.
 				srv := &api.Server{Store: st, Location: loc, Gatherer: reg,
 					Statements: &statement.Service{Store: st, Keys: km, Location: loc}}
 				stop, err := startHTTP(ctx, addr, srv, reg, st, httpDone)
@@ -288,11 +290,13 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
   GET  /v1/reconciliation?period=YYYY-MM
   GET  /v1/statements/{period}
   GET  /v1/statements/{period}/verify[?deep=true]
-  POST /v1/statements/{period}/close[?early=true]
+  POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]
   GET  /metrics
 
 Closing and verifying statements needs the key backend (--keystore or --pkcs11-module); without one
-those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "what to do"}.`,
+those two endpoints answer 503 and the rest works. A close is signed with the authenticated staff
+member who asks; until staff authentication is in front of this API, closes answer 403 (close with
+'transit statement close' or in the console). Errors are JSON: {"error": "what to do"}.`,
 		Example: `  transit clearing api --http 127.0.0.1:8080 --db sqlite:clearing.db
   TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing api --http :8080 --db postgres://postgres@127.0.0.1/transit --keystore keys.json`,
 		Args: cobra.NoArgs,
