@@ -2,8 +2,9 @@
 //
 // A closed statement is fixed by its canonical form (Canonical): a short
 // text that names the period, the period it adjusts, when and by whom it
-// was closed, the signing key by name and fingerprint, and its sections,
-// each line with its amounts in integer kopiyky. Its SHA-256 is the
+// was closed, the signing key by name and fingerprint, and its lines with
+// their amounts in integer kopiyky (since form 3, a digest of each
+// carrier's part, which holds that carrier's lines). Its SHA-256 is the
 // statement's content hash, and an Ed25519 signature over that hash, made
 // with the HSM's sign-statement key, is stored with it. Verifying
 // recomputes the hash from the stored lines and checks the signature with
@@ -47,7 +48,7 @@ import (
 const Header = "citycard-transit-statement/1"
 
 // Header2 is the first line of the canonical form 2, in which statements
-// are closed now.
+// were closed before each carrier's lines were a part of their own.
 const Header2 = "citycard-transit-statement/2"
 
 // Form is the canonical form new statements are closed in.
@@ -89,9 +90,9 @@ func Canonical(st *store.Statement) []byte {
 //
 // After the header fields come the sections, each named, with its number
 // of lines, its lines and its total; form 2 has one section, benefit
-// compensation, whose lines are as in form 1. A later section (fare
-// revenue) is added after it with lines of its own shape, and statements
-// without it keep their bytes. Strings are quoted as in form 1.
+// compensation, whose lines are as in form 1. Strings are quoted as in
+// form 1. Statements are closed in form 3 now (CanonicalV3), whose
+// carriers' parts carry the sections.
 func CanonicalV2(st *store.Statement) []byte {
 	var b bytes.Buffer
 	b.WriteString(Header2 + "\n")

@@ -223,7 +223,7 @@ type Statement struct {
 	Lines []Line
 	// ClosedBy names who closed the period (a staff account, or the
 	// operator the command line named); it is part of the signed
-	// content from Form 2 on. Empty in statements closed before it was
+	// content from form 2 on. Empty in statements closed before it was
 	// recorded.
 	ClosedBy string
 	// Form is the version of the canonical form that Hash is over (see
