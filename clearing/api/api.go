@@ -24,8 +24,8 @@
 // A route without a policy is refused; only /healthz and /readyz, which
 // reveal nothing, answer without one.
 //
-// A close is signed with the staff member the request comes from; one
-// without is refused.
+// A close is signed with the staff member the request comes from (the
+// account the registry names for the token); one without is refused.
 //
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying

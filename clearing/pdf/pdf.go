@@ -11,8 +11,11 @@
 // file, so a report can be compared and archived like the CSV and XLSX
 // exports. Tables hold on long and wide data: a table too wide for the
 // page is set in a smaller type (down to 6 pt) before any word is broken,
-// columns marked NoWrap (dates) are never wrapped, and the head repeats on
-// every page.
+// numbers and columns marked NoWrap (dates) are never wrapped nor broken
+// (a table whose numbers alone do not fit is refused, not drawn off the
+// page), and the head repeats on every page. WriteLayout says where each
+// piece of text went, so that a test can check the drawing against what
+// a PDF reader finds on the page (clearing/pdf/pdftest).
 package pdf
 
 import (
@@ -76,6 +79,9 @@ type Column struct {
 // Table is a grid of text with a bold head, repeated on each page the
 // table runs onto, and an optional bold closing row (totals).
 type Table struct {
+	// Title, when set, is a bold line above the head, repeated with it:
+	// what the rows are of (a carrier's name), on every page.
+	Title   string
 	Columns []Column
 	Rows    [][]string
 	// Foot is the closing row; nil for none.
@@ -86,26 +92,67 @@ type Table struct {
 
 // Page geometry in millimetres and type sizes in points.
 const (
-	margin     = 15.0
-	cellPad    = 1.5
-	bodySize   = 10.0
-	tableSize  = 9.0
-	titleSize  = 15.0
-	headSize   = 12.0
-	lineFactor = 1.35 // line height as a multiple of the type size
-	ptToMM     = 25.4 / 72
-	fontFamily = "go"
+	margin       = 15.0
+	cellPad      = 1.5
+	bodySize     = 10.0
+	tableSize    = 9.0
+	titleSize    = 15.0
+	headSize     = 12.0
+	lineFactor   = 1.35 // line height as a multiple of the type size
+	footerHeight = 5.0
+	ptToMM       = 25.4 / 72
+	fontFamily   = "go"
 )
+
+// Layout is where Write put a document's text: each table cell's box and
+// text, and the text of every heading and paragraph. Lengths are in
+// millimetres from the top left corner of the page. It is what a test
+// checks a rendered document against (pdftest.CheckLayout).
+type Layout struct {
+	// PageWidth and PageHeight are the size of every page; Margin is the
+	// margin on each side, which no text enters except the page number,
+	// centred in the box from FooterY down FooterHeight.
+	PageWidth, PageHeight, Margin float64
+	FooterY, FooterHeight         float64
+	// Pages is the number of pages.
+	Pages int
+	// Cells are the table cells drawn, heads and closing rows included,
+	// in the order drawn.
+	Cells []Cell
+	// Texts are the title, headings and paragraphs, as given: each word
+	// of them must be found whole on the page.
+	Texts []string
+}
+
+// Cell is one table cell as drawn.
+type Cell struct {
+	// Page is the page it is on, from 1.
+	Page int
+	// X, Y, W and H are its box; its text stays inside.
+	X, Y, W, H float64
+	// Text is what it holds; Lines is that text as wrapped into it.
+	Text  string
+	Lines []string
+	// OneLine is set for a number or a NoWrap column's cell, which must
+	// be on one line.
+	OneLine bool
+}
 
 // Write draws d onto A4 pages and writes the PDF file to w.
 func Write(w io.Writer, d Document) error {
+	_, err := WriteLayout(w, d)
+	return err
+}
+
+// WriteLayout is Write, and says where the text went.
+func WriteLayout(w io.Writer, d Document) (Layout, error) {
 	if strings.TrimSpace(d.Title) == "" {
-		return errors.New("pdf: a document needs a title")
+		return Layout{}, errors.New("pdf: a document needs a title")
 	}
 	for i, b := range d.Blocks {
 		if t, ok := b.(Table); ok {
 			if err := t.check(); err != nil {
-				return fmt.Errorf("pdf: block %d: %w", i, err)
+				return Layout{}, fmt.Errorf("pdf: block %d: %w", i, err)
 			}
 		}
 	}
@@ -133,32 +180,36 @@ func Write(w io.Writer, d Document) error {
 	if d.Lang != "" {
 		f.SetLang(d.Lang)
 	}
+	pw, ph := f.GetPageSize()
+	wr := &writer{f: f, size: tableSize, layout: Layout{PageWidth: pw, PageHeight: ph, Margin: margin,
+		FooterY: ph - margin, FooterHeight: footerHeight}}
 	f.SetFooterFunc(func() {
 		f.SetY(-margin)
 		f.SetFont(fontFamily, "", 8)
-		f.CellFormat(0, 5, fmt.Sprint(f.PageNo()), "", 0, "C", false, 0, "")
+		f.CellFormat(0, footerHeight, fmt.Sprint(f.PageNo()), "", 0, "C", false, 0, "")
 	})
 	f.AddPage()
-	wr := &writer{f: f, size: tableSize}
 	wr.text(d.Title, "B", titleSize)
 	wr.f.Ln(2)
 	for _, b := range d.Blocks {
 		b.draw(wr)
 		if err := f.Error(); err != nil {
-			return fmt.Errorf("pdf: %w", err)
+			return Layout{}, fmt.Errorf("pdf: %w", err)
 		}
 	}
+	wr.layout.Pages = f.PageNo()
 	if err := f.Output(w); err != nil {
-		return fmt.Errorf("pdf: write the document: %w", err)
+		return Layout{}, fmt.Errorf("pdf: write the document: %w", err)
 	}
-	return nil
+	return wr.layout, nil
 }
 
 // writer draws blocks onto an fpdf document.
 type writer struct {
 	f *fpdf.Fpdf
 	// size is the type size of the table being drawn.
-	size float64
+	size   float64
+	layout Layout
 }
 
 // lineHeight is the height of a line of text of size points, in mm.
@@ -166,6 +217,7 @@ func lineHeight(size float64) float64 { return size * lineFactor * ptToMM }
 
 // text writes s wrapped to the page width.
 func (w *writer) text(s, style string, size float64) {
+	w.layout.Texts = append(w.layout.Texts, s)
 	w.f.SetFont(fontFamily, style, size)
 	w.f.MultiCell(0, lineHeight(size), s, "", "L", false)
 }
@@ -221,17 +273,36 @@ func (t Table) draw(w *writer) {
 		}
 	}
 	defer func() { w.size = tableSize }()
+	pw, _ := f.GetPageSize()
+	if total := sumOf(widths); total > pw-2*margin+0.01 {
+		f.SetError(fmt.Errorf("a table of %d columns needs %.0f mm for its numbers and dates at %.0f pt, and the page has %.0f mm: turn the page (Landscape) or give it fewer columns",
+			len(t.Columns), total, w.size, pw-2*margin))
+		return
+	}
 	head := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		head[i] = c.Title
 	}
-	drawHead := func() { w.row(widths, t.Columns, head, "B", true) }
+	titleHeight := 0.0
+	if t.Title != "" {
+		f.SetFont(fontFamily, "B", w.size+1)
+		titleHeight = float64(len(f.SplitText(t.Title, sumOf(widths))))*lineHeight(w.size+1) + 0.5
+	}
+	drawHead := func() {
+		if t.Title != "" {
+			w.layout.Texts = append(w.layout.Texts, t.Title)
+			f.SetFont(fontFamily, "B", w.size+1)
+			f.MultiCell(sumOf(widths), lineHeight(w.size+1), t.Title, "", "L", false)
+			f.Ln(0.5)
+		}
+		w.row(widths, t.Columns, head, "B", true)
+	}
 	bold := map[int]bool{}
 	for _, i := range t.Bold {
 		bold[i] = true
 	}
-	// The head and the first row go on one page.
-	if f.GetY()+2*w.rowHeight(widths, head, "B") > w.bottom() {
+	// The title, the head and the first row go on one page.
+	if f.GetY()+titleHeight+2*w.rowHeight(widths, head, "B") > w.bottom() {
 		f.AddPage()
 	}
 	drawHead()
@@ -253,20 +324,25 @@ func (t Table) draw(w *writer) {
 	f.Ln(3)
 }
 
-// widths fits the columns to the page at w.size: each as wide as its
-// widest cell when that fits; otherwise text columns give up width and
-// wrap at spaces, while numbers, NoWrap columns and the foot keep theirs.
+// widths fits the columns to the page at w.size, trying in turn: each
+// column as wide as its widest cell and its head on one line; the body's
+// rows on one line and the heads wrapped at their spaces (what is left
+// goes to the heads); text columns wrapped at spaces, while numbers,
+// NoWrap columns and bold rows (subtotals, the foot) keep their width.
 // fits is false when even that is too wide, and words must break.
 func (t Table) widths(w *writer) (out []float64, fits bool) {
 	f := w.f
 	pw, _ := f.GetPageSize()
 	avail := pw - 2*margin
-	natural := make([]float64, len(t.Columns))
+	// full: head and cells on one line; body: cells on one line, heads
+	// wrapped; least: only what must not break.
+	full := make([]float64, len(t.Columns))
+	body := make([]float64, len(t.Columns))
 	least := make([]float64, len(t.Columns))
 	width := func(s string) float64 { return f.GetStringWidth(s) + 2*cellPad + 0.5 }
 	measure := func(i int, s, style string) {
 		f.SetFont(fontFamily, style, w.size)
-		natural[i] = max(natural[i], width(s))
+		body[i] = max(body[i], width(s))
 		if t.Columns[i].Right || t.Columns[i].NoWrap || style == "B" {
 			// Numbers and the closing row's labels are never broken.
 			least[i] = max(least[i], width(s))
@@ -282,7 +358,7 @@ func (t Table) widths(w *writer) (out []float64, fits bool) {
 		for word := range strings.FieldsSeq(c.Title) {
 			least[i] = max(least[i], width(word))
 		}
-		natural[i] = max(natural[i], width(c.Title))
+		full[i] = width(c.Title)
 		for j, r := range t.Rows {
 			style := ""
 			if slices.Contains(t.Bold, j) {
@@ -293,35 +369,60 @@ func (t Table) widths(w *writer) (out []float64, fits bool) {
 		if t.Foot != nil {
 			measure(i, t.Foot[i], "B")
 		}
+		body[i] = max(body[i], least[i])
+		full[i] = max(full[i], body[i])
 	}
-	sum := func(xs []float64) (s float64) {
-		for _, x := range xs {
-			s += x
+	// share gives each column lo[i] and what is left of avail in
+	// proportion to what it would like beyond that, up to hi[i].
+	share := func(lo, hi []float64) []float64 {
+		k := (avail - sumOf(lo)) / (sumOf(hi) - sumOf(lo))
+		out := make([]float64, len(lo))
+		for i := range lo {
+			out[i] = lo[i] + (hi[i]-lo[i])*k
 		}
-		return s
+		return out
 	}
-	sn, sl := sum(natural), sum(least)
 	switch {
-	case sn <= avail:
-		return natural, true
+	case sumOf(full) <= avail:
+		return full, true
+	case sumOf(body) <= avail:
+		return share(body, full), true
+	}
+	switch sl := sumOf(least); {
 	case sl <= avail:
-		// Share out what is left above the least widths in proportion
-		// to what each column would like beyond its least.
-		k := (avail - sl) / (sn - sl)
-		out := make([]float64, len(natural))
-		for i := range natural {
-			out[i] = least[i] + (natural[i]-least[i])*k
-		}
-		return out, true
+		return share(least, body), true
 	default:
-		// Even the least is too wide: everything shrinks and words
-		// break mid-way, which beats running off the page.
-		out := make([]float64, len(least))
-		for i := range least {
-			out[i] = least[i] * avail / sl
+		// Even the least is too wide: text columns shrink below their
+		// longest word, which then breaks mid-way, but numbers and
+		// NoWrap columns keep their width: a broken date or amount
+		// would be misread. A table whose numbers alone are too wide
+		// is refused (see draw).
+		var fixed, text float64
+		for i, c := range t.Columns {
+			if c.Right || c.NoWrap {
+				fixed += least[i]
+			} else {
+				text += least[i]
+			}
+		}
+		out := slices.Clone(least)
+		if fixed >= avail || text == 0 {
+			return out, false
+		}
+		for i, c := range t.Columns {
+			if !c.Right && !c.NoWrap {
+				out[i] = least[i] * (avail - fixed) / text
+			}
 		}
 		return out, false
 	}
+}
+
+func sumOf(xs []float64) (s float64) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }
 
 // lines wraps each cell of r to its column.
@@ -358,6 +459,8 @@ func (w *writer) row(widths []float64, cols []Column, r []string, style string, 
 	f.SetDrawColor(107, 107, 107)
 	x := x0
 	for i, cell := range lines {
+		w.layout.Cells = append(w.layout.Cells, Cell{Page: f.PageNo(), X: x, Y: y0, W: widths[i], H: h, Text: r[i], Lines: cell,
+			OneLine: !shaded && (cols[i].Right || cols[i].NoWrap)})
 		if shaded {
 			f.SetFillColor(242, 244, 247)
 			f.Rect(x, y0, widths[i], h, "FD")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/citycard/transit/clearing/pdf"
 	"github.com/citycard/transit/clearing/pdf/pdftest"
@@ -19,7 +20,7 @@ func sample(rows int) pdf.Document {
 	for i := range rows {
 		t.Rows = append(t.Rows, []string{fmt.Sprintf("КП «Київпастранс» %03d", i), "1", "15.00"})
 	}
-	return pdf.Document{Title: "Компенсація за пільгові поїздки, 2026-11", Lang: "uk", Blocks: []pdf.Block{
+	return pdf.Document{Title: "Компенсація за пільгові поїздки, 2026-11", Lang: "uk", Created: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Blocks: []pdf.Block{
 		pdf.Paragraph("Стан / status: закритий / closed. Хеш вмісту / content hash " + strings.Repeat("0123456789abcdef", 4)),
 		pdf.Heading("Звіт 2026-11"),
 		t,

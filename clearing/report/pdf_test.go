@@ -101,14 +101,12 @@ func TestCompensationPDF(t *testing.T) {
 			t.Errorf("closed PDF lacks %q:\n%s", want, text)
 		}
 	}
+	// Each carrier's lines are a table of their own, named above it and
+	// closed by the carrier's subtotal.
 	var sum int64
 	for _, l := range c.Lines {
-		// The funding's name wraps in its cell: its first word is on the row.
-		name := register.FundingName("uk", l.Funding)
-		row := func(funding string) bool {
-			return pdfRow(l.Carrier, l.Category, funding, fmt.Sprint(l.Rides), spaced(report.UAHComma(l.FareKop)), spaced(report.UAHComma(l.CompensationKop))).MatchString(text)
-		}
-		if !row(name) && !row(strings.Fields(name)[0]) {
+		row := pdfRow(l.Category, register.FundingName("uk", l.Funding), fmt.Sprint(l.Rides), spaced(report.UAHComma(l.FareKop)), spaced(report.UAHComma(l.CompensationKop)))
+		if !row.MatchString(text) {
 			t.Errorf("no row for %+v in:\n%s", l, text)
 		}
 		sum += l.CompensationKop
@@ -116,32 +114,53 @@ func TestCompensationPDF(t *testing.T) {
 	if sum != c.Total.CompensationKop {
 		t.Fatalf("lines sum to %d, total %d", sum, c.Total.CompensationKop)
 	}
+	for _, p := range report.PerCarrier(c.Lines) {
+		if !strings.Contains(text, "Перевізник / carrier: "+p.Carrier) {
+			t.Errorf("no table named for carrier %s", p.Carrier)
+		}
+		if !pdfRow("Разом / subtotal "+p.Carrier, fmt.Sprint(p.Rides), spaced(report.UAHComma(p.FareKop)), spaced(report.UAHComma(p.CompensationKop))).MatchString(text) {
+			t.Errorf("no subtotal row for %+v in:\n%s", p, text)
+		}
+	}
 	if !pdfRow("РАЗОМ / TOTAL", fmt.Sprint(c.Total.Rides), spaced(report.UAHComma(c.Total.FareKop)), spaced(report.UAHComma(c.Total.CompensationKop))).MatchString(text) {
 		t.Errorf("no total row %s in:\n%s", report.UAH(c.Total.CompensationKop), text)
 	}
-	// The amounts as printed add up to the printed total.
-	// The lines table, up to its total (the per-carrier table repeats
-	// the sums); subtotal rows are sums too.
-	lines, _, _ := strings.Cut(text[strings.Index(text, "Рядки / Lines"):], "РАЗОМ / TOTAL")
-	lines += "РАЗОМ / TOTAL" + strings.SplitN(text[strings.Index(text, "Рядки / Lines")+len(lines):], "\n", 2)[0]
+	// The amounts as printed add up: the lines to their carrier's
+	// subtotal, the subtotals to the printed total.
+	section := text[strings.Index(text, "Рядки / Lines"):strings.Index(text, "За перевізниками / Per carrier")]
 	amount := regexp.MustCompile(`(?m)\s(\d{1,3}(?:[ \x{a0}]\d{3})*),(\d\d)\s*$`)
-	var printed, total int64
-	for _, line := range strings.Split(lines, "\n") {
+	kop := func(line string) (int64, bool) {
 		m := amount.FindStringSubmatch(line)
-		if m == nil || strings.Contains(line, "subtotal") {
-			continue
+		if m == nil {
+			return 0, false
 		}
-		var hr, kop int64
+		var hr, k int64
 		fmt.Sscan(strings.NewReplacer("\u00a0", "", " ", "").Replace(m[1]), &hr)
-		fmt.Sscan(m[2], &kop)
-		if strings.Contains(line, "TOTAL") {
-			total = hr*100 + kop
-		} else {
-			printed += hr*100 + kop
+		fmt.Sscan(m[2], &k)
+		return hr*100 + k, true
+	}
+	var printed, subtotals int64
+	for _, line := range strings.Split(section, "\n") {
+		v, ok := kop(line)
+		switch {
+		case !ok:
+		case strings.Contains(line, "subtotal"):
+			if v != printed {
+				t.Errorf("%s: the lines above it sum to %d kop", strings.TrimSpace(line), printed)
+			}
+			subtotals += v
+			printed = 0
+		default:
+			printed += v
 		}
 	}
-	if printed != total || total != c.Total.CompensationKop {
-		t.Errorf("printed lines sum to %d kop, printed total %d, want %d", printed, total, c.Total.CompensationKop)
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := kop(line); ok && strings.Contains(line, "РАЗОМ / TOTAL") && v != subtotals {
+			t.Errorf("printed total %d kop, the printed subtotals sum to %d", v, subtotals)
+		}
+	}
+	if subtotals != c.Total.CompensationKop {
+		t.Errorf("printed subtotals sum to %d kop, want %d", subtotals, c.Total.CompensationKop)
 	}
 
 	// The same as the one format switch writes, less the seals.

@@ -199,6 +199,12 @@ func reconciliationXLSX(w io.Writer, r Reconciliation) error {
 }
 
 func reconciliationPDF(w io.Writer, r Reconciliation) error {
+	return pdf.Write(w, ReconciliationDocument(r))
+}
+
+// ReconciliationDocument is the PDF document of r, for a caller that lays
+// it out itself (pdf.WriteLayout).
+func ReconciliationDocument(r Reconciliation) pdf.Document {
 	doc := pdf.Document{Title: "Звірка / Reconciliation, " + r.Period, Lang: "uk", Created: created(r.Created), Landscape: true}
 	add := func(b ...pdf.Block) { doc.Blocks = append(doc.Blocks, b...) }
 	add(pdf.Paragraph(fmt.Sprintf("Період / period: %s. Складено / made: %s (%s). Збережено поїздок / taps stored: %d з %d пристроїв / from %d devices; повторів відкинуто / repeats ignored: %d.",
@@ -255,5 +261,5 @@ func reconciliationPDF(w io.Writer, r Reconciliation) error {
 		add(pdf.Paragraph(fmt.Sprintf("Ще %d пакетів поїздок чекають на перевірку клонованих карток; підозр серед них тут ще немає. / %d batches of rides still wait for the cloned-card check; suspicions among them are not listed yet.",
 			r.PendingCloneChecks, r.PendingCloneChecks)))
 	}
-	return pdf.Write(w, doc)
+	return doc
 }

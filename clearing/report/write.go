@@ -376,15 +376,17 @@ func CompensationJSON(c Compensation) CompensationDoc {
 
 // StatementDoc is a statement in JSON. Hash and signature are hex.
 type StatementDoc struct {
-	Period          string     `json:"period"`
-	Adjusts         string     `json:"adjusts,omitempty"`
-	Status          string     `json:"status"`
-	ClosedAt        *time.Time `json:"closed_at,omitempty"`
-	ClosedBy        string     `json:"closed_by,omitempty"`
-	ContentHash     string     `json:"content_hash,omitempty"`
-	Signature       string     `json:"signature,omitempty"`
-	KeyRef          string     `json:"key_ref,omitempty"`
-	KeyFingerprint  string     `json:"key_fingerprint,omitempty"`
+	Period         string     `json:"period"`
+	Adjusts        string     `json:"adjusts,omitempty"`
+	Status         string     `json:"status"`
+	ClosedAt       *time.Time `json:"closed_at,omitempty"`
+	ClosedBy       string     `json:"closed_by,omitempty"`
+	ContentHash    string     `json:"content_hash,omitempty"`
+	Signature      string     `json:"signature,omitempty"`
+	KeyRef         string     `json:"key_ref,omitempty"`
+	KeyFingerprint string     `json:"key_fingerprint,omitempty"`
+	// Form is the canonical form the signature covers (clearing/statement).
+	Form            int        `json:"form,omitempty"`
 	Lines           []LineJSON `json:"lines"`
 	Rides           int64      `json:"rides"`
 	CompensationKop int64      `json:"compensation_kop"`
@@ -399,7 +401,7 @@ func StatementJSON(st store.Statement) StatementDoc {
 		at := st.ClosedAt
 		d.Status, d.ClosedAt = "closed", &at
 		d.ContentHash, d.Signature, d.KeyRef = hex.EncodeToString(st.Hash), hex.EncodeToString(st.Signature), st.KeyRef
-		d.ClosedBy, d.KeyFingerprint = st.ClosedBy, st.KeyFingerprint
+		d.ClosedBy, d.KeyFingerprint, d.Form = st.ClosedBy, st.KeyFingerprint, max(st.Form, 1)
 	}
 	return d
 }

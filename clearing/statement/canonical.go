@@ -2,8 +2,9 @@
 //
 // A closed statement is fixed by its canonical form (Canonical): a short
 // text that names the period, the period it adjusts, when and by whom it
-// was closed, the signing key by name and fingerprint, and its sections,
-// each line with its amounts in integer kopiyky. Its SHA-256 is the
+// was closed, the signing key by name and fingerprint, and its lines with
+// their amounts in integer kopiyky (since form 3, a digest of each
+// carrier's part, which holds that carrier's lines). Its SHA-256 is the
 // statement's content hash, and an Ed25519 signature over that hash, made
 // with the HSM's sign-statement key, is stored with it. Verifying
 // recomputes the hash from the stored lines and checks the signature with
@@ -12,8 +13,19 @@
 // key is known by its fingerprint, not by a label another keystore may
 // reuse.
 //
-// Benefit compensation is section 1 of a statement; the sections to come
-// (fare revenue) are added as further sections of form 2 (Canonical).
+// Each carrier sees its own lines only. Since form 3 the signed content
+// (CanonicalV3) holds, instead of the lines, one salted digest per
+// carrier of that carrier's part (Part): its lines and a salt derived
+// from a secret seed kept with the statement. A carrier's copy (Bundle)
+// holds the signed content, its signature and that carrier's part: the
+// carrier checks the signature with the public key and its part against
+// its digest, and learns of the other carriers only that they have a
+// part. An auditor's copy holds every part. Statements closed in forms 1
+// and 2 keep their canonical forms and verify as before; their one
+// signature covers every carrier's lines, so they travel whole.
+//
+// Benefit compensation is section 1 of a part; the sections to come (fare
+// revenue) are added as further sections.
 package statement
 
 import (
@@ -36,11 +48,11 @@ import (
 const Header = "citycard-transit-statement/1"
 
 // Header2 is the first line of the canonical form 2, in which statements
-// are closed now.
+// were closed before each carrier's lines were a part of their own.
 const Header2 = "citycard-transit-statement/2"
 
 // Form is the canonical form new statements are closed in.
-const Form = 2
+const Form = 3
 
 // SectionCompensation names the benefit compensation section: what the
 // city owes each carrier for benefit rides, per category and funding.
@@ -49,12 +61,16 @@ const SectionCompensation = "benefit-compensation"
 const stampLayout = "2006-01-02T15:04:05.000000Z"
 
 // Canonical returns the canonical form of a closed statement in its
-// Form: CanonicalV1 for form 1, CanonicalV2 otherwise.
+// Form, what its signature covers: CanonicalV1 for form 1, CanonicalV2
+// for form 2, CanonicalV3 otherwise.
 func Canonical(st *store.Statement) []byte {
-	if st.Form <= 1 {
+	switch {
+	case st.Form <= 1:
 		return CanonicalV1(st)
+	case st.Form == 2:
+		return CanonicalV2(st)
 	}
-	return CanonicalV2(st)
+	return CanonicalV3(st)
 }
 
 // CanonicalV2 returns the canonical form 2 of a closed statement:
@@ -74,9 +90,9 @@ func Canonical(st *store.Statement) []byte {
 //
 // After the header fields come the sections, each named, with its number
 // of lines, its lines and its total; form 2 has one section, benefit
-// compensation, whose lines are as in form 1. A later section (fare
-// revenue) is added after it with lines of its own shape, and statements
-// without it keep their bytes. Strings are quoted as in form 1.
+// compensation, whose lines are as in form 1. Strings are quoted as in
+// form 1. Statements are closed in form 3 now (CanonicalV3), whose
+// carriers' parts carry the sections.
 func CanonicalV2(st *store.Statement) []byte {
 	var b bytes.Buffer
 	b.WriteString(Header2 + "\n")
@@ -159,8 +175,9 @@ var ErrCanonical = errors.New("not a canonical statement")
 // a few thousand lines of a hundred bytes.
 const MaxCanonical = 16 << 20
 
-// Parse reads a statement back from its canonical form, as an auditor
-// does with an exported statement, in either form. It accepts exactly
+// Parse reads a statement back from its canonical form 1 or 2, as an
+// auditor does with an exported statement (form 3: ParseContent and
+// ParsePart). It accepts exactly
 // what Canonical writes: Canonical(Parse(b)) == b for every b it accepts,
 // and each total must equal the sum of its lines.
 func Parse(b []byte) (store.Statement, error) {
@@ -184,6 +201,9 @@ func Parse(b []byte) (store.Statement, error) {
 	}
 	if len(lines) > 0 && lines[0] == Header2 {
 		return parseV2(b, lines)
+	}
+	if len(lines) > 0 && lines[0] == Header3 {
+		return fail(1, "a form 3 statement holds its carriers' part digests, not lines: read it with ParseContent")
 	}
 	return parseV1(b, lines)
 }

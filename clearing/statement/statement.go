@@ -31,8 +31,8 @@ func SignedMessage(hash []byte) []byte {
 }
 
 // Sealer returns a store.Sealer that records actor as who closed each
-// statement, hashes its canonical form (the newest, Form) and signs the
-// hash with the Ed25519 key ref in km (version 0 means the newest
+// statement, draws its random PartSeed, hashes its canonical form (the
+// newest, Form) and signs the hash with the Ed25519 key ref in km (version 0 means the newest
 // version, resolved once here), recording the key's full name and
 // fingerprint.
 func Sealer(ctx context.Context, km hsm.KeyManager, ref hsm.Ref, actor string) (store.Sealer, error) {
@@ -57,6 +57,10 @@ func Sealer(ctx context.Context, km hsm.KeyManager, ref hsm.Ref, actor string) (
 	name, fp := info.Ref.String(), Fingerprint(pub)
 	return func(_ context.Context, st *store.Statement) error {
 		st.ClosedBy, st.Form, st.KeyRef, st.KeyFingerprint = actor, Form, name, fp
+		st.PartSeed = make([]byte, SeedSize)
+		if _, err := rand.Read(st.PartSeed); err != nil {
+			return fmt.Errorf("seal statement %s: the parts' seed: %w", st.Period, err)
+		}
 		st.Hash = Hash(st)
 		sig, err := signer.Sign(rand.Reader, SignedMessage(st.Hash), crypto.Hash(0))
 		if err != nil {
@@ -328,9 +332,20 @@ func VerifyWith(st *store.Statement, pub ed25519.PublicKey) error {
 	if !st.Closed {
 		return fmt.Errorf("statement %s: %w", name, ErrNotClosed)
 	}
+	if st.Form >= 3 && len(st.PartSeed) != SeedSize {
+		return fmt.Errorf("statement %s: %w (%d bytes, want %d): its parts cannot be recomputed", name, ErrNoSeed, len(st.PartSeed), SeedSize)
+	}
 	if !bytes.Equal(Hash(st), st.Hash) {
 		return fmt.Errorf("statement %s: the content hash does not match its lines: the statement was changed after the close", name)
 	}
+	return checkSignature(st, pub)
+}
+
+// checkSignature checks that pub is the key that signed st (by
+// fingerprint; ErrOtherKey if not) and that st.Signature over st.Hash
+// verifies with it.
+func checkSignature(st *store.Statement, pub ed25519.PublicKey) error {
+	name := st.Period + adjustsSuffix(st.Adjusts)
 	fp := Fingerprint(pub)
 	if st.KeyFingerprint != "" && st.KeyFingerprint != fp {
 		return fmt.Errorf("statement %s: %w: it names %s (%s), the key given is %s; verify with the city's published statement key",

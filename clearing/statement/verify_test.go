@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +40,8 @@ func closedNovember(t *testing.T) (*fixture, []store.Statement, []byte) {
 }
 
 // TestActorAndKeyAreSigned: who closed and which key signed are in the
-// signed canonical form 2, and it parses back to the same statement.
+// signed canonical form 3, with each carrier's part, and it parses back
+// to the same statement.
 func TestActorAndKeyAreSigned(t *testing.T) {
 	_, sts, pemKey := closedNovember(t)
 	st := sts[0]
@@ -47,18 +50,23 @@ func TestActorAndKeyAreSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := string(statement.Canonical(&st))
-	for _, want := range []string{statement.Header2 + "\n", `closed-by "o.koval (supervisor)"`,
-		`key "sign-statement@1" "` + statement.Fingerprint(pub) + `"`, `section "benefit-compensation" 2`, "\nend\n"} {
+	parts := statement.Parts(&st)
+	if len(parts) != 2 {
+		t.Fatalf("%d parts, want one for each of the two carriers", len(parts))
+	}
+	for _, want := range []string{statement.Header3 + "\n", `closed-by "o.koval (supervisor)"`,
+		`key "sign-statement@1" "` + statement.Fingerprint(pub) + `"`, "parts 2\n",
+		fmt.Sprintf("part \"ATP-1\" %x\n", parts[0].Digest()), fmt.Sprintf("part \"ELEKTROTRANS\" %x\n", parts[1].Digest()), "\nend\n"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("canonical form lacks %q:\n%s", want, c)
 		}
 	}
-	back, err := statement.Parse([]byte(c))
+	back, err := statement.ParseContent([]byte(c))
 	if err != nil {
-		t.Fatalf("Parse(canonical): %v\n%s", err, c)
+		t.Fatalf("ParseContent(canonical): %v\n%s", err, c)
 	}
-	if string(statement.Canonical(&back)) != c || back.ClosedBy != st.ClosedBy || back.KeyFingerprint != st.KeyFingerprint {
-		t.Errorf("Parse did not give the statement back: %+v", back)
+	if b := back.Statement; !bytes.Equal(b.Hash, st.Hash) || b.ClosedBy != st.ClosedBy || b.KeyFingerprint != st.KeyFingerprint || !b.ClosedAt.Equal(st.ClosedAt) {
+		t.Errorf("ParseContent did not give the statement back: %+v", back)
 	}
 	// Changing who closed changes the hash: it is signed.
 	other := st
@@ -131,8 +139,11 @@ func TestBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := back.Verify(pub)
-	if err != nil || len(got) != 1 || got[0].Total().Rides != 2 || got[0].ClosedBy != "o.koval (supervisor)" {
+	if err != nil || len(got) != 1 || got[0].Statement.Total().Rides != 2 || got[0].Statement.ClosedBy != "o.koval (supervisor)" || !got[0].Whole() {
 		t.Fatalf("Verify = %+v, %v", got, err)
+	}
+	if !slices.Equal(got[0].Statement.Lines, sts[0].Lines) {
+		t.Errorf("the whole bundle's lines %+v, want %+v", got[0].Statement.Lines, sts[0].Lines)
 	}
 
 	// Another key, however named, is refused as another key.
@@ -149,12 +160,23 @@ func TestBundle(t *testing.T) {
 	if _, err := forged.Verify(pub); !errors.Is(err, statement.ErrOtherKey) {
 		t.Errorf("a bundle naming another key: %v", err)
 	}
-	// A changed amount breaks the signature.
+	// A changed amount no longer matches the digest that is signed.
 	tampered := back
-	tampered.Canonical = [][]byte{bytes.Replace(back.Canonical[0], []byte(" 1500 0 1500"), []byte(" 9500 0 9500"), 1)}
-	tampered.Canonical[0] = bytes.Replace(tampered.Canonical[0], []byte("total 2 2300 0 2300"), []byte("total 2 10300 0 10300"), 1)
-	if _, err := tampered.Verify(pub); err == nil || errors.Is(err, statement.ErrOtherKey) {
-		t.Errorf("a tampered bundle: %v; want a failed signature", err)
+	tampered.Statements = []statement.Signed{back.Statements[0]}
+	tampered.Statements[0].Parts = slices.Clone(back.Statements[0].Parts)
+	p := bytes.Replace(tampered.Statements[0].Parts[0], []byte(" 1500 0 1500"), []byte(" 9500 0 9500"), 2)
+	tampered.Statements[0].Parts[0] = p
+	if _, err := tampered.Verify(pub); err == nil || !strings.Contains(err.Error(), "changed after the close") {
+		t.Errorf("a tampered part: %v; want it found changed", err)
+	}
+	// A changed digest breaks the signature.
+	tampered.Statements[0].Parts = back.Statements[0].Parts
+	d := statement.Parts(&sts[0])[0].Digest()
+	d2 := d
+	d2[0] ^= 0xff
+	tampered.Statements[0].Canonical = bytes.Replace(back.Statements[0].Canonical, fmt.Appendf(nil, "%x", d), fmt.Appendf(nil, "%x", d2), 1)
+	if _, err := tampered.Verify(pub); err == nil || errors.Is(err, statement.ErrOtherKey) || !strings.Contains(err.Error(), "does not verify") {
+		t.Errorf("a tampered statement: %v; want it refused", err)
 	}
 }
 
@@ -204,8 +226,13 @@ func FuzzReadBundle(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(b.Canonical) != len(b.Signatures) || len(b.Canonical) == 0 {
-			t.Fatalf("ReadBundle accepted %d statements and %d signatures", len(b.Canonical), len(b.Signatures))
+		if len(b.Statements) == 0 {
+			t.Fatal("ReadBundle accepted a bundle without statements")
+		}
+		for i, s := range b.Statements {
+			if len(s.Signature) != 64 {
+				t.Fatalf("ReadBundle accepted statement %d with a signature of %d bytes", i+1, len(s.Signature))
+			}
 		}
 		if b.PublicKey != nil {
 			b.Verify(b.PublicKey) //nolint:errcheck // must not panic

@@ -237,13 +237,20 @@ type Statement struct {
 	Lines []Line
 	// ClosedBy names who closed the period (a staff account, or the
 	// operator the command line named); it is part of the signed
-	// content from Form 2 on. Empty in statements closed before it was
+	// content from form 2 on. Empty in statements closed before it was
 	// recorded.
 	ClosedBy string
 	// Form is the version of the canonical form that Hash is over (see
 	// clearing/statement): 1 for statements closed before ClosedBy and
-	// KeyFingerprint were recorded, 2 since.
+	// KeyFingerprint were recorded, 2 for those closed before each
+	// carrier's lines were a part of their own, 3 since.
 	Form int
+	// PartSeed (form 3) is the random secret from which the salt of each
+	// carrier's part derives: the signed content holds a salted digest
+	// of each carrier's lines, so that a carrier given its own part and
+	// the others' digests learns nothing of the others' lines. It never
+	// leaves clearing; nil before form 3.
+	PartSeed []byte
 	// Hash is the SHA-256 of the statement's canonical form, Signature
 	// the Ed25519 signature over it made with the key KeyRef
 	// ("sign-statement@N"), whose public key has the fingerprint
@@ -263,8 +270,8 @@ func (s *Statement) Total() Line {
 	return t
 }
 
-// Sealer fills in a statement's ClosedBy, Form, KeyFingerprint, Hash,
-// Signature and KeyRef from its other fields; CloseStatements calls it
+// Sealer fills in a statement's ClosedBy, Form, PartSeed,
+// KeyFingerprint, Hash, Signature and KeyRef from its other fields; CloseStatements calls it
 // for each statement it closes and stores what it filled in. A Sealer
 // that fails stops the close: nothing is stored.
 type Sealer func(ctx context.Context, s *Statement) error

@@ -490,7 +490,7 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
   GET  /v1/reconciliation?period=YYYY-MM                                                       finance, supervisor, operator
   GET  /v1/statements/{period}                                                                 finance, supervisor
   GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
-  POST /v1/statements/{period}/close[?early=true]                                              supervisor
+  POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]               supervisor
   GET  /metrics                                                                                operator
   GET  /healthz, /readyz                                                                       anyone (probes: "ok" or "not ready", nothing more)
 
@@ -501,7 +501,8 @@ revoked token stops working within that; the registry's role table decides the r
 127.0.0.1 unless given --tls-cert and --tls-key, or --behind-tls-proxy.
 
 Closing and verifying statements needs the key backend (--keystore or --pkcs11-module); without one
-those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "what to do"}.`,
+those two endpoints answer 503 and the rest works. A close is signed with the authenticated staff
+member who asks. Errors are JSON: {"error": "what to do"}.`,
 		Example: `  TRANSIT_REGISTRY_TOKEN=rgt_... transit clearing api --db sqlite:clearing.db --registry http://127.0.0.1:8081
   TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing api --db postgres://postgres@127.0.0.1/transit --keystore keys.json \
       --http 0.0.0.0:8443 --tls-cert clearing.crt --tls-key clearing.key \

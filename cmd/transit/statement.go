@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,16 +26,19 @@ func newStatementCmd(sf *storeFlags) *cobra.Command {
 		Use:   "statement",
 		Short: "Close, show, verify and export the monthly compensation statements",
 		Long: `A period's statement is a draft while the period is open: its lines grow as taps arrive. Closing it
-freezes the lines, hashes their canonical form, with who closed it and when and the signing key's
-fingerprint, and signs the hash with the sign-statement key in the HSM. A closed statement never
-changes and a closed period is never reopened: rides of the period that arrive later go into an
+freezes the lines, and signs, with who closed it and when and the signing key's fingerprint, a salted
+digest of each carrier's lines (its part) with the sign-statement key in the HSM. A closed statement
+never changes and a closed period is never reopened: rides of the period that arrive later go into an
 adjustment statement of the next open period, which names the period it adjusts.
 
-A carrier or an auditor checks a statement with the city's public statement key alone:
+A carrier's copy ('statement export --carrier') holds the signed statement and that carrier's part
+alone: the carrier checks its lines against the signature and learns nothing of the other carriers'
+lines. A carrier or an auditor checks a copy with the city's public statement key alone, in three
+commands:
 
   transit hsm export-public sign-statement --keystore city.keys > city-statements.pem   (the city, once; publish it)
-  openssl pkey -pubin -in city-statements.pem -outform DER | sha256sum                  (compare with the PDF's key fingerprint)
-  transit statement verify --bundle statement-2026-11.bundle --public-key city-statements.pem`,
+  openssl pkey -pubin -in city-statements.pem -outform DER | sha256sum                  (compare with the key fingerprint the city publishes and the PDF prints)
+  transit statement verify --bundle atp1-2026-11.bundle --public-key city-statements.pem`,
 	}
 	if sf == nil {
 		sf = &storeFlags{}
@@ -362,22 +366,39 @@ func verifyBundle(w io.Writer, path string, pub ed25519.PublicKey, loc *time.Loc
 	if err != nil {
 		return fmt.Errorf("--bundle %s: %w", path, err)
 	}
-	sts, err := b.Verify(pub)
+	vs, err := b.Verify(pub)
 	if err != nil {
 		return fmt.Errorf("--bundle %s: verification failed: %w", path, err)
 	}
 	fmt.Fprintf(w, "OK: signed by the key %s\n", statement.Fingerprint(pub))
-	for _, st := range sts {
+	for _, v := range vs {
+		st := v.Statement
 		name := "statement " + st.Period
 		if st.Adjusts != "" {
 			name = "adjustment of " + st.Adjusts + " booked in " + st.Period
 		}
-		t := st.Total()
 		fmt.Fprintf(w, "%s: closed %s by %s; content hash %x\n", name, st.ClosedAt.In(loc).Format("02.01.2006 15:04 MST"), orUnrecorded(st.ClosedBy), st.Hash)
 		for _, l := range report.PerCarrier(st.Lines) {
 			fmt.Fprintf(w, "  %s: %d benefit rides, compensation %s UAH\n", l.Carrier, l.Rides, report.UAH(l.CompensationKop))
 		}
-		fmt.Fprintf(w, "  total: %d benefit rides, compensation %s UAH\n", t.Rides, report.UAH(t.CompensationKop))
+		switch {
+		case len(v.Carriers) == 0:
+			fmt.Fprintf(w, "  no carrier has lines in it\n")
+		case v.Whole():
+			t := st.Total()
+			fmt.Fprintf(w, "  total: %d benefit rides, compensation %s UAH\n", t.Rides, report.UAH(t.CompensationKop))
+		default:
+			var others []string
+			for _, c := range v.Carriers {
+				if !slices.Contains(v.Disclosed, c) {
+					others = append(others, c)
+				}
+			}
+			if len(v.Disclosed) == 0 {
+				fmt.Fprintf(w, "  none of its lines are in this copy\n")
+			}
+			fmt.Fprintf(w, "  the signature also covers the lines of %s, which are not in this copy\n", strings.Join(others, ", "))
+		}
 	}
 	return nil
 }

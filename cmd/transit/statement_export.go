@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -18,6 +19,7 @@ import (
 func newStatementExportCmd(sf *storeFlags, hf *hsmFlags) *cobra.Command {
 	var (
 		period, carrier, names, publicKey, out string
+		discloseAll                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "export --period YYYY-MM --carrier ID --register DIR --public-key FILE --out PREFIX",
@@ -25,14 +27,21 @@ func newStatementExportCmd(sf *storeFlags, hf *hsmFlags) *cobra.Command {
 		Long: `Write PREFIX.pdf, the statement document for one carrier (--carrier) or for every carrier on pages of
 its own: its legal details from the finance register (--register), its lines by category and funding,
 its subtotal, when and by whom the month was closed, the seal (content hash, signing key fingerprint,
-signature) and approval lines; and PREFIX.bundle, the month's signed statements in canonical form with
-their signatures and the public key, which the carrier checks offline:
+signature) and approval lines; and PREFIX.bundle, the month's signed statements with their signatures
+and the public key, which the carrier checks offline:
 
   transit statement verify --bundle PREFIX.bundle --public-key city-statements.pem
 
-The bundle holds the whole month's statements (every carrier's lines), since one signature covers
-them. The public key is --public-key FILE (the city's published key) or the keystore's; the statements
-are verified with it before anything is written. Both files are written 0600.`,
+A carrier's copy (--carrier) holds that carrier's lines alone: the signed statement names each
+carrier's part by a salted digest, and the bundle holds the signed statement, its signature and this
+carrier's part, so the carrier checks its own lines against the signature and learns nothing of the
+others'. Without --carrier the bundle holds every carrier's part: the city's archive, an auditor's copy.
+Statements closed before parts existed (form 1 and 2) are signed over every carrier's lines and can
+only travel whole: a carrier's copy of them is refused unless --disclose-all-carriers says to send the
+whole statement anyway.
+
+The public key is --public-key FILE (the city's published key) or the keystore's; the statements are
+verified with it before anything is written. Both files are written 0600.`,
 		Example: `  transit statement export --period 2026-11 --carrier ATP-1 --register finance/ --public-key city-statements.pem \
       --out atp1-2026-11 --db sqlite:clearing.db`,
 		Args: cobra.NoArgs,
@@ -85,7 +94,19 @@ are verified with it before anything is written. Both files are written 0600.`,
 			if err != nil {
 				return err
 			}
-			bundle, err := statement.NewBundle(sts, pub)
+			var bundle statement.Bundle
+			switch {
+			case carrier == "":
+				bundle, err = statement.NewBundle(sts, pub)
+			default:
+				bundle, err = statement.NewCarrierBundle(sts, pub, carrier)
+				if errors.Is(err, statement.ErrWholeOnly) && discloseAll {
+					fmt.Fprintf(c.ErrOrStderr(), "warning: %v; the bundle for %s holds every carrier's lines (--disclose-all-carriers)\n", err, carrier)
+					bundle, err = statement.NewBundle(sts, pub)
+				} else if errors.Is(err, statement.ErrWholeOnly) {
+					return fmt.Errorf("%w; nothing written: export it without --carrier for an auditor, or add --disclose-all-carriers to send %s every carrier's lines", err, carrier)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("the statements of %s do not verify with the key %s: %w; nothing written", period, statement.Fingerprint(pub), err)
 			}
@@ -118,5 +139,6 @@ are verified with it before anything is written. Both files are written 0600.`,
 	cmd.Flags().StringVar(&names, "register", "", "the finance register directory (carriers' legal details)")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "the city's public statement key, PEM (or use the keystore)")
 	cmd.Flags().StringVar(&out, "out", "", "write PREFIX.pdf and PREFIX.bundle")
+	cmd.Flags().BoolVar(&discloseAll, "disclose-all-carriers", false, "for a month closed before per-carrier parts: send the carrier the whole statement, every carrier's lines")
 	return cmd
 }

@@ -388,7 +388,8 @@ func TestFinancePDF(t *testing.T) {
 		return strings.Join(strings.Fields(pdftest.Text(t, []byte(r.body))), " ")
 	}
 	text := download(fin, "draft PDF")
-	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "ATP-1 pensioner міський бюджет / 3 45,00 45,00", "ATP-2 veteran міський бюджет / 1 20,00 20,00",
+	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "Перевізник / carrier: ATP-1", "pensioner міський бюджет 3 45,00 45,00",
+		"Перевізник / carrier: ATP-2", "veteran міський бюджет 1 20,00 20,00",
 		"РАЗОМ / TOTAL 8 135,00 135,00"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("draft PDF lacks %q:\n%s", w, text)

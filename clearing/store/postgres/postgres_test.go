@@ -1,11 +1,14 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +19,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/storetest"
+	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/simulator/testenv"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -500,7 +505,12 @@ func TestClosedIsImmutable(t *testing.T) {
 // carriers, 20 routes each, 10 benefit categories, 2 funding sources and
 // 30 days (600,000 roll-up rows, generated in SQL), then measures
 // reading the period's draft statement (what closing reads), one
-// carrier's compensation, and a whole close with its lines stored.
+// carrier's compensation, and a whole close with its lines stored: with
+// a stand-in seal (the store's share), and as finance closes (the
+// statement service: preview, form 3 parts, an Ed25519 signature from
+// the keystore, the check of it). Then what an auditor and a carrier do
+// with the closed month: verify it with the public key alone, and make,
+// write, read and verify one carrier's copy.
 func BenchmarkStatement100M(b *testing.B) {
 	ctx := context.Background()
 	dsn := migrated(b)
@@ -564,6 +574,20 @@ func BenchmarkStatement100M(b *testing.B) {
 		}
 	})
 	next := 2030 // a closed period stays closed: each close gets a copy of its own
+	// copyMonth copies November's roll-up into period and reads it once,
+	// as a month's roll-up built ride by ride has been read before it is
+	// closed (the first read of rows written in bulk sets their hint bits,
+	// a cost of the copy, not of the close).
+	copyMonth := func(period string) {
+		b.Helper()
+		if _, err := conn.Exec(ctx, `INSERT INTO rollup SELECT $1, carrier, adjusts, category, funding, route, day + ($2::date - date '2026-11-01'),
+			rides, fare_kop, charged_kop, compensation_kop FROM rollup WHERE period = '2026-11'`, period, period+"-01"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT sum(rides) FROM rollup WHERE period = $1", period); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.Run("close", func(b *testing.B) {
 		seal := func(_ context.Context, st *store.Statement) error {
 			st.Hash, st.Signature, st.KeyRef = []byte{1}, []byte{2}, "sign-statement@1"
@@ -573,14 +597,83 @@ func BenchmarkStatement100M(b *testing.B) {
 			b.StopTimer()
 			period := fmt.Sprintf("%04d-11", next)
 			next++
-			if _, err := conn.Exec(ctx, `INSERT INTO rollup SELECT $1, carrier, adjusts, category, funding, route, day + ($2::date - date '2026-11-01'),
-				rides, fare_kop, charged_kop, compensation_kop FROM rollup WHERE period = '2026-11'`, period, period+"-01"); err != nil {
-				b.Fatal(err)
-			}
+			copyMonth(period)
 			b.StartTimer()
 			sts, err := s.CloseStatements(ctx, period, time.Now(), seal)
 			if err != nil || total(sts) != rides {
 				b.Fatalf("CloseStatements(%s): %d rides, %v", period, total(sts), err)
+			}
+		}
+	})
+
+	ks, err := hsm.CreateKeystore(filepath.Join(b.TempDir(), "keys"), []byte("pw"), hsm.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ks.Close()
+	ref, err := ks.Generate(ctx, hsm.LabelSignStatement, hsm.KindSigning)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub, err := ks.PublicKey(ctx, ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := &statement.Service{Store: s, Keys: ks, Location: storetest.Options(b).Location, Log: slog.New(slog.DiscardHandler)}
+	closed := ""
+	b.Run("close signed", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			period := fmt.Sprintf("%04d-11", next)
+			next++
+			copyMonth(period)
+			// The preview is what finance was shown and confirmed
+			// before closing.
+			p, err := svc.Preview(ctx, period)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			sts, err := svc.Close(ctx, period, statement.Closing{Early: true, Actor: "bench", Confirmed: true, Expect: p.Token()})
+			if err != nil || total(sts) != rides || sts[0].Form != statement.Form || len(statement.Parts(&sts[0])) != 50 {
+				b.Fatalf("Close(%s): %d rides, %v", period, total(sts), err)
+			}
+			closed = period
+		}
+	})
+	if closed == "" {
+		return
+	}
+	auditor := &statement.Service{Store: s, PublicKey: pub, Location: svc.Location}
+	b.Run("verify", func(b *testing.B) {
+		for range b.N {
+			vs, err := auditor.Verify(ctx, closed, false)
+			if err != nil || len(vs) != 1 || !vs[0].OK() {
+				b.Fatalf("Verify(%s) = %+v, %v", closed, vs, err)
+			}
+		}
+	})
+	b.Run("carrier copy", func(b *testing.B) {
+		for range b.N {
+			sts, err := s.Statements(ctx, closed)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bundle, err := statement.NewCarrierBundle(sts, pub, "C07")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := bundle.Write(&buf, svc.Location); err != nil {
+				b.Fatal(err)
+			}
+			back, err := statement.ReadBundle(buf.Bytes())
+			if err != nil {
+				b.Fatal(err)
+			}
+			vs, err := back.Verify(pub)
+			if err != nil || len(vs[0].Statement.Lines) != 20 || len(vs[0].Carriers) != 50 {
+				b.Fatalf("the carrier's copy verifies as %d lines of %d carriers, %v", len(vs[0].Statement.Lines), len(vs[0].Carriers), err)
 			}
 		}
 	})

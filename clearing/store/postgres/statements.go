@@ -115,7 +115,7 @@ func (s *Store) Statements(ctx context.Context, period string) ([]store.Statemen
 
 func statements(ctx context.Context, tx pgx.Tx, period string) ([]store.Statement, error) {
 	rows, err := tx.Query(ctx, `SELECT adjusts, closed, content_hash, signature, key_ref,
-			closed_by, form, key_fingerprint
+			closed_by, form, key_fingerprint, part_seed
 		FROM statements WHERE period = $1 ORDER BY adjusts`, period)
 	if err != nil {
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
@@ -123,7 +123,7 @@ func statements(ctx context.Context, tx pgx.Tx, period string) ([]store.Statemen
 	sts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Statement, error) {
 		st := store.Statement{Period: period, Closed: true}
 		err := r.Scan(&st.Adjusts, &st.ClosedAt, &st.Hash, &st.Signature, &st.KeyRef,
-			&st.ClosedBy, &st.Form, &st.KeyFingerprint)
+			&st.ClosedBy, &st.Form, &st.KeyFingerprint, &st.PartSeed)
 		st.ClosedAt = st.ClosedAt.UTC()
 		return st, err
 	})
@@ -203,9 +203,9 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 				return fmt.Errorf("close %s: seal the statement: %w", period, err)
 			}
 			b.Queue(`INSERT INTO statements (period, adjusts, closed, content_hash, signature, key_ref,
-					closed_by, form, key_fingerprint)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, st.Period, st.Adjusts, at, st.Hash, st.Signature, st.KeyRef,
-				st.ClosedBy, max(st.Form, 1), st.KeyFingerprint)
+					closed_by, form, key_fingerprint, part_seed)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, st.Period, st.Adjusts, at, st.Hash, st.Signature, st.KeyRef,
+				st.ClosedBy, max(st.Form, 1), st.KeyFingerprint, st.PartSeed)
 			var (
 				carriers, categories, fundings []string
 				rides, fares, charged, comps   []int64

@@ -122,7 +122,7 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
 	}
 	rows, err := q.QueryContext(ctx, `SELECT adjusts, closed_us, content_hash, signature, key_ref,
-			closed_by, form, key_fingerprint
+			closed_by, form, key_fingerprint, part_seed
 		FROM statements WHERE period = ? ORDER BY adjusts`, period)
 	if err != nil {
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
@@ -132,7 +132,7 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 		st := store.Statement{Period: period, Closed: true}
 		var us int64
 		if err := rows.Scan(&st.Adjusts, &us, &st.Hash, &st.Signature, &st.KeyRef,
-			&st.ClosedBy, &st.Form, &st.KeyFingerprint); err != nil {
+			&st.ClosedBy, &st.Form, &st.KeyFingerprint, &st.PartSeed); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("statements of %s: %w", period, err)
 		}
@@ -202,9 +202,9 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 			return nil, fmt.Errorf("close %s: seal the statement: %w", period, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO statements (period, adjusts, closed_us, content_hash, signature, key_ref,
-				closed_by, form, key_fingerprint)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, at.UnixMicro(), st.Hash, st.Signature, st.KeyRef,
-			st.ClosedBy, max(st.Form, 1), st.KeyFingerprint); err != nil {
+				closed_by, form, key_fingerprint, part_seed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, at.UnixMicro(), st.Hash, st.Signature, st.KeyRef,
+			st.ClosedBy, max(st.Form, 1), st.KeyFingerprint, st.PartSeed); err != nil {
 			return nil, fmt.Errorf("close %s: store the statement: %w", period, err)
 		}
 		for _, l := range st.Lines {

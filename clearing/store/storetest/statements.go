@@ -24,7 +24,8 @@ func seal(_ context.Context, st *store.Statement) error {
 	st.Hash = h.Sum(nil)
 	st.Signature = append([]byte("signed:"), st.Hash...)
 	st.KeyRef = "sign-statement@1"
-	st.ClosedBy, st.Form = "o.koval (supervisor)", 2
+	st.ClosedBy, st.Form = "o.koval (supervisor)", 3
+	st.PartSeed = h.Sum([]byte("seed"))[:32]
 	st.KeyFingerprint = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(st.KeyRef)))
 	return nil
 }
@@ -73,7 +74,7 @@ func sameStatements(t *testing.T, what string, got, want []store.Statement) {
 		g, w := got[i], want[i]
 		if g.Period != w.Period || g.Adjusts != w.Adjusts || g.Closed != w.Closed || !g.ClosedAt.Equal(w.ClosedAt) ||
 			!bytes.Equal(g.Hash, w.Hash) || !bytes.Equal(g.Signature, w.Signature) || g.KeyRef != w.KeyRef ||
-			g.ClosedBy != w.ClosedBy || g.Form != w.Form || g.KeyFingerprint != w.KeyFingerprint ||
+			g.ClosedBy != w.ClosedBy || g.Form != w.Form || g.KeyFingerprint != w.KeyFingerprint || !bytes.Equal(g.PartSeed, w.PartSeed) ||
 			!slices.Equal(g.Lines, w.Lines) {
 			t.Errorf("%s: statement %d:\n got %+v\nwant %+v", what, i, g, w)
 		}
