@@ -89,8 +89,10 @@ func TestCarrierCopy(t *testing.T) {
 			t.Errorf("ATP-1's PDF lacks %q:\n%s", w, text)
 		}
 	}
-	// Nothing of ELEKTROTRANS's lines: its amounts, its category 12.
-	for _, leak := range []string{"987", "654", "9,87", "6,54", "16,41", "46,41", "Ветерани"} {
+	// Nothing of ELEKTROTRANS's lines: its amounts, its category 12. (Not
+	// the bare kopiyka figures: the salted digests in the copy are random
+	// hex, which holds any three digits now and then.)
+	for _, leak := range []string{"9,87", "6,54", "9.87", "6.54", "16,41", "46,41", "16.41", "46.41", "Ветерани"} {
 		if strings.Contains(out+string(bundle)+blocksOf(bundle)+text, leak) {
 			t.Errorf("ATP-1's copy shows %q of another carrier's lines", leak)
 		}
