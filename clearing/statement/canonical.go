@@ -218,48 +218,13 @@ func parseV2(b []byte, lines []string) (store.Statement, error) {
 	if len(lines) < head+2 {
 		return fail(1, "want at least %d lines after %q", head+2, Header2)
 	}
-	var err error
-	if st.Period, err = field(lines[1], "period "); err != nil {
-		return fail(2, "%v", err)
-	}
-	if _, perr := store.ParsePeriod(st.Period); perr != nil {
-		return fail(2, "%v", perr)
-	}
-	if st.Adjusts, err = field(lines[2], "adjusts "); err != nil {
-		return fail(3, "%v", err)
-	}
-	if st.Adjusts != "" {
-		if _, perr := store.ParsePeriod(st.Adjusts); perr != nil {
-			return fail(3, "%v", perr)
-		}
-	}
-	stamp, ok := strings.CutPrefix(lines[3], "closed ")
-	if !ok {
-		return fail(4, "want closed TIME")
-	}
-	if st.ClosedAt, err = time.Parse(stampLayout, stamp); err != nil || st.ClosedAt.Format(stampLayout) != stamp {
-		return fail(4, "time %q: want %s", stamp, stampLayout)
-	}
-	if st.ClosedBy, err = field(lines[4], "closed-by "); err != nil {
-		return fail(5, "%v", err)
-	}
-	rest, ok := strings.CutPrefix(lines[5], "key ")
-	if !ok {
-		return fail(6, "want key \"LABEL@VERSION\" \"sha256:...\"")
-	}
-	if st.KeyRef, rest, err = unquote(rest); err != nil {
-		return fail(6, "%v", err)
-	}
-	if rest, ok = strings.CutPrefix(rest, " "); !ok {
-		return fail(6, "want a space after the key's name")
-	}
-	if st.KeyFingerprint, rest, err = unquote(rest); err != nil || rest != "" {
-		return fail(6, "want the key's fingerprint, quoted, last")
+	if err := readFields(lines, &st); err != nil {
+		return store.Statement{}, err
 	}
 	if lines[6] != "sections 1" {
 		return fail(7, "want sections 1 (%s): a newer transit may know more sections", SectionCompensation)
 	}
-	rest, ok = strings.CutPrefix(lines[7], "section ")
+	rest, ok := strings.CutPrefix(lines[7], "section ")
 	if !ok {
 		return fail(8, "want section NAME N")
 	}
