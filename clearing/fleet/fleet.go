@@ -164,3 +164,30 @@ func (v View) Problems() []Device {
 	}
 	return out
 }
+
+// RecentWindow is how long before a period a device must have been heard
+// from for SilentOver to count it: a device retired long ago is not a
+// month's open question.
+const RecentWindow = 7 * 24 * time.Hour
+
+// SilentOver returns the devices that may still hold rides of the period
+// [start, end): heard from during the period or in the RecentWindow before
+// it, but not since the period ended (for a period still running: not
+// within the Offline threshold). A device uploads its batches in order, so
+// one heard from after the end has sent everything it took before then;
+// the gap check covers what it lost. Never-heard devices tell nothing and
+// are left out.
+func (v View) SilentOver(start, end time.Time) []Device {
+	cutoff := end
+	if recent := v.At.Add(-v.Options.withDefaults().Offline); recent.Before(cutoff) {
+		cutoff = recent
+	}
+	from := start.Add(-RecentWindow)
+	var out []Device
+	for _, d := range v.Devices {
+		if !d.HeardAt.IsZero() && !d.HeardAt.Before(from) && d.HeardAt.Before(cutoff) {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -111,3 +111,34 @@ func TestWrite(t *testing.T) {
 		t.Error("format xml accepted")
 	}
 }
+
+func TestSilentOver(t *testing.T) {
+	names := func(ds []fleet.Device) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, d.Device)
+		}
+		return strings.Join(s, ",")
+	}
+	v := fleet.Build(append(states(), store.DeviceState{Device: "never"},
+		// Retired in the summer: not this month's question.
+		store.DeviceState{Device: "old", LastBatch: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)}), now, fleet.Options{})
+	// November runs: silent past the offline hour. tram-7 was last heard
+	// on 12 November, within the period.
+	nov, dec := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if got := names(v.SilentOver(nov, dec)); got != "bus-2,bus-3,tram-7" {
+		t.Errorf("November, running: %q", got)
+	}
+	// October ended before any of them went silent, except nobody: every
+	// device heard since 1 November has sent October's rides.
+	oct := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	if got := names(v.SilentOver(oct, nov)); got != "" {
+		t.Errorf("October: %q", got)
+	}
+	// Seen from 1 December 00:30 on a closed November, bus-1 (heard at
+	// 12:00 on 20 November) and all the others went silent before the end.
+	v = fleet.Build(states(), dec.Add(30*time.Minute), fleet.Options{})
+	if got := names(v.SilentOver(nov, dec)); got != "bus-1,bus-2,bus-3,tram-7" {
+		t.Errorf("November, from December: %q", got)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/citycard/transit/clearing/fleet"
 
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/statement"
@@ -28,8 +31,7 @@ type Check struct {
 func (c Check) OK() bool { return c.Count == 0 }
 
 // checker computes one check of a period. The checklist is a list of
-// them: a store that learns of held rides or silent devices adds its
-// checker here.
+// them: a store that learns of something else open adds its checker here.
 type checker func(ctx context.Context, s *Server, period string, r report.Reconciliation) (Check, error)
 
 // monthEndChecks are the checks of the checklist, in the order shown.
@@ -45,6 +47,20 @@ var monthEndChecks = []checker{
 	},
 	func(_ context.Context, _ *Server, period string, r report.Reconciliation) (Check, error) {
 		return Check{Key: "close.check.anomalies", Count: int64(len(r.Anomalies)), Href: withQuery("/finance/reconciliation", "period", period)}, nil
+	},
+	// Validators silent since before the month ended may still hold its
+	// rides.
+	func(ctx context.Context, s *Server, period string, _ report.Reconciliation) (Check, error) {
+		p, err := cstore.ParsePeriod(period)
+		if err != nil {
+			return Check{}, err
+		}
+		start := time.Date(p.Year(), p.Month(), 1, 0, 0, 0, 0, s.loc)
+		v, err := fleet.Read(ctx, s.clr, s.now(), fleet.Options{})
+		if err != nil {
+			return Check{}, fmt.Errorf("read the fleet: %w", err)
+		}
+		return Check{Key: "close.check.silent", Count: int64(len(v.SilentOver(start, start.AddDate(0, 1, 0)))), Href: "/finance/fleet"}, nil
 	},
 }
 
