@@ -184,7 +184,7 @@ func TestBrowserFinance(t *testing.T) {
 		t.Errorf("the page is in %q, want uk (chosen at sign-in)", lang)
 	}
 	carriers := run(t, ctx, "by carrier", chromedp.Text(chromedp.ID("by-carrier-0")))
-	for _, want := range []string{"ATP-1", "85.00", "ATP-2", "50.00", "Разом", "135.00"} {
+	for _, want := range []string{"ATP-1", "85,00", "ATP-2", "50,00", "Разом", "135,00"} {
 		if !strings.Contains(carriers, want) {
 			t.Errorf("per-carrier table %q lacks %q", carriers, want)
 		}

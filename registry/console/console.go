@@ -54,6 +54,11 @@
 //
 // Texts come in Ukrainian and English, chosen by ?lang= (remembered in a
 // cookie) or the browser's Accept-Language; Ukrainian is the default.
+// Ukrainian pages write days as DD.MM.YYYY, instants as DD.MM.YYYY HH:MM
+// in the city's time zone, and hryvnias with a decimal comma and groups
+// of three (format.go); card numbers show in groups of four; audit
+// actions are translated when shown, never in the log. On a phone the
+// tables of a record reflow into one block per row.
 // Request logs name the route pattern and the client address, never the
 // URL, whose query may carry a purpose.
 package console
