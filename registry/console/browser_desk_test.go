@@ -99,8 +99,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if err != nil || len(d.Cards) != 1 || len(d.Entitlements) != 1 {
 		t.Fatalf("after the order: %+v, %v; want one card and one entitlement", d.Cards, err)
 	}
-	n := d.Cards[0].Number.String()
-	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "Card "+n+" is ordered") {
+	if got := spaced(run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice")))); !strings.Contains(got, "Card "+d.Cards[0].Number.Grouped()+" is ordered") {
 		t.Errorf("notice after the order: %q", got)
 	}
 	screenshot(t, ctx, shots, "desk-resident-ordered")

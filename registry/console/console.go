@@ -44,6 +44,13 @@
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
 //
+// Blocking or replacing a card and ending an entitlement take two
+// steps: the form's post answers with a page that says what will
+// happen and to whom, and only its confirming post acts; the server
+// refuses to act without the confirmation, whatever the browser sends
+// (confirm.go). Revoking a token and closing a month carry their own
+// confirmation on the form. The registry records who did each.
+//
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.
 // Such reads need a stated purpose, which desk pages ask for and then

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -120,13 +120,7 @@ func (p *page) Funding(f registry.Funding) string { return p.T("funding." + stri
 
 // Category names a benefit category code, or shows the code when the
 // catalogue does not know it (a city may add categories to its tariff).
-func (p *page) Category(code uint16) string {
-	key := "category." + strconv.Itoa(int(code))
-	if _, ok := messages[p.Lang][key]; ok {
-		return fmt.Sprintf("%s (%d)", p.T(key), code)
-	}
-	return strconv.Itoa(int(code))
-}
+func (p *page) Category(code uint16) string { return categoryName(p.Lang, strconv.Itoa(int(code))) }
 
 // EntState says whether an entitlement is in force today, and when it
 // ends if that is soon.
