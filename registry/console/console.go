@@ -43,6 +43,7 @@
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
+//	POST /me/cards/{number}/block               resident: block their own card as lost or stolen, confirmed
 //
 // Blocking or replacing a card and ending an entitlement take two
 // steps: the form's post answers with a page that says what will
@@ -259,6 +260,7 @@ func (s *Server) routes() {
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
+	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
 
 	s.handlePublic("/", func(*Server, http.ResponseWriter, *http.Request, *request) error {
 		return &pageError{status: http.StatusNotFound, key: "err.404"}

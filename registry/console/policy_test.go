@@ -69,6 +69,7 @@ var expectedPages = map[string]pagePolicy{
 	"POST /tokens/{id}/revoke":                         {kNone, []registry.Role{registry.RoleSupervisor}},
 	"GET /audit":                                       {kNone, []registry.Role{registry.RoleAuditor}},
 	"GET /me":                                          {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/cards/{number}/block":                    {kOwn, []registry.Role{registry.RoleResident}},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -139,6 +140,8 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"yes"}}, http.StatusNotFound},
 		"GET /audit":                  {auditorUser, "GET", "/audit", nil, http.StatusOK},
 		"GET /me":                     {aliceUser, "GET", "/me", nil, http.StatusOK},
+		"POST /me/cards/{number}/block": {aliceUser, "POST", "/me/cards/" + f.aliceCard.Number.String() + "/block",
+			url.Values{"reason": {"lost"}, "confirm": {"block " + f.aliceCard.Number.String()}}, http.StatusSeeOther},
 	}
 
 	seen := map[string]bool{}

@@ -69,6 +69,12 @@ type mePage struct {
 	Audit   auditPage
 }
 
+// Blockable reports whether the resident may block card c themselves.
+func (mePage) Blockable(c registry.Card) bool { return ownBlockable(c) }
+
+// OwnBlockReasons are the reasons a resident may give.
+func (mePage) OwnBlockReasons() []registry.Reason { return registry.OwnBlockReasons }
+
 // queryID reads an optional non-negative id from the query.
 func queryID(r *http.Request, name string) (int64, error) {
 	v := r.URL.Query().Get(name)
@@ -137,7 +143,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, "")
+	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, meNotice(rq.lang, r))
 	return nil
 }
 
