@@ -160,7 +160,7 @@ func TestResidentBlocksOwnCard(t *testing.T) {
 	}
 	r := alice.post(own, url.Values{"csrf": {secret}, "reason": {"lost"}, "confirm": {"block " + f.aliceCard.Number.String()}}).
 		want(t, http.StatusSeeOther, "own block")
-	page := alice.get(r.header.Get("Location") + "&lang=en").want(t, http.StatusOK, "own page after the block")
+	page := alice.get(r.header.Get("Location")+"&lang=en").want(t, http.StatusOK, "own page after the block")
 	if !strings.Contains(page.body, "Card "+grouped+" is blocked") {
 		t.Errorf("no notice of the block:\n%s", page.body)
 	}
