@@ -172,3 +172,44 @@ func TestBrowserDeskConfirmations(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "phone-desk-record")
 }
+
+// TestBrowserTokenRevokeConfirmation: a supervisor revokes a desk
+// operator's session through the confirmation page, which names whose
+// it is; a post without the confirmation revokes nothing, and the
+// revoked session ends at once.
+func TestBrowserTokenRevokeConfirmation(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	deskU, _ := f.login(deskUser)
+	deskU.get("/desk").want(t, 200, "the desk signed in")
+	sup := registry.Access{Actor: registry.Actor{User: "test", Role: registry.RoleSupervisor}}
+	list, err := f.reg.Tokens(f.ctx, sup, registry.TokenQuery{User: deskUser})
+	must(t, "tokens", err)
+	if len(list) != 1 {
+		t.Fatalf("the desk operator has %d live tokens, want their session", len(list))
+	}
+	id := list[0].ID
+
+	// The server refuses without the confirmation, whatever the browser
+	// sends: the old checkbox's "yes" confirms nothing.
+	supU, secret := f.login(supervisorUser)
+	ask := supU.post("/tokens/"+id+"/revoke?lang=en", url.Values{"csrf": {secret}, "confirm": {"yes"}}).want(t, 200, "revoke, unconfirmed")
+	if !strings.Contains(ask.body, "Token "+id+" (session) will be revoked.") || !strings.Contains(ask.body, deskUser+" (desk operator)") {
+		t.Errorf("the confirmation does not say whose token:\n%s", ask.body)
+	}
+	deskU.get("/desk").want(t, 200, "the desk after an unconfirmed revoke")
+
+	ctx := newBrowser(t)
+	shots := t.TempDir()
+	browserLogin(t, ctx, f, supervisorUser, "en")
+	must(t, "open the tokens", chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/tokens")))
+	submit(t, ctx, "revoke-"+id, 200)
+	confirmStep(t, ctx, shots, "token-revoke-confirm", []string{"Token " + id + " (session) will be revoked.", deskUser + " (desk operator)",
+		"This cannot be undone"})
+	submit(t, ctx, "confirm-submit", 200)
+	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "revoked") {
+		t.Errorf("notice after the revoke: %q", got)
+	}
+	if r := deskU.get("/desk"); r.status == 200 {
+		t.Error("the revoked session still opens the desk")
+	}
+}

@@ -45,12 +45,13 @@
 //	                                            and who read their record, with whether the log verified
 //	POST /me/cards/{number}/block               resident: block their own card as lost or stolen, confirmed
 //
-// Blocking or replacing a card and ending an entitlement take two
-// steps: the form's post answers with a page that says what will
+// Blocking or replacing a card, ending an entitlement, a resident's
+// block of their own card and revoking a token take two steps: the form's post answers with a page that says what will
 // happen and to whom, and only its confirming post acts; the server
 // refuses to act without the confirmation, whatever the browser sends
-// (confirm.go). Revoking a token and closing a month carry their own
-// confirmation on the form. The registry records who did each.
+// (confirm.go). Closing a month carries its own confirmation on the
+// form, naming the period and its figures. The registry records who did
+// each.
 //
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.

@@ -137,7 +137,7 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /finance/fleet":          {operatorUser, "GET", "/finance/fleet", nil, http.StatusOK},
 		"POST /finance/close":         {supervisorUser, "POST", "/finance/close", url.Values{"period": {period}}, http.StatusServiceUnavailable},
 		"GET /tokens":                 {supervisorUser, "GET", "/tokens?all=1", nil, http.StatusOK},
-		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"yes"}}, http.StatusNotFound},
+		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"revoke 0000000000000000"}}, http.StatusNotFound},
 		"GET /audit":                  {auditorUser, "GET", "/audit", nil, http.StatusOK},
 		"GET /me":                     {aliceUser, "GET", "/me", nil, http.StatusOK},
 		"POST /me/cards/{number}/block": {aliceUser, "POST", "/me/cards/" + f.aliceCard.Number.String() + "/block",
