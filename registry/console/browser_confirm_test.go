@@ -213,3 +213,42 @@ func TestBrowserTokenRevokeConfirmation(t *testing.T) {
 		t.Error("the revoked session still opens the desk")
 	}
 }
+
+// TestBrowserCloseConfirmation: the month-end close is confirmed on its
+// form by a tick that names the period and its figures; the form cannot
+// be sent without it, the server refuses a close without it, and the
+// confirmed close closes the period.
+func TestBrowserCloseConfirmation(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	closed := func() bool {
+		t.Helper()
+		sts, err := f.clr.Statements(f.ctx, period)
+		must(t, "statements", err)
+		return len(sts) > 0 && sts[0].Closed
+	}
+	supU, secret := f.login(supervisorUser)
+	supU.post("/finance/close", url.Values{"csrf": {secret}, "period": {period}}).want(t, 400, "close without the confirmation")
+	if closed() {
+		t.Fatal("a close without the confirmation closed the period")
+	}
+
+	ctx := newBrowser(t)
+	shots := t.TempDir()
+	browserLogin(t, ctx, f, supervisorUser, "uk")
+	must(t, "open the close", chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/finance/close?period="+period)))
+	label := spaced(run(t, ctx, "confirmation", chromedp.Text(chromedp.CSS(`label[for="confirm"]`))))
+	for _, want := range []string{period, "8 пільгових поїздок", "135,00 грн", "назавжди"} {
+		if !strings.Contains(label, want) {
+			t.Errorf("the close's confirmation %q lacks %q", label, want)
+		}
+	}
+	if ok := run(t, ctx, "validity", chromedp.Evaluate[bool](`document.getElementById("close-submit").form.checkValidity()`)); ok {
+		t.Error("the close form can be sent without the confirmation")
+	}
+	screenshot(t, ctx, shots, "close-confirm")
+	must(t, "tick the confirmation", chromedp.Do(ctx, chromedp.Click(chromedp.ID("confirm"))))
+	submit(t, ctx, "close-submit", 200)
+	if !closed() {
+		t.Fatal("the confirmed close left the period open")
+	}
+}
