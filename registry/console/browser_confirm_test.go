@@ -76,6 +76,9 @@ func TestBrowserResidentBlocksLostCard(t *testing.T) {
 	submit(t, ctx, "block-"+n, 200)
 	confirmStep(t, ctx, shots, "phone-me-block-confirm", []string{"Вашу картку " + f.aliceCard.Number.Grouped() + " буде заблоковано: втрата.",
 		f.alice.Name, "Розблокувати її неможливо"})
+	if got := spaced(run(t, ctx, "button", chromedp.Text(chromedp.ID("confirm-submit")))); got != "Так, заблокувати картку "+f.aliceCard.Number.Grouped() {
+		t.Errorf("the confirming button says %q", got)
+	}
 	noSideScroll(t, ctx, "the block's confirmation")
 	if s, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || s.Status != registry.StatusActive {
 		t.Fatalf("card on the confirmation page: %v, %v; want still active", s.Status, err)
