@@ -252,3 +252,27 @@ type AuditQuery struct {
 
 // MaxAuditPage is the most entries one audit query returns.
 const MaxAuditPage = 1000
+
+// OwnBlockReasons are the reasons residents may give to block their own
+// card, signed in to their own view: a card that is lost or stolen must
+// stop at once, before its holder reaches a desk. Every other change of
+// a card is the desk's.
+var OwnBlockReasons = []Reason{ReasonLost, ReasonStolen}
+
+// PermitTransition checks that the actor may make change ch of a card's
+// status: staff with ActCards any change, a resident only a block of
+// their own card with one of OwnBlockReasons. Whether the card is the
+// resident's own is for the store to check when it reads the card (it
+// answers ErrNotFound for another's, so that nothing is learnt of it).
+func PermitTransition(a *Access, ch Change) error {
+	if a.Actor.Role != RoleResident {
+		return a.Permit(ActCards, 0)
+	}
+	if err := a.Permit(ActOwnData, a.Actor.Resident); err != nil {
+		return err
+	}
+	if !slices.Contains(OwnBlockReasons, ch.Reason) || ch.To != ch.Reason.Status() {
+		return fmt.Errorf("%w: a resident may only block their own card as lost or stolen; for anything else, go to a desk", ErrForbidden)
+	}
+	return nil
+}

@@ -5,7 +5,10 @@
 // This package is the pure core: the domain types, their validation, the
 // card lifecycle ([CanTransition] and its table), the role permission
 // table ([Allowed]) and the rules of a benefit-register import
-// ([DiffEntitlement]). It does no I/O. Durable state lives behind
+// ([DiffEntitlement]). Beside the table, [PermitTransition] lets a
+// resident block their own lost or stolen card ([OwnBlockReasons]),
+// which stops it on validators with the next hotlist like a desk's
+// block. It does no I/O. Durable state lives behind
 // registry/store; the HTTP API is registry/api.
 //
 // # Privacy

@@ -16,6 +16,9 @@ type Reader struct{ name string }
 // Open returns a Reader whose methods all fail with ErrNoCgo.
 func Open(name string) *Reader { return &Reader{name: name} }
 
+// Name is the reader's name, as Open was given it.
+func (r *Reader) Name() string { return r.name }
+
 // Readers fails with ErrNoCgo.
 func (r *Reader) Readers() ([]string, error) { return nil, ErrNoCgo }
 

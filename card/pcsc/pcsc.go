@@ -37,6 +37,9 @@ func Open(name string) *Reader {
 	return &Reader{name: name, log: slog.Default().With("reader", name)}
 }
 
+// Name is the reader's name, as Open was given it.
+func (r *Reader) Name() string { return r.name }
+
 func (r *Reader) context() (*scard.Context, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -99,8 +99,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if err != nil || len(d.Cards) != 1 || len(d.Entitlements) != 1 {
 		t.Fatalf("after the order: %+v, %v; want one card and one entitlement", d.Cards, err)
 	}
-	n := d.Cards[0].Number.String()
-	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "Card "+n+" is ordered") {
+	if got := spaced(run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice")))); !strings.Contains(got, "Card "+d.Cards[0].Number.Grouped()+" is ordered") {
 		t.Errorf("notice after the order: %q", got)
 	}
 	screenshot(t, ctx, shots, "desk-resident-ordered")
@@ -111,9 +110,9 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("receipt: status %d", resp.Status)
 	}
-	for id, want := range map[string]string{"receipt-op": "Card ordered", "receipt-card": n, "receipt-holder": name,
+	for id, want := range map[string]string{"receipt-op": "Card ordered", "receipt-card": d.Cards[0].Number.Grouped(), "receipt-holder": name,
 		"receipt-operator": deskUser + " (desk operator)", "receipt-at": "2026-12-05 10:00"} {
-		if got := run(t, ctx, id, chromedp.Text(chromedp.ID(id))); got != want {
+		if got := strings.ReplaceAll(run(t, ctx, id, chromedp.Text(chromedp.ID(id))), "\u00a0", " "); got != want {
 			t.Errorf("#%s: %q, want %q", id, got, want)
 		}
 	}

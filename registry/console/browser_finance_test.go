@@ -58,7 +58,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 		t.Fatal("Enter on the summary did not open the chart's figures")
 	}
 	figures := run(t, ctx, "figures", chromedp.Text(chromedp.ID("chart-table")))
-	for _, w := range []string{"2026-06", "2026-11", "Київпастранс", "закритий", report.UAH(4 * 1500)} {
+	for _, w := range []string{"2026-06", "2026-11", "Київпастранс", "закритий", report.UAHComma(4 * 1500)} {
 		if !strings.Contains(figures, w) {
 			t.Errorf("the chart's figures %q lack %q", figures, w)
 		}

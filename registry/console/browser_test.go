@@ -162,7 +162,15 @@ func TestBrowserDesk(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("reason-"+n), "lost"),
 		chromedp.SendKeys(chromedp.ID("note-"+n), "reported by phone")))
 	submit(t, ctx, "block-"+n, 200)
-	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "Card "+n+" is blocked") {
+	// The block asks first, saying what happens and to whom; nothing
+	// changes until the operator confirms.
+	confirmStep(t, ctx, shots, "block-confirm", []string{"Card " + f.aliceCard.Number.Grouped() + " will be blocked, reason: lost.",
+		f.alice.Name, "It cannot be unblocked"})
+	if d, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusActive {
+		t.Fatalf("card on the confirmation page: %v, %v; want still active", d.Status, err)
+	}
+	submit(t, ctx, "confirm-submit", 200)
+	if got := spaced(run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice")))); !strings.Contains(got, "Card "+f.aliceCard.Number.Grouped()+" is blocked") {
 		t.Errorf("notice %q", got)
 	}
 	d, err := f.reg.CardState(f.ctx, f.aliceCard.Number)
@@ -184,7 +192,7 @@ func TestBrowserFinance(t *testing.T) {
 		t.Errorf("the page is in %q, want uk (chosen at sign-in)", lang)
 	}
 	carriers := run(t, ctx, "by carrier", chromedp.Text(chromedp.ID("by-carrier-0")))
-	for _, want := range []string{"ATP-1", "85.00", "ATP-2", "50.00", "Разом", "135.00"} {
+	for _, want := range []string{"ATP-1", "85,00", "ATP-2", "50,00", "Разом", "135,00"} {
 		if !strings.Contains(carriers, want) {
 			t.Errorf("per-carrier table %q lacks %q", carriers, want)
 		}
@@ -246,4 +254,31 @@ func TestBrowserResident(t *testing.T) {
 		t.Errorf("the refusal shows Bob's data:\n%s", body)
 	}
 	screenshot(t, ctx, shots, "forbidden")
+}
+
+// spaced turns the no-break spaces of grouped numbers and amounts into
+// plain ones, for comparing page text.
+func spaced(s string) string { return strings.ReplaceAll(s, "\u00a0", " ") }
+
+// confirmStep checks the confirmation page the browser is on: it says
+// each of want, its confirming button and its way back reach the
+// keyboard, and it is saved as a screenshot.
+func confirmStep(t *testing.T, ctx context.Context, shots, name string, want []string) {
+	t.Helper()
+	if h := run(t, ctx, "heading", chromedp.Text(chromedp.CSS("h1"))); h != "Confirm the action" && h != "Підтвердіть дію" {
+		t.Fatalf("%s: the page is %q, want the confirmation", name, h)
+	}
+	text := spaced(run(t, ctx, "confirmation", chromedp.Text(chromedp.CSS("section.confirm"))))
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s: the confirmation %q lacks %q", name, text, w)
+		}
+	}
+	for _, id := range []string{"confirm-submit", "confirm-cancel"} {
+		must(t, "focus #"+id, chromedp.Do(ctx, chromedp.Focus(chromedp.ID(id))))
+		if got := run(t, ctx, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); got != id {
+			t.Errorf("%s: #%s takes no focus (%q has it)", name, id, got)
+		}
+	}
+	screenshot(t, ctx, shots, name)
 }

@@ -43,6 +43,15 @@
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
+//	POST /me/cards/{number}/block               resident: block their own card as lost or stolen, confirmed
+//
+// Blocking or replacing a card, ending an entitlement, a resident's
+// block of their own card and revoking a token take two steps: the form's post answers with a page that says what will
+// happen and to whom, and only its confirming post acts; the server
+// refuses to act without the confirmation, whatever the browser sends
+// (confirm.go). Closing a month carries its own confirmation on the
+// form, naming the period and its figures. The registry records who did
+// each.
 //
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.
@@ -54,6 +63,11 @@
 //
 // Texts come in Ukrainian and English, chosen by ?lang= (remembered in a
 // cookie) or the browser's Accept-Language; Ukrainian is the default.
+// Ukrainian pages write days as DD.MM.YYYY, instants as DD.MM.YYYY HH:MM
+// in the city's time zone, and hryvnias with a decimal comma and groups
+// of three (format.go); card numbers show in groups of four; audit
+// actions are translated when shown, never in the log. On a phone the
+// tables of a record reflow into one block per row.
 // Request logs name the route pattern and the client address, never the
 // URL, whose query may carry a purpose.
 package console
@@ -247,6 +261,7 @@ func (s *Server) routes() {
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
+	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
 
 	s.handlePublic("/", func(*Server, http.ResponseWriter, *http.Request, *request) error {
 		return &pageError{status: http.StatusNotFound, key: "err.404"}

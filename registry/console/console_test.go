@@ -234,7 +234,7 @@ func TestCSRF(t *testing.T) {
 	_, otherSecret := f.login(supervisorUser)
 	block := "/desk/cards/" + f.aliceCard.Number.String() + "/block"
 	form := func(csrf string) url.Values {
-		v := url.Values{"reason": {"lost"}, "purpose": {"card lost, request 4711"}}
+		v := url.Values{"reason": {"lost"}, "purpose": {"card lost, request 4711"}, "confirm": {"block " + f.aliceCard.Number.String()}}
 		if csrf != "" {
 			v.Set("csrf", csrf)
 		}
@@ -381,10 +381,42 @@ func TestDeskBlockAndReplace(t *testing.T) {
 	desk, secret := f.login(deskUser)
 	const purpose = "card stolen, police report 55"
 	number := f.aliceCard.Number.String()
-	r := desk.post("/desk/cards/"+number+"/block", url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"stolen"}, "note": {"at the market"}})
+	blockForm := url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"stolen"}, "note": {"at the market"},
+		"resident": {fmt.Sprint(f.alice.ID)}}
+	// The block form asks first: a page that says what will happen and
+	// to whom, and carries the form to a second one that confirms.
+	ask := desk.post("/desk/cards/"+number+"/block", blockForm).want(t, http.StatusOK, "block, unconfirmed")
+	grouped := strings.ReplaceAll(f.aliceCard.Number.Grouped(), " ", "\u00a0")
+	for _, want := range []string{"Card " + grouped + " will be blocked, reason: stolen.", f.alice.Name, "It cannot be unblocked",
+		`name="confirm" value="block ` + number + `"`, `name="note" value="at the market"`, `name="reason" value="stolen"`,
+		`id="confirm-cancel"`} {
+		if !strings.Contains(ask.body, want) {
+			t.Errorf("the confirmation lacks %q:\n%s", want, ask.body)
+		}
+	}
+	if d, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusActive {
+		t.Fatalf("card after an unconfirmed block: %v %v; want still active", d.Status, err)
+	}
+	// The confirmation of another card does not confirm this one; a
+	// form without the resident cannot even ask.
+	other := url.Values{"confirm": {"block " + f.bobCard.Number.String()}}
+	for k, v := range blockForm {
+		other[k] = v
+	}
+	desk.post("/desk/cards/"+number+"/block", other).want(t, http.StatusOK, "block with another card's confirmation")
+	delete(other, "resident")
+	delete(other, "confirm")
+	desk.post("/desk/cards/"+number+"/block", other).want(t, http.StatusBadRequest, "block without the resident")
+	other.Set("resident", fmt.Sprint(f.bob.ID))
+	desk.post("/desk/cards/"+number+"/block", other).want(t, http.StatusNotFound, "block of Alice's card as Bob's")
+	if d, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || d.Status != registry.StatusActive {
+		t.Fatalf("card after unconfirmed blocks: %v %v; want still active", d.Status, err)
+	}
+	blockForm.Set("confirm", "block "+number)
+	r := desk.post("/desk/cards/"+number+"/block", blockForm)
 	r.want(t, http.StatusSeeOther, "block")
 	page := desk.get(r.header.Get("Location")).want(t, http.StatusOK, "record after block")
-	if !strings.Contains(page.body, "Card "+number+" is blocked") || !strings.Contains(page.body, "stolen") {
+	if !strings.Contains(page.body, "Card "+grouped+" is blocked") || !strings.Contains(page.body, "stolen") {
 		t.Errorf("record after block lacks the notice or the status:\n%s", page.body)
 	}
 	es, err := f.reg.Audit(f.ctx, registry.Access{Actor: registry.Actor{User: "test", Role: registry.RoleAuditor}}, registry.AuditQuery{Resident: f.alice.ID})
@@ -398,13 +430,27 @@ func TestDeskBlockAndReplace(t *testing.T) {
 	}
 
 	// Blocking again is a conflict with the lifecycle, said so.
-	desk.post("/desk/cards/"+number+"/block", url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"lost"}}).want(t, http.StatusConflict, "block a stolen card")
+	desk.post("/desk/cards/"+number+"/block", url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"lost"}, "confirm": {"block " + number}}).want(t, http.StatusConflict, "block a stolen card")
 	// A replacement without a purpose, or with an amount that is not
 	// one, is refused before the registry is asked.
 	desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "clearing_balance": {"12,50"}}).want(t, http.StatusBadRequest, "no purpose")
-	desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12.505"}}).want(t, http.StatusBadRequest, "bad amount")
-
-	r = desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12,50"}, "card_balance": {""}})
+	// A bad amount comes back at its field, with what was typed.
+	bad := desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12.505"},
+		"resident": {fmt.Sprint(f.alice.ID)}}).want(t, http.StatusBadRequest, "bad amount")
+	for _, want := range []string{`id="clearing-` + number + `-error"`, "write an amount in hryvnias", `value="12.505"`, `aria-invalid="true"`} {
+		if !strings.Contains(bad.body, want) {
+			t.Errorf("the refused replacement lacks %q", want)
+		}
+	}
+	replaceForm := url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12,50"}, "card_balance": {""}, "resident": {fmt.Sprint(f.alice.ID)}}
+	ask = desk.post("/desk/cards/"+number+"/replace", replaceForm).want(t, http.StatusOK, "replace, unconfirmed")
+	for _, want := range []string{"Card " + grouped + " will be replaced by a new one; 12.50 UAH will be carried", f.alice.Name, "stops for good"} {
+		if !strings.Contains(ask.body, want) {
+			t.Errorf("the replacement's confirmation lacks %q:\n%s", want, ask.body)
+		}
+	}
+	replaceForm.Set("confirm", "replace "+number)
+	r = desk.post("/desk/cards/"+number+"/replace", replaceForm)
 	r.want(t, http.StatusSeeOther, "replace")
 	d, err := f.reg.Resident(f.ctx, registry.Access{Actor: registry.Actor{User: "test", Role: registry.RoleDesk}, Purpose: "test check"}, f.alice.ID)
 	if err != nil {
@@ -420,7 +466,7 @@ func TestDeskBlockAndReplace(t *testing.T) {
 		t.Fatalf("replacement %+v: want ordered, carrying 1250 kop from clearing", repl)
 	}
 	page = desk.get(r.header.Get("Location")).want(t, http.StatusOK, "record after replace")
-	if !strings.Contains(page.body, "replaced by new card "+repl.Number.String()) {
+	if !strings.Contains(page.body, "replaced by new card "+strings.ReplaceAll(repl.Number.Grouped(), " ", "\u00a0")) {
 		t.Errorf("no notice of the replacement:\n%s", page.body)
 	}
 	// A crafted link cannot make the page claim anything.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,6 +115,8 @@ type residentPage struct {
 	// ReceiptHref prints a receipt of the card operation the last form
 	// did; "" when it did none.
 	ReceiptHref string
+	// Replace is the replacement form that came back with problems.
+	Replace replaceForm
 }
 
 // cardView is a card with what the desk may do with it now.
@@ -188,7 +191,7 @@ func deskNotice(lang string, r *http.Request) string {
 		return translate(lang, "done.granted")
 	case "ended":
 		if d, err := registry.ParseDate(q.Get("to")); err == nil {
-			return translate(lang, "done.ended", d)
+			return translate(lang, "done.ended", formatDate(lang, d))
 		}
 		return ""
 	}
@@ -198,12 +201,12 @@ func deskNotice(lang string, r *http.Request) string {
 	}
 	switch q.Get("done") {
 	case "blocked":
-		return translate(lang, "done.blocked", n)
+		return translate(lang, "done.blocked", formatCard(n))
 	case "ordered":
-		return translate(lang, "done.ordered", n)
+		return translate(lang, "done.ordered", formatCard(n))
 	case "replaced":
 		if m, err := card.ParseNumber(q.Get("new")); err == nil {
-			return translate(lang, "done.replaced", n, m)
+			return translate(lang, "done.replaced", formatCard(n), formatCard(m))
 		}
 	}
 	return ""
@@ -217,8 +220,32 @@ func pathCard(r *http.Request) (card.Number, error) {
 	return n, nil
 }
 
+// cardHolder reads the record of the resident a card form names (its
+// "resident" field), for a confirmation page or a form shown again: an
+// audited read with the form's purpose. A card that is not that
+// resident's is refused as not found, so that a forged form learns
+// nothing.
+func (s *Server) cardHolder(r *http.Request, rq *request, n card.Number, purpose string) (residentPage, cardView, error) {
+	id, err := strconv.ParseInt(r.PostFormValue("resident"), 10, 64)
+	if err != nil || id <= 0 {
+		return residentPage{}, cardView{}, &pageError{status: http.StatusBadRequest, key: "confirm.noresident",
+			err: fmt.Errorf("card %s: the form names no resident", n)}
+	}
+	pg, err := s.residentView(r.Context(), rq, id, purpose)
+	if err != nil {
+		return residentPage{}, cardView{}, err
+	}
+	for _, c := range pg.Cards {
+		if c.Number == n {
+			return pg, c, nil
+		}
+	}
+	return residentPage{}, cardView{}, &pageError{status: http.StatusNotFound, key: "err.404", err: fmt.Errorf("resident %d has no card %s", id, n)}
+}
+
 // deskBlock blocks a card with a reason; lost and stolen take their own
-// status (registry.Reason.Status).
+// status (registry.Reason.Status). Blocking stops the card on every
+// validator, so it is confirmed first (confirm.go).
 func (s *Server) deskBlock(w http.ResponseWriter, r *http.Request, rq *request) error {
 	n, err := pathCard(r)
 	if err != nil {
@@ -229,8 +256,28 @@ func (s *Server) deskBlock(w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	reason := registry.Reason(r.PostFormValue("reason"))
+	if !slices.Contains(registry.BlockReasons, reason) {
+		return &pageError{status: http.StatusBadRequest, key: "block.reason.bad", err: fmt.Errorf("block reason %q", reason)}
+	}
+	note := strings.TrimSpace(r.PostFormValue("note"))
+	if !isConfirmed(r, "block "+n.String()) {
+		pg, c, err := s.cardHolder(r, rq, n, purpose)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(c.Reasons, reason) {
+			return &registry.TransitionError{Card: n, From: c.Status, To: reason.Status()}
+		}
+		lang := rq.lang
+		return s.askConfirmation(w, r, rq, confirmation{Value: "block " + n.String(),
+			What:        translate(lang, "confirm.block.what", formatCard(n), translate(lang, "reason."+string(reason))),
+			Whom:        pg.Dossier.Resident.Name,
+			Consequence: translate(lang, "confirm.block."+blockKind(reason)),
+			Button:      translate(lang, "confirm.block.button", formatCard(n)),
+			Cancel:      residentHref(pg.Dossier.Resident.ID, purpose) + "#card-" + n.String()})
+	}
 	c, err := s.reg.Transition(r.Context(), access(rq, purpose), n,
-		registry.Change{To: reason.Status(), Reason: reason, Note: strings.TrimSpace(r.PostFormValue("note"))})
+		registry.Change{To: reason.Status(), Reason: reason, Note: note})
 	if err != nil {
 		return err
 	}
@@ -238,8 +285,19 @@ func (s *Server) deskBlock(w http.ResponseWriter, r *http.Request, rq *request) 
 	return nil
 }
 
+// blockKind is "final" for a block that only a replacement follows
+// (lost, stolen), "undo" for one the desk may lift.
+func blockKind(r registry.Reason) string {
+	if registry.CanTransition(r.Status(), registry.StatusActive) {
+		return "undo"
+	}
+	return "final"
+}
+
 // deskReplace orders the replacement of a blocked, lost or stolen card,
-// carrying its balance.
+// carrying its balance. An amount that will not do comes back at its
+// field, with what was typed; a good one is confirmed first, since the
+// old card is then replaced for good.
 func (s *Server) deskReplace(w http.ResponseWriter, r *http.Request, rq *request) error {
 	n, err := pathCard(r)
 	if err != nil {
@@ -249,16 +307,39 @@ func (s *Server) deskReplace(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
+	form := replaceForm{Card: n, Clearing: formValue(r, "clearing_balance"), CardBalance: formValue(r, "card_balance")}
 	var b registry.Balance
-	if b.ClearingKop, err = parseUAH(r.PostFormValue("clearing_balance")); err != nil {
-		return &pageError{status: http.StatusBadRequest, key: "bad.balance", args: []any{translate(rq.lang, "replace.clearing")}, err: err}
+	if b.ClearingKop, err = parseUAH(form.Clearing); err != nil {
+		form.ClearingError = translate(rq.lang, "bad.balance", translate(rq.lang, "replace.clearing"))
 	}
-	if v := strings.TrimSpace(r.PostFormValue("card_balance")); v != "" {
-		kop, err := parseUAH(v)
+	if form.CardBalance != "" {
+		kop, err := parseUAH(form.CardBalance)
 		if err != nil {
-			return &pageError{status: http.StatusBadRequest, key: "bad.balance", args: []any{translate(rq.lang, "replace.card")}, err: err}
+			form.CardError = translate(rq.lang, "bad.balance", translate(rq.lang, "replace.card"))
 		}
 		b.CardKop = &kop
+	}
+	if form.ClearingError != "" || form.CardError != "" || !isConfirmed(r, "replace "+n.String()) {
+		pg, _, err := s.cardHolder(r, rq, n, purpose)
+		if err != nil {
+			return err
+		}
+		if form.ClearingError != "" || form.CardError != "" {
+			pg.Replace = form
+			s.render(w, r, rq, http.StatusBadRequest, "resident", "resident.title", pg, "")
+			return nil
+		}
+		kop, src, err := b.Carried()
+		if err != nil {
+			return err
+		}
+		lang := rq.lang
+		return s.askConfirmation(w, r, rq, confirmation{Value: "replace " + n.String(),
+			What:        translate(lang, "confirm.replace.what", formatCard(n), formatUAH(lang, kop), translate(lang, "act.source."+string(src))),
+			Whom:        pg.Dossier.Resident.Name,
+			Consequence: translate(lang, "confirm.replace.after"),
+			Button:      translate(lang, "confirm.replace.button", formatCard(n)),
+			Cancel:      residentHref(pg.Dossier.Resident.ID, purpose) + "#card-" + n.String()})
 	}
 	old, repl, err := s.reg.Replace(r.Context(), access(rq, purpose), n, b)
 	if err != nil {
@@ -267,6 +348,14 @@ func (s *Server) deskReplace(w http.ResponseWriter, r *http.Request, rq *request
 	http.Redirect(w, r, residentHref(old.ResidentID, purpose, "done", "replaced", "card", n.String(), "new", repl.Number.String()),
 		http.StatusSeeOther)
 	return nil
+}
+
+// replaceForm is a replacement form as it was submitted, with the
+// problem of each amount.
+type replaceForm struct {
+	Card                     card.Number
+	Clearing, CardBalance    string
+	ClearingError, CardError string
 }
 
 // deskOrderCard orders a first card (or one after an expired card).
@@ -307,4 +396,13 @@ func parseUAH(s string) (int64, error) {
 		}
 	}
 	return uah*100 + kop, nil
+}
+
+// ReplaceFor is the replacement form of card n as it came back with
+// problems, or an empty one.
+func (pg residentPage) ReplaceFor(n card.Number) replaceForm {
+	if pg.Replace.Card == n {
+		return pg.Replace
+	}
+	return replaceForm{Card: n}
 }

@@ -19,8 +19,8 @@ type entView struct {
 	// CanEnd is set for an entitlement in force or still to come, when
 	// the role may end it.
 	CanEnd bool
-	// EndDay is the last day the end form proposes, or the one that was
-	// given; EndError what was wrong with it.
+	// EndDay is the last day that was given (the form proposes none);
+	// EndError what was wrong with it.
 	EndDay, EndError string
 }
 
@@ -140,7 +140,9 @@ func (s *Server) deskGrant(w http.ResponseWriter, r *http.Request, rq *request) 
 
 // deskEndEntitlement moves the last day of an entitlement earlier (ends
 // or revokes it) through the registry, which checks and audits it. A
-// day that will not do comes back at the entitlement's row.
+// day that will not do comes back at the entitlement's row; a good one
+// is confirmed first (confirm.go), naming the benefit, its holder and
+// the day, since a resident loses the benefit from the day after.
 func (s *Server) deskEndEntitlement(w http.ResponseWriter, r *http.Request, rq *request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -157,7 +159,10 @@ func (s *Server) deskEndEntitlement(w http.ResponseWriter, r *http.Request, rq *
 	raw := formValue(r, "valid_to")
 	errs := newFormErrors("end-", nil)
 	day := parseDateField(&errs, rq.lang, "valid_to", raw, true)
-	if !errs.Any() {
+	// The confirmation names the day: confirming one day does not end
+	// the benefit on another.
+	confirm := fmt.Sprintf("end %d %s", eid, day)
+	if !errs.Any() && isConfirmed(r, confirm) {
 		_, err := s.reg.EndEntitlement(r.Context(), access(rq, purpose), id, eid, day)
 		var fe *registry.FieldError
 		switch {
@@ -174,45 +179,50 @@ func (s *Server) deskEndEntitlement(w http.ResponseWriter, r *http.Request, rq *
 	if err != nil {
 		return err
 	}
-	found := false
+	var v *entView
 	for i := range pg.Entitlements {
-		v := &pg.Entitlements[i]
-		if v.ID != eid {
-			continue
-		}
-		found = true
-		v.CanEnd, v.EndDay, v.EndError = true, raw, errs.For("valid_to")
-		// The registry says why in English; the two cases it can
-		// refuse are said again in the page's language.
-		switch {
-		case day.IsZero():
-		case day.After(v.ValidTo):
-			v.EndError = translate(rq.lang, "end.err.after", v.ValidTo)
-		case day.Before(v.ValidFrom):
-			v.EndError = translate(rq.lang, "end.err.before", v.ValidFrom)
+		if pg.Entitlements[i].ID == eid {
+			v = &pg.Entitlements[i]
 		}
 	}
-	if !found {
+	if v == nil {
 		return &pageError{status: http.StatusNotFound, key: "err.404", err: fmt.Errorf("resident %d has no entitlement %d", id, eid)}
+	}
+	v.CanEnd, v.EndDay, v.EndError = true, raw, errs.For("valid_to")
+	// The registry says why in English; the two cases it can refuse
+	// are said in the page's language, before asking to confirm.
+	switch {
+	case day.IsZero():
+	case day.After(v.ValidTo):
+		v.EndError = translate(rq.lang, "end.err.after", formatDate(rq.lang, v.ValidTo))
+	case day.Before(v.ValidFrom):
+		v.EndError = translate(rq.lang, "end.err.before", formatDate(rq.lang, v.ValidFrom))
+	}
+	if v.EndError == "" && !errs.Any() {
+		lang := rq.lang
+		consequence := translate(lang, "confirm.end.after", formatDate(lang, day.AddDays(1)))
+		if day.Before(registry.Today(s.now(), s.loc)) {
+			consequence = translate(lang, "confirm.end.now")
+		}
+		return s.askConfirmation(w, r, rq, confirmation{Value: confirm,
+			What: translate(lang, "confirm.end.what", categoryName(lang, strconv.Itoa(int(v.Category))), formatDate(lang, day),
+				formatDate(lang, v.ValidTo)),
+			Whom:        pg.Dossier.Resident.Name,
+			Consequence: consequence,
+			Button:      translate(lang, "confirm.end.button"),
+			Cancel:      residentHref(id, purpose) + fmt.Sprintf("#ent-%d", eid)})
 	}
 	s.render(w, r, rq, http.StatusBadRequest, "resident", "resident.title", pg, "")
 	return nil
 }
 
-// entitlementViews are a dossier's entitlements with their end forms,
-// proposing to end each today (or on its first day, if it starts later).
+// entitlementViews are a dossier's entitlements with their end forms.
+// The forms propose no day: ending a benefit is a decision the operator
+// types, never one click on a form filled in advance.
 func entitlementViews(es []registry.Entitlement, today registry.Date, mayChange bool) []entView {
 	out := make([]entView, len(es))
 	for i, e := range es {
-		v := entView{Entitlement: e, CanEnd: mayChange && !e.ValidTo.Before(today)}
-		day := today
-		if e.ValidFrom.After(today) {
-			day = e.ValidFrom
-		}
-		if v.CanEnd {
-			v.EndDay = day.String()
-		}
-		out[i] = v
+		out[i] = entView{Entitlement: e, CanEnd: mayChange && !e.ValidTo.Before(today)}
 	}
 	return out
 }

@@ -292,7 +292,7 @@ func TestDeskEntitlements(t *testing.T) {
 	// with the forms that change it.
 	page := desk.get(fmt.Sprintf("/desk/residents/%d?purpose=%s", f.alice.ID, url.QueryEscape(purpose))).want(t, http.StatusOK, "record")
 	for _, want := range []string{pension.Evidence, `class="expiring"`, "<strong>ends in 26 days</strong>", `id="grant-submit"`,
-		fmt.Sprintf(`id="end-submit-%d"`, pension.ID), fmt.Sprintf(`id="end-%d" name="valid_to" type="date" value="2026-12-05"`, pension.ID)} {
+		fmt.Sprintf(`id="end-submit-%d"`, pension.ID), fmt.Sprintf(`id="end-%d" name="valid_to" type="date" value="" min=`, pension.ID)} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("record lacks %q", want)
 		}
@@ -388,7 +388,22 @@ func TestDeskEntitlements(t *testing.T) {
 		url.Values{"csrf": {secret}, "purpose": {purpose}, "valid_to": {"2026-12-10"}}).want(t, http.StatusNotFound, "Bob's entitlement under Alice")
 	desk.post(endPath, url.Values{"csrf": {secret}, "valid_to": {"2026-12-10"}}).want(t, http.StatusBadRequest, "end without purpose")
 
-	r = desk.post(endPath, url.Values{"csrf": {secret}, "purpose": {purpose}, "valid_to": {"2026-12-10"}}).want(t, http.StatusSeeOther, "end")
+	// A good day is confirmed first, naming the benefit, the holder and
+	// the day; the confirmation of one day does not end it on another.
+	ask := desk.post(endPath, url.Values{"csrf": {secret}, "purpose": {purpose}, "valid_to": {"2026-12-10"}}).want(t, http.StatusOK, "end, unconfirmed")
+	for _, want := range []string{"The pensioner (11) entitlement will end: its last day is 2026-12-10 (it now runs until 2026-12-31).",
+		f.alice.Name, "From 2026-12-11 rides under it are no longer benefit rides", fmt.Sprintf(`name="confirm" value="end %d 2026-12-10"`, pension.ID)} {
+		if !strings.Contains(ask.body, want) {
+			t.Errorf("the end's confirmation lacks %q:\n%s", want, ask.body)
+		}
+	}
+	desk.post(endPath, url.Values{"csrf": {secret}, "purpose": {purpose}, "valid_to": {"2026-12-09"},
+		"confirm": {fmt.Sprintf("end %d 2026-12-10", pension.ID)}}).want(t, http.StatusOK, "end on another day than confirmed")
+	if deskActions(f.deskAudit(t, f.alice.ID), "end entitlement", deskUser, purpose) != 0 {
+		t.Error("an unconfirmed end is in the audit log")
+	}
+	r = desk.post(endPath, url.Values{"csrf": {secret}, "purpose": {purpose}, "valid_to": {"2026-12-10"},
+		"confirm": {fmt.Sprintf("end %d 2026-12-10", pension.ID)}}).want(t, http.StatusSeeOther, "end")
 	for _, e := range f.deskDossier(t, f.alice.ID).Entitlements {
 		if e.ID == pension.ID && e.ValidTo.String() != "2026-12-10" {
 			t.Errorf("after the end, the pension ends %s", e.ValidTo)
@@ -430,7 +445,7 @@ func TestDeskReceipt(t *testing.T) {
 
 	forbiddenFor(t, f, http.MethodGet, receipt(number, "blocked"), nil)
 
-	r := desk.post("/desk/cards/"+number+"/block", url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"stolen"}}).want(t, http.StatusSeeOther, "block")
+	r := desk.post("/desk/cards/"+number+"/block", url.Values{"csrf": {secret}, "purpose": {purpose}, "reason": {"stolen"}, "confirm": {"block " + number}}).want(t, http.StatusSeeOther, "block")
 	page := desk.get(r.header.Get("Location")).want(t, http.StatusOK, "after the block")
 	link := receiptLink(t, page.body)
 	if link != receipt(number, "blocked") {
@@ -482,7 +497,7 @@ func TestDeskReceipt(t *testing.T) {
 		t.Errorf("a refused receipt wrote %+v", e)
 	}
 
-	r = desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12,50"}}).want(t, http.StatusSeeOther, "replace")
+	r = desk.post("/desk/cards/"+number+"/replace", url.Values{"csrf": {secret}, "purpose": {purpose}, "clearing_balance": {"12,50"}, "confirm": {"replace " + number}}).want(t, http.StatusSeeOther, "replace")
 	page = desk.get(r.header.Get("Location")).want(t, http.StatusOK, "after the replacement")
 	var repl registry.Card
 	for _, c := range f.deskDossier(t, f.alice.ID).Cards {
@@ -494,8 +509,8 @@ func TestDeskReceipt(t *testing.T) {
 		t.Errorf("receipt link %q after the replacement", link)
 	}
 	rc = desk.get(receipt(number, "replaced")).want(t, http.StatusOK, "replacement receipt")
-	for _, want := range []string{"Card replaced", number, repl.Number.String(), "12.50", f.alice.Name} {
-		if !strings.Contains(rc.body, want) {
+	for _, want := range []string{"Card replaced", f.aliceCard.Number.Grouped(), repl.Number.Grouped(), "12.50", f.alice.Name} {
+		if !strings.Contains(strings.ReplaceAll(rc.body, "\u00a0", " "), want) {
 			t.Errorf("replacement receipt lacks %q", want)
 		}
 	}

@@ -120,7 +120,7 @@ func (s *Server) finance(w http.ResponseWriter, r *http.Request, rq *request) er
 			v.Heading = translate(rq.lang, "fin.adjustment", st.Adjusts, st.Period, st.Adjusts)
 		}
 		if st.Closed {
-			v.ClosedLine = translate(rq.lang, "fin.closed", formatTime(st.ClosedAt, s.loc), fmt.Sprintf("%x", st.Hash), st.KeyRef)
+			v.ClosedLine = translate(rq.lang, "fin.closed", formatTime(rq.lang, st.ClosedAt, s.loc), fmt.Sprintf("%x", st.Hash), st.KeyRef)
 			if problems, ok := verified[st.Adjusts]; ok {
 				good := problems == ""
 				v.Verified, v.Problems = &good, problems

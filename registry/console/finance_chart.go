@@ -189,7 +189,7 @@ func buildChart(lang string, cm carrierMonths) chart {
 	}
 	y := func(v int64) float64 { return round1(c.Top + plotHeight*float64(hi-v)/float64(hi-lo)) }
 	for v := lo; v <= hi; v += step {
-		c.YTicks = append(c.YTicks, tick{Pos: y(v), Label: report.UAH(v)})
+		c.YTicks = append(c.YTicks, tick{Pos: y(v), Label: formatUAH(lang, v)})
 	}
 	dx := (c.Right - c.Left) / float64(max(1, len(cm.Months)-1))
 	x := func(i int) float64 {
@@ -214,7 +214,7 @@ func buildChart(lang string, cm carrierMonths) chart {
 			px, py := x(i), y(v)
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
 			s.Marks = append(s.Marks, mark{X: px, Y: py, Kop: v, Path: markerPath(s.Marker, px, py, markSize),
-				Title: translate(lang, "chart.point", carrier, m, report.UAH(v))})
+				Title: translate(lang, "chart.point", carrier, m, formatUAH(lang, v))})
 			sum += v
 			if bestMonth == "" || v > best {
 				best, bestMonth = v, m
@@ -225,7 +225,7 @@ func buildChart(lang string, cm carrierMonths) chart {
 		s.LegendX1, s.LegendX2, s.LegendText = c.Left, c.Left+48, c.Left+60
 		s.LegendMark = markerPath(s.Marker, c.Left+24, s.LegendY, markSize)
 		c.Series = append(c.Series, s)
-		desc = append(desc, translate(lang, "chart.desc.series", carrier, report.UAH(sum), bestMonth, report.UAH(best)))
+		desc = append(desc, translate(lang, "chart.desc.series", carrier, formatUAH(lang, sum), bestMonth, formatUAH(lang, best)))
 	}
 	if len(cm.Carriers) == 0 {
 		desc = append(desc, translate(lang, "chart.none"))

@@ -125,7 +125,7 @@ func (s *Server) financeCloseForm(w http.ResponseWriter, r *http.Request, rq *re
 		return err
 	}
 	pg.Token = pg.Preview.Token()
-	pg.Ends = formatTime(pg.Preview.Ends, s.loc)
+	pg.Ends = formatTime(rq.lang, pg.Preview.Ends, s.loc)
 	var all []cstore.Line
 	for _, st := range pg.Preview.Statements {
 		all = append(all, st.Lines...)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Languages the console speaks, the city's own first: it is the default
@@ -56,7 +55,7 @@ func acceptLanguage(header string) string {
 // is put together from one part per area of the console, each in a file
 // of its own. Registry errors are English; pages show them under a
 // translated heading.
-var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages, signinMessages, fleetMessages)
+var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages, signinMessages, fleetMessages, auditMessages, confirmMessages)
 
 // catalogue merges parts into one catalogue. A key in two parts is a
 // programming error, which it reports by panicking when the package
@@ -434,9 +433,3 @@ func translate(lang, key string, args ...any) string {
 	}
 	return fmt.Sprintf(msg, args...)
 }
-
-// timeLayout formats instants on pages, in the city's time zone.
-const timeLayout = "2006-01-02 15:04"
-
-// formatTime returns t in loc as timeLayout.
-func formatTime(t time.Time, loc *time.Location) string { return t.In(loc).Format(timeLayout) }

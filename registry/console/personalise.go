@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/citycard/transit/card"
@@ -204,6 +206,13 @@ func (s *Server) deskPersonalise(w http.ResponseWriter, r *http.Request, rq *req
 		desk.Request{Number: n, Purpose: purpose, HandOver: handOver})
 	if err != nil {
 		p, ok := explainPersonalise(err, reg)
+		if ok && (p.logged || p.key == "personalise.nocard") {
+			// A reader name that is not a reader fails every wait, at
+			// once or at the deadline: say so, with the names to use.
+			if rp, bad := s.readerProblem(rq.lang); bad {
+				p = rp
+			}
+		}
 		if !ok {
 			// The registry refused (unknown card, not ordered, role):
 			// the error page, as for the desk's other forms.
@@ -230,6 +239,32 @@ type cardProblem struct {
 	retry  bool
 	// logged: an unexpected failure, shown with the id it is logged under.
 	logged bool
+	// args are the message's, when the problem brings its own.
+	args []any
+}
+
+// readerProblem checks the console's reader when a personalisation
+// failed: a reader name that pcscd does not know (a typo, another
+// reader plugged in) is named, with the readers that are present, in
+// lang. bad is false when the reader is there or cannot be asked.
+func (s *Server) readerProblem(lang string) (p cardProblem, bad bool) {
+	l, ok := s.station.reader.(desk.Lister)
+	if !ok {
+		return cardProblem{}, false
+	}
+	names, err := l.Readers()
+	if err != nil || slices.Contains(names, l.Name()) {
+		return cardProblem{}, false
+	}
+	if len(names) == 0 {
+		return cardProblem{status: http.StatusServiceUnavailable, key: "personalise.noreaders", args: []any{l.Name()}}, true
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = "«" + n + "»"
+	}
+	return cardProblem{status: http.StatusServiceUnavailable, key: "personalise.unknownreader",
+		args: []any{l.Name(), strings.Join(quoted, ", ")}}, true
 }
 
 // explainPersonalise says what the operator does about err; ok is false
@@ -286,6 +321,9 @@ func (s *Server) personaliseFailed(w http.ResponseWriter, r *http.Request, rq *r
 		args = []any{n, translate(rq.lang, "status."+string(reg.from))}
 	case "personalise.notrecorded":
 		args = []any{n}
+	}
+	if p.args != nil {
+		args = p.args
 	}
 	if p.logged {
 		// The operator gets an id, not the card's or reader's details;

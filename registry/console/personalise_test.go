@@ -533,3 +533,53 @@ func TestPersonaliseAccessible(t *testing.T) {
 		}
 	}
 }
+
+// namedReader is a PC/SC reader by a name pcscd may not know: it fails
+// every wait as pcsc does for an unknown name, and lists the readers
+// present (desk.Lister).
+type namedReader struct {
+	name    string
+	present []string
+}
+
+func (r namedReader) WaitCard(context.Context) (desk.Card, error) {
+	return nil, fmt.Errorf("pcsc: unknown reader %q; readers present: %q", r.name, r.present)
+}
+func (r namedReader) Name() string               { return r.name }
+func (r namedReader) Readers() ([]string, error) { return r.present, nil }
+
+// TestPersonaliseUnknownReader: a console started with a reader name
+// that is not a reader says so on the page, with the readers that are
+// connected and how to restart it, rather than an error number.
+func TestPersonaliseUnknownReader(t *testing.T) {
+	keys := regfixture.CardKeys(t, hsm.Roles...)
+	for _, tc := range []struct {
+		name    string
+		present []string
+		want    []string
+	}{
+		{"other readers", []string{"Virtual PCD 00 00", "ACS ACR1252 1S CL Reader 00 00"},
+			[]string{"«ACS ACR122U 00 00»", "which this computer does not have", "«Virtual PCD 00 00», «ACS ACR1252 1S CL Reader 00 00»", "--reader"}},
+		{"no reader", nil, []string{"«ACS ACR122U 00 00»", "no card reader is connected", "pcscd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{options: func(o *console.Options) {
+				o.Reader, o.CardKeys, o.CardWait = namedReader{name: "ACS ACR122U 00 00", present: tc.present}, keys, time.Second
+			}})
+			_, c := f.orderedCard(1, "Шевченко Марія")
+			deskU, secret := f.login(deskUser)
+			r := deskU.post(personalisePath(c.Number), personaliseForm(secret, issuePurpose, true)).want(t, http.StatusServiceUnavailable, "unknown reader")
+			for _, w := range tc.want {
+				if !strings.Contains(r.body, w) {
+					t.Errorf("the page lacks %q:\n%s", w, r.body)
+				}
+			}
+			if strings.Contains(r.body, "logged") || strings.Contains(r.body, "error ") {
+				t.Errorf("the page shows an error number instead of the cause:\n%s", r.body)
+			}
+			if got := f.status(c.Number); got != registry.StatusOrdered {
+				t.Errorf("card is %s, want ordered", got)
+			}
+		})
+	}
+}

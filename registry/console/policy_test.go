@@ -69,6 +69,7 @@ var expectedPages = map[string]pagePolicy{
 	"POST /tokens/{id}/revoke":                         {kNone, []registry.Role{registry.RoleSupervisor}},
 	"GET /audit":                                       {kNone, []registry.Role{registry.RoleAuditor}},
 	"GET /me":                                          {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/cards/{number}/block":                    {kOwn, []registry.Role{registry.RoleResident}},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -114,9 +115,9 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"POST /desk/residents/{id}/cards": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/cards", newcomer.ID),
 			url.Values{"purpose": {purpose}}, http.StatusSeeOther},
 		"POST /desk/cards/{number}/block": {deskUser, "POST", "/desk/cards/" + f.bobCard.Number.String() + "/block",
-			url.Values{"purpose": {purpose}, "reason": {"lost"}}, http.StatusSeeOther},
+			url.Values{"purpose": {purpose}, "reason": {"lost"}, "confirm": {"block " + f.bobCard.Number.String()}}, http.StatusSeeOther},
 		"POST /desk/cards/{number}/replace": {deskUser, "POST", "/desk/cards/" + f.bobCard.Number.String() + "/replace",
-			url.Values{"purpose": {purpose}, "clearing_balance": {"0"}}, http.StatusSeeOther},
+			url.Values{"purpose": {purpose}, "clearing_balance": {"0"}, "confirm": {"replace " + f.bobCard.Number.String()}}, http.StatusSeeOther},
 		"GET /desk/register": {deskUser, "GET", "/desk/register", nil, http.StatusOK},
 		"POST /desk/register": {deskUser, "POST", "/desk/register", url.Values{"name": {"Нова Особа"}, "registry_number": {"3652504575"},
 			"birth_date": {"1970-01-01"}, "contact": {""}, "purpose": {purpose}}, http.StatusSeeOther},
@@ -124,7 +125,7 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 			url.Values{"purpose": {purpose}, "category": {"31"}, "funding": {"state"}, "valid_from": {"2026-09-01"}, "valid_to": {"2027-06-30"},
 				"legal_basis": {"ЗУ «Про освіту»"}, "evidence": {"студентський 1"}, "monthly_limit": {"0"}}, http.StatusSeeOther},
 		"POST /desk/residents/{id}/entitlements/{eid}/end": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/entitlements/%d/end", alice.ID, d.Entitlements[0].ID),
-			url.Values{"purpose": {purpose}, "valid_to": {"2026-12-20"}}, http.StatusSeeOther},
+			url.Values{"purpose": {purpose}, "valid_to": {"2026-12-20"}, "confirm": {fmt.Sprintf("end %d 2026-12-20", d.Entitlements[0].ID)}}, http.StatusSeeOther},
 		"GET /desk/cards/{number}/receipt": {deskUser, "GET", "/desk/cards/" + ordered.Number.String() + "/receipt?op=ordered", nil, http.StatusOK},
 		// Without a reader it refuses, saying how to start the console.
 		"POST /desk/cards/{number}/personalise": {deskUser, "POST", "/desk/cards/" + ordered.Number.String() + "/personalise",
@@ -136,9 +137,11 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /finance/fleet":          {operatorUser, "GET", "/finance/fleet", nil, http.StatusOK},
 		"POST /finance/close":         {supervisorUser, "POST", "/finance/close", url.Values{"period": {period}}, http.StatusServiceUnavailable},
 		"GET /tokens":                 {supervisorUser, "GET", "/tokens?all=1", nil, http.StatusOK},
-		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"yes"}}, http.StatusNotFound},
+		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"revoke 0000000000000000"}}, http.StatusNotFound},
 		"GET /audit":                  {auditorUser, "GET", "/audit", nil, http.StatusOK},
 		"GET /me":                     {aliceUser, "GET", "/me", nil, http.StatusOK},
+		"POST /me/cards/{number}/block": {aliceUser, "POST", "/me/cards/" + f.aliceCard.Number.String() + "/block",
+			url.Values{"reason": {"lost"}, "confirm": {"block " + f.aliceCard.Number.String()}}, http.StatusSeeOther},
 	}
 
 	seen := map[string]bool{}

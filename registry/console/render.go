@@ -10,14 +10,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/citycard/transit/clearing/report"
+	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/registry"
 )
 
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -66,11 +66,22 @@ type page struct {
 // T returns the message key in the page's language.
 func (p *page) T(key string, args ...any) string { return translate(p.Lang, key, args...) }
 
-// Time shows an instant in the city's time zone.
-func (p *page) Time(t time.Time) string { return formatTime(t, p.loc) }
+// Time shows an instant in the city's time zone, as the page's
+// language writes it (format.go).
+func (p *page) Time(t time.Time) string { return formatTime(p.Lang, t, p.loc) }
 
-// UAH shows kopiyky as hryvnias.
-func (p *page) UAH(kop int64) string { return report.UAH(kop) }
+// Date shows a day as the page's language writes it.
+func (p *page) Date(d registry.Date) string { return formatDate(p.Lang, d) }
+
+// UAH shows kopiyky as hryvnias, as the page's language writes them.
+func (p *page) UAH(kop int64) string { return formatUAH(p.Lang, kop) }
+
+// Card shows a card number grouped by four, as printed on the card.
+func (p *page) Card(n card.Number) string { return formatCard(n) }
+
+// AuditAction puts an audit entry's action in the page's language; the
+// log keeps it as it was written.
+func (p *page) AuditAction(action string) string { return auditAction(p.Lang, action) }
 
 // Status names a card status.
 func (p *page) Status(s registry.Status) string { return p.T("status." + string(s)) }
@@ -109,13 +120,7 @@ func (p *page) Funding(f registry.Funding) string { return p.T("funding." + stri
 
 // Category names a benefit category code, or shows the code when the
 // catalogue does not know it (a city may add categories to its tariff).
-func (p *page) Category(code uint16) string {
-	key := "category." + strconv.Itoa(int(code))
-	if _, ok := messages[p.Lang][key]; ok {
-		return fmt.Sprintf("%s (%d)", p.T(key), code)
-	}
-	return strconv.Itoa(int(code))
-}
+func (p *page) Category(code uint16) string { return categoryName(p.Lang, strconv.Itoa(int(code))) }
 
 // EntState says whether an entitlement is in force today, and when it
 // ends if that is soon.

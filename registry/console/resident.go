@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/citycard/transit/card"
-	"github.com/citycard/transit/clearing/report"
 	cstore "github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/validator/tap"
@@ -69,6 +68,12 @@ type mePage struct {
 	Rides   ridesPage
 	Audit   auditPage
 }
+
+// Blockable reports whether the resident may block card c themselves.
+func (mePage) Blockable(c registry.Card) bool { return ownBlockable(c) }
+
+// OwnBlockReasons are the reasons a resident may give.
+func (mePage) OwnBlockReasons() []registry.Reason { return registry.OwnBlockReasons }
 
 // queryID reads an optional non-negative id from the query.
 func queryID(r *http.Request, name string) (int64, error) {
@@ -138,7 +143,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, "")
+	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, meNotice(rq.lang, r))
 	return nil
 }
 
@@ -265,7 +270,7 @@ func (s *Server) readRides(r *http.Request, lang string, cards []registry.Card, 
 		pg.Cards = append(pg.Cards, choice{Value: "", Text: translate(lang, "rides.card.all"), Selected: rr.Card == ""})
 		for _, c := range cards {
 			n := c.Number.String()
-			pg.Cards = append(pg.Cards, choice{Value: n, Text: n, Selected: rr.Card == n})
+			pg.Cards = append(pg.Cards, choice{Value: n, Text: formatCard(c.Number), Selected: rr.Card == n})
 		}
 	}
 	if len(numbers) == 0 {
@@ -323,14 +328,14 @@ func (s *Server) readRides(r *http.Request, lang string, cards []registry.Card, 
 
 // rideRow puts a tap in words for its card holder.
 func (s *Server) rideRow(lang string, t *tap.Tap) rideRow {
-	row := rideRow{At: formatTime(t.Time, s.loc), ISO: t.Time.UTC().Format(time.RFC3339),
-		Card: card.Number(t.Card).String(), Carrier: t.Carrier, Route: t.Route,
-		Product: known(lang, "rides.product.", t.Product), Fare: report.UAH(t.FareKop), Charged: report.UAH(t.ChargedKop)}
+	row := rideRow{At: formatTime(lang, t.Time, s.loc), ISO: t.Time.UTC().Format(time.RFC3339),
+		Card: formatCard(card.Number(t.Card)), Carrier: t.Carrier, Route: t.Route,
+		Product: known(lang, "rides.product.", t.Product), Fare: formatUAH(lang, t.FareKop), Charged: formatUAH(lang, t.ChargedKop)}
 	switch {
 	case t.Result == tap.Accepted && !t.CardCommitted:
 		// The card left the reader before it was written: its purse and
 		// counters did not move, whatever the decision said.
-		row.Result, row.Charged = translate(lang, "rides.result.torn"), report.UAH(0)
+		row.Result, row.Charged = translate(lang, "rides.result.torn"), formatUAH(lang, 0)
 	case t.Result == tap.Accepted:
 		row.Result = translate(lang, "rides.result.accepted")
 	case t.Result == tap.AlreadyPaid:

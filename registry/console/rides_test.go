@@ -102,20 +102,28 @@ type rideCells struct {
 	iso, at, card, carrier, route, result, product, fare, charged, category string
 }
 
-var rideRow = regexp.MustCompile(`<tr><td><time datetime="([^"]+)">([^<]+)</time></td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>\s*` +
-	`<td[^>]*>([^<]*)</td><td>([^<]*)</td>\s*<td class="num">([^<]*)</td><td class="num">([^<]*)</td><td>([^<]*)</td></tr>`)
+var rideRow = regexp.MustCompile(`<tr><td[^>]*><time datetime="([^"]+)">([^<]+)</time></td><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>\s*` +
+	`<td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>\s*<td class="num"[^>]*>([^<]*)</td><td class="num"[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td></tr>`)
+
+// groupedCard is a card number as pages show it: four groups of four
+// digits with no-break spaces between.
+var groupedCard = regexp.MustCompile(`^[0-9]{4}\x{a0}[0-9]{4}\x{a0}[0-9]{4}\x{a0}[0-9]{4}$`)
 
 // rides returns the rows of the rides table of a page, and the links to
 // the newer and older pages ("" when none).
 func rides(t *testing.T, body string) (rows []rideCells, newer, older string) {
 	t.Helper()
 	table := ""
-	if i := strings.Index(body, `<table id="rides">`); i >= 0 {
+	if i := strings.Index(body, `<table id="rides"`); i >= 0 {
 		table = body[i:]
 		table = table[:strings.Index(table, "</table>")]
 	}
 	for _, m := range rideRow.FindAllStringSubmatch(table, -1) {
-		rows = append(rows, rideCells{m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10]})
+		if !groupedCard.MatchString(m[3]) {
+			t.Errorf("ride of card %q: want the number grouped by four", m[3])
+		}
+		// The test compares bare numbers.
+		rows = append(rows, rideCells{m[1], m[2], strings.ReplaceAll(m[3], "\u00a0", ""), m[4], m[5], m[6], m[7], m[8], m[9], m[10]})
 	}
 	if n := strings.Count(table, "<tr>") - 1; n != len(rows) && !(n == -1 && len(rows) == 0) {
 		t.Fatalf("the table has %d rides, the test read %d of them:\n%s", n, len(rows), table)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/citycard/transit/registry"
 )
@@ -42,13 +43,28 @@ func (s *Server) tokens(w http.ResponseWriter, r *http.Request, rq *request) err
 	return nil
 }
 
-// revokeToken revokes a token. It cannot be undone, so the form asks for
-// a confirmation, and the registry records who did it.
+// revokeToken revokes a token. It cannot be undone, so it is confirmed
+// first on a page that names whose token it is (confirm.go), and the
+// registry records who did it.
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if r.PostFormValue("confirm") != "yes" {
-		return &pageError{status: http.StatusBadRequest, key: "tokens.confirm.needed"}
-	}
 	id := r.PathValue("id")
+	if !isConfirmed(r, "revoke "+id) {
+		list, err := s.reg.Tokens(r.Context(), access(rq, ""), registry.TokenQuery{})
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(list, func(ti registry.TokenInfo) bool { return ti.ID == id })
+		if i < 0 {
+			return &pageError{status: http.StatusNotFound, key: "tokens.gone", err: fmt.Errorf("token %q: not live", id)}
+		}
+		ti, lang := list[i], rq.lang
+		return s.askConfirmation(w, r, rq, confirmation{Value: "revoke " + id,
+			What:        translate(lang, "tokens.confirm.what", id, translate(lang, "tokens.kind."+string(ti.Kind))),
+			Whom:        fmt.Sprintf("%s (%s)", ti.Actor.User, roleName(lang, ti.Actor.Role)),
+			Consequence: translate(lang, "tokens.confirm.after"),
+			Button:      translate(lang, "tokens.confirm.button"),
+			Cancel:      "/tokens#token-" + id})
+	}
 	ti, err := s.reg.RevokeToken(r.Context(), access(rq, ""), id)
 	if errors.Is(err, registry.ErrConflict) {
 		// Revoked meanwhile, by someone else: what the supervisor wanted.

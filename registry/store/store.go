@@ -59,7 +59,10 @@ type Store interface {
 	// a person has one card, and a lost one is replaced.
 	OrderCard(ctx context.Context, a registry.Access, resident int64) (registry.Card, error)
 	// Transition moves a card to another status as the lifecycle table
-	// allows (ErrTransition otherwise) and emits a status event.
+	// allows (ErrTransition otherwise) and emits a status event. Staff
+	// need ActCards; a resident may block their own card as lost or
+	// stolen (registry.PermitTransition), and another's card is
+	// ErrNotFound to them, with nothing written.
 	Transition(ctx context.Context, a registry.Access, number card.Number, c registry.Change) (registry.Card, error)
 	// Replace orders a replacement for a blocked, lost or stolen card,
 	// carrying its purse balance; the old card becomes replaced. It

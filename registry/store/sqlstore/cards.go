@@ -149,7 +149,7 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 
 // Transition implements store.Store.
 func (s *Store) Transition(ctx context.Context, a registry.Access, number card.Number, ch registry.Change) (registry.Card, error) {
-	if err := a.Permit(registry.ActCards, 0); err != nil {
+	if err := registry.PermitTransition(&a, ch); err != nil {
 		return registry.Card{}, err
 	}
 	if err := ch.Validate(); err != nil {
@@ -160,6 +160,11 @@ func (s *Store) Transition(ctx context.Context, a registry.Access, number card.N
 		var err error
 		if c, err = t.card(number); err != nil {
 			return err
+		}
+		if a.Actor.Role == registry.RoleResident && c.ResidentID != a.Actor.Resident {
+			// Someone else's card reads as no card at all: the answer
+			// tells nothing about whose it is or whether it exists.
+			return notFound("no card %s among your cards; check the number printed on the card", number)
 		}
 		if !registry.CanTransition(c.Status, ch.To) {
 			return &registry.TransitionError{Card: number, From: c.Status, To: ch.To}

@@ -524,3 +524,65 @@ func testReopen(t *testing.T, e *env) {
 		t.Fatalf("Replace after reopen = %+v, %v", repl, err)
 	}
 }
+
+// testResidentBlocksOwnCard: a resident blocks their own lost card, the
+// block is theirs in the audit log and in the blocklist; another's card,
+// or a block for any other reason, is refused with nothing written.
+func testResidentBlocksOwnCard(t *testing.T, e *env) {
+	mine, theirs := e.cardIn(registry.StatusActive), e.cardIn(registry.StatusActive)
+	me := residentOf(mine.ResidentID)
+	me.Purpose = "lost card, blocked by its holder"
+
+	before := e.state()
+	for name, try := range map[string]struct {
+		n    card.Number
+		ch   registry.Change
+		want error
+	}{
+		"another's card":  {theirs.Number, registry.Change{To: registry.StatusLost, Reason: registry.ReasonLost}, registry.ErrNotFound},
+		"an unknown card": {card.Number(9999999999999995), registry.Change{To: registry.StatusLost, Reason: registry.ReasonLost}, registry.ErrNotFound},
+		"fraud":           {mine.Number, registry.Change{To: registry.StatusBlocked, Reason: registry.ReasonFraud}, registry.ErrForbidden},
+		"a plain block":   {mine.Number, registry.Change{To: registry.StatusBlocked, Reason: registry.ReasonBlockedByDesk}, registry.ErrForbidden},
+		"an unblock":      {mine.Number, registry.Change{To: registry.StatusActive}, registry.ErrForbidden},
+		"lost as stolen":  {mine.Number, registry.Change{To: registry.StatusStolen, Reason: registry.ReasonLost}, registry.ErrForbidden},
+	} {
+		_, err := e.s.Transition(e.ctx, me, try.n, try.ch)
+		if !errors.Is(err, try.want) {
+			t.Errorf("%s: %v, want %v", name, err, try.want)
+		}
+		if errors.Is(err, registry.ErrNotFound) && strings.Contains(err.Error(), "resident") {
+			t.Errorf("%s: the refusal names the card's holder: %v", name, err)
+		}
+	}
+	if after := e.state(); after != before {
+		t.Fatalf("refused own blocks changed the registry:\n%s\n%s", before, after)
+	}
+
+	c, err := e.s.Transition(e.ctx, me, mine.Number, registry.Change{To: registry.StatusLost, Reason: registry.ReasonLost, Note: "lost on the tram"})
+	if err != nil || c.Status != registry.StatusLost {
+		t.Fatalf("own block: %+v, %v", c, err)
+	}
+	bl, err := e.s.Blocked(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, b := range bl.Cards {
+		found = found || b.Card == mine.Number
+	}
+	if !found {
+		t.Errorf("the blocklist %+v lacks the card the resident blocked", bl)
+	}
+	es, err := e.s.Audit(e.ctx, auditor, registry.AuditQuery{Resident: mine.ResidentID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := es[len(es)-1]
+	if last.User != me.Actor.User || last.Role != registry.RoleResident || last.Purpose != me.Purpose || last.Action != "card active -> lost" {
+		t.Errorf("audit of the own block: %+v", last)
+	}
+	// Once lost, the card is the desk's to replace.
+	if _, err := e.s.Transition(e.ctx, me, mine.Number, registry.Change{To: registry.StatusStolen, Reason: registry.ReasonStolen}); !errors.Is(err, registry.ErrTransition) {
+		t.Errorf("stolen after lost: %v, want ErrTransition", err)
+	}
+}

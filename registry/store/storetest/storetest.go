@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"OneLiveCard", testOneLiveCard},
 		{"OneLiveCardConcurrently", testOneLiveCardConcurrently},
 		{"Replace", testReplace},
+		{"ResidentBlocksOwnCard", testResidentBlocksOwnCard},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
 		{"Expiring", testExpiring},
