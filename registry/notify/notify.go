@@ -24,6 +24,9 @@ type Message struct {
 	To      string
 	Subject string
 	Text    string
+	// ID, if set, names the message for good ("notice-12"): senders that
+	// can (SMTP's Message-ID) carry it, so that a copy is recognisable.
+	ID string
 }
 
 // Sender delivers messages. Send returns once the message is handed on
