@@ -14,12 +14,12 @@ import (
 	_ "modernc.org/sqlite" // to clear a contact behind the store's back
 
 	"github.com/citycard/transit/registry"
-	"github.com/citycard/transit/registry/internal/smtptest"
 	"github.com/citycard/transit/registry/notices"
 	"github.com/citycard/transit/registry/notify"
 	"github.com/citycard/transit/registry/store"
 	"github.com/citycard/transit/registry/store/sqlite"
 	"github.com/citycard/transit/registry/store/storetest"
+	"github.com/citycard/transit/simulator/testenv/smtptest"
 )
 
 type clock struct {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/citycard/transit/registry/internal/smtptest"
 	"github.com/citycard/transit/registry/notify"
+	"github.com/citycard/transit/simulator/testenv/smtptest"
 )
 
 // TestSMTPReachesServer sends through a real SMTP server (aiosmtpd, which
