@@ -136,3 +136,33 @@ func TestByContact(t *testing.T) {
 		t.Errorf("e-mail without an e-mail sender: %v", err)
 	}
 }
+
+// TestSMTPStartTLSAndAuth sends through a server that, like a city's
+// submission server, requires STARTTLS and then a sign-in.
+func TestSMTPStartTLSAndAuth(t *testing.T) {
+	srv := smtptest.StartTLS(t, "registry", "s3cret-for-test")
+	m := notify.Message{To: "oksana@example.org", Subject: "Пільга", Text: "текст"}
+	s := &notify.SMTP{Addr: srv.Addr, From: "registry@city.example", RequireTLS: true, TLS: srv.TLS,
+		Username: "registry", Password: "s3cret-for-test", Timeout: 10 * time.Second}
+	if err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Wait(1); got[0].Subject != "Пільга" || got[0].Text != "текст\n" {
+		t.Errorf("stored %+v", got[0])
+	}
+	wrong := *s
+	wrong.Password = "not it"
+	if err := wrong.Send(context.Background(), m); err == nil || !strings.Contains(err.Error(), "sign in as registry") || errors.Is(err, notify.ErrUnreachable) {
+		t.Errorf("a wrong password: %v", err)
+	}
+	// A certificate the client does not trust: nothing is sent, not even
+	// the password.
+	untrusted := *s
+	untrusted.TLS = nil
+	if err := untrusted.Send(context.Background(), m); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Errorf("an untrusted certificate: %v", err)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("the server holds %d messages, want 1", n)
+	}
+}

@@ -8,8 +8,16 @@ package smtptest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -30,8 +38,10 @@ import (
 type Server struct {
 	// Addr is host:port to send to.
 	Addr string
-	dir  string
-	t    testing.TB
+	// TLS, for a server from StartTLS, trusts its certificate.
+	TLS *tls.Config
+	dir string
+	t   testing.TB
 }
 
 // python finds an interpreter with the aiosmtpd module: Debian's, then
@@ -53,6 +63,87 @@ func python() (string, error) {
 // aiosmtpd fails the test.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), "maildir")
+	return start(t, dir, nil, func(addr string) []string {
+		return []string{"-m", "aiosmtpd", "-n", "-l", addr, "-c", "aiosmtpd.handlers.Mailbox", dir}
+	})
+}
+
+// tlsServer is aiosmtpd as a submission server: STARTTLS required before
+// anything else, then AUTH PLAIN or LOGIN as one user.
+const tlsServer = `
+import asyncio, os, signal, ssl, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+host, port, maildir, cert, key, user = sys.argv[1:7]
+password = os.environ["SMTPTEST_PASSWORD"].encode()
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password
+    return AuthResult(success=ok, handled=False)
+handler = Mailbox(maildir)
+loop = asyncio.new_event_loop()
+loop.run_until_complete(loop.create_server(lambda: SMTP(handler, hostname="localhost", tls_context=ctx,
+    require_starttls=True, auth_required=True, authenticator=check), host, int(port)))
+loop.add_signal_handler(signal.SIGTERM, loop.stop)
+loop.run_forever()
+`
+
+// StartTLS starts a server that requires STARTTLS and then AUTH as user
+// with password, with a certificate for 127.0.0.1 made for the test;
+// the server's TLS is the client configuration that trusts it.
+func StartTLS(t testing.TB, user, password string) *Server {
+	t.Helper()
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "maildir")
+	certFile, keyFile := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
+	pool := selfSigned(t, certFile, keyFile)
+	s := start(t, dir, []string{"SMTPTEST_PASSWORD=" + password}, func(addr string) []string {
+		host, port, _ := net.SplitHostPort(addr)
+		return []string{"-c", tlsServer, host, port, dir, certFile, keyFile, user}
+	})
+	s.TLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return s
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns a
+// pool that trusts it.
+func selfSigned(t testing.TB, certFile, keyFile string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtptest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+func start(t testing.TB, dir string, env []string, args func(addr string) []string) *Server {
+	t.Helper()
 	py, err := python()
 	if err != nil {
 		if testenv.Required() {
@@ -60,7 +151,6 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("the local SMTP server: %v", err)
 	}
-	dir := filepath.Join(t.TempDir(), "maildir")
 	// A free port: take one, give it back, and have the server bind it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,7 +159,8 @@ func Start(t testing.TB) *Server {
 	addr := ln.Addr().String()
 	ln.Close()
 	var log bytes.Buffer
-	cmd := exec.Command(py, "-m", "aiosmtpd", "-n", "-l", addr, "-c", "aiosmtpd.handlers.Mailbox", dir)
+	cmd := exec.Command(py, args(addr)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
