@@ -16,6 +16,19 @@ import (
 // noticeAccess is how the audit log names the notice runner.
 var noticeAccess = registry.Access{Actor: registry.NoticesActor, Purpose: registry.PurposeNotice}
 
+// The audit log's actions about notices. They are fixed texts, so that
+// a page can translate them; what was sent to whom, and why a notice was
+// dropped, is on the notice (the record the entry names).
+const (
+	ActionNoticeQueued      = "benefit-ending notice queued"
+	ActionNoticeContactRead = "read contact to send a benefit-ending notice"
+	ActionNoticeSent        = "benefit-ending notice sent"
+	ActionNoticeDropped     = "benefit-ending notice dropped"
+	ActionNoticesOptOut     = "notices: opted out"
+	ActionNoticesOptIn      = "notices: opted in"
+	ActionNoticesRead       = "read notices"
+)
+
 func noticeRecord(id int64) string { return fmt.Sprintf("notice/%d", id) }
 
 const noticeColumns = `n.id, n.kind, n.resident_id, n.entitlement_id, n.category, n.ends, n.contact, n.created_at, n.attempts,
@@ -83,7 +96,7 @@ func (s *Store) QueueNotices(ctx context.Context, from, to registry.Date, decide
 			if err != nil {
 				return err
 			}
-			if err := t.audit(noticeAccess, q.Resident, noticeRecord(q.ID), "benefit-ending notice queued"); err != nil {
+			if err := t.audit(noticeAccess, q.Resident, noticeRecord(q.ID), ActionNoticeQueued); err != nil {
 				return err
 			}
 			out = append(out, q)
@@ -139,7 +152,7 @@ func (s *Store) ClaimNotices(ctx context.Context, limit, maxAttempts int, retry 
 				if _, err := t.exec("UPDATE notices SET dropped_at = $1, drop_reason = $2 WHERE id = $3", t.time(t.now), reason, c.ID); err != nil {
 					return err
 				}
-				if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID), "benefit-ending notice dropped: "+reason); err != nil {
+				if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID), ActionNoticeDropped); err != nil {
 					return err
 				}
 				continue
@@ -150,8 +163,7 @@ func (s *Store) ClaimNotices(ctx context.Context, limit, maxAttempts int, retry 
 				c.Attempts, t.time(c.NextAttempt), c.ID); err != nil {
 				return err
 			}
-			if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID),
-				fmt.Sprintf("read contact to send a benefit-ending notice (attempt %d)", c.Attempts)); err != nil {
+			if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID), ActionNoticeContactRead); err != nil {
 				return err
 			}
 			out = append(out, c)
@@ -199,7 +211,7 @@ func (s *Store) FinishNotice(ctx context.Context, id int64, o registry.NoticeOut
 				t.time(t.now), noticeText(o.SentTo), noticeText(o.Sender), id); err != nil {
 				return err
 			}
-			return t.audit(noticeAccess, resident, noticeRecord(id), "benefit-ending notice sent ("+noticeText(o.Sender)+")")
+			return t.audit(noticeAccess, resident, noticeRecord(id), ActionNoticeSent)
 		case o.Error != "":
 			_, err := t.exec("UPDATE notices SET last_error = $1 WHERE id = $2", noticeText(o.Error), id)
 			return err
@@ -208,7 +220,7 @@ func (s *Store) FinishNotice(ctx context.Context, id int64, o registry.NoticeOut
 			if _, err := t.exec("UPDATE notices SET dropped_at = $1, drop_reason = $2 WHERE id = $3", t.time(t.now), reason, id); err != nil {
 				return err
 			}
-			return t.audit(noticeAccess, resident, noticeRecord(id), "benefit-ending notice dropped: "+reason)
+			return t.audit(noticeAccess, resident, noticeRecord(id), ActionNoticeDropped)
 		}
 	})
 }
@@ -247,9 +259,9 @@ func (s *Store) SetNoticeOptOut(ctx context.Context, a registry.Access, resident
 		if err := t.residentExists(resident); err != nil {
 			return err
 		}
-		action := "notices: opted in"
+		action := ActionNoticesOptIn
 		if optOut {
-			action = "notices: opted out"
+			action = ActionNoticesOptOut
 			if _, err := t.exec(`INSERT INTO notice_opt_outs (resident_id, at, by_user) VALUES ($1, $2, $3)
 				ON CONFLICT (resident_id) DO NOTHING`, resident, t.time(t.now), a.Actor.User); err != nil {
 				return err
@@ -306,7 +318,7 @@ func (s *Store) ResidentNotices(ctx context.Context, a registry.Access, resident
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		return t.audit(a, resident, residentRecord(resident), "read notices")
+		return t.audit(a, resident, residentRecord(resident), ActionNoticesRead)
 	})
 	if err != nil {
 		return registry.ResidentNotices{}, err

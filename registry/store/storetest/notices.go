@@ -134,12 +134,12 @@ func testNoticeOutbox(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if countAction(es, "benefit-ending notice queued") != 1 || countAction(es, "benefit-ending notice sent (file)") != 1 ||
-		countAction(es, "read contact to send a benefit-ending notice (attempt 1)") != 1 {
+	if countAction(es, "benefit-ending notice queued") != 1 || countAction(es, "benefit-ending notice sent") != 1 ||
+		countAction(es, "read contact to send a benefit-ending notice") != 2 {
 		t.Errorf("a's audit = %+v; want the queue, each read of the contact, the send", es)
 	}
 	for _, x := range es {
-		if x.Action == "benefit-ending notice sent (file)" &&
+		if x.Action == "benefit-ending notice sent" &&
 			(x.User != registry.NoticesActor.User || x.Purpose != registry.PurposeNotice || x.Record != "notice/"+itoa(cl.ID)) {
 			t.Errorf("the send's audit entry = %+v", x)
 		}
