@@ -247,6 +247,11 @@ func (s *Server) routes() {
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
+	// Benefit-ending notices (notices.go).
+	s.handle("GET /me/notices", can(registry.ActOwnData), (*Server).myNotices)
+	s.handle("POST /me/notices", can(registry.ActOwnData), (*Server).setMyNotices)
+	s.handle("GET /desk/residents/{id}/notices", readPersonalData, (*Server).deskNotices)
+	s.handle("POST /desk/residents/{id}/notices", can(registry.ActRegister), (*Server).deskSetNotices)
 
 	s.handlePublic("/", func(*Server, http.ResponseWriter, *http.Request, *request) error {
 		return &pageError{status: http.StatusNotFound, key: "err.404"}

@@ -69,6 +69,10 @@ var expectedPages = map[string]pagePolicy{
 	"POST /tokens/{id}/revoke":                         {kNone, []registry.Role{registry.RoleSupervisor}},
 	"GET /audit":                                       {kNone, []registry.Role{registry.RoleAuditor}},
 	"GET /me":                                          {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/notices":                                  {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/notices":                                 {kWrite, []registry.Role{registry.RoleResident}},
+	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
+	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -129,16 +133,21 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		// Without a reader it refuses, saying how to start the console.
 		"POST /desk/cards/{number}/personalise": {deskUser, "POST", "/desk/cards/" + ordered.Number.String() + "/personalise",
 			url.Values{"purpose": {purpose}}, http.StatusServiceUnavailable},
-		"GET /finance":                {financeUser, "GET", "/finance?period=" + period, nil, http.StatusOK},
-		"GET /finance/export":         {financeUser, "GET", "/finance/export?period=" + period + "&format=csv", nil, http.StatusOK},
-		"GET /finance/reconciliation": {operatorUser, "GET", "/finance/reconciliation?period=" + period, nil, http.StatusOK},
-		"GET /finance/close":          {financeUser, "GET", "/finance/close?period=" + period, nil, http.StatusOK},
-		"GET /finance/fleet":          {operatorUser, "GET", "/finance/fleet", nil, http.StatusOK},
-		"POST /finance/close":         {supervisorUser, "POST", "/finance/close", url.Values{"period": {period}}, http.StatusServiceUnavailable},
-		"GET /tokens":                 {supervisorUser, "GET", "/tokens?all=1", nil, http.StatusOK},
-		"POST /tokens/{id}/revoke":    {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"yes"}}, http.StatusNotFound},
-		"GET /audit":                  {auditorUser, "GET", "/audit", nil, http.StatusOK},
-		"GET /me":                     {aliceUser, "GET", "/me", nil, http.StatusOK},
+		"GET /finance":                     {financeUser, "GET", "/finance?period=" + period, nil, http.StatusOK},
+		"GET /finance/export":              {financeUser, "GET", "/finance/export?period=" + period + "&format=csv", nil, http.StatusOK},
+		"GET /finance/reconciliation":      {operatorUser, "GET", "/finance/reconciliation?period=" + period, nil, http.StatusOK},
+		"GET /finance/close":               {financeUser, "GET", "/finance/close?period=" + period, nil, http.StatusOK},
+		"GET /finance/fleet":               {operatorUser, "GET", "/finance/fleet", nil, http.StatusOK},
+		"POST /finance/close":              {supervisorUser, "POST", "/finance/close", url.Values{"period": {period}}, http.StatusServiceUnavailable},
+		"GET /tokens":                      {supervisorUser, "GET", "/tokens?all=1", nil, http.StatusOK},
+		"POST /tokens/{id}/revoke":         {supervisorUser, "POST", "/tokens/0000000000000000/revoke", url.Values{"confirm": {"yes"}}, http.StatusNotFound},
+		"GET /audit":                       {auditorUser, "GET", "/audit", nil, http.StatusOK},
+		"GET /me":                          {aliceUser, "GET", "/me", nil, http.StatusOK},
+		"GET /me/notices":                  {aliceUser, "GET", "/me/notices", nil, http.StatusOK},
+		"POST /me/notices":                 {aliceUser, "POST", "/me/notices", url.Values{"opt_out": {"1"}}, http.StatusSeeOther},
+		"GET /desk/residents/{id}/notices": {deskUser, "GET", fmt.Sprintf("/desk/residents/%d/notices", alice.ID), nil, http.StatusOK},
+		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
+			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
 	}
 
 	seen := map[string]bool{}
