@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/notices"
@@ -30,13 +31,22 @@ func (p *page) NoticeEnds(n registry.Notice) string { return notices.DMY(n.Ends)
 func (p *page) NoticeState(n registry.Notice) string {
 	switch {
 	case !n.Sent.IsZero():
-		return p.T("notices.sent", p.Time(n.Sent), n.SentTo)
+		return p.T("notices.sent", p.noticeTime(n.Sent), n.SentTo)
 	case !n.Dropped.IsZero():
-		return p.T("notices.dropped", p.Time(n.Dropped), n.DropReason)
+		return p.T("notices.dropped", p.noticeTime(n.Dropped), n.DropReason)
 	case n.Attempts > 0:
-		return p.T("notices.retrying", n.Attempts, p.Time(n.NextAttempt))
+		return p.T("notices.retrying", n.Attempts, p.noticeTime(n.NextAttempt))
 	}
 	return p.T("notices.queued")
+}
+
+// noticeTime writes an instant in the city's time, DD.MM.YYYY HH:MM on
+// Ukrainian pages.
+func (p *page) noticeTime(t time.Time) string {
+	if p.Lang == "uk" {
+		return t.In(p.loc).Format("02.01.2006 15:04")
+	}
+	return p.Time(t)
 }
 
 // myNotices is the resident's own notices page.
