@@ -83,5 +83,20 @@ type ResidentNotices struct {
 	Notices  []Notice `json:"notices"`
 }
 
+// Why a notice was dropped, as the outbox records it: fixed texts that
+// pages translate. NoticeEndMoved is followed by the new last day
+// (DD.MM.YYYY), NoticeGaveUp by the number of attempts and the last
+// error.
+const (
+	NoticeOptedOut       = "the resident opted out of notices"
+	NoticeNoEntitlement  = "the entitlement no longer exists"
+	NoticeEndMoved       = "the benefit's last day changed to "
+	NoticeEnded          = "the benefit ended before the notice could be sent"
+	NoticeContactCleared = "the resident's contact was cleared"
+	NoticeUnreachable    = "the resident's contact cannot receive notices"
+	NoticeRefused        = "the mail server refused the address: the mailbox does not exist"
+	NoticeGaveUp         = "gave up after "
+)
+
 // MaxNoticeText bounds the error and reason texts a notice records.
 const MaxNoticeText = 500

@@ -24,6 +24,15 @@ var noticesMessages = map[string]map[string]string{
 		"notices.sent":      "надіслано %s на %s",
 		"notices.dropped":   "не надсилатиметься (%s): %s",
 		"notices.bad.form":  "Форма повідомлень пошкоджена. Відкрийте сторінку ще раз і натисніть кнопку.",
+
+		"notices.why.opted-out":      "повідомлення вимкнено",
+		"notices.why.no-entitlement": "пільги більше немає в реєстрі",
+		"notices.why.ended":          "пільга закінчилася раніше, ніж повідомлення вдалося надіслати",
+		"notices.why.cleared":        "контакт видалено з реєстру",
+		"notices.why.unreachable":    "на цей контакт повідомлення не доходять",
+		"notices.why.refused":        "поштовий сервер відмовив: такої скриньки немає",
+		"notices.why.moved":          "останній день пільги змінено на %s",
+		"notices.why.gave-up":        "не вдалося надіслати після %s спроб (%s)",
 	},
 	"en": {
 		"notices.title":     "Benefit-ending notices",
@@ -47,5 +56,14 @@ var noticesMessages = map[string]map[string]string{
 		"notices.sent":      "sent %s to %s",
 		"notices.dropped":   "will not be sent (%s): %s",
 		"notices.bad.form":  "The notices form is damaged. Open the page again and press the button.",
+
+		"notices.why.opted-out":      "notices are off",
+		"notices.why.no-entitlement": "the benefit is no longer in the registry",
+		"notices.why.ended":          "the benefit ended before the notice could be sent",
+		"notices.why.cleared":        "the contact was removed from the registry",
+		"notices.why.unreachable":    "notices do not reach this contact",
+		"notices.why.refused":        "the mail server refused: no such mailbox",
+		"notices.why.moved":          "the benefit's last day changed to %s",
+		"notices.why.gave-up":        "could not be sent in %s attempts (%s)",
 	},
 }

@@ -33,11 +33,38 @@ func (p *page) NoticeState(n registry.Notice) string {
 	case !n.Sent.IsZero():
 		return p.T("notices.sent", p.noticeTime(n.Sent), n.SentTo)
 	case !n.Dropped.IsZero():
-		return p.T("notices.dropped", p.noticeTime(n.Dropped), n.DropReason)
+		return p.T("notices.dropped", p.noticeTime(n.Dropped), p.dropReason(n.DropReason))
 	case n.Attempts > 0:
 		return p.T("notices.retrying", n.Attempts, p.noticeTime(n.NextAttempt))
 	}
 	return p.T("notices.queued")
+}
+
+// dropReasons are the keys of the outbox's fixed reasons.
+var dropReasons = map[string]string{
+	registry.NoticeOptedOut:       "notices.why.opted-out",
+	registry.NoticeNoEntitlement:  "notices.why.no-entitlement",
+	registry.NoticeEnded:          "notices.why.ended",
+	registry.NoticeContactCleared: "notices.why.cleared",
+	registry.NoticeUnreachable:    "notices.why.unreachable",
+	registry.NoticeRefused:        "notices.why.refused",
+}
+
+// dropReason translates why a notice was dropped; the details after a
+// known beginning (a date, the last error) are kept as they are.
+func (p *page) dropReason(r string) string {
+	if key, ok := dropReasons[r]; ok {
+		return p.T(key)
+	}
+	if rest, ok := strings.CutPrefix(r, registry.NoticeEndMoved); ok {
+		return p.T("notices.why.moved", rest)
+	}
+	if rest, ok := strings.CutPrefix(r, registry.NoticeGaveUp); ok {
+		if n, last, ok := strings.Cut(rest, " attempts: "); ok {
+			return p.T("notices.why.gave-up", n, last)
+		}
+	}
+	return r
 }
 
 // noticeTime writes an instant in the city's time, DD.MM.YYYY HH:MM on

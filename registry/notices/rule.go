@@ -85,18 +85,18 @@ func (r Rule) Due(now time.Time, cs []registry.NoticeCandidate) []registry.Notic
 func (r Rule) Judge(now time.Time, c registry.NoticeClaim) (drop string) {
 	switch {
 	case c.OptedOut:
-		return "the resident opted out of notices"
+		return registry.NoticeOptedOut
 	case c.CurrentEnds.IsZero():
-		return "the entitlement no longer exists"
+		return registry.NoticeNoEntitlement
 	case c.CurrentEnds != c.Ends:
 		// A notice about the new end is queued if it is due.
-		return "the benefit's last day changed to " + DMY(c.CurrentEnds)
+		return registry.NoticeEndMoved + DMY(c.CurrentEnds)
 	case c.Ends.Before(r.Today(now)):
-		return "the benefit ended before the notice could be sent"
+		return registry.NoticeEnded
 	case strings.TrimSpace(c.CurrentContact) == "":
-		return "the resident's contact was cleared"
+		return registry.NoticeContactCleared
 	case !r.reaches(c.CurrentContact):
-		return "the resident's contact can no longer receive notices"
+		return registry.NoticeUnreachable
 	}
 	return ""
 }

@@ -114,7 +114,7 @@ func TestJudge(t *testing.T) {
 	}{
 		{"opted out", func(c *registry.NoticeClaim) { c.OptedOut = true }, "opted out"},
 		{"contact cleared", func(c *registry.NoticeClaim) { c.CurrentContact = "" }, "contact was cleared"},
-		{"contact now a postal address", func(c *registry.NoticeClaim) { c.CurrentContact = "вул. Хрещатик, 1" }, "can no longer receive"},
+		{"contact now a postal address", func(c *registry.NoticeClaim) { c.CurrentContact = "вул. Хрещатик, 1" }, "cannot receive"},
 		{"end moved", func(c *registry.NoticeClaim) { c.CurrentEnds = day(2026, 3, 15) }, "changed to 15.03.2026"},
 		{"entitlement gone", func(c *registry.NoticeClaim) { c.CurrentEnds = registry.Date{} }, "no longer exists"},
 		{"ended already", func(c *registry.NoticeClaim) { c.Ends, c.CurrentEnds = day(2026, 3, 9), day(2026, 3, 9) }, "ended before"},

@@ -128,9 +128,9 @@ func (r *Runner) attempt(ctx context.Context, c registry.NoticeClaim, maxAttempt
 		case err == nil:
 			o.SentTo, o.Sender = contact, senderName(r.Sender, contact)
 		case errors.Is(err, notify.ErrRefused):
-			o.Drop = "the mail server refused the address: the mailbox does not exist"
+			o.Drop = registry.NoticeRefused
 		case errors.Is(err, notify.ErrUnreachable):
-			o.Drop = "the resident's contact cannot receive notices"
+			o.Drop = registry.NoticeUnreachable
 		case ctx.Err() != nil:
 			// Stopping is not the notice's failure; its claim makes it
 			// due again after the retry wait.
@@ -139,7 +139,7 @@ func (r *Runner) attempt(ctx context.Context, c registry.NoticeClaim, maxAttempt
 			o.Error = err.Error()
 			if c.Attempts >= maxAttempts {
 				o.Error = ""
-				o.Drop = fmt.Sprintf("gave up after %d attempts: %v", c.Attempts, err)
+				o.Drop = fmt.Sprintf("%s%d attempts: %v", registry.NoticeGaveUp, c.Attempts, err)
 			}
 		}
 	}

@@ -148,7 +148,7 @@ func (s *Store) ClaimNotices(ctx context.Context, limit, maxAttempts int, retry 
 		rows.Close()
 		for _, c := range claims {
 			if c.Attempts >= maxAttempts {
-				reason := noticeText(fmt.Sprintf("gave up after %d attempts: %s", c.Attempts, c.LastError))
+				reason := noticeText(fmt.Sprintf("%s%d attempts: %s", registry.NoticeGaveUp, c.Attempts, c.LastError))
 				if _, err := t.exec("UPDATE notices SET dropped_at = $1, drop_reason = $2 WHERE id = $3", t.time(t.now), reason, c.ID); err != nil {
 					return err
 				}
