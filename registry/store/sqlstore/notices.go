@@ -39,74 +39,120 @@ func noticeDest(n *registry.Notice, cat *int64) []any {
 		timeCol{&n.NextAttempt}, &n.LastError, timeCol{&n.Sent}, &n.SentTo, &n.Sender, timeCol{&n.Dropped}, &n.DropReason}
 }
 
-// QueueNotices implements store.Store.
+// queueChunk is how many candidates one transaction of QueueNotices
+// reads: a city's first run, with every benefit of the next month to
+// queue, holds the registry's write lock for a moment at a time.
+const queueChunk = 500
+
+// QueueNotices implements store.Store. It reads the candidates in
+// transactions of queueChunk, by entitlement id, and calls decide once
+// for each; a failure leaves the notices of earlier transactions queued,
+// which the next pass would queue anyway.
 func (s *Store) QueueNotices(ctx context.Context, from, to registry.Date, decide func([]registry.NoticeCandidate) []registry.Notice) ([]registry.Notice, error) {
 	if from.IsZero() || to.IsZero() || to.Before(from) {
 		return nil, &registry.FieldError{Field: "window", Problem: fmt.Sprintf("%s..%s is empty; give a window of at least one day", from, to)}
 	}
-	var out []registry.Notice
-	err := s.write(ctx, "queue notices", func(t *tx) error {
-		rows, err := t.query(`SELECT e.id, e.resident_id, e.category, e.valid_to, r.contact,
-				CASE WHEN o.resident_id IS NULL THEN 0 ELSE 1 END
-			FROM entitlements e JOIN residents r ON r.id = e.resident_id
-			LEFT JOIN notice_opt_outs o ON o.resident_id = e.resident_id
-			WHERE e.valid_to >= $1 AND e.valid_to <= $2
-			AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.kind = $3 AND n.entitlement_id = e.id AND n.ends = e.valid_to)
-			ORDER BY e.valid_to, e.id`, t.date(from), t.date(to), registry.NoticeBenefitEnding)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var cands []registry.NoticeCandidate
-		for rows.Next() {
-			var (
-				c        registry.NoticeCandidate
-				cat, opt int64
-			)
-			if err := rows.Scan(&c.Entitlement, &c.Resident, &cat, dateCol{&c.Ends}, &c.Contact, &opt); err != nil {
-				return err
-			}
-			c.Category, c.OptedOut = uint16(cat), opt != 0
-			cands = append(cands, c)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		byEnt := make(map[int64]registry.NoticeCandidate, len(cands))
-		for _, c := range cands {
-			byEnt[c.Entitlement] = c
-		}
-		for _, n := range decide(cands) {
-			// The rule picks among the candidates; what is queued comes
-			// from the database, not from the rule.
-			c, ok := byEnt[n.Entitlement]
-			if !ok || n.Kind != registry.NoticeBenefitEnding {
-				return fmt.Errorf("the notice rule chose %s for entitlement %d, which is not a candidate", n.Kind, n.Entitlement)
-			}
-			delete(byEnt, n.Entitlement)
-			q := registry.Notice{Kind: n.Kind, Resident: c.Resident, Entitlement: c.Entitlement, Category: c.Category, Ends: c.Ends,
-				Contact: c.Contact, Created: t.now, NextAttempt: t.now}
-			err := t.queryRow(`INSERT INTO notices (kind, resident_id, entitlement_id, category, ends, contact, created_at, next_attempt_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, entitlement_id, ends) DO NOTHING RETURNING id`,
-				q.Kind, q.Resident, q.Entitlement, int64(q.Category), t.date(q.Ends), q.Contact, t.time(t.now), t.time(t.now)).Scan(&q.ID)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // queued meanwhile
-			}
+	var (
+		out   []registry.Notice
+		after int64
+	)
+	for {
+		var read int
+		err := s.write(ctx, "queue notices", func(t *tx) error {
+			cands, err := t.noticeCandidates(from, to, after)
 			if err != nil {
 				return err
 			}
-			if err := t.audit(noticeAccess, q.Resident, noticeRecord(q.ID), ActionNoticeQueued); err != nil {
-				return err
+			read = len(cands)
+			if read > 0 {
+				after = cands[read-1].Entitlement
 			}
-			out = append(out, q)
+			queued, err := t.queue(cands, decide(cands))
+			out = append(out, queued...)
+			return err
+		})
+		if err != nil {
+			return out, err
 		}
-		return nil
-	})
+		if read < queueChunk {
+			return out, nil
+		}
+	}
+}
+
+// noticeCandidates reads up to queueChunk entitlements after the id
+// after that end in [from, to] and have no notice about that end.
+func (t *tx) noticeCandidates(from, to registry.Date, after int64) ([]registry.NoticeCandidate, error) {
+	rows, err := t.query(`SELECT e.id, e.resident_id, e.category, e.valid_to, r.contact,
+			CASE WHEN o.resident_id IS NULL THEN 0 ELSE 1 END
+		FROM entitlements e JOIN residents r ON r.id = e.resident_id
+		LEFT JOIN notice_opt_outs o ON o.resident_id = e.resident_id
+		WHERE e.valid_to >= $1 AND e.valid_to <= $2 AND e.id > $4
+		AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.kind = $3 AND n.entitlement_id = e.id AND n.ends = e.valid_to)
+		ORDER BY e.id LIMIT $5`, t.date(from), t.date(to), registry.NoticeBenefitEnding, after, queueChunk)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	var cands []registry.NoticeCandidate
+	for rows.Next() {
+		var (
+			c        registry.NoticeCandidate
+			cat, opt int64
+		)
+		if err := rows.Scan(&c.Entitlement, &c.Resident, &cat, dateCol{&c.Ends}, &c.Contact, &opt); err != nil {
+			return nil, err
+		}
+		c.Category, c.OptedOut = uint16(cat), opt != 0
+		cands = append(cands, c)
+	}
+	return cands, rows.Err()
+}
+
+// queue inserts the notices the rule chose among cands, with one audit
+// entry each.
+func (t *tx) queue(cands []registry.NoticeCandidate, chosen []registry.Notice) ([]registry.Notice, error) {
+	byEnt := make(map[int64]registry.NoticeCandidate, len(cands))
+	for _, c := range cands {
+		byEnt[c.Entitlement] = c
+	}
+	var (
+		out     []registry.Notice
+		entries []registry.AuditEntry
+	)
+	for _, n := range chosen {
+		// The rule picks among the candidates; what is queued comes from
+		// the database, not from the rule.
+		c, ok := byEnt[n.Entitlement]
+		if !ok || n.Kind != registry.NoticeBenefitEnding {
+			return nil, fmt.Errorf("the notice rule chose %s for entitlement %d, which is not a candidate", n.Kind, n.Entitlement)
+		}
+		delete(byEnt, n.Entitlement)
+		q := registry.Notice{Kind: n.Kind, Resident: c.Resident, Entitlement: c.Entitlement, Category: c.Category, Ends: c.Ends,
+			Contact: c.Contact, Created: t.now, NextAttempt: t.now}
+		err := t.queryRow(`INSERT INTO notices (kind, resident_id, entitlement_id, category, ends, contact, created_at, next_attempt_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, entitlement_id, ends) DO NOTHING RETURNING id`,
+			q.Kind, q.Resident, q.Entitlement, int64(q.Category), t.date(q.Ends), q.Contact, t.time(t.now), t.time(t.now)).Scan(&q.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // queued meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, t.noticeEntry(q.Resident, q.ID, ActionNoticeQueued))
+		out = append(out, q)
+	}
+	if err := t.appendAudit(entries); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// noticeEntry is the audit entry of the notice runner's action on notice
+// id of resident.
+func (t *tx) noticeEntry(resident, id int64, action string) registry.AuditEntry {
+	return registry.AuditEntry{At: t.now, User: noticeAccess.Actor.User, Role: noticeAccess.Actor.Role, Resident: resident,
+		Record: noticeRecord(id), Action: action, Purpose: noticeAccess.Purpose}
 }
 
 // ClaimNotices implements store.Store.
@@ -146,15 +192,14 @@ func (s *Store) ClaimNotices(ctx context.Context, limit, maxAttempts int, retry 
 			return err
 		}
 		rows.Close()
+		var entries []registry.AuditEntry
 		for _, c := range claims {
 			if c.Attempts >= maxAttempts {
 				reason := noticeText(fmt.Sprintf("%s%d attempts: %s", registry.NoticeGaveUp, c.Attempts, c.LastError))
 				if _, err := t.exec("UPDATE notices SET dropped_at = $1, drop_reason = $2 WHERE id = $3", t.time(t.now), reason, c.ID); err != nil {
 					return err
 				}
-				if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID), ActionNoticeDropped); err != nil {
-					return err
-				}
+				entries = append(entries, t.noticeEntry(c.Resident, c.ID, ActionNoticeDropped))
 				continue
 			}
 			c.Attempts++
@@ -163,12 +208,10 @@ func (s *Store) ClaimNotices(ctx context.Context, limit, maxAttempts int, retry 
 				c.Attempts, t.time(c.NextAttempt), c.ID); err != nil {
 				return err
 			}
-			if err := t.audit(noticeAccess, c.Resident, noticeRecord(c.ID), ActionNoticeContactRead); err != nil {
-				return err
-			}
+			entries = append(entries, t.noticeEntry(c.Resident, c.ID, ActionNoticeContactRead))
 			out = append(out, c)
 		}
-		return nil
+		return t.appendAudit(entries)
 	})
 	if err != nil {
 		return nil, err

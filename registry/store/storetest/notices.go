@@ -245,3 +245,34 @@ func testNoticeOptOutRights(t *testing.T, e *env) {
 		t.Errorf("the resident's audit = %+v, %v", es, err)
 	}
 }
+
+// testNoticeQueueInParts: more candidates than one transaction reads are
+// all queued, each once.
+func testNoticeQueueInParts(t *testing.T, e *env) {
+	today := registry.Today(start, e.opt.Location)
+	r := e.register()
+	const n = 501 // one more than sqlstore reads at a time
+	for i := range n {
+		x := pensioner(r.ID)
+		x.ValidTo = today.AddDays(1 + i%30)
+		if _, err := e.s.AddEntitlement(e.ctx, desk, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int64]bool{}
+	q, err := e.s.QueueNotices(e.ctx, today, today.AddDays(30), func(cs []registry.NoticeCandidate) []registry.Notice {
+		for _, c := range cs {
+			if seen[c.Entitlement] {
+				t.Errorf("entitlement %d is a candidate twice", c.Entitlement)
+			}
+			seen[c.Entitlement] = true
+		}
+		return all(cs)
+	})
+	if err != nil || len(q) != n || len(seen) != n {
+		t.Fatalf("QueueNotices = %d queued of %d candidates, %v; want %d", len(q), len(seen), err, n)
+	}
+	if again, err := e.s.QueueNotices(e.ctx, today, today.AddDays(30), all); err != nil || len(again) != 0 {
+		t.Errorf("a second pass queued %d, %v", len(again), err)
+	}
+}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Open) {
 		{"NoticeOutbox", testNoticeOutbox},
 		{"NoticeGivesUpAndMoves", testNoticeGivesUpAndMoves},
 		{"NoticeOptOutRights", testNoticeOptOutRights},
+		{"NoticeQueueInParts", testNoticeQueueInParts},
 		{"TextIsNFC", testTextIsNFC},
 		{"ConflictsNameNobody", testConflictsNameNobody},
 		{"ConcurrentWrites", testConcurrentWrites},
