@@ -99,7 +99,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	host, _, _ := net.SplitHostPort(s.Addr)
-	c, err := smtp.NewClient(conn, host)
+	c, err := smtp.NewClient(&boundedConn{Conn: conn, left: maxReplyBytes}, host)
 	if err != nil {
 		return fmt.Errorf("notify: mail server %s: %w", s.Addr, err)
 	}
@@ -191,6 +191,29 @@ func (s *SMTP) compose(from, to *mail.Address, m Message) ([]byte, error) {
 	}
 	b.WriteString("\r\n")
 	return b.Bytes(), nil
+}
+
+// maxReplyBytes bounds what one conversation reads from the server: a
+// few replies of a few lines each, so that a server that talks without
+// end cannot fill the registry's memory before the deadline.
+const maxReplyBytes = 64 << 10
+
+// boundedConn fails reads once left bytes have been read.
+type boundedConn struct {
+	net.Conn
+	left int64
+}
+
+func (c *boundedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("the mail server sent more than %d bytes of replies", maxReplyBytes)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 var messageID = regexp.MustCompile(`^[A-Za-z0-9.-]{1,64}$`)

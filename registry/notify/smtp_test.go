@@ -109,6 +109,34 @@ func TestSMTPRefusals(t *testing.T) {
 	}
 }
 
+// TestSMTPServerThatTalksWithoutEnd: a server that sends an endless
+// greeting is cut off, not read into memory.
+func TestSMTPServerThatTalksWithoutEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line := []byte("220-" + strings.Repeat("x", 1000) + "\r\n")
+		for {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	s := &notify.SMTP{Addr: ln.Addr().String(), From: "registry@city.example", Timeout: 10 * time.Second}
+	err = s.Send(context.Background(), notify.Message{To: "a@example.org", Subject: "s", Text: "t"})
+	if err == nil || !strings.Contains(err.Error(), "more than") || errors.Is(err, notify.ErrUnreachable) {
+		t.Errorf("an endless greeting: %v", err)
+	}
+}
+
 type recorder struct{ got []string }
 
 func (r *recorder) Send(_ context.Context, m notify.Message) error {
