@@ -43,6 +43,8 @@
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
+//	/me/notices                                 resident: their benefit-ending notices, turning them off or on
+//	/desk/residents/{id}/notices                desk, supervisor (registry.ActReadPersonal); setting it: ActRegister
 //
 // The console checks the role before a handler runs; the registry store
 // checks again and writes the audit entry of every read of personal data.
