@@ -17,6 +17,8 @@ type Notices interface {
 	// notices to queue, and queues them in the same transaction, one
 	// audit entry each. A notice for the same kind, entitlement and last
 	// day is never queued twice. It returns the notices queued.
+	// Candidates the rule turns down (opted out, no reachable contact)
+	// leave no audit entry: their data goes nowhere but the rule.
 	QueueNotices(ctx context.Context, from, to registry.Date, decide func([]registry.NoticeCandidate) []registry.Notice) ([]registry.Notice, error)
 	// ClaimNotices hands out up to limit queued notices whose next
 	// attempt is due, oldest first: each one's attempt is counted and its
