@@ -93,6 +93,7 @@ const (
 	NoticeEndMoved       = "the benefit's last day changed to "
 	NoticeEnded          = "the benefit ended before the notice could be sent"
 	NoticeContactCleared = "the resident's contact was cleared"
+	NoticeNoContact      = "the registry holds no contact for the resident"
 	NoticeUnreachable    = "the resident's contact cannot receive notices"
 	NoticeRefused        = "the mail server refused the address: the mailbox does not exist"
 	NoticeGaveUp         = "gave up after "

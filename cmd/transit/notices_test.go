@@ -49,7 +49,7 @@ func TestNoticesRun(t *testing.T) {
 	file := filepath.Join(dir, "notices.jsonl")
 	args := []string{"registry", "notices", "run", "--db", "sqlite:" + path, "--notices-file", file,
 		"--smtp-host", host, "--smtp-port", port, "--smtp-from", "registry@city.example", "--smtp-starttls", "opportunistic"}
-	if out := transit(t, ctx, 0, args...); !strings.Contains(out, "queued 2, sent 2, failed 0 (tried again later), dropped 0") {
+	if out := transit(t, ctx, 0, args...); !strings.Contains(out, "queued 2, sent 2, failed 0 (tried again later), dropped 1") {
 		t.Fatalf("first run: %s", out)
 	}
 	if out := transit(t, ctx, 0, args...); !strings.Contains(out, "queued 0, sent 0") {

@@ -46,6 +46,7 @@ var dropReasons = map[string]string{
 	registry.NoticeNoEntitlement:  "notices.why.no-entitlement",
 	registry.NoticeEnded:          "notices.why.ended",
 	registry.NoticeContactCleared: "notices.why.cleared",
+	registry.NoticeNoContact:      "notices.why.no-contact",
 	registry.NoticeUnreachable:    "notices.why.unreachable",
 	registry.NoticeRefused:        "notices.why.refused",
 }

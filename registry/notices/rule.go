@@ -62,18 +62,29 @@ func (r Rule) reaches(contact string) bool {
 	return notify.Kind(contact) != ""
 }
 
-// Due returns the notices to queue at now: one for each candidate whose
-// benefit ends in the window, whose holder has not opted out and has a
-// contact the sender reaches.
+// Due returns what to record for the candidates whose benefit ends in
+// the window at now: a notice to send for each whose holder has not
+// opted out and has a contact the sender reaches, and for the others one
+// dropped at once with the reason (DropReason), so that the outbox and
+// the audit log say once why they were not told.
 func (r Rule) Due(now time.Time, cs []registry.NoticeCandidate) []registry.Notice {
 	from, to := r.Window(now)
 	var out []registry.Notice
 	for _, c := range cs {
-		if c.Ends.Before(from) || c.Ends.After(to) || c.OptedOut || !r.reaches(c.Contact) {
+		if c.Ends.Before(from) || c.Ends.After(to) {
 			continue
 		}
-		out = append(out, registry.Notice{Kind: registry.NoticeBenefitEnding, Resident: c.Resident, Entitlement: c.Entitlement,
-			Category: c.Category, Ends: c.Ends, Contact: c.Contact})
+		n := registry.Notice{Kind: registry.NoticeBenefitEnding, Resident: c.Resident, Entitlement: c.Entitlement,
+			Category: c.Category, Ends: c.Ends, Contact: c.Contact}
+		switch {
+		case c.OptedOut:
+			n.DropReason = registry.NoticeOptedOut
+		case strings.TrimSpace(c.Contact) == "":
+			n.DropReason = registry.NoticeNoContact
+		case !r.reaches(c.Contact):
+			n.DropReason = registry.NoticeUnreachable
+		}
+		out = append(out, n)
 	}
 	return out
 }

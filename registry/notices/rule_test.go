@@ -73,22 +73,26 @@ func TestDue(t *testing.T) {
 		c(7, day(2026, 3, 10), "вул. Хрещатик, 1", false),  // a postal address
 		c(8, day(2026, 3, 10), "  h@example.org  ", false), // spaces around
 	}
-	got := r.Due(now, cs)
-	var ids []int64
-	for _, n := range got {
-		ids = append(ids, n.Resident)
-		if n.Kind != registry.NoticeBenefitEnding || n.Entitlement != 100+n.Resident || n.Category != 11 {
-			t.Errorf("notice %+v", n)
+	// Pending notices for 1, 2 and 8; the others in the window recorded
+	// as dropped, with why; 3 and 4 are outside it.
+	want := map[int64]string{1: "", 2: "", 8: "", 5: registry.NoticeOptedOut, 6: registry.NoticeNoContact, 7: registry.NoticeUnreachable}
+	check := func(got []registry.Notice, want map[int64]string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Errorf("due = %+v; want %d", got, len(want))
+		}
+		for _, n := range got {
+			reason, ok := want[n.Resident]
+			if !ok || n.DropReason != reason || n.Kind != registry.NoticeBenefitEnding || n.Entitlement != 100+n.Resident || n.Category != 11 {
+				t.Errorf("notice %+v; want resident in %v with drop reason %q", n, want, reason)
+			}
 		}
 	}
-	if len(ids) != 3 || ids[0] != 1 || ids[1] != 2 || ids[2] != 8 {
-		t.Errorf("due = %v; want residents 1, 2 and 8", ids)
-	}
+	check(r.Due(now, cs), want)
 	// A sender that reaches e-mail only.
 	r.Reaches = func(contact string) bool { return strings.Contains(contact, "@") }
-	if got := r.Due(now, cs); len(got) != 2 || got[0].Resident != 1 || got[1].Resident != 8 {
-		t.Errorf("due with an e-mail sender = %+v", got)
-	}
+	want[2] = registry.NoticeUnreachable
+	check(r.Due(now, cs), want)
 	if got := r.Due(now, nil); len(got) != 0 {
 		t.Errorf("due of nothing = %+v", got)
 	}

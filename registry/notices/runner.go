@@ -85,7 +85,13 @@ func (r *Runner) Once(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("notices: queue: %w", err)
 	}
-	rep.Queued = len(queued)
+	for _, n := range queued {
+		if n.Pending() {
+			rep.Queued++
+		} else {
+			rep.Dropped++
+		}
+	}
 	maxAttempts := r.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = DefaultMaxAttempts

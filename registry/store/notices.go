@@ -13,12 +13,12 @@ import (
 // registry.NoticesActor with registry.PurposeNotice.
 type Notices interface {
 	// QueueNotices reads the entitlements whose last day is in [from, to]
-	// and that have no notice yet, lets decide (a pure rule) pick the
-	// notices to queue, and queues them in the same transaction, one
-	// audit entry each. A notice for the same kind, entitlement and last
-	// day is never queued twice. It returns the notices queued.
-	// Candidates the rule turns down (opted out, no reachable contact)
-	// leave no audit entry: their data goes nowhere but the rule.
+	// and that have no notice yet, lets decide (a pure rule) say what to
+	// record for them, and records it in the same transaction, one audit
+	// entry each: a notice to send, or one dropped at once when decide
+	// gives a DropReason (the holder opted out, no contact reaches them).
+	// A notice for the same kind, entitlement and last day is never
+	// recorded twice. It returns the notices recorded.
 	QueueNotices(ctx context.Context, from, to registry.Date, decide func([]registry.NoticeCandidate) []registry.Notice) ([]registry.Notice, error)
 	// ClaimNotices hands out up to limit queued notices whose next
 	// attempt is due, oldest first: each one's attempt is counted and its

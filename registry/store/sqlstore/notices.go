@@ -109,8 +109,8 @@ func (t *tx) noticeCandidates(from, to registry.Date, after int64) ([]registry.N
 	return cands, rows.Err()
 }
 
-// queue inserts the notices the rule chose among cands, with one audit
-// entry each.
+// queue records what the rule chose among cands, notices to send and
+// notices dropped at once, with one audit entry each.
 func (t *tx) queue(cands []registry.NoticeCandidate, chosen []registry.Notice) ([]registry.Notice, error) {
 	byEnt := make(map[int64]registry.NoticeCandidate, len(cands))
 	for _, c := range cands {
@@ -130,16 +130,23 @@ func (t *tx) queue(cands []registry.NoticeCandidate, chosen []registry.Notice) (
 		delete(byEnt, n.Entitlement)
 		q := registry.Notice{Kind: n.Kind, Resident: c.Resident, Entitlement: c.Entitlement, Category: c.Category, Ends: c.Ends,
 			Contact: c.Contact, Created: t.now, NextAttempt: t.now}
-		err := t.queryRow(`INSERT INTO notices (kind, resident_id, entitlement_id, category, ends, contact, created_at, next_attempt_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, entitlement_id, ends) DO NOTHING RETURNING id`,
-			q.Kind, q.Resident, q.Entitlement, int64(q.Category), t.date(q.Ends), q.Contact, t.time(t.now), t.time(t.now)).Scan(&q.ID)
+		var dropped any
+		action := ActionNoticeQueued
+		if n.DropReason != "" {
+			q.Dropped, q.DropReason, dropped, action = t.now, noticeText(n.DropReason), t.time(t.now), ActionNoticeDropped
+		}
+		err := t.queryRow(`INSERT INTO notices (kind, resident_id, entitlement_id, category, ends, contact, created_at, next_attempt_at,
+				dropped_at, drop_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (kind, entitlement_id, ends) DO NOTHING RETURNING id`,
+			q.Kind, q.Resident, q.Entitlement, int64(q.Category), t.date(q.Ends), q.Contact, t.time(t.now), t.time(t.now),
+			dropped, q.DropReason).Scan(&q.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // queued meanwhile
 		}
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, t.noticeEntry(q.Resident, q.ID, ActionNoticeQueued))
+		entries = append(entries, t.noticeEntry(q.Resident, q.ID, action))
 		out = append(out, q)
 	}
 	if err := t.appendAudit(entries); err != nil {

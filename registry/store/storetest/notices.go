@@ -74,6 +74,27 @@ func testNoticeOutbox(t *testing.T, e *env) {
 		t.Errorf("an empty window = %v; want ErrInvalid", err)
 	}
 
+	// A candidate the rule turns down is recorded once, dropped, with why,
+	// and is no candidate again.
+	qb, err := e.s.QueueNotices(e.ctx, from, to, func(cs []registry.NoticeCandidate) []registry.Notice {
+		ns := all(cs)
+		for i := range ns {
+			ns[i].DropReason = registry.NoticeOptedOut
+		}
+		return ns
+	})
+	if err != nil || len(qb) != 1 || qb[0].Resident != b.ID || qb[0].Pending() || qb[0].DropReason != registry.NoticeOptedOut {
+		t.Fatalf("QueueNotices of a declined candidate = %+v, %v", qb, err)
+	}
+	if _, err := e.s.QueueNotices(e.ctx, from, to, func(cs []registry.NoticeCandidate) []registry.Notice {
+		if len(cs) != 0 {
+			t.Errorf("after recording both, candidates = %+v", cs)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Durable: a restarted runner finds it.
 	e.reopen()
 	claims, err := e.s.ClaimNotices(e.ctx, 10, 3, retryMinutes)
@@ -127,8 +148,11 @@ func testNoticeOutbox(t *testing.T, e *env) {
 		n.Ends != ea.ValidTo || n.Kind != registry.NoticeBenefitEnding {
 		t.Errorf("the sent notice = %+v", n)
 	}
-	if rn, err := e.s.ResidentNotices(e.ctx, desk, b.ID); err != nil || !rn.OptedOut || len(rn.Notices) != 0 {
-		t.Errorf("b's notices = %+v, %v; want opted out, none", rn, err)
+	if rn, err := e.s.ResidentNotices(e.ctx, desk, b.ID); err != nil || !rn.OptedOut || len(rn.Notices) != 1 || rn.Notices[0].Dropped.IsZero() {
+		t.Errorf("b's notices = %+v, %v; want opted out, one dropped", rn, err)
+	}
+	if es, err := e.s.Audit(e.ctx, auditor, registry.AuditQuery{Resident: b.ID}); err != nil || countAction(es, "benefit-ending notice dropped") != 1 {
+		t.Errorf("b's audit = %+v, %v; want the declined notice once", es, err)
 	}
 	es, err := e.s.Audit(e.ctx, auditor, registry.AuditQuery{Resident: a.ID})
 	if err != nil {
