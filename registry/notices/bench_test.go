@@ -3,6 +3,7 @@ package notices_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func BenchmarkFirstPass(b *testing.B) {
 			}
 		}
 		r := &notices.Runner{Store: st, Sender: senderFunc(func(context.Context, notify.Message) error { return nil }),
-			Rule: notices.Rule{Location: loc}, Now: func() time.Time { return start }}
+			Rule: notices.Rule{Location: loc}, Now: func() time.Time { return start }, Log: slog.New(slog.DiscardHandler)}
 		b.StartTimer()
 		rep, err := r.Once(ctx)
 		b.StopTimer()
