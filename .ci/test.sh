@@ -29,7 +29,8 @@ FUZZTIME=${TRANSIT_FUZZTIME:-5s}
 # systemd: only for systemd-analyze, which checks the units in cmd/transit/systemd;
 # prometheus: promtool checks the alert rules (clearing/monitor/mixin);
 # curl: the README's by-hand steps use it (TestReadmeByHand).
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils libreoffice-calc-nogui systemd curl prometheus)
+# python3-aiosmtpd: the local SMTP server notices are sent to (simulator/testenv/smtptest).
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config gcc libc6-dev softhsm2 postgresql chromium poppler-utils libreoffice-calc-nogui systemd curl prometheus python3-aiosmtpd)
 VPCD_PORTS=(35963 35964)
 READERS=("Virtual PCD 00 00" "Virtual PCD 00 01")
 HSM_LABEL=transit-test

@@ -124,6 +124,7 @@ events without personal data.`,
 		lf     listenFlags
 		af     auditFlags
 		outbox string
+		nf     noticeFlags
 	)
 	serve := &cobra.Command{
 		Use:   "serve --db URL --issuer CODE",
@@ -196,6 +197,11 @@ batch-master. Stop with Ctrl-C or SIGTERM.`,
 			if err != nil {
 				return err
 			}
+			stopNotices, err := nf.start(ctx, st, loc, outbox, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer stopNotices()
 			ln, err := lf.listen("the registry API", listen)
 			if err != nil {
 				return err
@@ -216,8 +222,11 @@ batch-master. Stop with Ctrl-C or SIGTERM.`,
 	pf.register(serve)
 	lf.register(serve)
 	af.register(serve)
+	serve.Flags().DurationVar(&nf.every, "notices-every", 0, "send benefit-ending notices every this often (e.g. 1h; see transit registry notices run); 0 is off")
+	nf.register(serve.Flags())
 
-	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf), newRegistryStaffCmd(&rf), newRegistryAuditCmd(&rf))
+	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf), newRegistryStaffCmd(&rf), newRegistryAuditCmd(&rf),
+		newRegistryNoticesCmd(&rf))
 	return cmd
 }
 

@@ -69,6 +69,9 @@
 //	GET  /v1/audit/verification                   the last verification of the audit chain              auditor
 //	GET  /v1/me, GET /v1/me/audit                 one's own record, who read it, and whether the        resident
 //	                                              log verified
+//	GET  /v1/residents/{id}/notices               notice setting, notices sent (purpose)                desk, supervisor
+//	POST /v1/residents/{id}/notices               {opt_out: true|false}                                 desk, supervisor
+//	GET  /v1/me/notices, POST /v1/me/notices      one's own notices; {opt_out: true|false}              resident
 //	GET  /metrics                                 Prometheus metrics (with Options.Gatherer)            operator
 //	GET  /v1/validator/hotlist, /v1/validator/tariff  signed files (registry/publish)                  validators (devauth)
 package api
@@ -233,6 +236,11 @@ var routes = []route{
 	personal("GET /v1/me", registry.ActOwnData, (*Server).me),
 	// Who read one's record, and why: names no one but staff.
 	tok("GET /v1/me/audit", registry.ActOwnData, (*Server).myAudit),
+	// Benefit-ending notices: what was sent, and opting out (notices.go).
+	personal("GET /v1/residents/{id}/notices", registry.ActReadPersonal, (*Server).residentNotices),
+	tok("POST /v1/residents/{id}/notices", registry.ActRegister, (*Server).setResidentNotices),
+	personal("GET /v1/me/notices", registry.ActOwnData, (*Server).myNotices),
+	tok("POST /v1/me/notices", registry.ActOwnData, (*Server).setMyNotices),
 	tok("GET /metrics", registry.ActMetrics, (*Server).metrics),
 	{Route{Pattern: ValidatorPrefix, Auth: AuthDevice}, (*Server).validatorFiles},
 }

@@ -67,6 +67,10 @@ var expected = map[string]kind{
 	"GET /v1/audit/verification":                     kNone,
 	"GET /v1/me":                                     kOwn,
 	"GET /v1/me/audit":                               kOwnLog,
+	"GET /v1/residents/{id}/notices":                 kRead,
+	"POST /v1/residents/{id}/notices":                kWrite,
+	"GET /v1/me/notices":                             kOwn,
+	"POST /v1/me/notices":                            kWrite,
 	"GET /metrics":                                   kNone,
 	"/v1/validator/":                                 kDevice,
 }
@@ -154,6 +158,10 @@ func TestEveryRouteHasItsPolicy(t *testing.T) {
 		"GET /v1/audit/verification":                     {role: registry.RoleAuditor, method: "GET", path: "/v1/audit/verification", status: 200},
 		"GET /v1/me":                                     {token: aToken, method: "GET", path: "/v1/me", status: 200},
 		"GET /v1/me/audit":                               {token: aToken, method: "GET", path: "/v1/me/audit", status: 200},
+		"GET /v1/residents/{id}/notices":                 {role: registry.RoleDesk, method: "GET", path: fmt.Sprintf("/v1/residents/%d/notices", a), status: 200},
+		"POST /v1/residents/{id}/notices":                {role: registry.RoleDesk, method: "POST", path: fmt.Sprintf("/v1/residents/%d/notices", b), body: map[string]bool{"opt_out": true}, status: 200},
+		"GET /v1/me/notices":                             {token: aToken, method: "GET", path: "/v1/me/notices", status: 200},
+		"POST /v1/me/notices":                            {token: aToken, method: "POST", path: "/v1/me/notices", body: map[string]bool{"opt_out": true}, status: 200},
 		"GET /metrics":                                   {role: registry.RoleOperator, method: "GET", path: "/metrics", status: 200},
 		"/v1/validator/":                                 {method: "GET", path: "/v1/validator/hotlist", status: 404},
 	}

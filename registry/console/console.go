@@ -44,6 +44,8 @@
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
 //	POST /me/cards/{number}/block               resident: block their own card as lost or stolen, confirmed
+//	/me/notices                                 resident: their benefit-ending notices, turning them off or on
+//	/desk/residents/{id}/notices                desk, supervisor (registry.ActReadPersonal); setting it: ActRegister
 //
 // Blocking or replacing a card, ending an entitlement, a resident's
 // block of their own card and revoking a token take two steps: the form's post answers with a page that says what will
@@ -262,6 +264,11 @@ func (s *Server) routes() {
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
 	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
+	// Benefit-ending notices (notices.go).
+	s.handle("GET /me/notices", can(registry.ActOwnData), (*Server).myNotices)
+	s.handle("POST /me/notices", can(registry.ActOwnData), (*Server).setMyNotices)
+	s.handle("GET /desk/residents/{id}/notices", readPersonalData, (*Server).deskNotices)
+	s.handle("POST /desk/residents/{id}/notices", can(registry.ActRegister), (*Server).deskSetNotices)
 
 	s.handlePublic("/", func(*Server, http.ResponseWriter, *http.Request, *request) error {
 		return &pageError{status: http.StatusNotFound, key: "err.404"}

@@ -70,6 +70,10 @@ var expectedPages = map[string]pagePolicy{
 	"GET /audit":                                       {kNone, []registry.Role{registry.RoleAuditor}},
 	"GET /me":                                          {kOwn, []registry.Role{registry.RoleResident}},
 	"POST /me/cards/{number}/block":                    {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/notices":                                  {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/notices":                                 {kWrite, []registry.Role{registry.RoleResident}},
+	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
+	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -142,6 +146,11 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /me":                     {aliceUser, "GET", "/me", nil, http.StatusOK},
 		"POST /me/cards/{number}/block": {aliceUser, "POST", "/me/cards/" + f.aliceCard.Number.String() + "/block",
 			url.Values{"reason": {"lost"}, "confirm": {"block " + f.aliceCard.Number.String()}}, http.StatusSeeOther},
+		"GET /me/notices":                  {aliceUser, "GET", "/me/notices", nil, http.StatusOK},
+		"POST /me/notices":                 {aliceUser, "POST", "/me/notices", url.Values{"opt_out": {"1"}}, http.StatusSeeOther},
+		"GET /desk/residents/{id}/notices": {deskUser, "GET", fmt.Sprintf("/desk/residents/%d/notices", alice.ID), nil, http.StatusOK},
+		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
+			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
 	}
 
 	seen := map[string]bool{}

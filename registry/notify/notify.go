@@ -1,9 +1,10 @@
 // Package notify sends short messages to people at the contact the
-// registry holds for them: a resident's one-time sign-in code today,
-// notices about benefits later. A [Sender] is one way of delivering
-// (a file for development and tests here; SMTP or an SMS gateway
-// elsewhere), so that the code that decides what to say does not know
-// how it travels.
+// registry holds for them: a resident's one-time sign-in code, a notice
+// that their benefit ends (registry/notices). A [Sender] is one way of
+// delivering: a [File] for development, tests and a gateway that
+// collects messages, [SMTP] for e-mail, and [ByContact] to send each
+// message the way its contact can receive it, so that the code that
+// decides what to say does not know how it travels.
 package notify
 
 import (
@@ -24,6 +25,9 @@ type Message struct {
 	To      string
 	Subject string
 	Text    string
+	// ID, if set, names the message for good ("notice-12"): senders that
+	// can (SMTP's Message-ID) carry it, so that a copy is recognisable.
+	ID string
 }
 
 // Sender delivers messages. Send returns once the message is handed on

@@ -1,9 +1,10 @@
 // Package store defines the registry's durable state: residents, their
 // entitlements, cards and their lifecycle, the card event stream that
 // clearing and the hotlist consume, API tokens (with their ends, last use
-// and revocation), staff accounts, residents' one-time sign-in codes, and
-// the append-only, hash-chained audit log of every access to personal
-// data with its signed checkpoints (registry/auditchain).
+// and revocation), staff accounts, residents' one-time sign-in codes, the
+// outbox of notices to residents, and the append-only, hash-chained audit
+// log of every access to personal data with its signed checkpoints
+// (registry/auditchain).
 //
 // The interface is implemented by store/postgres (production) and
 // store/sqlite (the embedded store); both pass the contract suite in
@@ -148,6 +149,9 @@ type Store interface {
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
 	AuditCheckpoints(ctx context.Context) ([]registry.AuditCheckpoint, error)
 	AddAuditCheckpoint(ctx context.Context, cp registry.AuditCheckpoint) error
+
+	// Notices is the outbox of notices to residents.
+	Notices
 
 	// Close releases the store's connections.
 	Close() error
