@@ -8,6 +8,7 @@ import (
 
 	"github.com/citycard/transit/card"
 	"github.com/citycard/transit/registry"
+	"github.com/citycard/transit/registry/store/sqlstore"
 )
 
 func TestFormats(t *testing.T) {
@@ -62,6 +63,17 @@ func TestAuditAction(t *testing.T) {
 	} {
 		if got := auditAction(c.lang, c.stored); got != c.want {
 			t.Errorf("%s %q: %q, want %q", c.lang, c.stored, got, c.want)
+		}
+	}
+}
+
+// TestNoticeActionsTranslated keeps the notice runner's audit actions in
+// the catalogue: a resident's page must not show them in English.
+func TestNoticeActionsTranslated(t *testing.T) {
+	for _, a := range []string{sqlstore.ActionNoticeQueued, sqlstore.ActionNoticeContactRead, sqlstore.ActionNoticeSent,
+		sqlstore.ActionNoticeDropped, sqlstore.ActionNoticesOptOut, sqlstore.ActionNoticesOptIn, sqlstore.ActionNoticesRead} {
+		if got := auditAction("uk", a); got == a {
+			t.Errorf("audit action %q has no Ukrainian text", a)
 		}
 	}
 }
