@@ -129,15 +129,25 @@ type cardView struct {
 	CanReplace bool
 }
 
-func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *request) error {
+// residentPurpose reads the resident of a desk page's path and the
+// purpose of reading their record. Without a purpose it asks for one
+// and returns "": the caller has answered.
+func (s *Server) residentPurpose(w http.ResponseWriter, r *http.Request, rq *request) (int64, string, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	purpose := strings.TrimSpace(r.URL.Query().Get("purpose"))
 	if purpose == "" {
 		s.render(w, r, rq, http.StatusOK, "purpose", "purpose.ask.title", purposePage{Action: r.URL.Path}, "")
-		return nil
+	}
+	return id, purpose, nil
+}
+
+func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *request) error {
+	id, purpose, err := s.residentPurpose(w, r, rq)
+	if err != nil || purpose == "" {
+		return err
 	}
 	pg, err := s.residentView(r.Context(), rq, id, purpose)
 	if err != nil {

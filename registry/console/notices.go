@@ -104,14 +104,9 @@ func (s *Server) setMyNotices(w http.ResponseWriter, r *http.Request, rq *reques
 
 // deskNotices is a resident's notices at the desk, read with a purpose.
 func (s *Server) deskNotices(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
+	id, purpose, err := s.residentPurpose(w, r, rq)
+	if err != nil || purpose == "" {
 		return err
-	}
-	purpose := strings.TrimSpace(r.URL.Query().Get("purpose"))
-	if purpose == "" {
-		s.render(w, r, rq, http.StatusOK, "purpose", "purpose.ask.title", purposePage{Action: r.URL.Path}, "")
-		return nil
 	}
 	rn, err := s.reg.ResidentNotices(r.Context(), access(rq, purpose), id)
 	if err != nil {
