@@ -461,8 +461,11 @@ func TestClosedIsImmutable(t *testing.T) {
 	}
 	defer s.Close()
 	at := time.Date(2026, 11, 3, 9, 0, 0, 0, time.UTC)
-	if _, _, err := s.AddTaps(ctx, []tap.Tap{{Device: "V", Seq: 1, Time: at, Carrier: "C", Result: tap.Accepted,
-		CardCommitted: true, FareKop: 10, CompensationKop: 10}}); err != nil {
+	// A ride that re-rating proves, so that the closed statement has a
+	// line to refuse changes to.
+	rides := []tap.Tap{storetest.Ride("V", 1, at)}
+	storetest.Prove(t, s, rides)
+	if _, _, err := s.AddTaps(ctx, rides); err != nil {
 		t.Fatal(err)
 	}
 	seal := func(_ context.Context, st *store.Statement) error {
@@ -484,8 +487,9 @@ func TestClosedIsImmutable(t *testing.T) {
 		"DELETE FROM closed_periods",
 		"TRUNCATE statements CASCADE",
 		"UPDATE rollup SET compensation_kop = 1 WHERE period = '2026-11'",
-		"INSERT INTO rollup VALUES ('2026-11', 'C', '', '', '', '', '2026-11-05', 1, 1, 1, 1)",
-		"INSERT INTO statement_lines VALUES ('2026-11', '', 'X', '', '', 1, 1, 1, 1)",
+		"INSERT INTO rollup (period, carrier, adjusts, category, funding, route, day, kind, rides, fare_kop, charged_kop, compensation_kop) VALUES ('2026-11', 'C', '', '', '', '', '2026-11-05', '', 1, 1, 1, 1)",
+		"INSERT INTO statement_lines (period, adjusts, carrier, category, funding, kind, rides, fare_kop, charged_kop, compensation_kop) VALUES ('2026-11', '', 'X', '', '', '', 1, 1, 1, 1)",
+		"INSERT INTO statement_held (period, adjusts, carrier, reason, rides, claimed_kop) VALUES ('2026-11', '', 'X', 'differs', 1, 1)",
 	} {
 		if _, err := conn.Exec(ctx, q); err == nil {
 			t.Errorf("%s: the database allowed it", q)

@@ -104,7 +104,7 @@ func checkTapLines(t *testing.T, s store.Store, period, adjusts string, want []s
 func testCloseAndLateTaps(t *testing.T, open Open) {
 	loc := Options(t).Location
 	r := rand.New(rand.NewPCG(11, 2026))
-	all := randomTaps(r, 900, loc)
+	all := provenTaps(r, 900, loc)
 	// Every third tap of each device comes late, after November closes;
 	// the rest on time.
 	var onTime, late []tap.Tap
@@ -116,6 +116,7 @@ func testCloseAndLateTaps(t *testing.T, open Open) {
 		}
 	}
 	s, closeNow := openStore(t, open)
+	proven(t, s, all)
 	addTaps(t, s, onTime, len(onTime), 0)
 
 	// Drafts: every period has its own statement, lines or not.
@@ -188,6 +189,7 @@ func testCloseAndLateTaps(t *testing.T, open Open) {
 		t.Fatalf("closing December gave %+v", decClosed)
 	}
 	later := ride("LATE-1", 1, time.Date(2026, 11, 20, 12, 0, 0, 0, loc))
+	proven(t, s, []tap.Tap{later})
 	addTaps(t, s, []tap.Tap{later}, 1, 0)
 	sameStatements(t, "December after a later November ride", statements(t, s, "2026-12"), decClosed)
 	jan := statements(t, s, "2027-01")
@@ -231,6 +233,10 @@ func testCloseWhileIngesting(t *testing.T, open Open) {
 			mine = append(mine, seqRange(dev, uint64(b*size+1), uint64(b*size+size), base)...)
 		}
 		all = append(all, mine...)
+	}
+	proven(t, s, all)
+	for w := range workers {
+		mine := all[w*batches*size : (w+1)*batches*size]
 		wg.Go(func() {
 			for b := range batches {
 				if _, _, err := s.AddTaps(ctxFor(t), mine[b*size:(b+1)*size]); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/clearing/recon"
+	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -101,6 +102,58 @@ type Plan struct {
 	// CloneChecks are the runs of new rides the cloned-card check has
 	// to look at, by device.
 	CloneChecks []CloneCheck
+	// Reratings are the runs of new taps re-rating has to look at, by
+	// device.
+	Reratings []Rerating
+	// DeviceNumbers are the devices' numbers as card logs record them,
+	// from the new taps, by device.
+	DeviceNumbers []DeviceNumber
+}
+
+// Rerating names, for re-rating (clearing/rerate), a run of one device's
+// new taps: those from FirstSeq to LastSeq, tapped from From to To, that
+// re-rating judges or whose card evidence names a benefit ride
+// (rerate.Needs); other taps inside the run are skipped. Like a
+// CloneCheck it is one row per device and call.
+type Rerating struct {
+	Device            string
+	FirstSeq, LastSeq uint64
+	From, To          time.Time
+}
+
+// DeviceNumber is a device's number as the card's tap log records it
+// (tap.Tap.DeviceNumber), first seen at At. Batches are authenticated
+// per device, so a device's own taps are what tells clearing its number.
+type DeviceNumber struct {
+	Number uint32
+	Device string
+	At     time.Time
+}
+
+// reratings returns a run per device of the new taps re-rating needs, and
+// the device numbers they carry.
+func reratings(news []Tap) ([]Rerating, []DeviceNumber) {
+	var out []Rerating
+	var nums []DeviceNumber
+	for i := range news {
+		t := news[i].Tap
+		if t.DeviceNumber != 0 {
+			if n := len(nums); n == 0 || nums[n-1].Device != t.Device || nums[n-1].Number != t.DeviceNumber {
+				nums = append(nums, DeviceNumber{Number: t.DeviceNumber, Device: t.Device, At: t.Time})
+			}
+		}
+		if !rerate.Needs(t) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Device == t.Device {
+			r := &out[n-1]
+			r.LastSeq = t.Seq
+			r.From, r.To = minTime(r.From, t.Time), maxTime(r.To, t.Time)
+			continue
+		}
+		out = append(out, Rerating{Device: t.Device, FirstSeq: t.Seq, LastSeq: t.Seq, From: t.Time, To: t.Time})
+	}
+	return out, nums
 }
 
 // CloneCheck names, for the cloned-card check, a run of one device's new
@@ -256,6 +309,7 @@ func Make(taps []tap.Tap, st State, now time.Time, lim recon.Limits, loc *time.L
 		return cmp.Or(strings.Compare(a.Device, b.Device), strings.Compare(a.Period, b.Period))
 	})
 	p.CloneChecks = cloneChecks(p.New)
+	p.Reratings, p.DeviceNumbers = reratings(p.New)
 	return p
 }
 
