@@ -67,6 +67,9 @@ func (s *Store) Tariffs(ctx context.Context, withFiles bool) ([]store.TariffFile
 		err := r.Scan(&v, &digest, &t.KeyRef, &t.Source, &t.Added, &t.Zip)
 		t.Version, t.Added = uint32(v), t.Added.UTC()
 		copy(t.Digest[:], digest)
+		if len(t.Zip) == 0 {
+			t.Zip = nil
+		}
 		return t, err
 	})
 	if err != nil {

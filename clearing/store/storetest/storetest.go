@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CloneChecksConcurrent", func(t *testing.T) { testCloneChecksConcurrent(t, open) })
 	t.Run("Hotlist", func(t *testing.T) { testHotlist(t, open) })
 	t.Run("CardTaps", func(t *testing.T) { testCardTaps(t, open) })
+	t.Run("Proof", func(t *testing.T) { runProof(t, open) })
 }
 
 // Timeout bounds each test's store calls.
