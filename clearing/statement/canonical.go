@@ -43,7 +43,21 @@ const stampLayout = "2006-01-02T15:04:05.000000Z"
 //
 // Each line holds carrier, category and funding, then rides, fare,
 // charged and compensation in kopiyky; lines are in the order of
-// store.CompareLines. Strings are quoted: '"' and '\' are escaped with a
+// store.CompareLines. A line of rides a person released
+// (store.Line.Kind) has its kind as a fourth string:
+//
+//	line "ATP-1" "11" "city" "released" 1 1500 0 1500
+//
+// A statement that holds rides back (store.Statement.Held) ends with
+// them, per carrier and reason, with their count and claimed
+// compensation; they are not in the total:
+//
+//	held 1
+//	held-line "ATP-1" "differs" 2 3000
+//	held-total 2 3000
+//
+// Statements without either have the form they always had, so earlier
+// signatures still verify. Strings are quoted: '"' and '\' are escaped with a
 // backslash, control bytes and bytes that are not UTF-8 are written \xHH,
 // so every statement has one form and every form one statement. Each line
 // ends with "\n".
@@ -53,11 +67,23 @@ func Canonical(st *store.Statement) []byte {
 	fmt.Fprintf(&b, "period %s\nadjusts %s\n", quote(st.Period), quote(st.Adjusts))
 	fmt.Fprintf(&b, "closed %s\nlines %d\n", st.ClosedAt.UTC().Format(stampLayout), len(st.Lines))
 	for _, l := range st.Lines {
-		fmt.Fprintf(&b, "line %s %s %s %d %d %d %d\n", quote(l.Carrier), quote(l.Category), quote(l.Funding),
+		kind := ""
+		if l.Kind != "" {
+			kind = " " + quote(l.Kind)
+		}
+		fmt.Fprintf(&b, "line %s %s %s%s %d %d %d %d\n", quote(l.Carrier), quote(l.Category), quote(l.Funding), kind,
 			l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop)
 	}
 	t := st.Total()
 	fmt.Fprintf(&b, "total %d %d %d %d\n", t.Rides, t.FareKop, t.ChargedKop, t.CompensationKop)
+	if len(st.Held) > 0 {
+		fmt.Fprintf(&b, "held %d\n", len(st.Held))
+		for _, h := range st.Held {
+			fmt.Fprintf(&b, "held-line %s %s %d %d\n", quote(h.Carrier), quote(h.Reason), h.Rides, h.ClaimedKop)
+		}
+		ht := st.HeldTotal()
+		fmt.Fprintf(&b, "held-total %d %d\n", ht.Rides, ht.ClaimedKop)
+	}
 	return b.Bytes()
 }
 
@@ -138,8 +164,8 @@ func Parse(b []byte) (store.Statement, error) {
 	}
 	st.Closed = true
 	n, err := number(lines[4], "lines ")
-	if err != nil || n < 0 || n != int64(len(lines)-6) {
-		return fail(5, "want lines N with N the number of line rows (%d)", len(lines)-6)
+	if err != nil || n < 0 || n > int64(len(lines)-6) {
+		return fail(5, "want lines N with N the number of line rows (at most %d)", len(lines)-6)
 	}
 	for i := range int(n) {
 		rest, ok := strings.CutPrefix(lines[5+i], "line ")
@@ -156,6 +182,14 @@ func Parse(b []byte) (store.Statement, error) {
 				return fail(6+i, "want a space after a string")
 			}
 		}
+		if strings.HasPrefix(rest, `"`) {
+			if l.Kind, rest, err = unquote(rest); err != nil || l.Kind == "" {
+				return fail(6+i, "kind: want a non-empty quoted string")
+			}
+			if rest, ok = strings.CutPrefix(rest, " "); !ok {
+				return fail(6+i, "want a space after a string")
+			}
+		}
 		if err := amounts(rest, &l.Rides, &l.FareKop, &l.ChargedKop, &l.CompensationKop); err != nil {
 			return fail(6+i, "%v", err)
 		}
@@ -165,16 +199,56 @@ func Parse(b []byte) (store.Statement, error) {
 		}
 		st.Lines = append(st.Lines, l)
 	}
-	rest, ok := strings.CutPrefix(lines[len(lines)-1], "total ")
+	at := 5 + int(n) // the total's index
+	rest, ok := strings.CutPrefix(lines[at], "total ")
 	var total store.Line
 	if !ok {
-		return fail(len(lines), "want total ...")
+		return fail(at+1, "want total ...")
 	}
 	if err := amounts(rest, &total.Rides, &total.FareKop, &total.ChargedKop, &total.CompensationKop); err != nil {
-		return fail(len(lines), "%v", err)
+		return fail(at+1, "%v", err)
 	}
 	if total != st.Total() {
-		return fail(len(lines), "total %+v is not the sum of the lines %+v", total, st.Total())
+		return fail(at+1, "total %+v is not the sum of the lines %+v", total, st.Total())
+	}
+	if extra := lines[at+1:]; len(extra) > 0 {
+		m, err := number(extra[0], "held ")
+		if err != nil || m < 1 || m != int64(len(extra)-2) {
+			return fail(at+2, "want held N with N the number of held-line rows (%d)", len(extra)-2)
+		}
+		for i := range int(m) {
+			rest, ok := strings.CutPrefix(extra[1+i], "held-line ")
+			if !ok {
+				return fail(at+3+i, "want held-line ...")
+			}
+			var h store.HeldLine
+			for _, p := range []*string{&h.Carrier, &h.Reason} {
+				if *p, rest, err = unquote(rest); err != nil {
+					return fail(at+3+i, "%v", err)
+				}
+				if rest, ok = strings.CutPrefix(rest, " "); !ok {
+					return fail(at+3+i, "want a space after a string")
+				}
+			}
+			if err := amounts(rest, &h.Rides, &h.ClaimedKop); err != nil {
+				return fail(at+3+i, "%v", err)
+			}
+			if k := len(st.Held); k > 0 && store.CompareHeld(st.Held[k-1], h) >= 0 {
+				return fail(at+3+i, "held lines out of order or repeated")
+			}
+			st.Held = append(st.Held, h)
+		}
+		rest, ok := strings.CutPrefix(extra[len(extra)-1], "held-total ")
+		var ht store.HeldLine
+		if !ok {
+			return fail(len(lines), "want held-total ...")
+		}
+		if err := amounts(rest, &ht.Rides, &ht.ClaimedKop); err != nil {
+			return fail(len(lines), "%v", err)
+		}
+		if ht != st.HeldTotal() {
+			return fail(len(lines), "held total %+v is not the sum of the held lines %+v", ht, st.HeldTotal())
+		}
 	}
 	if !bytes.Equal(Canonical(&st), b) {
 		return fail(0, "not in canonical form")
