@@ -36,6 +36,8 @@
 //	GET  /v1/cards/{number}/personalisation       card data and holder (purpose)                        desk, supervisor
 //	GET  /v1/cards/events?since=&limit=           card events, no personal data                         supervisor, finance, auditor, service
 //	GET  /v1/cards/blocked                        blocked cards and hotlist version                     supervisor, finance, auditor, service
+//	GET  /v1/cards/records?since=&limit=          cards' entitlements and benefit revocations for       supervisor, finance, auditor, service
+//	                                              clearing (no personal data)
 //	GET  /v1/entitlements/expiring?days=30&format=csv  (purpose)                                       desk, supervisor
 //	POST /v1/import?dry_run=1                     benefit-register CSV (purpose; IMPORT.md)             supervisor
 //	GET  /v1/audit?resident=&after=&limit=        the audit log                                         auditor
@@ -132,6 +134,7 @@ var routes = []route{
 	{Route{"GET /v1/cards/{number}/personalisation", registry.ActPersonalise}, (*Server).personalisation},
 	{Route{"GET /v1/cards/events", registry.ActCardEvents}, (*Server).cardEvents},
 	{Route{"GET /v1/cards/blocked", registry.ActCardEvents}, (*Server).blocked},
+	{Route{"GET /v1/cards/records", registry.ActCardEvents}, (*Server).cardRecords},
 	{Route{"GET /v1/entitlements/expiring", registry.ActExpiring}, (*Server).expiring},
 	{Route{"POST /v1/import", registry.ActImport}, (*Server).importCSV},
 	{Route{"GET /v1/audit", registry.ActAudit}, (*Server).audit},
