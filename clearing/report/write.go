@@ -285,6 +285,7 @@ type LineJSON struct {
 	Adjusts         string `json:"adjusts,omitempty"`
 	Category        string `json:"category,omitempty"`
 	Funding         string `json:"funding,omitempty"`
+	Kind            string `json:"kind,omitempty"`
 	Route           string `json:"route,omitempty"`
 	Day             string `json:"day,omitempty"`
 	Rides           int64  `json:"rides"`
@@ -294,7 +295,7 @@ type LineJSON struct {
 }
 
 func lineJSON(l store.Line) LineJSON {
-	return LineJSON{l.Carrier, l.Adjusts, l.Category, l.Funding, l.Route, l.Day, l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop}
+	return LineJSON{l.Carrier, l.Adjusts, l.Category, l.Funding, l.Kind, l.Route, l.Day, l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop}
 }
 
 func linesJSON(ls []store.Line) []LineJSON {
@@ -335,13 +336,15 @@ type StatementDoc struct {
 	Lines           []LineJSON `json:"lines"`
 	Rides           int64      `json:"rides"`
 	CompensationKop int64      `json:"compensation_kop"`
+	// Held are the rides the statement does not pay, and why.
+	Held []HeldJSON `json:"held,omitempty"`
 }
 
 // StatementJSON returns st as its JSON document.
 func StatementJSON(st store.Statement) StatementDoc {
 	t := st.Total()
 	d := StatementDoc{Period: st.Period, Adjusts: st.Adjusts, Status: "draft", Lines: linesJSON(st.Lines),
-		Rides: t.Rides, CompensationKop: t.CompensationKop}
+		Rides: t.Rides, CompensationKop: t.CompensationKop, Held: heldJSON(st.Held)}
 	if st.Closed {
 		at := st.ClosedAt
 		d.Status, d.ClosedAt = "closed", &at
@@ -381,10 +384,13 @@ func WriteStatements(w io.Writer, format string, sts []store.Statement) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "carrier\tcategory\tfunding\tbenefit rides\tfare, UAH\tcompensation, UAH\t")
 		for _, l := range c.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", l.Carrier, l.Category, l.Funding, l.Rides, UAH(l.FareKop), UAH(l.CompensationKop))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", l.Carrier, categoryText(l), l.Funding, l.Rides, UAH(l.FareKop), UAH(l.CompensationKop))
 		}
 		fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%s\t%s\t\n", c.Total.Rides, UAH(c.Total.FareKop), UAH(c.Total.CompensationKop))
 		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if err := writeHeld(w, st); err != nil {
 			return err
 		}
 	}

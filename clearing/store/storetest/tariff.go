@@ -16,8 +16,9 @@ import (
 // taps name.
 const TariffVersion = 3
 
-// tariffFiles is the suite's tariff: ATP-1 buses at 15.00 and
-// Elektrotrans trams at 8.00, no anti-passback and no transfers (so that
+// tariffFiles is the suite's tariff: ATP-1 buses at 15.00, trams of
+// ELEKTROTRANS and of Електротранс (a carrier named in Cyrillic, as a
+// city's own is) at 8.00, no anti-passback and no transfers (so that
 // a claim is right whatever order the suite's rides come in); category
 // 11 rides free on the city's money, 31 at half price on the city's, 12
 // free with a flat 7.50 from the state.
@@ -25,7 +26,7 @@ var tariffFiles = map[string]string{
 	"x_tariff.txt": "version,currency,timezone,passback_seconds\n3,UAH,Europe/Kyiv,0\n",
 	"networks.txt": "network_id,network_name\nbus,Bus\ntram,Tram\n",
 	"x_carriers.txt": "carrier_id,carrier_name,carrier_code,carrier_group,network_id\n" +
-		"ATP-1,Bus company,1,0,bus\nELEKTROTRANS,Tram company,2,1,tram\n",
+		"ATP-1,Bus company,1,0,bus\nELEKTROTRANS,Tram company,2,1,tram\nЕлектротранс,Київські трамваї,3,1,tram\n",
 	"fare_products.txt": "fare_product_id,fare_product_name,amount,currency\nbus,Bus,15.00,UAH\ntram,Tram,8.00,UAH\n",
 	"fare_leg_rules.txt": "leg_group_id,network_id,from_timeframe_group_id,fare_product_id\n" +
 		"municipal,bus,,bus\nmunicipal,tram,,tram\n",
@@ -73,7 +74,7 @@ func tariffFile(t testing.TB) store.TariffFile {
 // carrier (fare, charged, compensation, funding).
 func claim(carrier, category string) (fare, charged, comp int64, funding string) {
 	fare = 1500
-	if carrier == "ELEKTROTRANS" {
+	if carrier != "ATP-1" {
 		fare = 800
 	}
 	switch category {
