@@ -6,7 +6,15 @@
 //	GET  /v1/statements/{period}
 //	GET  /v1/statements/{period}/verify[?deep=true]
 //	POST /v1/statements/{period}/close[?early=true]
+//	GET  /v1/held?period=YYYY-MM[&carrier=X][&reason=R][&decided=true][&after=DEVICE/SEQ][&limit=N]
+//	POST /v1/held/decide {"rides": ["DEVICE/SEQ"...], "decision": "release"|"reject", "reason": "..."}
+//	GET  /v1/proof?period=YYYY-MM
 //	GET  /metrics (when a Prometheus gatherer is given)
+//
+// The held-ride endpoints (held rides, decisions, the card's proof per
+// carrier) authenticate every request with Server.Auth: finance staff
+// list and decide, auditors list. A decision records the caller, the time
+// and the written reason.
 //
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying
@@ -46,6 +54,11 @@ type Server struct {
 	Log *slog.Logger
 	// Timeout bounds each request's store work (default 30 s).
 	Timeout time.Duration
+	// Auth authenticates the held-ride endpoints; without it they answer
+	// 503.
+	Auth Authenticator
+	// Now is the clock decisions are stamped with (default time.Now).
+	Now func() time.Time
 }
 
 // Handler returns the API's routes.
@@ -56,6 +69,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/statements/{period}", s.statements)
 	mux.HandleFunc("GET /v1/statements/{period}/verify", s.verify)
 	mux.HandleFunc("POST /v1/statements/{period}/close", s.close)
+	mux.HandleFunc("GET /v1/held", s.held)
+	mux.HandleFunc("POST /v1/held/decide", s.decide)
+	mux.HandleFunc("GET /v1/proof", s.proof)
 	if s.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -64,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	for path, allow := range map[string]string{
 		"/v1/compensation": "GET", "/v1/reconciliation": "GET", "/v1/statements/{period}": "GET",
 		"/v1/statements/{period}/verify": "GET", "/v1/statements/{period}/close": "POST",
+		"/v1/held": "GET", "/v1/held/decide": "POST", "/v1/proof": "GET",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
