@@ -489,7 +489,9 @@ func (j *judge) last(i int, t *Tariff) (last *fare.LastTap, wait, mismatch strin
 		if x.Product != r.Prev.Product {
 			return nil, "", fmt.Sprintf("the card logs the previous ride %s as %s, its device sent %s", rideName(x), r.Prev.Product, x.Product)
 		}
-		if c, ok := t.Carriers[x.Carrier]; ok && c.Code != r.Prev.Carrier {
+		// Code 0 is a validator configured without carrier_number: it
+		// logs no carrier, and no transfer follows from the ride.
+		if c, ok := t.Carriers[x.Carrier]; ok && r.Prev.Carrier != 0 && c.Code != r.Prev.Carrier {
 			return nil, "", fmt.Sprintf("the card logs the previous ride %s on carrier code %d, its device is of %s (code %d)",
 				rideName(x), r.Prev.Carrier, x.Carrier, c.Code)
 		}

@@ -111,6 +111,7 @@ again; the embedded sqlite: store migrates itself.`,
 		devices []string
 		addr    string
 		workers int
+		pf      proofFlags
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -120,7 +121,12 @@ commit each batch after it is stored. --workers stores batches of that many part
 batches always stay in order). With --http, also serve the JSON API and Prometheus metrics at /metrics
 (see 'transit clearing api --help'). Beside ingest runs the cloned-card check: ingest queues each batch's
 benefit rides, and the check looks for the same card on another vehicle too far away too soon, recording
-suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
+suspicions for the reconciliation report. Beside it too runs re-rating: each benefit ride is decided again
+with clearing's own facts (the signed tariff it names, the card's previous ride and month, the registry's
+records of the card) and linked to the card's own evidence; what cannot be proved is held for finance
+staff ('transit clearing held'). With --registry, clearing fetches the registry's published tariff and
+reads its card records (a registry token of the service role in --registry-token-file or
+TRANSIT_REGISTRY_TOKEN). Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
       --brokers 127.0.0.1:9092 --keystore keys.json --http :8080 --workers 2`,
 		Args: cobra.NoArgs,
@@ -165,9 +171,13 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 			}
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
+			auth, err := pf.auth()
+			if err != nil {
+				return err
+			}
 			httpDone := make(chan error, 1)
 			if addr != "" {
-				srv := &api.Server{Store: st, Location: loc, Gatherer: reg,
+				srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth,
 					Statements: &statement.Service{Store: st, Keys: km, Location: loc}}
 				stop, err := startHTTP(ctx, addr, srv, reg, st, httpDone)
 				if err != nil {
@@ -191,6 +201,10 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 				return err
 			}
 			go (&clonecheck.Checker{Store: st, Metrics: cm, Log: slog.Default()}).Run(ctx) //nolint:errcheck // ends with ctx
+			// So do re-rating, and the tariffs and card records it needs.
+			if err := startProof(ctx, &pf, st, km, reg); err != nil {
+				return err
+			}
 			slog.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers, "http", addr)
 			runDone := make(chan error, 1)
 			go func() { runDone <- r.Run(ctx) }()
@@ -212,8 +226,10 @@ suspicions for the reconciliation report. Stop with Ctrl-C or SIGTERM: handled b
 	serve.Flags().StringSliceVar(&devices, "device", nil, "accept batches only from these device ids (repeatable; default: any device whose MAC verifies)")
 	serve.Flags().StringVar(&addr, "http", "", "also serve the HTTP API and /metrics on this address, e.g. :8080")
 	serve.Flags().IntVar(&workers, "workers", 2, "batches stored at once, from different partitions")
+	pf.register(serve)
 
 	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))
+	addProofCmds(cmd, &sf)
 	return cmd
 }
 
@@ -263,8 +279,9 @@ func startHTTP(ctx context.Context, addr string, srv *api.Server, reg prometheus
 
 func newAPICmd(sf *storeFlags) *cobra.Command {
 	var (
-		hf   hsmFlags
-		addr string
+		hf        hsmFlags
+		addr      string
+		apiTokens string
 	)
 	cmd := &cobra.Command{
 		Use:   "api --http :8080",
@@ -276,6 +293,9 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
   GET  /v1/statements/{period}
   GET  /v1/statements/{period}/verify[?deep=true]
   POST /v1/statements/{period}/close[?early=true]
+  GET  /v1/held?period=YYYY-MM[&carrier=X][&reason=R][&decided=true]   (bearer token: finance, auditor)
+  POST /v1/held/decide {"rides": ["DEVICE/SEQ"], "decision": "release"|"reject", "reason": "..."}   (finance)
+  GET  /v1/proof?period=YYYY-MM   (finance, auditor)
   GET  /metrics
 
 Closing and verifying statements needs the key backend (--keystore or --pkcs11-module); without one
@@ -298,7 +318,12 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 			}
 			defer st.Close()
 			reg := newRegistry()
-			srv := &api.Server{Store: st, Location: loc, Gatherer: reg}
+			pf := proofFlags{apiTokens: apiTokens}
+			auth, err := pf.auth()
+			if err != nil {
+				return err
+			}
+			srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth}
 			if hf.keystore != "" || hf.module != "" {
 				km, done, err := hf.open(c.ErrOrStderr())
 				if err != nil {
@@ -323,5 +348,6 @@ those two endpoints answer 503 and the rest works. Errors are JSON: {"error": "w
 	}
 	hf.register(cmd)
 	cmd.Flags().StringVar(&addr, "http", "", "address to listen on, e.g. :8080")
+	cmd.Flags().StringVar(&apiTokens, "api-tokens", "", "file of bearer tokens for the held-ride endpoints (transit clearing token create)")
 	return cmd
 }

@@ -135,7 +135,7 @@ hotlisted cards, and cards seen on two vehicles too far apart to be one person.`
 	}
 	rec.Flags().StringVar(&recPeriod, "period", "", "the month, YYYY-MM")
 	rec.Flags().StringVar(&recFormat, "format", "table", "table or json")
-	cmd.AddCommand(comp, rec)
+	cmd.AddCommand(comp, rec, newProofReportCmd(&sf))
 	return cmd
 }
 
