@@ -549,11 +549,18 @@ func held(v Verdict, s State, reason, detail string) Verdict {
 func (j *judge) verdict(i int, month string) Verdict {
 	rd := j.rides[i]
 	r := rd.Tap
-	v := Verdict{Key: KeyOf(r), Period: month}
 	t := j.w.Tariffs[r.TariffVersion]
-	if t != nil {
+	v := j.verdictOf(i, month, t)
+	if v.State != Paid && t != nil {
+		// What a person's release would pay; a paid ride needs none.
 		v.Release, v.Priced = price(t, r)
 	}
+	return v
+}
+
+func (j *judge) verdictOf(i int, month string, t *Tariff) Verdict {
+	r := j.rides[i].Tap
+	v := Verdict{Key: KeyOf(r), Period: month}
 	count := func(category string) {
 		if j.used[month] == nil {
 			j.used[month] = make(map[string]int)

@@ -425,7 +425,7 @@ func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, l
 	queueAnomalies(b, p.Anomalies)
 
 	queueCloneChecks(b, p.CloneChecks)
-	queueReratings(b, p.Reratings, p.DeviceNumbers)
+	queueReratings(b, p.Rerate, p.DeviceNumbers)
 
 	var found []recon.Anomaly
 	for i := range p.New {
@@ -469,20 +469,12 @@ func queueCloneChecks(b *pgx.Batch, cs []plan.CloneCheck) {
 		devs, firsts, lasts, froms, tos)
 }
 
-// queueReratings queues the runs re-rating will look at, and records the
-// device numbers the taps carry (the first device to report a number
-// keeps it).
-func queueReratings(b *pgx.Batch, rs []plan.Rerating, nums []plan.DeviceNumber) {
-	if len(rs) > 0 {
-		devs := make([]string, len(rs))
-		firsts, lasts := make([]int64, len(rs)), make([]int64, len(rs))
-		froms, tos := make([]time.Time, len(rs)), make([]time.Time, len(rs))
-		for i, r := range rs {
-			devs[i], firsts[i], lasts[i], froms[i], tos[i] = r.Device, int64(r.FirstSeq), int64(r.LastSeq), r.From, r.To
-		}
-		b.Queue(`INSERT INTO rerate_runs (device, first_seq, last_seq, from_at, to_at)
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])`,
-			devs, firsts, lasts, froms, tos)
+// queueReratings queues what re-rating will look at, one row, and
+// records the device numbers the taps carry (the first device to report
+// a number keeps it).
+func queueReratings(b *pgx.Batch, needs []plan.Need, nums []plan.DeviceNumber) {
+	if len(needs) > 0 {
+		b.Queue(`INSERT INTO rerate_runs (needs) VALUES ($1)`, plan.AppendNeeds(nil, needs))
 	}
 	if len(nums) > 0 {
 		ns := make([]int64, len(nums))

@@ -180,6 +180,39 @@ func benchBatch(device string, n int) []tap.Tap {
 	return taps
 }
 
+// benchHolders is the number of benefit holders of the re-rating
+// benchmarks, each with a registry record.
+const benchHolders = 50_000
+
+// benchHolder is the card of holder i.
+func benchHolder(i int) uint64 { return 5_000_000 + uint64(i) }
+
+// proveBatch makes batch's benefit rides claims the store suite's tariff
+// proves, of benefit holders who ride twice in the batch: the second ride
+// carries the card's evidence naming the first, as a validator sends it,
+// and confirms it.
+func proveBatch(batch []tap.Tap, number uint32, r *rand.Rand) {
+	var first []int
+	for i := range batch {
+		t := &batch[i]
+		t.DeviceNumber, t.Prev = number, tap.CardRide{}
+		if t.Product != "benefit" {
+			continue
+		}
+		t.Carrier, t.Route, t.Category, t.Funding = "ATP-1", "12", "11", "city"
+		t.FareKop, t.ChargedKop, t.CompensationKop, t.TariffVersion = 1500, 0, 1500, storetest.TariffVersion
+		if len(first) > 0 && r.IntN(2) == 0 {
+			p := &batch[first[0]]
+			first = first[1:]
+			t.Card = p.Card
+			t.Prev = tap.CardRide{Device: number, Seq: uint32(p.Seq), Time: p.Time.Truncate(time.Second), Carrier: 1, Product: "benefit"}
+			continue
+		}
+		t.Card = benchHolder(r.IntN(benchHolders))
+		first = append(first, i)
+	}
+}
+
 // BenchmarkAddTaps measures ingest throughput (DESIGN.md target: more than
 // 100,000 taps/s on 2 cores): every batch is new, as in steady state, and
 // goes through everything AddTaps does: sequence state and gaps, roll-up,
@@ -193,12 +226,14 @@ func BenchmarkAddTaps(b *testing.B) {
 		parallel bool
 		hotlist  int
 		checked  bool // the cloned-card check runs beside ingest, and is done when the time stops
+		rerate   bool // so does re-rating, on claims the store can prove, with the card's evidence
 	}
 	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		variants = append(variants, variant{size, false, 0, false}, variant{size, true, 0, false})
+		variants = append(variants, variant{size, false, 0, false, false}, variant{size, true, 0, false, false})
 	}
-	variants = append(variants, variant{5000, true, 20_000, false}, variant{5000, true, 20_000, true})
+	variants = append(variants, variant{5000, true, 20_000, false, false}, variant{5000, true, 20_000, true, false},
+		variant{5000, true, 20_000, true, true})
 	for _, v := range variants {
 		size, parallel := v.size, v.parallel
 		name := fmt.Sprintf("batch=%d", size)
@@ -210,6 +245,9 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		if v.checked {
 			name += "/clonecheck"
+		}
+		if v.rerate {
+			name += "/rerate"
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
@@ -229,6 +267,16 @@ func BenchmarkAddTaps(b *testing.B) {
 				}
 			}
 			template := benchBatch("", size)
+			if v.rerate {
+				// Claims the store can prove (the suite's tariff, and
+				// registry records of a city's benefit holders).
+				holders := make([]tap.Tap, benchHolders)
+				for i := range holders {
+					holders[i] = storetest.Ride("H", uint64(i+1), time.Time{})
+					holders[i].Card = benchHolder(i)
+				}
+				storetest.Prove(b, s, holders)
+			}
 			var next atomic.Int64
 			add := func(batch []tap.Tap) {
 				n := next.Add(1)
@@ -239,6 +287,9 @@ func BenchmarkAddTaps(b *testing.B) {
 				for i := range batch {
 					batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
 				}
+				if v.rerate {
+					proveBatch(batch, uint32(n), r)
+				}
 				added, _, err := s.AddTaps(ctx, batch)
 				if err != nil || added != size {
 					b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
@@ -247,6 +298,29 @@ func BenchmarkAddTaps(b *testing.B) {
 			b.ResetTimer()
 			var checker sync.WaitGroup
 			stop := make(chan struct{})
+			if v.rerate {
+				// Re-rating beside ingest, as clearing serve runs it
+				// (proofcheck.Checker), finishing its queue in the timed
+				// part.
+				checker.Add(1)
+				go func() {
+					defer checker.Done()
+					for {
+						st, err := s.Rerate(ctx, 20)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if st.Runs == 0 && st.Cards == 0 {
+							select {
+							case <-stop:
+								return
+							case <-time.After(10 * time.Millisecond):
+							}
+						}
+					}
+				}()
+			}
 			if v.checked {
 				// As clearing serve runs it: beside ingest, taking what is
 				// queued; after the last batch it finishes the queue, in
@@ -642,4 +716,59 @@ func TestHotlistSeenByOtherProcess(t *testing.T) {
 	if want := "[hotlisted-card HOT-1/3 hotlisted-card HOT-1/4]"; fmt.Sprint(got) != want {
 		t.Errorf("anomalies %v, want %s", got, want)
 	}
+}
+
+// BenchmarkRerate measures re-rating alone on PostgreSQL: each iteration
+// stores 20 batches of 5,000 taps whose benefit rides the store can prove
+// (untimed), then drains their re-rating queue as proofcheck.Checker
+// does. taps/s is the ingest rate re-rating keeps up with, rides/s the
+// benefit rides it judges.
+func BenchmarkRerate(b *testing.B) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	holders := make([]tap.Tap, benchHolders)
+	for i := range holders {
+		holders[i] = storetest.Ride("H", uint64(i+1), time.Time{})
+		holders[i].Card = benchHolder(i)
+	}
+	storetest.Prove(b, s, holders)
+	const size, batches = 5000, 20
+	template := benchBatch("", size)
+	dev, rides := 0, 0
+	for range b.N {
+		b.StopTimer()
+		for range batches {
+			dev++
+			batch := append([]tap.Tap(nil), template...)
+			r := rand.New(rand.NewPCG(uint64(dev), 7))
+			for i := range batch {
+				batch[i].Device, batch[i].Vehicle, batch[i].Card = fmt.Sprintf("R-%06d", dev), fmt.Sprintf("V-%06d", dev), r.Uint64N(3_000_000)
+			}
+			proveBatch(batch, uint32(dev), r)
+			for i := range batch {
+				if batch[i].Product == "benefit" {
+					rides++
+				}
+			}
+			if _, _, err := s.AddTaps(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for {
+			st, err := s.Rerate(ctx, 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st.Runs == 0 && st.Cards == 0 {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*batches*size)/b.Elapsed().Seconds(), "taps/s")
+	b.ReportMetric(float64(rides)/b.Elapsed().Seconds(), "rides/s")
 }

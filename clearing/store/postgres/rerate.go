@@ -14,8 +14,8 @@ import (
 
 	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/internal/plan"
 	"github.com/citycard/transit/clearing/store/internal/proofplan"
-	"github.com/citycard/transit/validator/tap"
 	"github.com/citycard/transit/validator/tariff"
 )
 
@@ -86,25 +86,23 @@ func (s *Store) rerate(ctx context.Context, tx pgx.Tx, limit int) (store.RerateS
 	// deleted here and gone only if this transaction commits.
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM rerate_runs WHERE id IN (SELECT id FROM rerate_runs ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING device, first_seq, last_seq, from_at, to_at`, limit)
+		RETURNING needs`, limit)
 	b.Queue(`DELETE FROM rerate_cards WHERE (card, period) IN (
 			SELECT card, period FROM rerate_cards ORDER BY queued, card LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING card, period`, limit*cardsPerRun)
 	br := tx.SendBatch(ctx, b)
 	var (
-		devs          []string
-		firsts, lasts []int64
-		froms, tos    []time.Time
-		dev           string
-		first, last   int64
-		from, to      time.Time
+		needs []plan.Need
+		raw   []byte
+		runs  int
 	)
 	rows, err := br.Query()
 	if err == nil {
-		_, err = pgx.ForEachRow(rows, []any{&dev, &first, &last, &from, &to}, func() error {
-			devs, firsts, lasts = append(devs, dev), append(firsts, first), append(lasts, last)
-			froms, tos = append(froms, from), append(tos, to)
-			return nil
+		_, err = pgx.ForEachRow(rows, []any{&raw}, func() error {
+			ns, err := plan.ParseNeeds(raw)
+			needs = append(needs, ns...)
+			runs++
+			return err
 		})
 	}
 	if err != nil {
@@ -129,24 +127,11 @@ func (s *Store) rerate(ctx context.Context, tx pgx.Tx, limit int) (store.RerateS
 	if err != nil {
 		return st, fmt.Errorf("take queued cards: %w", err)
 	}
-	st.Runs = len(devs)
-	if len(devs) == 0 && len(queued) == 0 {
+	st.Runs = runs
+	if runs == 0 && len(queued) == 0 {
 		return st, nil
 	}
-	var runTaps []tap.Tap
-	if len(devs) > 0 {
-		rows, err := tx.Query(ctx, `SELECT `+prefixed("t", tapColumns)+`
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) AS r(device, first_seq, last_seq, from_at, to_at)
-			CROSS JOIN LATERAL (SELECT * FROM taps t WHERE t.device = r.device AND t.seq BETWEEN r.first_seq AND r.last_seq
-				AND t.tapped_at BETWEEN r.from_at AND r.to_at OFFSET 0) t`, devs, firsts, lasts, froms, tos)
-		if err != nil {
-			return st, fmt.Errorf("read the taps of the runs: %w", err)
-		}
-		if runTaps, err = pgx.CollectRows(rows, scanTap); err != nil {
-			return st, fmt.Errorf("read the taps of the runs: %w", err)
-		}
-	}
-	wants := proofplan.Wants(runTaps, queued, s.loc)
+	wants := proofplan.Wants(needs, queued, s.loc)
 	if len(wants) == 0 {
 		return st, nil
 	}
@@ -244,28 +229,33 @@ func (s *Store) loadCards(ctx context.Context, tx pgx.Tx, wants []proofplan.Want
 			c.Rides = append(c.Rides, n)
 		}
 	}
-	// The rides: every tap of the cards in their ranges.
+	// The rides: every tap of the cards in their ranges. One scan of
+	// the card index over the pass's whole time range (a pass's cards
+	// are nearly all of one month) costs far less than a probe per card
+	// and range; what falls outside a card's own ranges is dropped.
 	var (
-		rc       []int64
-		rf, rt   []time.Time
 		seen     = map[rerate.Key]bool{}
-		jDevs    []string
-		jSeqs    []int64
 		revCards []int64
+		ranges   = make([][]proofplan.Span, len(cards))
+		lo, hi   time.Time
 	)
 	for i := range cards {
 		for _, k := range cards[i].Rides {
 			seen[rerate.KeyOf(k.Tap)] = true
 		}
-		for _, r := range cards[i].Ranges(s.loc) {
-			rc, rf, rt = append(rc, int64(cards[i].Card)), append(rf, r.From), append(rt, r.To)
+		ranges[i] = cards[i].Ranges(s.loc)
+		for _, r := range ranges[i] {
+			if lo.IsZero() || r.From.Before(lo) {
+				lo = r.From
+			}
+			if r.To.After(hi) {
+				hi = r.To
+			}
 		}
 		revCards = append(revCards, int64(cards[i].Card))
 	}
-	rows, err = tx.Query(ctx, `SELECT `+prefixed("t", tapColumns)+`, t.booked
-		FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS r(card, from_at, to_at)
-		CROSS JOIN LATERAL (SELECT * FROM taps t WHERE t.card = r.card AND t.tapped_at >= r.from_at AND t.tapped_at < r.to_at OFFSET 0) t`,
-		rc, rf, rt)
+	rows, err = tx.Query(ctx, `SELECT `+tapColumns+`, booked FROM taps
+		WHERE card = ANY($1) AND tapped_at >= $2 AND tapped_at < $3`, revCards, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("read the cards' rides: %w", err)
 	}
@@ -275,25 +265,17 @@ func (s *Store) loadCards(ctx context.Context, tx pgx.Tx, wants []proofplan.Want
 	}
 	for _, r := range loaded {
 		k := rerate.KeyOf(r.Tap)
-		if seen[k] {
+		i := idx[r.Card]
+		if seen[k] || !slices.ContainsFunc(ranges[i], func(sp proofplan.Span) bool { return !r.Time.Before(sp.From) && r.Time.Before(sp.To) }) {
 			continue
 		}
 		seen[k] = true
-		c := &cards[idx[r.Card]]
-		c.Rides = append(c.Rides, r)
+		cards[i].Rides = append(cards[i].Rides, r)
 	}
-	for i := range cards {
-		for _, r := range cards[i].Rides {
-			if rerate.Judged(r.Tap) {
-				jDevs, jSeqs = append(jDevs, r.Device), append(jSeqs, int64(r.Seq))
-			}
-		}
-	}
+	// Judged rides have a record only when it differs from what ingest
+	// booked: few, found by card.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT `+judgedColumns+` FROM unnest($1::text[], $2::bigint[]) AS u(device, seq)
-		JOIN judged j ON j.device = u.device AND j.seq = u.seq`, jDevs, jSeqs)
-	b.Queue(`SELECT c.device, c.seq FROM unnest($1::text[], $2::bigint[]) AS u(device, seq)
-		JOIN confirmed c ON c.device = u.device AND c.seq = u.seq`, jDevs, jSeqs)
+	b.Queue(`SELECT `+judgedColumns+` FROM judged j WHERE j.card = ANY($1) AND j.tapped_at >= $2 AND j.tapped_at < $3`, revCards, lo, hi)
 	b.Queue(`SELECT card, record FROM card_records WHERE card = ANY($1)`, revCards)
 	b.Queue(`SELECT card, from_at FROM hotlist WHERE card = ANY($1) AND reason = $2`, revCards, store.ReasonBenefitRevoked)
 	br := tx.SendBatch(ctx, b)
@@ -309,23 +291,6 @@ func (s *Store) loadCards(ctx context.Context, tx pgx.Tx, wants []proofplan.Want
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read the judged rides: %w", err)
-	}
-	rows, err = br.Query()
-	if err != nil {
-		return nil, fmt.Errorf("read confirmed rides: %w", err)
-	}
-	cardOf := make(map[rerate.Key]uint64, len(jDevs))
-	for i := range cards {
-		for _, r := range cards[i].Rides {
-			cardOf[rerate.KeyOf(r.Tap)] = cards[i].Card
-		}
-	}
-	if _, err := pgx.ForEachRow(rows, []any{&dev, &seq}, func() error {
-		k := rerate.Key{Device: dev, Seq: uint64(seq)}
-		cards[idx[cardOf[k]]].Confirmed[k] = true
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("read confirmed rides: %w", err)
 	}
 	recs := make(map[uint64]store.CardRecord)
 	var doc string

@@ -239,7 +239,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 		return err
 	}
 	if insert {
-		if err := queueReratings(ctx, tx, p.Reratings, p.DeviceNumbers); err != nil {
+		if err := queueReratings(ctx, tx, p.Rerate, p.DeviceNumbers); err != nil {
 			return err
 		}
 	}
@@ -300,14 +300,13 @@ func queueCloneChecks(ctx context.Context, tx *sql.Tx, cs []plan.CloneCheck) err
 	return nil
 }
 
-// queueReratings queues the runs re-rating will look at, and records the
-// device numbers the taps carry (the first device to report a number
-// keeps it).
-func queueReratings(ctx context.Context, tx *sql.Tx, rs []plan.Rerating, nums []plan.DeviceNumber) error {
-	for _, r := range rs {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rerate_runs (device, first_seq, last_seq, from_us, to_us)
-			VALUES (?, ?, ?, ?, ?)`, r.Device, int64(r.FirstSeq), int64(r.LastSeq), r.From.UnixMicro(), r.To.UnixMicro()); err != nil {
-			return fmt.Errorf("queue the re-rating of %s/%d-%d: %w", r.Device, r.FirstSeq, r.LastSeq, err)
+// queueReratings queues what re-rating will look at, one row, and
+// records the device numbers the taps carry (the first device to report
+// a number keeps it).
+func queueReratings(ctx context.Context, tx *sql.Tx, needs []plan.Need, nums []plan.DeviceNumber) error {
+	if len(needs) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rerate_runs (needs) VALUES (?)`, plan.AppendNeeds(nil, needs)); err != nil {
+			return fmt.Errorf("queue re-rating: %w", err)
 		}
 	}
 	for _, n := range nums {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/internal/plan"
 	"github.com/citycard/transit/clearing/store/internal/proofplan"
 	"github.com/citycard/transit/validator/tap"
 	"github.com/citycard/transit/validator/tariff"
@@ -62,18 +63,29 @@ func (s *Store) drainRerate(ctx context.Context, tx *sql.Tx) error {
 
 func (s *Store) rerate(ctx context.Context, tx *sql.Tx, limit int) (store.RerateStats, error) {
 	var st store.RerateStats
-	rows, err := tx.QueryContext(ctx, "SELECT id, device, first_seq, last_seq, from_us, to_us FROM rerate_runs ORDER BY id LIMIT ?", limit)
+	rows, err := tx.QueryContext(ctx, "SELECT id, needs FROM rerate_runs ORDER BY id LIMIT ?", limit)
 	if err != nil {
 		return st, fmt.Errorf("take queued runs: %w", err)
 	}
-	var runs []cloneRun
+	var (
+		runs  []int64
+		needs []plan.Need
+	)
 	for rows.Next() {
-		var r cloneRun
-		if err := rows.Scan(&r.id, &r.device, &r.first, &r.last, &r.from, &r.to); err != nil {
+		var (
+			id  int64
+			raw []byte
+		)
+		if err := rows.Scan(&id, &raw); err != nil {
 			rows.Close()
 			return st, fmt.Errorf("take queued runs: %w", err)
 		}
-		runs = append(runs, r)
+		ns, err := plan.ParseNeeds(raw)
+		if err != nil {
+			rows.Close()
+			return st, fmt.Errorf("take queued run %d: %w", id, err)
+		}
+		runs, needs = append(runs, id), append(needs, ns...)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -103,20 +115,9 @@ func (s *Store) rerate(ctx context.Context, tx *sql.Tx, limit int) (store.Rerate
 	if len(runs) == 0 && len(queued) == 0 {
 		return st, nil
 	}
-	var runTaps []tap.Tap
-	for _, r := range runs {
-		rows, err := tx.QueryContext(ctx, `SELECT `+tapColumns+` FROM taps WHERE device = ? AND seq BETWEEN ? AND ? AND tapped_us BETWEEN ? AND ?`,
-			r.device, r.first, r.last, r.from, r.to)
-		if err != nil {
-			return st, fmt.Errorf("read the taps of %s/%d-%d: %w", r.device, r.first, r.last, err)
-		}
-		ts, err := scanTaps(rows)
-		if err != nil {
-			return st, fmt.Errorf("read the taps of %s/%d-%d: %w", r.device, r.first, r.last, err)
-		}
-		runTaps = append(runTaps, ts...)
-		if _, err := tx.ExecContext(ctx, "DELETE FROM rerate_runs WHERE id = ?", r.id); err != nil {
-			return st, fmt.Errorf("dequeue run %s/%d-%d: %w", r.device, r.first, r.last, err)
+	for _, id := range runs {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM rerate_runs WHERE id = ?", id); err != nil {
+			return st, fmt.Errorf("dequeue run %d: %w", id, err)
 		}
 	}
 	for _, c := range queued {
@@ -124,7 +125,7 @@ func (s *Store) rerate(ctx context.Context, tx *sql.Tx, limit int) (store.Rerate
 			return st, fmt.Errorf("dequeue card months: %w", err)
 		}
 	}
-	wants := proofplan.Wants(runTaps, queued, s.loc)
+	wants := proofplan.Wants(needs, queued, s.loc)
 	if len(wants) == 0 {
 		return st, nil
 	}

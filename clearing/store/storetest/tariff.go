@@ -128,12 +128,12 @@ func Ride(device string, seq uint64, at time.Time) tap.Tap { return ride(device,
 
 // Prove gives s the suite's tariff and registry records for the cards of
 // taps, so that re-rating proves every honest claim among taps.
-func Prove(t *testing.T, s store.Store, taps []tap.Tap) { proven(t, s, taps) }
+func Prove(t testing.TB, s store.Store, taps []tap.Tap) { proven(t, s, taps) }
 
 // proven gives s the suite's tariff and registry records for the cards
 // of taps, current as of asOf (zero: far in the future), so that
 // re-rating proves every honest claim among taps.
-func proven(t *testing.T, s store.Store, taps []tap.Tap) {
+func proven(t testing.TB, s store.Store, taps []tap.Tap) {
 	t.Helper()
 	if _, err := s.AddTariff(ctxFor(t), tariffFile(t)); err != nil {
 		t.Fatalf("AddTariff: %v", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/internal/plan"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -65,10 +66,9 @@ func (w *Want) Ranges(loc *time.Location) []Span {
 	return out
 }
 
-// Wants returns what to load for the taps of the runs taken (every tap
-// of their ranges; those re-rating does not need are skipped) and the
+// Wants returns what to load for the queued needs of new taps and the
 // card months taken, by card.
-func Wants(taps []tap.Tap, months []CardMonth, loc *time.Location) []Want {
+func Wants(needs []plan.Need, months []CardMonth, loc *time.Location) []Want {
 	byCard := make(map[uint64]*Want)
 	get := func(card uint64) *Want {
 		w := byCard[card]
@@ -83,22 +83,18 @@ func Wants(taps []tap.Tap, months []CardMonth, loc *time.Location) []Want {
 			w.Months = append(w.Months, m)
 		}
 	}
-	for i := range taps {
-		t := &taps[i]
-		if !rerate.Needs(t) {
-			continue
+	for _, n := range needs {
+		w := get(n.Card)
+		if n.Judged {
+			addMonth(w, n.Time.In(loc).Format("2006-01"))
 		}
-		w := get(t.Card)
-		if rerate.Judged(t) {
-			addMonth(w, t.Period(loc))
-		}
-		if t.Prev.Device != 0 {
+		if !n.Prev.IsZero() {
 			// The ride its evidence names, to confirm it.
-			from := t.Prev.Time
-			if t.Time.Before(from) {
-				from = t.Time
+			from := n.Prev
+			if n.Time.Before(from) {
+				from = n.Time
 			}
-			w.Spans = append(w.Spans, Span{from.Add(-time.Second), maxTime(t.Time, t.Prev.Time).Add(time.Second)})
+			w.Spans = append(w.Spans, Span{from.Add(-time.Second), maxTime(n.Time, n.Prev).Add(time.Second)})
 		}
 	}
 	for _, cm := range months {
@@ -136,7 +132,9 @@ type Card struct {
 	Rides []rerate.Ride
 	// Records are the stored records of judged rides among Rides.
 	Records map[rerate.Key]rerate.Record
-	// Confirmed are the rides among Rides recorded as confirmed.
+	// Confirmed are the rides among Rides known to be recorded as
+	// confirmed; a store may leave it empty, and then records a
+	// confirmation again, which changes nothing.
 	Confirmed map[rerate.Key]bool
 	// Links are the card's open links that were loaded.
 	Links []OpenLink

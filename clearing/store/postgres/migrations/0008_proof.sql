@@ -49,17 +49,14 @@ CREATE TABLE device_numbers (
     since  timestamptz NOT NULL
 );
 
--- Runs of new taps waiting for re-rating (plan.Rerating), queued by
--- AddTaps as clone_checks are, and card months queued by whatever
+-- New taps waiting for re-rating, one row per AddTaps call: what a pass
+-- needs to know of each (plan.Need: card, time, the time of the previous
+-- ride its evidence names, judged or not; plan.AppendNeeds), so that a
+-- pass never reads the new taps back. Card months are queued by whatever
 -- changes a card's facts.
 CREATE TABLE rerate_runs (
-    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    device    text COLLATE "C" NOT NULL,
-    first_seq bigint NOT NULL,
-    last_seq  bigint NOT NULL,
-    from_at   timestamptz NOT NULL,
-    to_at     timestamptz NOT NULL,
-    CHECK (first_seq <= last_seq AND from_at <= to_at)
+    id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    needs bytea NOT NULL
 );
 CREATE TABLE rerate_cards (
     card   bigint NOT NULL,
@@ -107,6 +104,7 @@ CREATE TABLE judged (
     PRIMARY KEY (device, seq)
 );
 CREATE INDEX judged_period ON judged (period, carrier, device, seq);
+CREATE INDEX judged_card ON judged (card, tapped_at);
 CREATE INDEX judged_claim ON judged (claim_into, claim_adjusts) WHERE state IN ('held', 'waiting');
 CREATE INDEX judged_waiting ON judged (reason, tapped_at) WHERE state = 'waiting';
 

@@ -39,13 +39,8 @@ CREATE TABLE device_numbers (
 ) STRICT;
 
 CREATE TABLE rerate_runs (
-    id        INTEGER PRIMARY KEY,
-    device    TEXT NOT NULL,
-    first_seq INTEGER NOT NULL,
-    last_seq  INTEGER NOT NULL,
-    from_us   INTEGER NOT NULL,
-    to_us     INTEGER NOT NULL,
-    CHECK (first_seq <= last_seq AND from_us <= to_us)
+    id    INTEGER PRIMARY KEY,
+    needs BLOB NOT NULL
 ) STRICT;
 CREATE TABLE rerate_cards (
     card      INTEGER NOT NULL,
@@ -88,6 +83,7 @@ CREATE TABLE judged (
     PRIMARY KEY (device, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX judged_period ON judged (period, carrier, device, seq);
+CREATE INDEX judged_card ON judged (card, tapped_us);
 CREATE INDEX judged_claim ON judged (claim_into, claim_adjusts) WHERE state IN ('held', 'waiting');
 CREATE INDEX judged_waiting ON judged (reason, tapped_us) WHERE state = 'waiting';
 CREATE INDEX judged_booked ON judged (booked_into, booked_adjusts);
