@@ -37,6 +37,10 @@ const (
 	// DefaultEvery is the wait when the queue is empty, or after a
 	// failure.
 	DefaultEvery = 2 * time.Second
+	// DefaultShare is the share of its time a checker spends judging
+	// while the queue is full: the rest is left to ingest, which shares
+	// the machine and the database.
+	DefaultShare = 0.3
 )
 
 // Checker drains the queue of re-ratings.
@@ -49,6 +53,12 @@ type Checker struct {
 	// Every is how long Run waits when the queue is empty or a pass
 	// failed; 0 means DefaultEvery.
 	Every time.Duration
+	// Share bounds the share of its time Run spends judging while work
+	// is queued, so that ingest, which must keep up with the validators,
+	// comes first: after a pass that took d it waits d*(1-Share)/Share.
+	// 0 means DefaultShare; 1 never waits. A period's close judges what
+	// is left, so a checker held back delays only the drafts.
+	Share float64
 	// Metrics, if set, counts what the checker does.
 	Metrics *Metrics
 	// Log gets failures; nil means slog.Default().
@@ -56,8 +66,12 @@ type Checker struct {
 }
 
 // Drain judges queued work until the queue is empty or ctx ends, and
-// returns what it did.
+// returns what it did. It does not pace itself (Run does).
 func (c *Checker) Drain(ctx context.Context) (store.RerateStats, error) {
+	return c.drain(ctx, false)
+}
+
+func (c *Checker) drain(ctx context.Context, paced bool) (store.RerateStats, error) {
 	var total store.RerateStats
 	if c.Store == nil {
 		return total, errors.New("proofcheck: no store")
@@ -70,7 +84,9 @@ func (c *Checker) Drain(ctx context.Context) (store.RerateStats, error) {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
+		start := time.Now()
 		st, err := c.Store.Rerate(ctx, batch)
+		took := time.Since(start)
 		total.Runs += st.Runs
 		total.Cards += st.Cards
 		total.Rides += st.Rides
@@ -82,7 +98,23 @@ func (c *Checker) Drain(ctx context.Context) (store.RerateStats, error) {
 		if st.Runs < batch && st.Cards == 0 {
 			return total, nil
 		}
+		if paced {
+			if share := c.share(); share < 1 {
+				select {
+				case <-ctx.Done():
+					return total, ctx.Err()
+				case <-time.After(time.Duration(float64(took) * (1 - share) / share)):
+				}
+			}
+		}
 	}
+}
+
+func (c *Checker) share() float64 {
+	if c.Share <= 0 || c.Share > 1 {
+		return DefaultShare
+	}
+	return c.Share
 }
 
 // Run drains the queue, then waits Every and drains it again, until ctx
@@ -96,7 +128,7 @@ func (c *Checker) Run(ctx context.Context) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := c.Drain(ctx); err != nil && ctx.Err() == nil {
+		if _, err := c.drain(ctx, true); err != nil && ctx.Err() == nil {
 			c.log().Error("re-rating failed; trying again", "err", err, "in", every)
 			if c.Metrics != nil {
 				c.Metrics.errors.Inc()

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/citycard/transit/clearing/proofcheck"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/storetest"
@@ -226,14 +227,18 @@ func BenchmarkAddTaps(b *testing.B) {
 		parallel bool
 		hotlist  int
 		checked  bool // the cloned-card check runs beside ingest, and is done when the time stops
-		rerate   bool // so does re-rating, on claims the store can prove, with the card's evidence
+		// rerate: re-rating runs beside ingest, on claims the store can
+		// prove with the card's evidence, as clearing serve runs it
+		// (proofcheck.Checker, yielding to ingest); with drained, at full
+		// speed and done when the time stops.
+		rerate, drained bool
 	}
 	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		variants = append(variants, variant{size, false, 0, false, false}, variant{size, true, 0, false, false})
+		variants = append(variants, variant{size, false, 0, false, false, false}, variant{size, true, 0, false, false, false})
 	}
-	variants = append(variants, variant{5000, true, 20_000, false, false}, variant{5000, true, 20_000, true, false},
-		variant{5000, true, 20_000, true, true})
+	variants = append(variants, variant{5000, true, 20_000, false, false, false}, variant{5000, true, 20_000, true, false, false},
+		variant{5000, true, 20_000, true, true, false}, variant{5000, true, 20_000, true, true, true})
 	for _, v := range variants {
 		size, parallel := v.size, v.parallel
 		name := fmt.Sprintf("batch=%d", size)
@@ -248,6 +253,9 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		if v.rerate {
 			name += "/rerate"
+		}
+		if v.drained {
+			name += "/drained"
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
@@ -298,10 +306,24 @@ func BenchmarkAddTaps(b *testing.B) {
 			b.ResetTimer()
 			var checker sync.WaitGroup
 			stop := make(chan struct{})
-			if v.rerate {
-				// Re-rating beside ingest, as clearing serve runs it
-				// (proofcheck.Checker), finishing its queue in the timed
-				// part.
+			if v.rerate && !v.drained {
+				checker.Add(1)
+				cctx, cancel := context.WithCancel(ctx)
+				go func() {
+					defer checker.Done()
+					<-stop
+					cancel()
+				}()
+				checker.Add(1)
+				go func() {
+					defer checker.Done()
+					(&proofcheck.Checker{Store: s, Every: 10 * time.Millisecond}).Run(cctx) //nolint:errcheck // ends with cctx
+				}()
+			}
+			if v.drained {
+				// Re-rating at full speed beside ingest, finishing its
+				// queue in the timed part: the rate the two sustain
+				// together.
 				checker.Add(1)
 				go func() {
 					defer checker.Done()
@@ -361,6 +383,14 @@ func BenchmarkAddTaps(b *testing.B) {
 			close(stop)
 			checker.Wait()
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
+			if v.rerate {
+				b.StopTimer()
+				left, err := s.PendingRerate(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(left), "batches-left")
+			}
 		})
 	}
 	// Re-delivery after a rebalance or a crash: every batch was stored
