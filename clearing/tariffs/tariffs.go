@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -80,51 +81,60 @@ func Verify(ctx context.Context, zb []byte, keys tariff.PublicKeys) (store.Tarif
 // Pack packs the flat tariff directory at dir into a zip archive, files
 // in name order, as the registry publishes it.
 func Pack(dir string) ([]byte, error) {
-	entries, err := os.ReadDir(dir)
+	zb, err := PackFS(os.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("tariff %s: %w", dir, err)
 	}
+	return zb, nil
+}
+
+// PackFS is Pack of the tariff at the root of fsys (an embedded one, say).
+func PackFS(fsys fs.FS) ([]byte, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
 	if len(entries) > maxFiles {
-		return nil, fmt.Errorf("tariff %s holds %d files; a tariff has at most %d", dir, len(entries), maxFiles)
+		return nil, fmt.Errorf("%d files; a tariff has at most %d", len(entries), maxFiles)
 	}
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	total := 0
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
-			return nil, fmt.Errorf("tariff %s: %s is not a plain file; a tariff is one flat directory of files", dir, e.Name())
+			return nil, fmt.Errorf("%s is not a plain file; a tariff is one flat directory of files", e.Name())
 		}
-		data, err := readLimited(filepath.Join(dir, e.Name()), maxBytes-total)
+		data, err := readLimited(fsys, e.Name(), maxBytes-total)
 		if err != nil {
 			return nil, err
 		}
 		total += len(data)
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.Name(), Method: zip.Deflate})
 		if err != nil {
-			return nil, fmt.Errorf("tariff %s: pack %s: %w", dir, e.Name(), err)
+			return nil, fmt.Errorf("pack %s: %w", e.Name(), err)
 		}
 		if _, err := w.Write(data); err != nil {
-			return nil, fmt.Errorf("tariff %s: pack %s: %w", dir, e.Name(), err)
+			return nil, fmt.Errorf("pack %s: %w", e.Name(), err)
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("tariff %s: pack: %w", dir, err)
+		return nil, fmt.Errorf("pack: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-func readLimited(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
+func readLimited(fsys fs.FS, name string, limit int) ([]byte, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("tariff: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
-		return nil, fmt.Errorf("tariff: %w", err)
+		return nil, err
 	}
 	if len(data) > limit {
-		return nil, fmt.Errorf("tariff: %s makes the tariff larger than %d bytes", path, maxBytes)
+		return nil, fmt.Errorf("%s makes the tariff larger than %d bytes", name, maxBytes)
 	}
 	return data, nil
 }
