@@ -179,3 +179,15 @@ func TestHeldNeedsAuthenticator(t *testing.T) {
 		t.Errorf("503 says %q", e.Error)
 	}
 }
+
+// FuzzParseTokens: a token file is read or refused, never half.
+func FuzzParseTokens(f *testing.F) {
+	_, line, _ := api.NewToken(api.RoleFinance, "olena")
+	f.Add([]byte("# tokens\n" + line + "\n"))
+	f.Add([]byte("finance x 00\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := api.ParseTokens(bytes.NewReader(b)); err != nil {
+			return
+		}
+	})
+}

@@ -138,13 +138,23 @@ func (s *Syncer) Fetch(ctx context.Context, since uint64) (Page, error) {
 		}
 		return Page{}, fmt.Errorf("%w: %s answered %s: %s%s", ErrRegistry, u.Redacted(), resp.Status, msg, hint)
 	}
-	var w wire
-	dec := json.NewDecoder(io.LimitReader(resp.Body, maxPage))
-	if err := dec.Decode(&w); err != nil {
+	p, err := DecodePage(resp.Body, since)
+	if err != nil {
 		return Page{}, fmt.Errorf("card records from %s: %w", u.Redacted(), err)
 	}
+	return p, nil
+}
+
+// DecodePage reads one page of the registry's export (the JSON of
+// registry.CardRecords) asked for after event since, refusing a record
+// that cannot be right.
+func DecodePage(r io.Reader, since uint64) (Page, error) {
+	var w wire
+	if err := json.NewDecoder(io.LimitReader(r, maxPage)).Decode(&w); err != nil {
+		return Page{}, err
+	}
 	if w.Next < since {
-		return Page{}, fmt.Errorf("card records from %s: the page ends at event %d, before %d asked for", u.Redacted(), w.Next, since)
+		return Page{}, fmt.Errorf("the page ends at event %d, before %d asked for", w.Next, since)
 	}
 	p := Page{Next: w.Next}
 	if w.AsOf != nil {
@@ -153,7 +163,7 @@ func (s *Syncer) Fetch(ctx context.Context, since uint64) (Page, error) {
 	for i, r := range w.Records {
 		n, err := strconv.ParseUint(r.Card, 10, 64)
 		if err != nil || len(r.Card) != 16 {
-			return Page{}, fmt.Errorf("card records from %s: record %d: card %q is not a 16-digit card number", u.Redacted(), i+1, r.Card)
+			return Page{}, fmt.Errorf("record %d: card %q is not a 16-digit card number", i+1, r.Card)
 		}
 		rec := store.CardRecord{Card: n, Entitlements: r.Entitlements}
 		for _, sp := range r.Revoked {
@@ -164,7 +174,7 @@ func (s *Syncer) Fetch(ctx context.Context, since uint64) (Page, error) {
 			rec.Revoked = append(rec.Revoked, s)
 		}
 		if err := rec.Validate(); err != nil {
-			return Page{}, fmt.Errorf("card records from %s: record %d: %w", u.Redacted(), i+1, err)
+			return Page{}, fmt.Errorf("record %d: %w", i+1, err)
 		}
 		p.Records = append(p.Records, rec)
 	}

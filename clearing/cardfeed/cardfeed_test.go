@@ -119,3 +119,21 @@ func TestSyncFromRegistry(t *testing.T) {
 		t.Errorf("Sync without a token: %v", err)
 	}
 }
+
+// FuzzDecodePage: whatever the registry (or whoever answers in its
+// place) sends, a page is refused or every record in it is valid.
+func FuzzDecodePage(f *testing.F) {
+	f.Add([]byte(`{"records":[{"card":"1001000000000007","entitlements":[{"category":11,"valid_from":"2026-01-01","valid_to":"2027-12-31","funding":"state","monthly_limit":50}],"revoked":[{"from":"2026-11-20T09:00:00Z","to":"2026-11-20T10:00:00Z"}]}],"next":7,"as_of":"2026-11-20T10:00:00Z"}`))
+	f.Add([]byte(`{"records":[],"next":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := cardfeed.DecodePage(strings.NewReader(string(b)), 0)
+		if err != nil {
+			return
+		}
+		for _, r := range p.Records {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("decoded an invalid record %+v: %v", r, err)
+			}
+		}
+	})
+}

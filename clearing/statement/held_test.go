@@ -84,3 +84,17 @@ func TestParseRejectsHeld(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseHeld is FuzzParse from a statement that holds rides back.
+func FuzzParseHeld(f *testing.F) {
+	f.Add(statement.Canonical(ptr(heldSample())))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := statement.Parse(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(statement.Canonical(&st), b) {
+			t.Fatalf("Parse accepted a form Canonical does not write:\n%s", b)
+		}
+	})
+}
