@@ -198,11 +198,18 @@ func (p Preview) Token() string {
 }
 
 // tokenPart is "ADJUSTS:DIGEST" ("-" for the period's own statement),
-// the digest being over the statement's lines.
+// the digest being over the statement's lines and held rides.
 func tokenPart(st *store.Statement) string {
 	h := sha256.New()
 	for _, l := range st.Lines {
 		fmt.Fprintf(h, "%q %q %q %d %d %d %d\n", l.Carrier, l.Category, l.Funding, l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop)
+		if l.Kind != "" {
+			fmt.Fprintf(h, "kind %q\n", l.Kind)
+		}
+	}
+	// What the statement holds back is part of the figures shown too.
+	for _, hl := range st.Held {
+		fmt.Fprintf(h, "held %q %q %d %d\n", hl.Carrier, hl.Reason, hl.Rides, hl.ClaimedKop)
 	}
 	adj := st.Adjusts
 	if adj == "" {

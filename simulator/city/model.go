@@ -35,6 +35,10 @@ type cardState struct {
 	vc     *vcard.Card // the card itself, in the full-fidelity lane
 	lost   bool
 	found  bool // someone who found it taps it
+	// unsettled is the truth of the card's newest ride when it was
+	// journalled as commit unknown and the card holds it: owed once the
+	// card's next tap names it (reference.go).
+	unsettled *owed
 }
 
 // uid returns the card's 7-byte UID, made from its serial.

@@ -24,6 +24,15 @@ import (
 type owed struct {
 	carrier, category, funding      string
 	fareKop, chargedKop, compensKop int64
+	// unknown marks a ride journalled as commit unknown that the card
+	// holds: clearing pays it once it has both the ride (delivered) and a
+	// later tap of the card whose evidence names it (confirmed), into the
+	// statement of the ride's month (at) as it then stands.
+	unknown, delivered, confirmed, booked bool
+	at                                    time.Time
+	// confirms is the card's commit-unknown ride that this tap's evidence
+	// names (the card's newest log record when it was tapped).
+	confirms *owed
 }
 
 // truthCard is the model's view of c now: the contract's facts, with the
@@ -65,7 +74,9 @@ func (s *Sim) truthDecide(c *cardState, dev *device, now time.Time) (fareref.Car
 // account: a ride the card committed is the card's previous ride and
 // debits the model's purse; and it returns what clearing must pay for the
 // tap, nil for nothing. Clearing pays a compensable ride whose tap record
-// says the card committed it (FORMAT.md, "What is owed, and by whom").
+// says the card committed it (FORMAT.md, "What is owed, and by whom"),
+// and one journalled as commit unknown that the card holds: the card's
+// later evidence shows it, and clearing pays it then (clearing/rerate).
 func (s *Sim) truthAfter(c *cardState, tc fareref.Card, tp fareref.Tap, td fareref.Decision, o outcome) *owed {
 	if !o.applied || td.Result != fareref.ResultAccepted {
 		return nil
@@ -75,11 +86,12 @@ func (s *Sim) truthAfter(c *cardState, tc fareref.Card, tp fareref.Tap, td farer
 		return nil
 	}
 	c.tPurse, c.tLast = tc.PurseKop, tc.Last
-	if !o.journalled || !o.rec.CardCommitted || td.CompensationKop <= 0 {
+	if !o.journalled || !o.rec.CardCommitted && !o.rec.CommitUnknown || td.CompensationKop <= 0 {
 		return nil
 	}
 	return &owed{carrier: tp.Carrier, category: td.Category, funding: td.Funding,
-		fareKop: td.FareKop, chargedKop: td.ChargedKop, compensKop: td.CompensationKop}
+		fareKop: td.FareKop, chargedKop: td.ChargedKop, compensKop: td.CompensationKop,
+		unknown: !o.rec.CardCommitted, at: tp.Time}
 }
 
 // checkModel counts a tap that fare.Decide decided otherwise than the

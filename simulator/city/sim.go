@@ -96,6 +96,8 @@ type Sim struct {
 	cfg Config
 	opt Options
 	w   *world
+	// tariffGiven is set once clearing keeps the city's tariff (proof.go).
+	tariffGiven bool
 	log *slog.Logger
 
 	keys   *hsm.Keystore

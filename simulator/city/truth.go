@@ -56,13 +56,40 @@ func (l *ledger) book(period string) (into, adjusts string) {
 }
 
 // deliver records that clearing received t for the first time, and books
-// what the reference model says is owed for it (o, nil for nothing).
+// what the reference model says is owed for it (o, nil for nothing): at
+// once, or, for a commit-unknown ride, once clearing also has the later
+// tap that confirms it (o.confirms of that tap).
 func (l *ledger) deliver(t *tap.Tap, o *owed) {
 	l.taps++
 	if o == nil {
 		return
 	}
-	into, adj := l.book(t.Time.In(l.loc).Format("2006-01"))
+	if c := o.confirms; c != nil {
+		c.confirmed = true
+		l.settle(c)
+	}
+	switch {
+	case o.unknown:
+		o.delivered = true
+		l.settle(o)
+	case o.carrier != "": // not a tap that only confirms
+		l.bookAt(t.Time, o)
+	}
+}
+
+// settle books a commit-unknown ride once clearing has it and its
+// confirmation.
+func (l *ledger) settle(o *owed) {
+	if o.delivered && o.confirmed && !o.booked {
+		o.booked = true
+		l.bookAt(o.at, o)
+	}
+}
+
+// bookAt books o, a ride at at, into the statement its month goes into
+// now.
+func (l *ledger) bookAt(at time.Time, o *owed) {
+	into, adj := l.book(at.In(l.loc).Format("2006-01"))
 	if adj != "" {
 		l.late++
 	}

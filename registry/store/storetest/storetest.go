@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		{"Replace", testReplace},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
+		{"CardRecords", testCardRecords},
 		{"Expiring", testExpiring},
 		{"Import", testImport},
 		{"ImportConflictWritesNothing", testImportConflict},
