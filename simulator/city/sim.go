@@ -98,7 +98,7 @@ type Sim struct {
 	w   *world
 	// tariffGiven is set once clearing keeps the city's tariff (proof.go).
 	tariffGiven bool
-	log *slog.Logger
+	log         *slog.Logger
 
 	keys   *hsm.Keystore
 	issuer *cardkey.Source
