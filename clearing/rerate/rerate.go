@@ -133,6 +133,12 @@ func NewTariff(t *fare.Tariff) *Tariff {
 	return rt
 }
 
+// Horizon is how long a previous ride can matter to a ride: the longer
+// of the anti-passback time and the longest transfer window. A ride whose
+// card names a previous ride younger than this that clearing has not
+// received waits for it (evidence-pending).
+func (t *Tariff) Horizon() time.Duration { return t.horizon }
+
 // prices reports whether the tariff prices rides of carrier at all.
 func (t *Tariff) prices(carrier string) bool {
 	if _, ok := t.Carriers[carrier]; ok {

@@ -175,8 +175,10 @@ func Newest(ctx context.Context, st Store) (uint32, error) {
 // registry/publish): when the registry publishes a version clearing does
 // not keep, it is fetched, verified and kept.
 type Fetcher struct {
-	// URL is the registry's validator file base,
-	// e.g. https://registry.example/v1/validator.
+	// URL is the base under which the registry serves the tariff to
+	// clearing's service token, https://registry.example/v1 (GET
+	// /v1/tariff; validators fetch the same file under /v1/validator with
+	// a device signature).
 	URL string
 	// Keys verifies tariffs. Required.
 	Keys tariff.PublicKeys
@@ -184,8 +186,8 @@ type Fetcher struct {
 	Store Store
 	// Client makes the requests; nil is a client with a 30 s timeout.
 	Client *http.Client
-	// Token, when set, is sent as a bearer token, for a registry that
-	// authenticates its validator files too.
+	// Token is sent as a bearer token: clearing's service token, which
+	// the registry requires.
 	Token string
 	// Log gets a line per tariff kept and per failure; nil is
 	// slog.Default().

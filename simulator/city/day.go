@@ -205,17 +205,7 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 	}
 	ow := s.truthAfter(c, tc, tp, td, o)
 	if o.journalled {
-		// The tap's evidence names the card's newest log record: a
-		// commit-unknown ride the card holds is confirmed by it.
-		if c.unsettled != nil {
-			if ow == nil {
-				ow = &owed{}
-			}
-			ow.confirms, c.unsettled = c.unsettled, nil
-		}
-		if ow != nil && ow.unknown {
-			c.unsettled = ow
-		}
+		s.linkEvidence(c, &ow, o)
 	}
 	if e.tear > 0 && (!o.journalled || !o.rec.CardCommitted) {
 		counts.torn.Add(1)

@@ -39,6 +39,9 @@ type cardState struct {
 	// journalled as commit unknown and the card holds it: owed once the
 	// card's next tap names it (reference.go).
 	unsettled *owed
+	// lastOwed is the truth of the tap that wrote the card's newest log
+	// record, which the card's next tap names.
+	lastOwed *owed
 }
 
 // uid returns the card's 7-byte UID, made from its serial.

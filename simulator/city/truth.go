@@ -56,31 +56,33 @@ func (l *ledger) book(period string) (into, adjusts string) {
 }
 
 // deliver records that clearing received t for the first time, and books
-// what the reference model says is owed for it (o, nil for nothing): at
-// once, or, for a commit-unknown ride, once clearing also has the later
-// tap that confirms it (o.confirms of that tap).
+// what the reference model says is owed for it (o, nil for nothing) once
+// clearing has all it needs to pay it (owed.pending), and what waited for
+// t.
 func (l *ledger) deliver(t *tap.Tap, o *owed) {
 	l.taps++
 	if o == nil {
 		return
 	}
+	o.arrived = true
+	for _, w := range o.waiting {
+		w.pending--
+		l.settle(w)
+	}
+	o.waiting = nil
 	if c := o.confirms; c != nil {
-		c.confirmed = true
+		c.pending--
 		l.settle(c)
 	}
-	switch {
-	case o.unknown:
-		o.delivered = true
+	if o.carrier != "" { // not a tap that only confirms or is waited for
+		o.pending--
 		l.settle(o)
-	case o.carrier != "": // not a tap that only confirms
-		l.bookAt(t.Time, o)
 	}
 }
 
-// settle books a commit-unknown ride once clearing has it and its
-// confirmation.
+// settle books a ride once clearing has all it needs to pay it.
 func (l *ledger) settle(o *owed) {
-	if o.delivered && o.confirmed && !o.booked {
+	if o.pending <= 0 && !o.booked {
 		o.booked = true
 		l.bookAt(o.at, o)
 	}
