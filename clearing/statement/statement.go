@@ -218,12 +218,25 @@ func tokenPart(st *store.Statement) string {
 	return adj + ":" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// Preview returns what closing period now would freeze. A closed period
+// Preview returns what closing period now would freeze, having judged
+// what waits for re-rating as the close would. A closed period
 // fails with store.ErrPeriodClosed.
 func (s *Service) Preview(ctx context.Context, period string) (Preview, error) {
 	_, end, err := store.Bounds(period, s.loc())
 	if err != nil {
 		return Preview{}, fmt.Errorf("preview the close: %w", err)
+	}
+	// A close judges what waits for re-rating before it seals
+	// (store.Proof.Rerate), so the preview judges it first too: it shows
+	// the rides the close pays and the ones it holds back.
+	for {
+		rs, err := s.Store.Rerate(ctx, 100)
+		if err != nil {
+			return Preview{}, fmt.Errorf("preview the close: %w", err)
+		}
+		if rs.Runs == 0 && rs.Cards == 0 {
+			break
+		}
 	}
 	sts, err := s.Store.Statements(ctx, period)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/citycard/transit/clearing/pdf/pdftest"
+	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 	csqlite "github.com/citycard/transit/clearing/store/sqlite"
 	"github.com/citycard/transit/clearing/store/storetest"
@@ -74,6 +75,11 @@ func TestCarrierCopy(t *testing.T) {
 	if _, err := st.SetCardRecords(ctx, recs, store.Feed{Next: 1, AsOf: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
+	// A device with a valid key claims 2^40 kopiyky for one ride: held,
+	// never paid, and ATP-1's copy says so.
+	inflated := taps[0]
+	inflated.Seq, inflated.Time, inflated.CompensationKop = 9, at.Add(8*time.Hour), 1<<40
+	taps = append(taps, inflated)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +104,7 @@ func TestCarrierCopy(t *testing.T) {
 	t.Setenv("TRANSIT_KEYSTORE_PASSPHRASE", "")
 	out := transit(t, ctx, 0, "statement", "verify", "--bundle", prefix+".bundle", "--public-key", pemFile)
 	for _, want := range []string{"OK: signed by the key sha256:", "ATP-1: 2 benefit rides, compensation 30.00 UAH",
+		"ATP-1: held back, not paid (amount-invalid): 1 rides claiming " + report.UAH(1<<40) + " UAH",
 		"by o.koval", "the signature also covers the lines of ELEKTROTRANS, which are not in this copy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
