@@ -67,23 +67,29 @@ const (
 	ActCloseStatements Action = "close compensation statements"
 	ActReconciliation  Action = "read reconciliation reports"
 	ActMetrics         Action = "read service metrics"
+	// ActReadHeld is listing the rides clearing holds back and the card's
+	// proof of the rides it pays; ActDecideHeld is releasing or rejecting
+	// held rides, on the record.
+	ActReadHeld   Action = "read held rides"
+	ActDecideHeld Action = "decide held rides"
 )
 
 // Actions lists every action.
 var Actions = []Action{ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise,
 	ActExpiring, ActImport, ActCardEvents, ActAudit, ActOwnData, ActTokens, ActIntrospect,
-	ActStatements, ActCloseStatements, ActReconciliation, ActMetrics}
+	ActStatements, ActCloseStatements, ActReconciliation, ActMetrics, ActReadHeld, ActDecideHeld}
 
 // permissions is the role table. Finance, auditors, operators and
 // services never see personal data; residents see only their own.
 // Finance reads statements, only a supervisor closes them, operators
-// read metrics and reconciliation.
+// read metrics and reconciliation. Finance decides held rides;
+// auditors read them, to check the decisions.
 var permissions = map[Role][]Action{
 	RoleDesk: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring},
 	RoleSupervisor: {ActRegister, ActReadPersonal, ActEntitlements, ActCards, ActPersonalise, ActExpiring,
 		ActImport, ActCardEvents, ActTokens, ActStatements, ActCloseStatements, ActReconciliation},
-	RoleFinance:  {ActCardEvents, ActStatements, ActReconciliation},
-	RoleAuditor:  {ActAudit, ActCardEvents},
+	RoleFinance:  {ActCardEvents, ActStatements, ActReconciliation, ActReadHeld, ActDecideHeld},
+	RoleAuditor:  {ActAudit, ActCardEvents, ActReadHeld},
 	RoleResident: {ActOwnData},
 	RoleService:  {ActCardEvents, ActIntrospect},
 	RoleOperator: {ActMetrics, ActReconciliation},

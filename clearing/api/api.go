@@ -6,6 +6,9 @@
 //	GET  /v1/statements/{period}                                                                 finance, supervisor
 //	GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
 //	POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]               supervisor
+//	GET  /v1/held?period=YYYY-MM[&carrier=X][&reason=R][&decided=true][&after=DEVICE/SEQ][&limit=N]  finance, auditor
+//	POST /v1/held/decide {"rides": ["DEVICE/SEQ"...], "decision": "release"|"reject", "reason": "..."} finance
+//	GET  /v1/proof?period=YYYY-MM                                                                finance, auditor
 //	GET  /metrics (when a Prometheus gatherer is given)                                          operator
 //
 // # Who may call what
@@ -26,6 +29,9 @@
 //
 // A close is signed with the staff member the request comes from (the
 // account the registry names for the token); one without is refused.
+// Likewise a decision on held rides (release or reject, with a written
+// reason) records the staff member, the time and the reason; auditors
+// may read held rides and the card's proof but decide nothing.
 //
 // Every error is a JSON object {"error": "..."} whose message says what
 // to do about it, with a status code that tells a client whether trying
@@ -75,6 +81,9 @@ var routes = []Route{
 	{"GET /v1/statements/{period}", registry.ActStatements},
 	{"GET /v1/statements/{period}/verify", registry.ActStatements},
 	{"POST /v1/statements/{period}/close", registry.ActCloseStatements},
+	{"GET /v1/held", registry.ActReadHeld},
+	{"POST /v1/held/decide", registry.ActDecideHeld},
+	{"GET /v1/proof", registry.ActReadHeld},
 	{"GET /metrics", registry.ActMetrics},
 }
 
@@ -85,7 +94,8 @@ func Routes() []Route { return append([]Route(nil), routes...) }
 // and the catch-alls that only say a method or path is wrong.
 var open = map[string]bool{"GET /healthz": true, "GET /readyz": true, "/healthz": true, "/readyz": true, "/": true,
 	"/v1/compensation": true, "/v1/reconciliation": true, "/v1/statements/{period}": true,
-	"/v1/statements/{period}/verify": true, "/v1/statements/{period}/close": true}
+	"/v1/statements/{period}/verify": true, "/v1/statements/{period}/close": true,
+	"/v1/held": true, "/v1/held/decide": true, "/v1/proof": true}
 
 // Server answers the API from a store.
 type Server struct {
@@ -104,7 +114,8 @@ type Server struct {
 	// Auth checks callers' tokens with the registry; without it every
 	// request is refused.
 	Auth Authenticator
-	// Now is the clock of the throttle; nil means time.Now.
+	// Now is the clock of the throttle and of decisions on held rides;
+	// nil means time.Now.
 	Now func() time.Time
 
 	once     sync.Once
@@ -120,6 +131,9 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/statements/{period}":        s.statements,
 		"GET /v1/statements/{period}/verify": s.verify,
 		"POST /v1/statements/{period}/close": s.close,
+		"GET /v1/held":                       s.held,
+		"POST /v1/held/decide":               s.decide,
+		"GET /v1/proof":                      s.proof,
 		"GET /metrics": func(w http.ResponseWriter, r *http.Request) {
 			if s.Gatherer == nil {
 				s.fail(w, r, http.StatusNotFound, errors.New("this clearing service serves no metrics"))
@@ -136,6 +150,7 @@ func (s *Server) Handler() http.Handler {
 	for path, allow := range map[string]string{
 		"/v1/compensation": "GET", "/v1/reconciliation": "GET", "/v1/statements/{period}": "GET",
 		"/v1/statements/{period}/verify": "GET", "/v1/statements/{period}/close": "POST",
+		"/v1/held": "GET", "/v1/held/decide": "POST", "/v1/proof": "GET",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -143,7 +158,7 @@ func (s *Server) Handler() http.Handler {
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no such endpoint %s; see GET /v1/compensation, /v1/reconciliation, /v1/statements/{period}", r.URL.Path))
+		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no such endpoint %s; see GET /v1/compensation, /v1/reconciliation, /v1/statements/{period}, /v1/held, /v1/proof", r.URL.Path))
 	})
 	return &policed{mux: mux, s: s}
 }

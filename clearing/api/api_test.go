@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/validator/tap"
@@ -38,12 +40,18 @@ func server(t testing.TB, withKeys bool) (*httptest.Server, *sqlite.Store) {
 	}
 	t.Cleanup(func() { st.Close() })
 	at := time.Date(2026, 11, 3, 9, 0, 0, 0, kyiv)
+	// Rides clearing's re-rating proves (the store suite's tariff): free
+	// rides on ATP-1's buses (15.00) and ELEKTROTRANS's trams (8.00).
 	var taps []tap.Tap
 	for i := range 6 {
-		taps = append(taps, tap.Tap{Device: "BUS-1", Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour),
-			Carrier: []string{"ATP-1", "ATP-2"}[i%2], Route: "5", Result: tap.Accepted, Category: "pensioner", Funding: "city",
-			FareKop: 1500, CompensationKop: 1500, CardCommitted: true})
+		tp := storetest.Ride("BUS-1", uint64(i+1), at.Add(time.Duration(i)*time.Hour))
+		tp.Route = "5"
+		if i%2 == 1 {
+			tp.Carrier, tp.FareKop, tp.CompensationKop = "ELEKTROTRANS", 800, 800
+		}
+		taps = append(taps, tp)
 	}
+	storetest.Prove(t, st, taps)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +121,23 @@ func callWith(t *testing.T, hs *httptest.Server, method, path string, h http.Hea
 
 func callFull(t *testing.T, hs *httptest.Server, token, method, path string, h http.Header, status int, into any) http.Header {
 	t.Helper()
-	req, err := http.NewRequest(method, hs.URL+path, nil)
+	return send(t, hs, token, method, path, h, nil, status, into)
+}
+
+// send makes a request with token ("" for none), headers h and a JSON
+// body (nil for none), checks its status and decodes its answer into
+// into (unless nil).
+func send(t *testing.T, hs *httptest.Server, token, method, path string, h http.Header, body any, status int, into any) http.Header {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, hs.URL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +152,13 @@ func callFull(t *testing.T, hs *httptest.Server, token, method, path string, h h
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != status {
-		t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, status, body)
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, status, b)
 	}
 	if into != nil {
-		if err := json.Unmarshal(body, into); err != nil {
-			t.Fatalf("%s %s: not JSON: %v\n%s", method, path, err, body)
+		if err := json.Unmarshal(b, into); err != nil {
+			t.Fatalf("%s %s: not JSON: %v\n%s", method, path, err, b)
 		}
 	}
 	return resp.Header
@@ -157,12 +181,12 @@ func TestCompensation(t *testing.T) {
 		CompensationKop int64 `json:"compensation_kop"`
 	}
 	call(t, hs, "GET", "/v1/compensation?period=2026-11", 200, &doc)
-	if len(doc.Lines) != 2 || doc.Lines[0].Carrier != "ATP-1" || doc.Lines[0].Rides != 3 || doc.CompensationKop != 9000 {
+	if len(doc.Lines) != 2 || doc.Lines[0].Carrier != "ATP-1" || doc.Lines[0].Rides != 3 || doc.CompensationKop != 3*1500+3*800 {
 		t.Fatalf("compensation %+v", doc)
 	}
-	call(t, hs, "GET", "/v1/compensation?period=2026-11&carrier=ATP-2&by=route", 200, &doc)
-	if len(doc.Lines) != 1 || doc.Lines[0].Route != "5" || doc.CompensationKop != 4500 {
-		t.Fatalf("ATP-2 by route %+v", doc)
+	call(t, hs, "GET", "/v1/compensation?period=2026-11&carrier=ELEKTROTRANS&by=route", 200, &doc)
+	if len(doc.Lines) != 1 || doc.Lines[0].Route != "5" || doc.CompensationKop != 3*800 {
+		t.Fatalf("ELEKTROTRANS by route %+v", doc)
 	}
 	h := call(t, hs, "GET", "/v1/compensation?period=2026-11&format=xlsx", 200, nil)
 	if !strings.Contains(h.Get("Content-Type"), "spreadsheetml") || !strings.Contains(h.Get("Content-Disposition"), "compensation-2026-11.xlsx") {

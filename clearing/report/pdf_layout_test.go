@@ -16,6 +16,7 @@ import (
 	"github.com/citycard/transit/clearing/register"
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -32,13 +33,18 @@ func month(t *testing.T, st store.Store) {
 	var taps []tap.Tap
 	add := func(at time.Time, i int) {
 		c := i % len(carriers)
-		taps = append(taps, tap.Tap{Device: carriers[c] + "-BUS-0417-front", Seq: uint64(len(taps)/len(carriers) + 1), Time: at, Card: uint64(i % 500),
-			Carrier: carriers[c], Route: routes[(i/3)%len(routes)], Result: tap.Accepted, CardCommitted: true, FareKop: 1500 + int64(i%7)*100,
-			Product: "benefit", Category: cats[(i/12)%len(cats)], Funding: []string{"state", "city"}[(i/72)%2], CompensationKop: 1500 + int64(i%7)*100})
+		// Claims clearing's re-rating proves (storetest.Prove): a close
+		// pays only what it proves.
+		cat := cats[(i/12)%len(cats)]
+		fare, charged, comp, funding := storetest.Claim(carriers[c], cat)
+		taps = append(taps, tap.Tap{Device: carriers[c] + "-BUS-0417-front", Seq: uint64(len(taps)/len(carriers) + 1), Time: at, Card: uint64(i%500 + 1),
+			Carrier: carriers[c], Route: routes[(i/3)%len(routes)], Result: tap.Accepted, CardCommitted: true, FareKop: fare, ChargedKop: charged,
+			Product: "benefit", Category: cat, Funding: funding, CompensationKop: comp, TariffVersion: storetest.TariffVersion})
 	}
 	for i := range 20 {
 		add(time.Date(2026, 10, 20, 8, i, 0, 0, kyiv), i)
 	}
+	storetest.Prove(t, st, taps)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +65,7 @@ func month(t *testing.T, st store.Store) {
 		seq[taps[i].Device]++
 		taps[i].Seq = seq[taps[i].Device]
 	}
+	storetest.Prove(t, st, taps)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}

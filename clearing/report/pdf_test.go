@@ -38,7 +38,7 @@ func flat(s string) string { return strings.Join(strings.Fields(s), " ") }
 func TestCompensationPDF(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	fill(t, st, 600)
+	fillProven(t, st, 600)
 	const period = "2026-11"
 	closedAt := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	seal := func(_ context.Context, s *store.Statement) error {

@@ -324,6 +324,7 @@ type LineJSON struct {
 	CategoryName    string `json:"category_name,omitempty"`
 	Funding         string `json:"funding,omitempty"`
 	FundingName     string `json:"funding_name,omitempty"`
+	Kind            string `json:"kind,omitempty"`
 	Route           string `json:"route,omitempty"`
 	Day             string `json:"day,omitempty"`
 	Rides           int64  `json:"rides"`
@@ -333,7 +334,7 @@ type LineJSON struct {
 }
 
 func lineJSON(l store.Line, names *register.Register, lang string) LineJSON {
-	j := LineJSON{Carrier: l.Carrier, Adjusts: l.Adjusts, Category: l.Category, Funding: l.Funding, Route: l.Route, Day: l.Day,
+	j := LineJSON{Carrier: l.Carrier, Adjusts: l.Adjusts, Category: l.Category, Funding: l.Funding, Kind: l.Kind, Route: l.Route, Day: l.Day,
 		Rides: l.Rides, FareKop: l.FareKop, ChargedKop: l.ChargedKop, CompensationKop: l.CompensationKop}
 	if n := names.CarrierName(l.Carrier); n != l.Carrier {
 		j.CarrierName = n
@@ -390,13 +391,15 @@ type StatementDoc struct {
 	Lines           []LineJSON `json:"lines"`
 	Rides           int64      `json:"rides"`
 	CompensationKop int64      `json:"compensation_kop"`
+	// Held are the rides the statement does not pay, and why.
+	Held []HeldJSON `json:"held,omitempty"`
 }
 
 // StatementJSON returns st as its JSON document.
 func StatementJSON(st store.Statement) StatementDoc {
 	t := st.Total()
 	d := StatementDoc{Period: st.Period, Adjusts: st.Adjusts, Status: "draft", Lines: linesJSON(st.Lines, nil, "uk"),
-		Rides: t.Rides, CompensationKop: t.CompensationKop}
+		Rides: t.Rides, CompensationKop: t.CompensationKop, Held: heldJSON(st.Held)}
 	if st.Closed {
 		at := st.ClosedAt
 		d.Status, d.ClosedAt = "closed", &at
@@ -438,10 +441,13 @@ func WriteStatements(w io.Writer, format string, sts []store.Statement, loc *tim
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "carrier\tcategory\tfunding\tbenefit rides\tfare, UAH\tcompensation, UAH\t")
 		for _, l := range c.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", l.Carrier, l.Category, l.Funding, l.Rides, UAH(l.FareKop), UAH(l.CompensationKop))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", l.Carrier, categoryText(l), l.Funding, l.Rides, UAH(l.FareKop), UAH(l.CompensationKop))
 		}
 		fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%s\t%s\t\n", c.Total.Rides, UAH(c.Total.FareKop), UAH(c.Total.CompensationKop))
 		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if err := writeHeld(w, st); err != nil {
 			return err
 		}
 	}

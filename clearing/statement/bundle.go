@@ -25,7 +25,7 @@ import (
 //	(a few lines for people: what this is, how to check it)
 //	-----BEGIN CITYCARD STATEMENT-----            the signed canonical form, base64
 //	-----BEGIN CITYCARD STATEMENT SIGNATURE-----  the Ed25519 signature
-//	-----BEGIN CITYCARD STATEMENT PART-----       form 3: a carrier's part (none or more)
+//	-----BEGIN CITYCARD STATEMENT PART-----       forms 3 and 4: a carrier's part (none or more)
 //	... the same for each statement: the period's own, then its adjustments
 //	-----BEGIN PUBLIC KEY-----                    as 'transit hsm export-public' writes it
 //
@@ -63,7 +63,7 @@ type Signed struct {
 	// CanonicalV3), Signature its signature.
 	Canonical []byte
 	Signature []byte
-	// Parts are the canonical forms of the carriers' parts (form 3) this
+	// Parts are the canonical forms of the carriers' parts (forms 3, 4) this
 	// copy discloses, in carrier order.
 	Parts [][]byte
 }
@@ -147,6 +147,9 @@ func (b Bundle) Write(w io.Writer, loc *time.Location) error {
 			for _, p := range parts {
 				t := p.Total()
 				fmt.Fprintf(&buf, "In this copy, %s's part: %d benefit rides, compensation %s UAH\n", p.Carrier, t.Rides, uah(t.CompensationKop))
+				if h := p.HeldTotal(); h.Rides > 0 {
+					fmt.Fprintf(&buf, "  held back, not paid: %d rides claiming %s UAH\n", h.Rides, uah(h.ClaimedKop))
+				}
 			}
 		}
 		headers := map[string]string{"Period": st.Period, "Adjusts": st.Adjusts, "Form": strconv.Itoa(max(st.Form, 1))}
@@ -291,6 +294,7 @@ func (b Bundle) Verify(trusted ed25519.PublicKey) ([]Verified, error) {
 		for _, p := range parts {
 			v.Disclosed = append(v.Disclosed, p.Carrier)
 			v.Statement.Lines = append(v.Statement.Lines, p.Lines...)
+			v.Statement.Held = append(v.Statement.Held, p.Held...)
 		}
 		out = append(out, v)
 	}
@@ -300,7 +304,7 @@ func (b Bundle) Verify(trusted ed25519.PublicKey) ([]Verified, error) {
 // readContent reads what a statement of a bundle signs: the statement
 // (form 3 without lines) and every carrier with lines in it.
 func readContent(s Signed) (store.Statement, []string, error) {
-	if bytes.HasPrefix(s.Canonical, []byte(Header3+"\n")) {
+	if bytes.HasPrefix(s.Canonical, []byte(Header3+"\n")) || bytes.HasPrefix(s.Canonical, []byte(Header4+"\n")) {
 		c, err := ParseContent(s.Canonical)
 		if err != nil {
 			return store.Statement{}, nil, err
@@ -318,7 +322,7 @@ func readContent(s Signed) (store.Statement, []string, error) {
 // lines of its disclosed parts only, after checking each against its
 // digest), every carrier with lines in it, and the disclosed parts.
 func readSigned(s Signed) (store.Statement, []string, []Part, error) {
-	if bytes.HasPrefix(s.Canonical, []byte(Header3+"\n")) {
+	if bytes.HasPrefix(s.Canonical, []byte(Header3+"\n")) || bytes.HasPrefix(s.Canonical, []byte(Header4+"\n")) {
 		return readSigned3(s)
 	}
 	if len(s.Parts) > 0 {
@@ -351,6 +355,9 @@ func readSigned3(s Signed) (store.Statement, []string, []Part, error) {
 		p, err := ParsePart(raw)
 		if err != nil {
 			return store.Statement{}, nil, nil, fmt.Errorf("statement %s, part %d: %w", name, i+1, err)
+		}
+		if max(p.Form, 3) != st.Form {
+			return store.Statement{}, nil, nil, fmt.Errorf("%w: statement %s (form %d): part %d is in form %d", ErrBundle, name, st.Form, i+1, max(p.Form, 3))
 		}
 		if p.Period != st.Period || p.Adjusts != st.Adjusts {
 			return store.Statement{}, nil, nil, fmt.Errorf("%w: statement %s: part %d is of statement %s%s", ErrBundle, name, i+1, p.Period, adjustsSuffix(p.Adjusts))

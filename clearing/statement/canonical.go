@@ -24,6 +24,18 @@
 // and 2 keep their canonical forms and verify as before; their one
 // signature covers every carrier's lines, so they travel whole.
 //
+// Form 4, in which statements are closed now, is form 3 with a second
+// section in every part: the carrier's rides the statement holds back
+// (clearing/rerate: held for a person to decide, or waiting for a fact
+// clearing lacks), per reason, with the compensation they claim; and the
+// compensation section's lines name their kind, "" for rides paid as
+// clearing re-rated them and "released" for held rides a person released
+// (on a line of their own). A carrier with held rides only has a part
+// too. Held rides are in no total: the statement says how much it holds
+// back and why, and signs that, but pays none of it. (CanonicalV4,
+// Part.Canonical.) Statements closed in form 3 keep it: they were closed
+// before clearing held rides back.
+//
 // Benefit compensation is section 1 of a part; the sections to come (fare
 // revenue) are added as further sections.
 package statement
@@ -52,7 +64,7 @@ const Header = "citycard-transit-statement/1"
 const Header2 = "citycard-transit-statement/2"
 
 // Form is the canonical form new statements are closed in.
-const Form = 3
+const Form = 4
 
 // SectionCompensation names the benefit compensation section: what the
 // city owes each carrier for benefit rides, per category and funding.
@@ -62,15 +74,17 @@ const stampLayout = "2006-01-02T15:04:05.000000Z"
 
 // Canonical returns the canonical form of a closed statement in its
 // Form, what its signature covers: CanonicalV1 for form 1, CanonicalV2
-// for form 2, CanonicalV3 otherwise.
+// for form 2, CanonicalV3 for form 3, CanonicalV4 otherwise.
 func Canonical(st *store.Statement) []byte {
 	switch {
 	case st.Form <= 1:
 		return CanonicalV1(st)
 	case st.Form == 2:
 		return CanonicalV2(st)
+	case st.Form == 3:
+		return CanonicalV3(st)
 	}
-	return CanonicalV3(st)
+	return CanonicalV4(st)
 }
 
 // CanonicalV2 returns the canonical form 2 of a closed statement:
@@ -91,7 +105,7 @@ func Canonical(st *store.Statement) []byte {
 // After the header fields come the sections, each named, with its number
 // of lines, its lines and its total; form 2 has one section, benefit
 // compensation, whose lines are as in form 1. Strings are quoted as in
-// form 1. Statements are closed in form 3 now (CanonicalV3), whose
+// form 1. Statements are closed in form 4 now (CanonicalV4), whose
 // carriers' parts carry the sections.
 func CanonicalV2(st *store.Statement) []byte {
 	var b bytes.Buffer
@@ -176,8 +190,8 @@ var ErrCanonical = errors.New("not a canonical statement")
 const MaxCanonical = 16 << 20
 
 // Parse reads a statement back from its canonical form 1 or 2, as an
-// auditor does with an exported statement (form 3: ParseContent and
-// ParsePart). It accepts exactly
+// auditor does with an exported statement (forms 3 and 4: ParseContent
+// and ParsePart). It accepts exactly
 // what Canonical writes: Canonical(Parse(b)) == b for every b it accepts,
 // and each total must equal the sum of its lines.
 func Parse(b []byte) (store.Statement, error) {
@@ -202,8 +216,8 @@ func Parse(b []byte) (store.Statement, error) {
 	if len(lines) > 0 && lines[0] == Header2 {
 		return parseV2(b, lines)
 	}
-	if len(lines) > 0 && lines[0] == Header3 {
-		return fail(1, "a form 3 statement holds its carriers' part digests, not lines: read it with ParseContent")
+	if len(lines) > 0 && (lines[0] == Header3 || lines[0] == Header4) {
+		return fail(1, "a form 3 or 4 statement holds its carriers' part digests, not lines: read it with ParseContent")
 	}
 	return parseV1(b, lines)
 }

@@ -178,8 +178,8 @@ func FuzzParseContent(f *testing.F) {
 // FuzzParsePart: a part from outside must not panic the reader, and what
 // it accepts is canonical.
 func FuzzParsePart(f *testing.F) {
-	st := sample3()
-	for _, p := range statement.Parts(&st) {
+	st, held := sample3(), heldSample() // form 3, and form 4 with held rides
+	for _, p := range append(statement.Parts(&st), statement.Parts(&held)...) {
 		f.Add(p.Canonical())
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -262,13 +262,13 @@ func TestCarrierCopy(t *testing.T) {
 		t.Errorf("a raised part: %v", err)
 	}
 	// A part made up for the other carrier, without its salt, does not match.
-	guess := statement.Part{Period: "2026-11", Carrier: "ELEKTROTRANS", Salt: make([]byte, 32), Lines: []store.Line{sts[0].Lines[1]}}
+	guess := statement.Part{Period: "2026-11", Carrier: "ELEKTROTRANS", Form: statement.Form, Salt: make([]byte, 32), Lines: []store.Line{sts[0].Lines[1]}}
 	forged.Statements[0].Parts = [][]byte{back.Statements[0].Parts[0], guess.Canonical()}
 	if _, err := forged.Verify(pub); err == nil || !strings.Contains(err.Error(), "does not match the digest") {
 		t.Errorf("a guessed part of another carrier: %v", err)
 	}
 	// A part of a carrier the statement does not name.
-	stranger := statement.Part{Period: "2026-11", Carrier: "ZZZ", Salt: make([]byte, 32), Lines: []store.Line{{Carrier: "ZZZ", Rides: 1}}}
+	stranger := statement.Part{Period: "2026-11", Carrier: "ZZZ", Form: statement.Form, Salt: make([]byte, 32), Lines: []store.Line{{Carrier: "ZZZ", Rides: 1}}}
 	forged.Statements[0].Parts = [][]byte{back.Statements[0].Parts[0], stranger.Canonical()}
 	if _, err := forged.Verify(pub); err == nil || !strings.Contains(err.Error(), "does not name") {
 		t.Errorf("a part of a carrier not in the statement: %v", err)

@@ -198,11 +198,18 @@ func (p Preview) Token() string {
 }
 
 // tokenPart is "ADJUSTS:DIGEST" ("-" for the period's own statement),
-// the digest being over the statement's lines.
+// the digest being over the statement's lines and held rides.
 func tokenPart(st *store.Statement) string {
 	h := sha256.New()
 	for _, l := range st.Lines {
 		fmt.Fprintf(h, "%q %q %q %d %d %d %d\n", l.Carrier, l.Category, l.Funding, l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop)
+		if l.Kind != "" {
+			fmt.Fprintf(h, "kind %q\n", l.Kind)
+		}
+	}
+	// What the statement holds back is part of the figures shown too.
+	for _, hl := range st.Held {
+		fmt.Fprintf(h, "held %q %q %d %d\n", hl.Carrier, hl.Reason, hl.Rides, hl.ClaimedKop)
 	}
 	adj := st.Adjusts
 	if adj == "" {
@@ -211,12 +218,25 @@ func tokenPart(st *store.Statement) string {
 	return adj + ":" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// Preview returns what closing period now would freeze. A closed period
+// Preview returns what closing period now would freeze, having judged
+// what waits for re-rating as the close would. A closed period
 // fails with store.ErrPeriodClosed.
 func (s *Service) Preview(ctx context.Context, period string) (Preview, error) {
 	_, end, err := store.Bounds(period, s.loc())
 	if err != nil {
 		return Preview{}, fmt.Errorf("preview the close: %w", err)
+	}
+	// A close judges what waits for re-rating before it seals
+	// (store.Proof.Rerate), so the preview judges it first too: it shows
+	// the rides the close pays and the ones it holds back.
+	for {
+		rs, err := s.Store.Rerate(ctx, 100)
+		if err != nil {
+			return Preview{}, fmt.Errorf("preview the close: %w", err)
+		}
+		if rs.Runs == 0 && rs.Cards == 0 {
+			break
+		}
 	}
 	sts, err := s.Store.Statements(ctx, period)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -57,14 +58,24 @@ func setup(t *testing.T) *fixture {
 	return f
 }
 
+// ride is a benefit ride that clearing's re-rating proves with the
+// store suite's tariff: on ATP-1 a free ride (1500) or a half-price one
+// (750), on Elektrotrans a free ride (800).
 func ride(device string, seq uint64, at time.Time, carrier string, kop int64) tap.Tap {
-	return tap.Tap{Device: device, Seq: seq, Time: at, Card: 500 + seq, Carrier: carrier, Route: "7", Vehicle: device,
-		Result: tap.Accepted, Reason: "ok", Product: "benefit", Category: "veteran", Funding: "state",
-		FareKop: kop, CompensationKop: kop, CardCommitted: true}
+	tp := storetest.Ride(device, seq, at)
+	tp.Card, tp.Vehicle = 500+seq, device
+	if carrier == "Elektrotrans" || carrier == "ELEKTROTRANS" {
+		tp.Carrier, tp.Route, tp.FareKop, tp.CompensationKop = "ELEKTROTRANS", "T1", 800, 800
+	}
+	if kop == 750 {
+		tp.Category, tp.ChargedKop, tp.CompensationKop = "31", 750, 750
+	}
+	return tp
 }
 
 func (f *fixture) add(t *testing.T, taps ...tap.Tap) {
 	t.Helper()
+	storetest.Prove(t, f.st, taps)
 	if _, _, err := f.st.AddTaps(context.Background(), taps); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +138,7 @@ func TestLateTapLeavesClosedStatement(t *testing.T) {
 		}
 	}
 	dec := f.statements(t, "2026-12")
-	want := []store.Line{{Adjusts: "2026-11", Carrier: "ATP-1", Category: "veteran", Funding: "state", Rides: 1, FareKop: 1500, CompensationKop: 1500}}
+	want := []store.Line{{Adjusts: "2026-11", Carrier: "ATP-1", Category: "11", Funding: "city", Rides: 1, FareKop: 1500, CompensationKop: 1500}}
 	if len(dec) != 2 || dec[1].Adjusts != "2026-11" || dec[1].Closed || !slices.Equal(dec[1].Lines, want) {
 		t.Fatalf("December's statements %+v; want its own and a draft adjustment of November holding the late ride", dec)
 	}
@@ -187,7 +198,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 	nov := time.Date(2026, 11, 20, 8, 0, 0, 0, kyiv)
-	f.add(t, ride("BUS-1", 1, nov, "ATP-1", 1500), ride("BUS-1", 2, nov, "ATP-2", 1500))
+	f.add(t, ride("BUS-1", 1, nov, "ATP-1", 1500), ride("BUS-1", 2, nov, "Elektrotrans", 800))
 	if _, err := f.svc.Close(ctx, "2026-11", closing); err != nil {
 		t.Fatal(err)
 	}

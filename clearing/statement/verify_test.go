@@ -40,7 +40,7 @@ func closedNovember(t *testing.T) (*fixture, []store.Statement, []byte) {
 }
 
 // TestActorAndKeyAreSigned: who closed and which key signed are in the
-// signed canonical form 3, with each carrier's part, and it parses back
+// signed canonical form 4, with each carrier's part, and it parses back
 // to the same statement.
 func TestActorAndKeyAreSigned(t *testing.T) {
 	_, sts, pemKey := closedNovember(t)
@@ -54,7 +54,7 @@ func TestActorAndKeyAreSigned(t *testing.T) {
 	if len(parts) != 2 {
 		t.Fatalf("%d parts, want one for each of the two carriers", len(parts))
 	}
-	for _, want := range []string{statement.Header3 + "\n", `closed-by "o.koval (supervisor)"`,
+	for _, want := range []string{statement.Header4 + "\n", `closed-by "o.koval (supervisor)"`,
 		`key "sign-statement@1" "` + statement.Fingerprint(pub) + `"`, "parts 2\n",
 		fmt.Sprintf("part \"ATP-1\" %x\n", parts[0].Digest()), fmt.Sprintf("part \"ELEKTROTRANS\" %x\n", parts[1].Digest()), "\nend\n"} {
 		if !strings.Contains(c, want) {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,12 +80,14 @@ type Store interface {
 
 	// Compensation returns the compensation lines booked in a period,
 	// read from the roll-ups (never by scanning raw taps), sorted by
-	// adjusts, carrier, category, funding, route and day in byte order.
+	// adjusts, carrier, category, funding, kind, route and day in byte
+	// order.
 	Compensation(ctx context.Context, q Query) ([]Line, error)
-	// TapLines recomputes from the raw taps the lines of the statement of
-	// period that adjusts adjusts ("" for the period's own statement),
-	// sorted like Compensation. It scans taps: it is for audits (and
-	// tests) that check the roll-up, not for reports.
+	// TapLines recomputes from the raw taps and their judgements the
+	// lines of the statement of period that adjusts adjusts ("" for the
+	// period's own statement), sorted like Compensation. It scans taps:
+	// it is for audits (and tests) that check the roll-up, not for
+	// reports.
 	TapLines(ctx context.Context, period, adjusts string) ([]Line, error)
 	// Statements returns the statements of a period: its own first, then
 	// its adjustment statements by the period they adjust. A closed
@@ -92,9 +95,11 @@ type Store interface {
 	// read from the roll-up, and its own statement is there even without
 	// lines.
 	Statements(ctx context.Context, period string) ([]Statement, error)
-	// CloseStatements closes period: with ingest held off, it reads the
-	// period's statements, has seal fill in each one's hash and
-	// signature, and stores them closed, all in one transaction. From
+	// CloseStatements closes period: with ingest held off, it re-rates
+	// every ride still queued for re-rating (Rerate), reads the period's
+	// statements with the rides they hold back (Statement.Held), has
+	// seal fill in each one's hash and signature, and stores them
+	// closed, all in one transaction. From
 	// then on the statements never change; rides of the period that
 	// arrive later are booked into an adjustment statement of the next
 	// open period (Book). Closing a closed period fails with
@@ -132,6 +137,9 @@ type Store interface {
 	// audited page by page. Times come back in UTC, truncated to
 	// microseconds.
 	Taps(ctx context.Context, device string, after uint64, limit int) ([]tap.Tap, error)
+	// Proof keeps what re-rating needs and decides (clearing/rerate).
+	Proof
+
 	// CardTaps returns up to q.Limit taps of the cards q.Cards with a
 	// time in [q.From, q.To), newest first (TapCursor order), after or
 	// before q's cursor, so that a card holder's rides can be read page by
@@ -199,6 +207,10 @@ type Line struct {
 	Carrier  string
 	Category string
 	Funding  string
+	// Kind is "" for rides paid as clearing re-rated them, "released"
+	// for held rides a person released (rerate.KindReleased): those
+	// appear as lines of their own.
+	Kind string
 	// Route and Day ("YYYY-MM-DD", the day of the ride in the city's
 	// time zone) are set only when the query asked for them.
 	Route string
@@ -232,8 +244,8 @@ type Statement struct {
 	// are set only when it is true.
 	Closed   bool
 	ClosedAt time.Time
-	// Lines are per carrier, category and funding source, sorted so; each
-	// has Adjusts equal to the statement's.
+	// Lines are per carrier, category, funding source and kind, sorted
+	// so; each has Adjusts equal to the statement's.
 	Lines []Line
 	// ClosedBy names who closed the period (a staff account, or the
 	// operator the command line named); it is part of the signed
@@ -251,6 +263,11 @@ type Statement struct {
 	// the others' digests learns nothing of the others' lines. It never
 	// leaves clearing; nil before form 3.
 	PartSeed []byte
+	// Held are the rides the statement does not pay, per carrier and
+	// reason (clearing/rerate): held for a person to decide, or waiting
+	// for a fact clearing lacks. They are not in Lines or Total. Rides
+	// belong here when their claim belongs to the statement.
+	Held []HeldLine
 	// Hash is the SHA-256 of the statement's canonical form, Signature
 	// the Ed25519 signature over it made with the key KeyRef
 	// ("sign-statement@N"), whose public key has the fingerprint
@@ -259,6 +276,16 @@ type Statement struct {
 	Signature      []byte
 	KeyRef         string
 	KeyFingerprint string
+}
+
+// HeldTotal sums a statement's held rides.
+func (s *Statement) HeldTotal() HeldLine {
+	var t HeldLine
+	for _, h := range s.Held {
+		t.Rides += h.Rides
+		t.ClaimedKop += h.ClaimedKop
+	}
+	return t
 }
 
 // Total sums a statement's lines.
@@ -284,7 +311,15 @@ var ErrPeriodClosed = errors.New("period is closed already")
 type HotlistEntry struct {
 	Card uint64
 	From time.Time
+	// Reason is why, as the hotlist names it; ReasonBenefitRevoked
+	// withdraws the card's benefits (re-rating holds its benefit rides)
+	// but does not deny its rides, so such an entry flags no tap.
+	Reason string
 }
+
+// ReasonBenefitRevoked is the hotlist reason that withdraws a card's
+// benefits only (validator/hotlist, registry.ReasonBenefitRevoked).
+const ReasonBenefitRevoked = "benefit-revoked"
 
 // DeviceStats counts one device's taps of a period.
 type DeviceStats struct {
@@ -329,12 +364,28 @@ func Bounds(period string, loc *time.Location) (from, to time.Time, err error) {
 	return from, from.AddDate(0, 1, 0), nil
 }
 
-// Compensable reports whether t counts towards compensation: a benefit
-// ride that was accepted and that the card really recorded. A tap whose
-// card left the field before the commit is kept as evidence but owes
-// nothing, since the card's benefit counters did not move.
+// Compensable reports whether t counts towards compensation when it is
+// stored: a benefit ride that was accepted, that the card really
+// recorded, and whose amounts some tariff could owe (SaneAmounts). A tap
+// whose card left the field before the commit is kept as evidence but
+// owes nothing, since the card's benefit counters did not move; a tap
+// with an impossible amount is kept, and held by re-rating
+// (clearing/rerate), which also judges every compensable ride before its
+// statement is closed.
 func Compensable(t *tap.Tap) bool {
-	return t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0
+	return t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0 && SaneAmounts(t)
+}
+
+// MaxAmountKop is the largest amount a tariff can hold
+// (validator/tariff/FORMAT.md: at most 1,000,000.00 UAH).
+const MaxAmountKop = 100_000_000
+
+// SaneAmounts reports whether t's amounts could come from some tariff:
+// none negative, none above MaxAmountKop. A validator sends such amounts
+// only when it is broken or dishonest.
+func SaneAmounts(t *tap.Tap) bool {
+	ok := func(k int64) bool { return k >= 0 && k <= MaxAmountKop }
+	return ok(t.FareKop) && ok(t.ChargedKop) && ok(t.CompensationKop)
 }
 
 // ParsePeriod parses an accounting month "YYYY-MM" and returns midnight
@@ -364,10 +415,41 @@ func Drafts(period string, lines []Line) []Statement {
 	return out
 }
 
+// AdjustsHeld is a held line of the statement that adjusts Adjusts (""
+// for the period's own statement).
+type AdjustsHeld struct {
+	Adjusts string
+	HeldLine
+}
+
+// DraftsHeld is Drafts with the held lines (sorted by adjusts, carrier and
+// reason) in the statements they belong to; a statement that holds back
+// rides and pays none is there too.
+func DraftsHeld(period string, lines []Line, held []AdjustsHeld) []Statement {
+	out := Drafts(period, lines)
+	for _, h := range held {
+		i := slices.IndexFunc(out, func(s Statement) bool { return s.Adjusts == h.Adjusts })
+		if i < 0 {
+			out = append(out, Statement{Period: period, Adjusts: h.Adjusts})
+			i = len(out) - 1
+		}
+		out[i].Held = append(out[i].Held, h.HeldLine)
+	}
+	// The own statement first, then the adjustments by the period they
+	// adjust.
+	slices.SortStableFunc(out[1:], func(a, b Statement) int { return strings.Compare(a.Adjusts, b.Adjusts) })
+	return out
+}
+
 // CompareLines orders lines as the stores return them: by adjusts,
-// carrier, category, funding, route and day, in byte order.
+// carrier, category, funding, kind, route and day, in byte order.
 func CompareLines(a, b Line) int {
 	return cmp.Or(strings.Compare(a.Adjusts, b.Adjusts), strings.Compare(a.Carrier, b.Carrier),
 		strings.Compare(a.Category, b.Category), strings.Compare(a.Funding, b.Funding),
-		strings.Compare(a.Route, b.Route), strings.Compare(a.Day, b.Day))
+		strings.Compare(a.Kind, b.Kind), strings.Compare(a.Route, b.Route), strings.Compare(a.Day, b.Day))
+}
+
+// CompareHeld orders held lines by carrier and reason.
+func CompareHeld(a, b HeldLine) int {
+	return cmp.Or(strings.Compare(a.Carrier, b.Carrier), strings.Compare(a.Reason, b.Reason))
 }

@@ -142,6 +142,7 @@ again. The embedded sqlite: store also migrates itself whenever it is opened; mi
 		session       time.Duration
 		lf            listenFlags
 		cf            callerFlags
+		pf            proofFlags
 	)
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -160,7 +161,13 @@ host-pid) in its Kafka client id, its log lines and its metrics. Nothing on the 
 batch that cannot be decoded, authenticated or stored for its content is quarantined and committed, and
 a database or broker that goes away is waited for, with retries logged. On PostgreSQL every transaction
 commits synchronously, and a server running with fsync off is refused: it may lose taps whose offsets
-were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
+were committed.
+
+Beside ingest runs re-rating too: each benefit ride is decided again with clearing's own facts (the signed
+tariff it names, the card's previous ride and month, the registry's records of the card) and linked to the
+card's own evidence; what cannot be proved is held for finance staff ('transit clearing held'). With
+--registry, clearing also fetches the registry's published tariff and reads its card records, with its
+service token. Stop with Ctrl-C or SIGTERM: handled batches are committed first.`,
 		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing serve --db postgres://postgres@127.0.0.1/transit \
       --brokers 127.0.0.1:9092 --keystore keys.json --workers 2 \
       --http 127.0.0.1:8080 --registry https://registry.city:8443 --registry-token-file clearing.token
@@ -288,6 +295,10 @@ were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first
 				return err
 			}
 			go (&clonecheck.Checker{Store: st, Metrics: cm, Log: log}).Run(ctx) //nolint:errcheck // ends with ctx
+			// So do re-rating, and the tariffs and card records it needs.
+			if err := startProof(ctx, &pf, &cf, st, km, reg, c.ErrOrStderr(), log); err != nil {
+				return err
+			}
 			log.Info("clearing started", "brokers", brokers, "topic", topic, "group", group, "workers", workers,
 				"http", addr, "metrics", metricsAddr)
 			runDone := make(chan error, 1)
@@ -330,8 +341,10 @@ were committed. Stop with Ctrl-C or SIGTERM: handled batches are committed first
 	serve.Flags().BoolVar(&allowFsyncOff, "test-allow-fsync-off", false, "FOR TESTS ONLY: run on a PostgreSQL server with fsync off, which can lose committed taps in a crash")
 	lf.register(serve)
 	cf.register(serve)
+	pf.register(serve)
 
 	cmd.AddCommand(migrate, serve, newAPICmd(&sf), newStatementCmd(&sf))
+	addProofCmds(cmd, &sf)
 	return cmd
 }
 
@@ -491,6 +504,9 @@ func newAPICmd(sf *storeFlags) *cobra.Command {
   GET  /v1/statements/{period}                                                                 finance, supervisor
   GET  /v1/statements/{period}/verify[?deep=true]                                              finance, supervisor
   POST /v1/statements/{period}/close?confirm={period}[&early=true][&expect=TOKEN]               supervisor
+  GET  /v1/held?period=YYYY-MM[&carrier=X][&reason=R][&decided=true][&after=DEVICE/SEQ][&limit=N]  finance, auditor
+  POST /v1/held/decide {"rides": ["DEVICE/SEQ"], "decision": "release"|"reject", "reason": "..."} finance
+  GET  /v1/proof?period=YYYY-MM                                                                finance, auditor
   GET  /metrics                                                                                operator
   GET  /healthz, /readyz                                                                       anyone (probes: "ok" or "not ready", nothing more)
 

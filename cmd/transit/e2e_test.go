@@ -156,7 +156,25 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It also gives clearing, with the service token, the registry's
+	// records of the riders' cards, which re-rating proves their benefit
+	// rides against, and says its tariff is the one clearing keeps.
+	const registryToken = "rgt_e2e-clearing-service"
+	t.Setenv("TRANSIT_REGISTRY_TOKEN", registryToken)
+	var records []map[string]any
 	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/tariff":
+			w.WriteHeader(http.StatusNotModified)
+			return
+		case "/v1/cards/records":
+			if r.Header.Get("Authorization") != "Bearer "+registryToken {
+				http.Error(w, `{"error": "unknown token"}`, http.StatusUnauthorized)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"records": records, "next": 1, "as_of": time.Now().UTC()}) //nolint:errcheck // test server
+			return
+		}
 		if r.URL.Path != "/v1/validator/hotlist" {
 			http.NotFound(w, r)
 			return
@@ -213,6 +231,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if r.category != 0 {
 			p.Contract.Entitlements[0] = card.Entitlement{Category: r.category, ValidFrom: today, ValidTo: exp, Funding: r.funding}
+			funding := "city"
+			if r.funding == card.FundingState {
+				funding = "state"
+			}
+			records = append(records, map[string]any{"card": num.String(), "revoked": []any{}, "entitlements": []map[string]any{{
+				"category": r.category, "valid_from": now.In(mustLoc(t)).AddDate(0, 0, -1).Format(time.DateOnly),
+				"valid_to": now.In(mustLoc(t)).AddDate(4, 0, 0).Format(time.DateOnly), "funding": funding, "monthly_limit": 0}}})
 		}
 		if err := issue.Personalise(ctx, cards[i], issuer, uid, p); err != nil {
 			t.Fatalf("personalise card %d: %v", i, err)
@@ -222,8 +247,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// Services.
 	transit(t, ctx, 0, "clearing", "migrate", "--db", db)
+	transit(t, ctx, 0, "clearing", "tariff", "add", tariffPath, "--db", db, "--keystore", keys)
 	stopClearing, _ := background(t, ctx, "clearing serve", "clearing", "serve", "--db", db,
-		"--brokers", broker, "--topic", topic, "--group", "e2e-"+suffix, "--keystore", keys,
+		"--brokers", broker, "--topic", topic, "--group", "e2e-"+suffix, "--keystore", keys, "--registry", registry.URL,
 		"--test-allow-fsync-off") // the harness's PostgreSQL runs with fsync off
 	events := make([]string, len(vals))
 	stops := make([]func(), len(vals))

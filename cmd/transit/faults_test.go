@@ -26,6 +26,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/postgres/pgcluster"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/hsm/cmac"
 	"github.com/citycard/transit/simulator/testenv"
@@ -297,6 +298,11 @@ func TestClearingRidesOutFaults(t *testing.T) {
 	at := now.Add(-2 * time.Hour)
 	type key struct{ carrier, category string }
 	truth := map[key][2]int64{}
+	// The rides are benefit rides clearing's re-rating proves (serve
+	// judges them beside ingest): each card holds one of three benefits,
+	// which owe a fare of 15.00, a flat 7.50 and half the fare.
+	cats, owes := []string{"11", "12", "31"}, []int64{1500, 750, 750}
+	proveFaultRides(t, ctx, dsn, cats)
 	var plan [][]bus.Message
 	macs := map[string]*cmac.MAC{}
 	for d := range devices {
@@ -317,10 +323,12 @@ func TestClearingRidesOutFaults(t *testing.T) {
 			b := tap.Batch{Device: dev, KeyVersion: 1, Created: now}
 			for i := range perBatch {
 				seq := uint64(rd*perBatch + i + 1)
-				tp := tap.Tap{Device: dev, Seq: seq, Time: at.Add(time.Duration(seq) * 10 * time.Millisecond), Card: uint64(1_000_000 + r.IntN(5000)),
+				card := uint64(1_000_000 + r.IntN(5000))
+				c := card % 3
+				tp := tap.Tap{Device: dev, Seq: seq, Time: at.Add(time.Duration(seq) * 10 * time.Millisecond), Card: card,
 					Carrier: []string{"ATP-1", "ATP-2"}[d%2], Route: "12", Result: tap.Accepted, Reason: "ok", Product: "benefit",
-					Category: []string{"pensioner", "veteran", "student"}[r.IntN(3)], Funding: "city",
-					FareKop: 1500, CompensationKop: int64(500 + 100*r.IntN(10)), CardCommitted: true}
+					Category: cats[c], Funding: "city", FareKop: 1500, ChargedKop: 1500 - []int64{1500, 1500, 750}[c],
+					CompensationKop: owes[c], TariffVersion: faultTariff, CardCommitted: true}
 				b.Taps = append(b.Taps, tp)
 				k := key{tp.Carrier, tp.Category}
 				v := truth[k]
@@ -568,5 +576,44 @@ func TestClearingRidesOutFaults(t *testing.T) {
 	t.Logf("%d taps, %d re-deliveries ignored as duplicates, %d failed attempts to store, %d batches stored after retrying", total, dups, failed, retried)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Error("the test ran out of time")
+	}
+}
+
+// faultTariff is the version of the tariff proveFaultRides gives
+// clearing.
+const faultTariff = 9
+
+// proveFaultRides gives the clearing store at dsn a tariff pricing the
+// fault test's rides (buses of ATP-1 and ATP-2 at 15.00; categories cats:
+// free, free with a flat 7.50, half price; the city pays) and registry
+// records giving each of its cards the benefit cats[card%3].
+func proveFaultRides(t *testing.T, ctx context.Context, dsn string, cats []string) {
+	t.Helper()
+	st, err := postgres.Open(ctx, dsn, store.Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.AddTariff(ctx, storetest.TariffFileOf(t, faultTariff, map[string]string{
+		"x_tariff.txt":       "version,currency,timezone,passback_seconds\n9,UAH,UTC,0\n",
+		"networks.txt":       "network_id,network_name\nbus,Bus\n",
+		"x_carriers.txt":     "carrier_id,carrier_name,carrier_code,carrier_group,network_id\nATP-1,ATP-1,1,0,bus\nATP-2,ATP-2,2,0,bus\n",
+		"fare_products.txt":  "fare_product_id,fare_product_name,amount,currency\nbus,Bus,15.00,UAH\n",
+		"fare_leg_rules.txt": "leg_group_id,network_id,from_timeframe_group_id,fare_product_id\nmunicipal,bus,,bus\n",
+		"rider_categories.txt": "rider_category_id,rider_category_name,is_default_fare_category,eligibility_url\n" +
+			"adult,Adult,1,\npensioner,Pensioner,0,\nveteran,Veteran,0,\nstudent,Student,0,\n",
+		"x_benefits.txt": "rider_category_id,card_category,discount_pct,monthly_rides,funding_source,compensation_amount,network_ids,carrier_ids\n" +
+			"pensioner," + cats[0] + ",100,0,city,,,\nveteran," + cats[1] + ",100,0,city,7.50,,\nstudent," + cats[2] + ",50,0,city,,,\n",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]store.CardRecord, 0, 5000)
+	for card := uint64(1_000_000); card < 1_005_000; card++ {
+		code, _ := strconv.Atoi(cats[card%3])
+		recs = append(recs, store.CardRecord{Card: card, Entitlements: []store.RecordEntitlement{
+			{Category: uint16(code), ValidFrom: "2020-01-01", ValidTo: "2040-12-31", Funding: "city"}}})
+	}
+	if _, err := st.SetCardRecords(ctx, recs, store.Feed{Next: 1, AsOf: time.Date(2041, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -188,7 +188,7 @@ for filing, in Ukrainian and English.`,
 	rec.Flags().StringVar(&recPeriod, "period", "", "the month, YYYY-MM")
 	rec.Flags().StringVar(&recFormat, "format", "table", "table, csv, json, xlsx or pdf")
 	rec.Flags().StringVar(&recOut, "out", "", "write to this file (0600) instead of stdout")
-	cmd.AddCommand(comp, rec, newReportFleetCmd(&sf))
+	cmd.AddCommand(comp, rec, newReportFleetCmd(&sf), newProofReportCmd(&sf))
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 	csqlite "github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -37,12 +38,18 @@ func pdfStore(t *testing.T) (db string, c report.Compensation, sts []store.State
 	}
 	defer st.Close()
 	at := time.Date(2026, 11, 10, 8, 0, 0, 0, kyiv)
+	// Rides that clearing's re-rating proves (the store suite's tariff):
+	// free rides on ATP-1's buses and on Електротранс's trams.
 	var taps []tap.Tap
-	for i, carrier := range []string{"ATP-1", "Київпастранс", "Київпастранс", "ATP-1", "Київпастранс"} {
-		taps = append(taps, tap.Tap{Device: "BUS-3", Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour), Card: 42,
-			Carrier: carrier, Route: "7", Result: tap.Accepted, Product: "benefit", Category: "pensioner", Funding: "city",
-			FareKop: 1700 + int64(i), CompensationKop: 1700 + int64(i), CardCommitted: true})
+	for i, carrier := range []string{"ATP-1", "Електротранс", "Електротранс", "ATP-1", "Електротранс"} {
+		tp := storetest.Ride("BUS-3", uint64(i+1), at.Add(time.Duration(i)*time.Hour))
+		tp.Card = 42
+		if carrier != "ATP-1" {
+			tp.Carrier, tp.Route, tp.FareKop, tp.CompensationKop = carrier, "T1", 800, 800
+		}
+		taps = append(taps, tp)
 	}
+	storetest.Prove(t, st, taps)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}
@@ -92,15 +99,15 @@ func TestReportCompensationPDF(t *testing.T) {
 		t.Errorf("--out file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 	text := strings.Join(strings.Fields(pdftest.Text(t, got)), " ")
-	for _, w := range []string{"ATP-1", "Київпастранс", "Компенсація за пільгові поїздки", "Період закрито",
+	for _, w := range []string{"ATP-1", "Електротранс", "Компенсація за пільгові поїздки", "Період закрито",
 		fmt.Sprintf("content hash: %x", sts[0].Hash), "sign-statement@2",
 		"РАЗОМ / TOTAL 5 " + report.UAHComma(c.Total.FareKop) + " " + report.UAHComma(c.Total.CompensationKop)} {
 		if !strings.Contains(text, w) {
 			t.Errorf("the PDF's text lacks %q:\n%s", w, text)
 		}
 	}
-	if c.Total.CompensationKop != 1700*5+10 {
-		t.Errorf("total %d kop; the fixture says %d", c.Total.CompensationKop, 1700*5+10)
+	if c.Total.CompensationKop != 1500*2+800*3 {
+		t.Errorf("total %d kop; the fixture says %d", c.Total.CompensationKop, 1500*2+800*3)
 	}
 
 	// A redirected stdout (not a terminal) takes the PDF as it is.

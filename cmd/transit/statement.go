@@ -319,10 +319,19 @@ func writePreview(w io.Writer, p statement.Preview, loc *time.Location, who stri
 		for _, l := range report.PerCarrier(st.Lines) {
 			fmt.Fprintf(w, "    %s: %d rides, %s UAH\n", l.Carrier, l.Rides, report.UAH(l.CompensationKop))
 		}
+		writeHeld(w, "    ", st.Held)
 	}
 	fmt.Fprintf(w, "  total: %d benefit rides, compensation %s UAH\n", p.Total.Rides, report.UAH(p.Total.CompensationKop))
 	if p.Early {
 		fmt.Fprintf(w, "  %s has not ended yet (it ends %s): closing it now needs --early\n", p.Period, p.Ends.In(loc).Format("02.01.2006 15:04 MST"))
+	}
+}
+
+// writeHeld prints the rides a statement holds back, per carrier and
+// reason: signed with it (form 4), paid by no one (clearing/rerate).
+func writeHeld(w io.Writer, indent string, held []store.HeldLine) {
+	for _, h := range held {
+		fmt.Fprintf(w, "%s%s: held back, not paid (%s): %d rides claiming %s UAH\n", indent, h.Carrier, h.Reason, h.Rides, report.UAH(h.ClaimedKop))
 	}
 }
 
@@ -381,6 +390,7 @@ func verifyBundle(w io.Writer, path string, pub ed25519.PublicKey, loc *time.Loc
 		for _, l := range report.PerCarrier(st.Lines) {
 			fmt.Fprintf(w, "  %s: %d benefit rides, compensation %s UAH\n", l.Carrier, l.Rides, report.UAH(l.CompensationKop))
 		}
+		writeHeld(w, "  ", st.Held)
 		switch {
 		case len(v.Carriers) == 0:
 			fmt.Fprintf(w, "  no carrier has lines in it\n")

@@ -6,13 +6,16 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/citycard/transit/clearing/pdf/pdftest"
+	"github.com/citycard/transit/clearing/report"
 	"github.com/citycard/transit/clearing/store"
 	csqlite "github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/clearing/store/storetest"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -37,15 +40,46 @@ func TestCarrierCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 10, 8, 0, 0, 0, kyiv)
-	var taps []tap.Tap
+	// Rides clearing's re-rating proves with the tariff below, a card
+	// each: odd amounts on ELEKTROTRANS, so that a leak of its figures
+	// into ATP-1's copy shows.
+	var (
+		taps []tap.Tap
+		recs []store.CardRecord
+	)
 	for i, c := range []struct {
-		carrier, category string
-		kop               int64
-	}{{"ATP-1", "11", 1500}, {"ATP-1", "21", 1500}, {"ELEKTROTRANS", "11", 987}, {"ELEKTROTRANS", "12", 654}} {
-		taps = append(taps, tap.Tap{Device: "BUS-" + c.carrier, Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour), Card: 42,
-			Carrier: c.carrier, Route: "7", Result: tap.Accepted, Product: "benefit", Category: c.category, Funding: "city",
-			FareKop: c.kop, CompensationKop: c.kop, CardCommitted: true})
+		carrier, category, funding string
+		fare, comp                 int64
+	}{{"ATP-1", "11", "city", 1500, 1500}, {"ATP-1", "21", "city", 1500, 1500}, {"ELEKTROTRANS", "11", "city", 987, 987}, {"ELEKTROTRANS", "12", "state", 987, 654}} {
+		tp := tap.Tap{Device: "BUS-" + c.carrier, Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Hour), Card: 42 + uint64(i),
+			Carrier: c.carrier, Route: "7", Result: tap.Accepted, Product: "benefit", Category: c.category, Funding: c.funding,
+			FareKop: c.fare, CompensationKop: c.comp, TariffVersion: 5, CardCommitted: true}
+		taps = append(taps, tp)
+		code, _ := strconv.Atoi(c.category)
+		recs = append(recs, store.CardRecord{Card: tp.Card, Entitlements: []store.RecordEntitlement{
+			{Category: uint16(code), ValidFrom: "2026-01-01", ValidTo: "2027-12-31", Funding: c.funding}}})
 	}
+	if _, err := st.AddTariff(ctx, storetest.TariffFileOf(t, 5, map[string]string{
+		"x_tariff.txt":       "version,currency,timezone,passback_seconds\n5,UAH,Europe/Kyiv,0\n",
+		"networks.txt":       "network_id,network_name\nbus,Bus\ntram,Tram\n",
+		"x_carriers.txt":     "carrier_id,carrier_name,carrier_code,carrier_group,network_id\nATP-1,ATP-1,1,0,bus\nELEKTROTRANS,ELEKTROTRANS,2,1,tram\n",
+		"fare_products.txt":  "fare_product_id,fare_product_name,amount,currency\nbus,Bus,15.00,UAH\ntram,Tram,9.87,UAH\n",
+		"fare_leg_rules.txt": "leg_group_id,network_id,from_timeframe_group_id,fare_product_id\nmunicipal,bus,,bus\nmunicipal,tram,,tram\n",
+		"rider_categories.txt": "rider_category_id,rider_category_name,is_default_fare_category,eligibility_url\n" +
+			"adult,Adult,1,\npensioner,Pensioner,0,\nveteran,Veteran,0,\ndisabled,Disabled,0,\n",
+		"x_benefits.txt": "rider_category_id,card_category,discount_pct,monthly_rides,funding_source,compensation_amount,network_ids,carrier_ids\n" +
+			"pensioner,11,100,0,city,,,\nveteran,12,100,0,state,6.54,,\ndisabled,21,100,0,city,,,\n",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SetCardRecords(ctx, recs, store.Feed{Next: 1, AsOf: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	// A device with a valid key claims 2^40 kopiyky for one ride: held,
+	// never paid, and ATP-1's copy says so.
+	inflated := taps[0]
+	inflated.Seq, inflated.Time, inflated.CompensationKop = 9, at.Add(8*time.Hour), 1<<40
+	taps = append(taps, inflated)
 	if _, _, err := st.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +104,7 @@ func TestCarrierCopy(t *testing.T) {
 	t.Setenv("TRANSIT_KEYSTORE_PASSPHRASE", "")
 	out := transit(t, ctx, 0, "statement", "verify", "--bundle", prefix+".bundle", "--public-key", pemFile)
 	for _, want := range []string{"OK: signed by the key sha256:", "ATP-1: 2 benefit rides, compensation 30.00 UAH",
+		"ATP-1: held back, not paid (amount-invalid): 1 rides claiming " + report.UAH(1<<40) + " UAH",
 		"by o.koval", "the signature also covers the lines of ELEKTROTRANS, which are not in this copy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)

@@ -63,6 +63,9 @@
 //	GET  /v1/cards/{number}/personalisation       card data and holder (purpose)                        desk, supervisor
 //	GET  /v1/cards/events?since=&limit=           card events, no personal data                         supervisor, finance, auditor, service
 //	GET  /v1/cards/blocked                        blocked cards and hotlist version                     supervisor, finance, auditor, service
+//	GET  /v1/cards/records?since=&limit=          cards' entitlements and benefit revocations for       supervisor, finance, auditor, service
+//	                                              clearing (no personal data)
+//	GET  /v1/tariff?since=N                       the signed tariff validators fetch, for clearing      supervisor, finance, auditor, service
 //	GET  /v1/entitlements/expiring?days=30&format=csv  (purpose)                                       desk, supervisor
 //	POST /v1/import?dry_run=1                     benefit-register CSV (purpose; IMPORT.md)             supervisor
 //	GET  /v1/audit?resident=&after=&limit=        the audit log                                         auditor
@@ -227,6 +230,8 @@ var routes = []route{
 	personal("GET /v1/cards/{number}/personalisation", registry.ActPersonalise, (*Server).personalisation),
 	tok("GET /v1/cards/events", registry.ActCardEvents, (*Server).cardEvents),
 	tok("GET /v1/cards/blocked", registry.ActCardEvents, (*Server).blocked),
+	tok("GET /v1/cards/records", registry.ActCardEvents, (*Server).cardRecords),
+	tok("GET /v1/tariff", registry.ActCardEvents, (*Server).publishedTariff),
 	personal("GET /v1/entitlements/expiring", registry.ActExpiring, (*Server).expiring),
 	personal("POST /v1/import", registry.ActImport, (*Server).importCSV),
 	// The audit log names residents by id only, and who read their

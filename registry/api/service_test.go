@@ -167,3 +167,28 @@ func TestValidatorPrefix(t *testing.T) {
 		t.Errorf("without a publisher: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestPublishedTariff: clearing's service token reads the tariff the
+// validators fetch, at /tariff of the validator handler and nothing else
+// of it; without a bearer token it is refused, and without a publisher it
+// says how to publish.
+func TestPublishedTariff(t *testing.T) {
+	var seen, query string
+	f := newFixtureWith(t, func(o *api.Options, _ *fixture) {
+		o.Validator = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen, query = r.URL.Path, r.URL.RawQuery
+			w.WriteHeader(http.StatusNotModified)
+		})
+	})
+	if r := f.call(registry.RoleService, "GET", "/v1/tariff?since=3", nil); r.status != http.StatusNotModified || seen != "/tariff" || query != "since=3" {
+		t.Errorf("service: %d, handler saw %q?%s; want 304 at /tariff?since=3", r.status, seen, query)
+	}
+	seen = ""
+	f.fails(f.call(registry.RoleDesk, "GET", "/v1/tariff", nil), http.StatusForbidden, "role desk may not")
+	f.fails(f.callToken("", "GET", "/v1/tariff", nil), http.StatusUnauthorized, "")
+	if seen != "" {
+		t.Errorf("a refused request reached the handler at %q", seen)
+	}
+	plain := newFixture(t)
+	plain.fails(plain.call(registry.RoleService, "GET", "/v1/tariff", nil), http.StatusNotFound, "publishes no tariff")
+}

@@ -489,9 +489,9 @@ func TestFinanceStatements(t *testing.T) {
 		return regexp.MustCompile(`\s+`).ReplaceAllString(regexp.MustCompile(`<[^>]+>`).ReplaceAllString(m, " "), " ")
 	}
 	for id, want := range map[string][]string{
-		"by-carrier-0":  {"ATP-1 5 85.00 85.00", "ATP-2 3 50.00 50.00", "Total 8 135.00 135.00"},
-		"by-category-0": {"pensioner 5 75.00 75.00", "veteran 3 60.00 60.00", "Total 8 135.00 135.00"},
-		"by-funding-0":  {"city budget 4 65.00 65.00", "state budget 4 70.00 70.00", "Total 8 135.00 135.00"},
+		"by-carrier-0":  {"ATP-1 5 75.00 85.00", "ATP-2 3 45.00 50.00", "Total 8 120.00 135.00"},
+		"by-category-0": {"11 5 75.00 75.00", "12 3 45.00 60.00", "Total 8 120.00 135.00"},
+		"by-funding-0":  {"city budget 5 75.00 75.00", "state budget 3 45.00 60.00", "Total 8 120.00 135.00"},
 	} {
 		got := table(id)
 		for _, w := range want {

@@ -19,17 +19,21 @@ var yearMonths = []string{"2025-12", "2026-01", "2026-02", "2026-03", "2026-04",
 	"2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"}
 
 // seedYear adds benefit rides on device TRAM-4 to the eleven months before
-// the fixture's November, different each month: ATP-1 in every month but
+// the fixture's November, pensioners' rides that re-rating proves,
+// different each month: ATP-1 in every month but
 // June, 2026-06 has none at all, Київпастранс in every other month, ATP-2
 // every third. September 2026 is closed (with a stand-in seal: the chart
 // needs a closed month, not a verifiable one).
 func (f *fixture) seedYear() {
 	t, ctx := f.t, f.ctx
 	var taps []tap.Tap
+	var recs []cstore.CardRecord
 	add := func(at time.Time, carrier string, kop int64) {
+		card := 9000 + uint64(len(taps))
 		taps = append(taps, tap.Tap{Device: "TRAM-4", Seq: uint64(len(taps) + 1), Time: at.Add(time.Duration(len(taps)) * time.Minute),
-			Card: 9000 + uint64(len(taps)), Carrier: carrier, Route: "14", Result: tap.Accepted, Product: "benefit",
-			Category: "pensioner", Funding: "city", FareKop: kop, CompensationKop: kop, CardCommitted: true})
+			Card: card, Carrier: carrier, Route: "14", Result: tap.Accepted, Product: "benefit",
+			Category: "11", Funding: "city", FareKop: kop, CompensationKop: kop, TariffVersion: fixtureTariff, CardCommitted: true})
+		recs = append(recs, cstore.CardRecord{Card: card, Entitlements: []cstore.RecordEntitlement{entitled(11, "2020-01-01", "2030-12-31", "city")}})
 	}
 	for i, m := range yearMonths[:11] {
 		if m == "2026-06" {
@@ -45,12 +49,14 @@ func (f *fixture) seedYear() {
 		}
 		if i%2 == 0 {
 			add(at.Add(time.Hour), kyivCarrier, 800)
-			add(at.Add(time.Hour), kyivCarrier, 850)
+			add(at.Add(time.Hour), kyivCarrier, 800)
 		}
 		if i%3 == 0 {
-			add(at.Add(2*time.Hour), "ATP-2", 2000+100*int64(i))
+			add(at.Add(2*time.Hour), "ATP-2", 1500)
 		}
 	}
+	// Claims clearing's re-rating proves: the close judges them first.
+	f.prove(recs)
 	if _, _, err := f.clr.AddTaps(ctx, taps); err != nil {
 		t.Fatal(err)
 	}

@@ -388,9 +388,9 @@ func TestFinancePDF(t *testing.T) {
 		return strings.Join(strings.Fields(pdftest.Text(t, []byte(r.body))), " ")
 	}
 	text := download(fin, "draft PDF")
-	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "Перевізник / carrier: ATP-1", "pensioner міський бюджет 3 45,00 45,00",
-		"Перевізник / carrier: ATP-2", "veteran міський бюджет 1 20,00 20,00",
-		"РАЗОМ / TOTAL 8 135,00 135,00"} {
+	for _, w := range []string{"Період / period: 2026-11", "чернетка / draft", "Перевізник / carrier: ATP-1", "11 міський бюджет 3 45,00 45,00",
+		"Перевізник / carrier: ATP-2", "12 державний бюджет 1 15,00 20,00",
+		"РАЗОМ / TOTAL 8 120,00 135,00"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("draft PDF lacks %q:\n%s", w, text)
 		}
@@ -403,7 +403,7 @@ func TestFinancePDF(t *testing.T) {
 		t.Fatalf("after closing: %+v, %v", sts, err)
 	}
 	text = download(sup, "closed PDF")
-	for _, w := range []string{"Період закрито, суми остаточні.", fmt.Sprintf("content hash: %x", sts[0].Hash), "signing key: sign-statement@1", "РАЗОМ / TOTAL 8 135,00 135,00"} {
+	for _, w := range []string{"Період закрито, суми остаточні.", fmt.Sprintf("content hash: %x", sts[0].Hash), "signing key: sign-statement@1", "РАЗОМ / TOTAL 8 120,00 135,00"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("closed PDF lacks %q:\n%s", w, text)
 		}

@@ -253,27 +253,38 @@ func (f *fixture) seedRegistry() {
 	}
 }
 
-// seedClearing stores November's rides. Per carrier: ATP-1 5 rides,
-// 85.00 UAH; ATP-2 3 rides, 50.00. Per category: pensioner 5 rides,
-// 75.00; veteran 3 rides, 60.00. Per funding: city 4 rides, 65.00; state
-// 4 rides, 70.00. Total 8 rides, 135.00. A purse ride owes nothing.
+// seedClearing stores November's rides, which clearing's re-rating
+// proves (prove): Alice's card was a pensioner's (category 11, the city
+// pays the full fare) until 3 November and a veteran's (12, the state
+// pays a flat 20.00 per ride) from the 4th. Per carrier: ATP-1 5 rides,
+// fares 75.00, compensation 85.00; ATP-2 3 rides, 45.00 and 50.00. Per
+// category: 11 5 rides, 75.00 and 75.00; 12 3 rides, 45.00 and 60.00.
+// Per funding: city 5 rides, 75.00; state 3 rides, 45.00 and 60.00.
+// Total 8 rides, fares 120.00, compensation 135.00. A purse ride owes
+// nothing.
 func (f *fixture) seedClearing() {
 	at := time.Date(2026, 11, 3, 9, 0, 0, 0, f.kyiv)
 	var taps []tap.Tap
-	add := func(carrier, category, funding string, kop int64, n int) {
+	add := func(carrier, category, funding string, comp int64, n int) {
 		for range n {
 			seq := uint64(len(taps) + 1)
-			taps = append(taps, tap.Tap{Device: "BUS-17", Seq: seq, Time: at.Add(time.Duration(seq) * time.Hour), Card: uint64(f.aliceCard.Number),
+			when := at.Add(time.Duration(seq) * time.Hour)
+			if category == "12" {
+				when = when.Add(24 * time.Hour)
+			}
+			taps = append(taps, tap.Tap{Device: "BUS-17", Seq: seq, Time: when, Card: uint64(f.aliceCard.Number),
 				Carrier: carrier, Route: "5", Result: tap.Accepted, Product: "benefit", Category: category, Funding: funding,
-				FareKop: kop, CompensationKop: kop, CardCommitted: true})
+				FareKop: 1500, CompensationKop: comp, TariffVersion: fixtureTariff, CardCommitted: true})
 		}
 	}
-	add("ATP-1", "pensioner", "city", 1500, 3)
-	add("ATP-1", "veteran", "state", 2000, 2)
-	add("ATP-2", "pensioner", "state", 1500, 2)
-	add("ATP-2", "veteran", "city", 2000, 1)
+	add("ATP-1", "11", "city", 1500, 3)
+	add("ATP-1", "12", "state", 2000, 2)
+	add("ATP-2", "11", "city", 1500, 2)
+	add("ATP-2", "12", "state", 2000, 1)
 	taps = append(taps, tap.Tap{Device: "BUS-17", Seq: uint64(len(taps) + 1), Time: at.Add(48 * time.Hour), Card: uint64(f.bobCard.Number),
 		Carrier: "ATP-2", Route: "5", Result: tap.Accepted, Product: "purse", FareKop: 1500, ChargedKop: 1500, CardCommitted: true})
+	f.prove([]cstore.CardRecord{{Card: uint64(f.aliceCard.Number), Entitlements: []cstore.RecordEntitlement{
+		entitled(11, "2020-01-01", "2026-11-03", "city"), entitled(12, "2026-11-04", "2030-12-31", "state")}}})
 	if _, _, err := f.clr.AddTaps(f.ctx, taps); err != nil {
 		f.t.Fatal(err)
 	}

@@ -86,6 +86,11 @@ type Store interface {
 	// Blocked returns every card validators must refuse, and the version
 	// (last event Seq) the list is consistent with.
 	Blocked(ctx context.Context) (registry.Blocklist, error)
+	// CardRecords returns the records (registry.CardRecord) of the cards
+	// that up to limit (1 to registry.MaxRecordPage) card events after
+	// since name, for clearing's copy; a page that reaches the newest
+	// event says as of when it is complete.
+	CardRecords(ctx context.Context, since uint64, limit int) (registry.CardRecords, error)
 
 	// Import applies the rows of a benefit-register export in one
 	// transaction, all or nothing, and reports the changes. With dryRun

@@ -204,6 +204,9 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 		c.commit(d, now, mon, dev, dev.seq+1) // the sequence the tap gets below
 	}
 	ow := s.truthAfter(c, tc, tp, td, o)
+	if o.journalled {
+		s.linkEvidence(c, &ow, o)
+	}
 	if e.tear > 0 && (!o.journalled || !o.rec.CardCommitted) {
 		counts.torn.Add(1)
 	}

@@ -35,6 +35,13 @@ type cardState struct {
 	vc     *vcard.Card // the card itself, in the full-fidelity lane
 	lost   bool
 	found  bool // someone who found it taps it
+	// unsettled is the truth of the card's newest ride when it was
+	// journalled as commit unknown and the card holds it: owed once the
+	// card's next tap names it (reference.go).
+	unsettled *owed
+	// lastOwed is the truth of the tap that wrote the card's newest log
+	// record, which the card's next tap names.
+	lastOwed *owed
 }
 
 // uid returns the card's 7-byte UID, made from its serial.

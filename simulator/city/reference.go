@@ -20,10 +20,30 @@ import (
 // problem of its own.
 
 // owed is what the reference model says clearing must pay for one
-// delivered tap.
+// delivered tap; it also stands for a tap that owes nothing when later
+// rides wait for clearing to receive it.
 type owed struct {
 	carrier, category, funding      string
 	fareKop, chargedKop, compensKop int64
+	// unknown marks a ride journalled as commit unknown that the card
+	// holds: clearing pays it once a later tap of the card names it.
+	unknown bool
+	// at is the tap's time as journalled: the ride's month is its own.
+	at time.Time
+	// pending counts what clearing lacks to pay the ride: the tap itself,
+	// for an unknown ride the later tap that names it, and the card's
+	// previous ride when its evidence names one recent enough to matter
+	// (clearing/rerate, evidence-pending). At 0 the ride is booked into
+	// its month's statement as that then stands.
+	pending int
+	booked  bool
+	// confirms is the card's commit-unknown ride that this tap's evidence
+	// names (the card's newest log record when it was tapped).
+	confirms *owed
+	// arrived is set once clearing has the tap; waiting are the rides
+	// that wait for it to arrive.
+	arrived bool
+	waiting []*owed
 }
 
 // truthCard is the model's view of c now: the contract's facts, with the
@@ -65,7 +85,9 @@ func (s *Sim) truthDecide(c *cardState, dev *device, now time.Time) (fareref.Car
 // account: a ride the card committed is the card's previous ride and
 // debits the model's purse; and it returns what clearing must pay for the
 // tap, nil for nothing. Clearing pays a compensable ride whose tap record
-// says the card committed it (FORMAT.md, "What is owed, and by whom").
+// says the card committed it (FORMAT.md, "What is owed, and by whom"),
+// and one journalled as commit unknown that the card holds: the card's
+// later evidence shows it, and clearing pays it then (clearing/rerate).
 func (s *Sim) truthAfter(c *cardState, tc fareref.Card, tp fareref.Tap, td fareref.Decision, o outcome) *owed {
 	if !o.applied || td.Result != fareref.ResultAccepted {
 		return nil
@@ -75,11 +97,16 @@ func (s *Sim) truthAfter(c *cardState, tc fareref.Card, tp fareref.Tap, td farer
 		return nil
 	}
 	c.tPurse, c.tLast = tc.PurseKop, tc.Last
-	if !o.journalled || !o.rec.CardCommitted || td.CompensationKop <= 0 {
+	if !o.journalled || !o.rec.CardCommitted && !o.rec.CommitUnknown || td.CompensationKop <= 0 {
 		return nil
 	}
-	return &owed{carrier: tp.Carrier, category: td.Category, funding: td.Funding,
-		fareKop: td.FareKop, chargedKop: td.ChargedKop, compensKop: td.CompensationKop}
+	ow := &owed{carrier: tp.Carrier, category: td.Category, funding: td.Funding,
+		fareKop: td.FareKop, chargedKop: td.ChargedKop, compensKop: td.CompensationKop,
+		unknown: !o.rec.CardCommitted, pending: 1}
+	if ow.unknown {
+		ow.pending++
+	}
+	return ow
 }
 
 // checkModel counts a tap that fare.Decide decided otherwise than the
@@ -113,5 +140,37 @@ func (s *Sim) modelDiverge(format string, args ...any) {
 	s.modelDiffs++
 	if len(s.modelSamples) < 5 {
 		s.modelSamples = append(s.modelSamples, fmt.Sprintf(format, args...))
+	}
+}
+
+// linkEvidence takes into the truth what the tap's evidence, the card's
+// newest log record, tells clearing (clearing/rerate): a commit-unknown
+// ride it names is confirmed, and a compensable ride whose named previous
+// ride is recent enough to matter waits until clearing has that ride too.
+// Then the tap, if the card logged it, is the one the card's next tap
+// names. *ow is the tap's truth, made when the tap needs one.
+func (s *Sim) linkEvidence(c *cardState, ow **owed, o outcome) {
+	if *ow != nil {
+		(*ow).at = o.rec.Time
+	}
+	if p := c.lastOwed; p != nil && *ow != nil && (*ow).carrier != "" && !p.arrived &&
+		o.rec.Time.Sub(p.at.Truncate(time.Second)) < s.horizon {
+		(*ow).pending++
+		p.waiting = append(p.waiting, *ow)
+	}
+	if c.unsettled != nil {
+		if *ow == nil {
+			*ow = &owed{at: o.rec.Time}
+		}
+		(*ow).confirms, c.unsettled = c.unsettled, nil
+	}
+	if *ow != nil && (*ow).unknown {
+		c.unsettled = *ow
+	}
+	if o.applied {
+		if *ow == nil {
+			*ow = &owed{at: o.rec.Time}
+		}
+		c.lastOwed = *ow
 	}
 }

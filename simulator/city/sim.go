@@ -16,6 +16,7 @@ import (
 	"github.com/citycard/transit/card/issue"
 	"github.com/citycard/transit/clearing/bus"
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/hsm"
@@ -96,7 +97,12 @@ type Sim struct {
 	cfg Config
 	opt Options
 	w   *world
-	log *slog.Logger
+	// tariffGiven is set once clearing keeps the city's tariff (proof.go).
+	tariffGiven bool
+	// horizon is how long a card's previous ride matters to clearing's
+	// re-rating of the next (rerate.Tariff.Horizon).
+	horizon time.Duration
+	log     *slog.Logger
 
 	keys   *hsm.Keystore
 	issuer *cardkey.Source
@@ -193,7 +199,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*Sim, error) {
 	}
 	s := &Sim{cfg: cfg, opt: opt, log: opt.Log, ledger: newLedger(loc),
 		w:      &world{cfg: cfg, tariff: tf, loc: loc, start: start},
-		faults: rand.New(rand.NewPCG(cfg.Seed, streamFaults))}
+		faults: rand.New(rand.NewPCG(cfg.Seed, streamFaults)), horizon: rerate.NewTariff(tf).Horizon()}
 	fullCards, fullVehicles := 0, 0
 	switch opt.Fidelity {
 	case Full:

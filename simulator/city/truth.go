@@ -56,13 +56,42 @@ func (l *ledger) book(period string) (into, adjusts string) {
 }
 
 // deliver records that clearing received t for the first time, and books
-// what the reference model says is owed for it (o, nil for nothing).
+// what the reference model says is owed for it (o, nil for nothing) once
+// clearing has all it needs to pay it (owed.pending), and what waited for
+// t.
 func (l *ledger) deliver(t *tap.Tap, o *owed) {
 	l.taps++
 	if o == nil {
 		return
 	}
-	into, adj := l.book(t.Time.In(l.loc).Format("2006-01"))
+	o.arrived = true
+	for _, w := range o.waiting {
+		w.pending--
+		l.settle(w)
+	}
+	o.waiting = nil
+	if c := o.confirms; c != nil {
+		c.pending--
+		l.settle(c)
+	}
+	if o.carrier != "" { // not a tap that only confirms or is waited for
+		o.pending--
+		l.settle(o)
+	}
+}
+
+// settle books a ride once clearing has all it needs to pay it.
+func (l *ledger) settle(o *owed) {
+	if o.pending <= 0 && !o.booked {
+		o.booked = true
+		l.bookAt(o.at, o)
+	}
+}
+
+// bookAt books o, a ride at at, into the statement its month goes into
+// now.
+func (l *ledger) bookAt(at time.Time, o *owed) {
+	into, adj := l.book(at.In(l.loc).Format("2006-01"))
 	if adj != "" {
 		l.late++
 	}

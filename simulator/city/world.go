@@ -44,6 +44,9 @@ type world struct {
 	groups []Group
 	// serial is the last card serial issued.
 	serial uint64
+	// issued are every card issued, replacements and lost ones included:
+	// the registry's records of them are clearing's (proof.go).
+	issued []*cardState
 }
 
 // route is one served route and its vehicles.
@@ -329,6 +332,7 @@ func (w *world) newCard(c *cardState, g Group, purse int64, pass *card.Pass, old
 	}
 	*c = cardState{serial: w.serial, number: uint64(num), purse: purse, tPurse: purse, issuedFor: issued}
 	c.contract = card.Contract{Status: card.StatusActive, Number: num, Expires: expires}
+	w.issued = append(w.issued, c)
 	if old != nil {
 		c.contract.Entitlements, c.contract.Passes = old.contract.Entitlements, old.contract.Passes
 		c.contract.Expires = old.contract.Expires

@@ -104,6 +104,7 @@ func newSystem(t *testing.T, ctx context.Context, m *month) *system {
 		fleet[d.number] = d.vehicle
 	}
 	s.setUpClearing(t, ctx)
+	s.proveToClearing(t, ctx, tariffPath)
 	for _, d := range m.devices {
 		s.validators[d.id] = s.newValidator(t, ctx, d, tariffPath, fleet)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/citycard/transit/clearing/store"
 )
 
 // hotlistCache is the hotlist as of one version: for each card, the
@@ -38,7 +40,9 @@ func (s *Store) hotlistAt(ctx context.Context, tx pgx.Tx, version int64) (*hotli
 	if h != nil && h.version == version {
 		return h, nil
 	}
-	rows, err := tx.Query(ctx, "SELECT card, min(from_at) FROM hotlist GROUP BY card")
+	// A benefit-revoked entry does not deny rides: re-rating judges its
+	// card's benefit rides instead.
+	rows, err := tx.Query(ctx, "SELECT card, min(from_at) FROM hotlist WHERE reason <> $1 GROUP BY card", store.ReasonBenefitRevoked)
 	if err != nil {
 		return nil, fmt.Errorf("load the hotlist: %w", err)
 	}

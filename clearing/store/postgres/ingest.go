@@ -401,7 +401,7 @@ func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, l
 				$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
 				WITH ORDINALITY AS u(period, carrier, adjusts, category, funding, route, day, rides, fare, charged, comp, o)
 			ORDER BY o
-			ON CONFLICT (period, carrier, adjusts, category, funding, route, day) DO UPDATE SET
+			ON CONFLICT (period, carrier, adjusts, category, funding, route, day, kind) DO UPDATE SET
 				rides = r.rides + excluded.rides,
 				fare_kop = r.fare_kop + excluded.fare_kop,
 				charged_kop = r.charged_kop + excluded.charged_kop,
@@ -469,6 +469,7 @@ func writePlan(ctx context.Context, tx pgx.Tx, p plan.Plan, hot *hotlistCache, l
 	queueAnomalies(b, p.Anomalies)
 
 	queueCloneChecks(b, p.CloneChecks)
+	queueReratings(b, p.Rerate, p.DeviceNumbers)
 
 	var found []recon.Anomaly
 	for i := range p.New {
@@ -510,6 +511,25 @@ func queueCloneChecks(b *pgx.Batch, cs []plan.CloneCheck) {
 	b.Queue(`INSERT INTO clone_checks (device, first_seq, last_seq, from_at, to_at)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])`,
 		devs, firsts, lasts, froms, tos)
+}
+
+// queueReratings queues what re-rating will look at, one row, and
+// records the device numbers the taps carry (the first device to report
+// a number keeps it).
+func queueReratings(b *pgx.Batch, needs []plan.Need, nums []plan.DeviceNumber) {
+	if len(needs) > 0 {
+		b.Queue(`INSERT INTO rerate_runs (needs) VALUES ($1)`, plan.AppendNeeds(nil, needs))
+	}
+	if len(nums) > 0 {
+		ns := make([]int64, len(nums))
+		devs := make([]string, len(nums))
+		ats := make([]time.Time, len(nums))
+		for i, n := range nums {
+			ns[i], devs[i], ats[i] = int64(n.Number), n.Device, n.At
+		}
+		b.Queue(`INSERT INTO device_numbers (number, device, since)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING`, ns, devs, ats)
+	}
 }
 
 // queueAnomalies queues the insertion of as, keeping one of each.
@@ -577,11 +597,12 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (f
 	}
 	cards := make([]int64, len(entries))
 	froms := make([]time.Time, len(entries))
+	reasons := make([]string, len(entries))
 	for i, e := range entries {
 		if e.From.IsZero() {
 			return 0, fmt.Errorf("add hotlist: card %d has no time from which it is blocked", e.Card)
 		}
-		cards[i], froms[i] = int64(e.Card), e.From.Truncate(time.Microsecond)
+		cards[i], froms[i], reasons[i] = int64(e.Card), e.From.Truncate(time.Microsecond), e.Reason
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Exclusive, like a close: ingest transactions under way finish
@@ -594,18 +615,28 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (f
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(closeLockKey)); err != nil {
 			return fmt.Errorf("add hotlist: wait for ingest: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO hotlist (card, from_at) SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
-			ON CONFLICT DO NOTHING`, cards, froms); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO hotlist (card, from_at, reason) SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])
+			ON CONFLICT DO NOTHING`, cards, froms, reasons); err != nil {
 			return fmt.Errorf("add hotlist: %w", err)
+		}
+		// A card whose benefits were revoked has its rides of open
+		// periods judged again.
+		if _, err := tx.Exec(ctx, `INSERT INTO rerate_cards (card, period)
+			SELECT DISTINCT e.card, t.period FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS e(card, from_at, reason)
+			JOIN taps t ON t.card = e.card AND t.tapped_at >= e.from_at
+			WHERE e.reason = $4 AND t.period NOT IN (SELECT period FROM closed_periods)
+			ON CONFLICT DO NOTHING`, cards, froms, reasons, store.ReasonBenefitRevoked); err != nil {
+			return fmt.Errorf("add hotlist: queue re-rating: %w", err)
 		}
 		// Ingest reloads its copy of the hotlist when this changes.
 		if _, err := tx.Exec(ctx, "UPDATE hotlist_version SET version = version + 1"); err != nil {
 			return fmt.Errorf("add hotlist: %w", err)
 		}
 		rows, err := tx.Query(ctx, `SELECT min(e.from_at), `+prefixed("t", tapColumns)+`
-			FROM unnest($1::bigint[], $2::timestamptz[]) AS e(card, from_at)
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS e(card, from_at, reason)
 			JOIN taps t ON t.card = e.card AND t.tapped_at >= e.from_at AND t.result = 1
-			GROUP BY `+prefixed("t", tapColumns), cards, froms)
+			WHERE e.reason <> $4
+			GROUP BY `+prefixed("t", tapColumns), cards, froms, reasons, store.ReasonBenefitRevoked)
 		if err != nil {
 			return fmt.Errorf("add hotlist: find taps of the cards: %w", err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/citycard/transit/clearing/ingest"
+	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/migration/pgmigrate"
 	"github.com/citycard/transit/validator/tap"
@@ -43,6 +44,9 @@ type Store struct {
 	mu         sync.Mutex
 	partitions map[string]bool // periods whose taps partition exists
 	hotlist    *hotlistCache   // the latest hotlist ingest has loaded
+	// tariffs are the kept tariffs re-rating has parsed, by version;
+	// a kept tariff never changes.
+	tariffs map[uint32]*rerate.Tariff
 }
 
 var _ store.Store = (*Store)(nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/citycard/transit/clearing/proofcheck"
 	"github.com/citycard/transit/clearing/statement"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
@@ -185,6 +186,39 @@ func benchBatch(device string, n int) []tap.Tap {
 	return taps
 }
 
+// benchHolders is the number of benefit holders of the re-rating
+// benchmarks, each with a registry record.
+const benchHolders = 50_000
+
+// benchHolder is the card of holder i.
+func benchHolder(i int) uint64 { return 5_000_000 + uint64(i) }
+
+// proveBatch makes batch's benefit rides claims the store suite's tariff
+// proves, of benefit holders who ride twice in the batch: the second ride
+// carries the card's evidence naming the first, as a validator sends it,
+// and confirms it.
+func proveBatch(batch []tap.Tap, number uint32, r *rand.Rand) {
+	var first []int
+	for i := range batch {
+		t := &batch[i]
+		t.DeviceNumber, t.Prev = number, tap.CardRide{}
+		if t.Product != "benefit" {
+			continue
+		}
+		t.Carrier, t.Route, t.Category, t.Funding = "ATP-1", "12", "11", "city"
+		t.FareKop, t.ChargedKop, t.CompensationKop, t.TariffVersion = 1500, 0, 1500, storetest.TariffVersion
+		if len(first) > 0 && r.IntN(2) == 0 {
+			p := &batch[first[0]]
+			first = first[1:]
+			t.Card = p.Card
+			t.Prev = tap.CardRide{Device: number, Seq: uint32(p.Seq), Time: p.Time.Truncate(time.Second), Carrier: 1, Product: "benefit"}
+			continue
+		}
+		t.Card = benchHolder(r.IntN(benchHolders))
+		first = append(first, i)
+	}
+}
+
 // BenchmarkAddTaps measures ingest throughput (DESIGN.md target: more than
 // 100,000 taps/s on 2 cores): every batch is new, as in steady state, and
 // goes through everything AddTaps does: sequence state and gaps, roll-up,
@@ -198,12 +232,18 @@ func BenchmarkAddTaps(b *testing.B) {
 		parallel bool
 		hotlist  int
 		checked  bool // the cloned-card check runs beside ingest, and is done when the time stops
+		// rerate: re-rating runs beside ingest, on claims the store can
+		// prove with the card's evidence, as clearing serve runs it
+		// (proofcheck.Checker, yielding to ingest); with drained, at full
+		// speed and done when the time stops.
+		rerate, drained bool
 	}
 	var variants []variant
 	for _, size := range []int{500, 2000, 5000} {
-		variants = append(variants, variant{size, false, 0, false}, variant{size, true, 0, false})
+		variants = append(variants, variant{size, false, 0, false, false, false}, variant{size, true, 0, false, false, false})
 	}
-	variants = append(variants, variant{5000, true, 20_000, false}, variant{5000, true, 20_000, true})
+	variants = append(variants, variant{5000, true, 20_000, false, false, false}, variant{5000, true, 20_000, true, false, false},
+		variant{5000, true, 20_000, true, true, false}, variant{5000, true, 20_000, true, true, true})
 	for _, v := range variants {
 		size, parallel := v.size, v.parallel
 		name := fmt.Sprintf("batch=%d", size)
@@ -215,6 +255,12 @@ func BenchmarkAddTaps(b *testing.B) {
 		}
 		if v.checked {
 			name += "/clonecheck"
+		}
+		if v.rerate {
+			name += "/rerate"
+		}
+		if v.drained {
+			name += "/drained"
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
@@ -234,6 +280,16 @@ func BenchmarkAddTaps(b *testing.B) {
 				}
 			}
 			template := benchBatch("", size)
+			if v.rerate {
+				// Claims the store can prove (the suite's tariff, and
+				// registry records of a city's benefit holders).
+				holders := make([]tap.Tap, benchHolders)
+				for i := range holders {
+					holders[i] = storetest.Ride("H", uint64(i+1), time.Time{})
+					holders[i].Card = benchHolder(i)
+				}
+				storetest.Prove(b, s, holders)
+			}
 			var next atomic.Int64
 			add := func(batch []tap.Tap) {
 				n := next.Add(1)
@@ -244,6 +300,9 @@ func BenchmarkAddTaps(b *testing.B) {
 				for i := range batch {
 					batch[i].Device, batch[i].Vehicle, batch[i].Card = dev, dev, r.Uint64N(3_000_000)
 				}
+				if v.rerate {
+					proveBatch(batch, uint32(n), r)
+				}
 				added, _, err := s.AddTaps(ctx, batch)
 				if err != nil || added != size {
 					b.Errorf("AddTaps = %d, %v; want %d added", added, err, size)
@@ -252,6 +311,43 @@ func BenchmarkAddTaps(b *testing.B) {
 			b.ResetTimer()
 			var checker sync.WaitGroup
 			stop := make(chan struct{})
+			if v.rerate && !v.drained {
+				checker.Add(1)
+				cctx, cancel := context.WithCancel(ctx)
+				go func() {
+					defer checker.Done()
+					<-stop
+					cancel()
+				}()
+				checker.Add(1)
+				go func() {
+					defer checker.Done()
+					(&proofcheck.Checker{Store: s, Every: 10 * time.Millisecond}).Run(cctx) //nolint:errcheck // ends with cctx
+				}()
+			}
+			if v.drained {
+				// Re-rating at full speed beside ingest, finishing its
+				// queue in the timed part: the rate the two sustain
+				// together.
+				checker.Add(1)
+				go func() {
+					defer checker.Done()
+					for {
+						st, err := s.Rerate(ctx, 20)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if st.Runs == 0 && st.Cards == 0 {
+							select {
+							case <-stop:
+								return
+							case <-time.After(10 * time.Millisecond):
+							}
+						}
+					}
+				}()
+			}
 			if v.checked {
 				// As clearing serve runs it: beside ingest, taking what is
 				// queued; after the last batch it finishes the queue, in
@@ -292,6 +388,14 @@ func BenchmarkAddTaps(b *testing.B) {
 			close(stop)
 			checker.Wait()
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "taps/s")
+			if v.rerate {
+				b.StopTimer()
+				left, err := s.PendingRerate(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(left), "batches-left")
+			}
 		})
 	}
 	// Re-delivery after a rebalance or a crash: every batch was stored
@@ -466,8 +570,11 @@ func TestClosedIsImmutable(t *testing.T) {
 	}
 	defer s.Close()
 	at := time.Date(2026, 11, 3, 9, 0, 0, 0, time.UTC)
-	if _, _, err := s.AddTaps(ctx, []tap.Tap{{Device: "V", Seq: 1, Time: at, Carrier: "C", Result: tap.Accepted,
-		CardCommitted: true, FareKop: 10, CompensationKop: 10}}); err != nil {
+	// A ride that re-rating proves, so that the closed statement has a
+	// line to refuse changes to.
+	rides := []tap.Tap{storetest.Ride("V", 1, at)}
+	storetest.Prove(t, s, rides)
+	if _, _, err := s.AddTaps(ctx, rides); err != nil {
 		t.Fatal(err)
 	}
 	seal := func(_ context.Context, st *store.Statement) error {
@@ -489,8 +596,9 @@ func TestClosedIsImmutable(t *testing.T) {
 		"DELETE FROM closed_periods",
 		"TRUNCATE statements CASCADE",
 		"UPDATE rollup SET compensation_kop = 1 WHERE period = '2026-11'",
-		"INSERT INTO rollup VALUES ('2026-11', 'C', '', '', '', '', '2026-11-05', 1, 1, 1, 1)",
-		"INSERT INTO statement_lines VALUES ('2026-11', '', 'X', '', '', 1, 1, 1, 1)",
+		"INSERT INTO rollup (period, carrier, adjusts, category, funding, route, day, kind, rides, fare_kop, charged_kop, compensation_kop) VALUES ('2026-11', 'C', '', '', '', '', '2026-11-05', '', 1, 1, 1, 1)",
+		"INSERT INTO statement_lines (period, adjusts, carrier, category, funding, kind, rides, fare_kop, charged_kop, compensation_kop) VALUES ('2026-11', '', 'X', '', '', '', 1, 1, 1, 1)",
+		"INSERT INTO statement_held (period, adjusts, carrier, reason, rides, claimed_kop) VALUES ('2026-11', '', 'X', 'differs', 1, 1)",
 	} {
 		if _, err := conn.Exec(ctx, q); err == nil {
 			t.Errorf("%s: the database allowed it", q)
@@ -731,4 +839,59 @@ func TestHotlistSeenByOtherProcess(t *testing.T) {
 	if want := "[hotlisted-card HOT-1/3 hotlisted-card HOT-1/4]"; fmt.Sprint(got) != want {
 		t.Errorf("anomalies %v, want %s", got, want)
 	}
+}
+
+// BenchmarkRerate measures re-rating alone on PostgreSQL: each iteration
+// stores 20 batches of 5,000 taps whose benefit rides the store can prove
+// (untimed), then drains their re-rating queue as proofcheck.Checker
+// does. taps/s is the ingest rate re-rating keeps up with, rides/s the
+// benefit rides it judges.
+func BenchmarkRerate(b *testing.B) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, migrated(b), storetest.Options(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	holders := make([]tap.Tap, benchHolders)
+	for i := range holders {
+		holders[i] = storetest.Ride("H", uint64(i+1), time.Time{})
+		holders[i].Card = benchHolder(i)
+	}
+	storetest.Prove(b, s, holders)
+	const size, batches = 5000, 20
+	template := benchBatch("", size)
+	dev, rides := 0, 0
+	for range b.N {
+		b.StopTimer()
+		for range batches {
+			dev++
+			batch := append([]tap.Tap(nil), template...)
+			r := rand.New(rand.NewPCG(uint64(dev), 7))
+			for i := range batch {
+				batch[i].Device, batch[i].Vehicle, batch[i].Card = fmt.Sprintf("R-%06d", dev), fmt.Sprintf("V-%06d", dev), r.Uint64N(3_000_000)
+			}
+			proveBatch(batch, uint32(dev), r)
+			for i := range batch {
+				if batch[i].Product == "benefit" {
+					rides++
+				}
+			}
+			if _, _, err := s.AddTaps(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for {
+			st, err := s.Rerate(ctx, 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st.Runs == 0 && st.Cards == 0 {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*batches*size)/b.Elapsed().Seconds(), "taps/s")
+	b.ReportMetric(float64(rides)/b.Elapsed().Seconds(), "rides/s")
 }

@@ -33,11 +33,14 @@ func (s *Store) Compensation(ctx context.Context, q store.Query) ([]store.Line, 
 		where += " AND carrier = $2"
 		args = append(args, q.Carrier)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT adjusts, carrier, category, funding, `+route+` AS r, `+day+` AS d,
+	// Re-rating takes held rides back out of the roll-up: a row can sum
+	// to nothing, and is then no line.
+	rows, err := s.pool.Query(ctx, `SELECT adjusts, carrier, category, funding, kind, `+route+` AS r, `+day+` AS d,
 			sum(rides)::bigint, sum(fare_kop)::bigint, sum(charged_kop)::bigint, sum(compensation_kop)::bigint
 		FROM rollup WHERE `+where+`
-		GROUP BY adjusts, carrier, category, funding, r, d
-		ORDER BY adjusts, carrier, category, funding, r, d`, args...)
+		GROUP BY adjusts, carrier, category, funding, kind, r, d
+		HAVING sum(rides) <> 0 OR sum(compensation_kop) <> 0
+		ORDER BY adjusts, carrier, category, funding, kind, r, d`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
 	}
@@ -65,15 +68,24 @@ func (s *Store) TapLines(ctx context.Context, period, adjusts string) ([]store.L
 	if adjusts != "" {
 		booked = period
 	}
-	// The time range lets the planner scan the ride month's partition
-	// alone; period and booked pick the statement.
-	rows, err := s.pool.Query(ctx, `SELECT $4::text, carrier, category, funding, ''::text, ''::text,
-			count(*), sum(fare_kop)::bigint, sum(charged_kop)::bigint, sum(compensation_kop)::bigint
-		FROM taps
-		WHERE tapped_at >= $1 AND tapped_at < $2 AND period = $3 AND booked = $5
-			AND result = 1 AND card_committed AND compensation_kop > 0
-		GROUP BY carrier, category, funding
-		ORDER BY carrier, category, funding`, from, to, month, adjusts, booked)
+	// The rides paid as ingest booked them (store.Compensable, with no
+	// judgement that says otherwise), and those whose judgement books
+	// them here. The time range lets the planner scan the ride month's
+	// partition alone; period and booked pick the statement.
+	rows, err := s.pool.Query(ctx, `SELECT $4::text, carrier, category, funding, kind, ''::text, ''::text,
+			count(*), sum(fare)::bigint, sum(charged)::bigint, sum(comp)::bigint
+		FROM (
+			SELECT carrier, category, funding, ''::text AS kind, fare_kop AS fare, charged_kop AS charged, compensation_kop AS comp
+			FROM taps t
+			WHERE tapped_at >= $1 AND tapped_at < $2 AND period = $3 AND booked = $5
+				AND result = 1 AND card_committed AND compensation_kop > 0
+				AND compensation_kop <= $7 AND fare_kop BETWEEN 0 AND $7 AND charged_kop BETWEEN 0 AND $7
+				AND NOT EXISTS (SELECT 1 FROM judged j WHERE j.device = t.device AND j.seq = t.seq)
+			UNION ALL
+			SELECT carrier, paid_category, paid_funding, kind, paid_fare, paid_charged, paid_comp
+			FROM judged WHERE booked_into = $6 AND booked_adjusts = $4) x
+		GROUP BY carrier, category, funding, kind
+		ORDER BY carrier, category, funding, kind`, from, to, month, adjusts, booked, period, int64(store.MaxAmountKop))
 	if err != nil {
 		return nil, fmt.Errorf("lines of %s from taps: %w", period, err)
 	}
@@ -133,9 +145,9 @@ func statements(ctx context.Context, tx pgx.Tx, period string) ([]store.Statemen
 	if len(sts) == 0 {
 		return drafts(ctx, tx, period)
 	}
-	rows, err = tx.Query(ctx, `SELECT adjusts, carrier, category, funding, ''::text, ''::text,
+	rows, err = tx.Query(ctx, `SELECT adjusts, carrier, category, funding, kind, ''::text, ''::text,
 			rides, fare_kop, charged_kop, compensation_kop
-		FROM statement_lines WHERE period = $1 ORDER BY adjusts, carrier, category, funding`, period)
+		FROM statement_lines WHERE period = $1 ORDER BY adjusts, carrier, category, funding, kind`, period)
 	if err != nil {
 		return nil, fmt.Errorf("statement lines of %s: %w", period, err)
 	}
@@ -150,16 +162,37 @@ func statements(ctx context.Context, tx pgx.Tx, period string) ([]store.Statemen
 			}
 		}
 	}
+	rows, err = tx.Query(ctx, `SELECT adjusts, carrier, reason, rides, claimed_kop
+		FROM statement_held WHERE period = $1 ORDER BY adjusts, carrier, reason`, period)
+	if err != nil {
+		return nil, fmt.Errorf("held rides of the statements of %s: %w", period, err)
+	}
+	var (
+		adjusts string
+		h       store.HeldLine
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&adjusts, &h.Carrier, &h.Reason, &h.Rides, &h.ClaimedKop}, func() error {
+		for i := range sts {
+			if sts[i].Adjusts == adjusts {
+				sts[i].Held = append(sts[i].Held, h)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("held rides of the statements of %s: %w", period, err)
+	}
 	return sts, nil
 }
 
-// drafts reads an open period's statements from the roll-up.
+// drafts reads an open period's statements from the roll-up, with the
+// rides held back from them.
 func drafts(ctx context.Context, tx pgx.Tx, period string) ([]store.Statement, error) {
-	rows, err := tx.Query(ctx, `SELECT adjusts, carrier, category, funding, ''::text, ''::text,
+	rows, err := tx.Query(ctx, `SELECT adjusts, carrier, category, funding, kind, ''::text, ''::text,
 			sum(rides)::bigint, sum(fare_kop)::bigint, sum(charged_kop)::bigint, sum(compensation_kop)::bigint
 		FROM rollup WHERE period = $1
-		GROUP BY adjusts, carrier, category, funding
-		ORDER BY adjusts, carrier, category, funding`, period)
+		GROUP BY adjusts, carrier, category, funding, kind
+		HAVING sum(rides) <> 0 OR sum(compensation_kop) <> 0
+		ORDER BY adjusts, carrier, category, funding, kind`, period)
 	if err != nil {
 		return nil, fmt.Errorf("draft statements of %s: %w", period, err)
 	}
@@ -167,7 +200,21 @@ func drafts(ctx context.Context, tx pgx.Tx, period string) ([]store.Statement, e
 	if err != nil {
 		return nil, fmt.Errorf("draft statements of %s: %w", period, err)
 	}
-	return store.Drafts(period, lines), nil
+	rows, err = tx.Query(ctx, `SELECT claim_adjusts, carrier, reason, count(*), sum(claimed_kop)::bigint
+		FROM judged WHERE claim_into = $1 AND state IN ('held', 'waiting')
+		GROUP BY claim_adjusts, carrier, reason ORDER BY claim_adjusts, carrier, reason`, period)
+	if err != nil {
+		return nil, fmt.Errorf("held rides of the draft statements of %s: %w", period, err)
+	}
+	var held []store.AdjustsHeld
+	var h store.AdjustsHeld
+	if _, err := pgx.ForEachRow(rows, []any{&h.Adjusts, &h.Carrier, &h.Reason, &h.Rides, &h.ClaimedKop}, func() error {
+		held = append(held, h)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("held rides of the draft statements of %s: %w", period, err)
+	}
+	return store.DraftsHeld(period, lines, held), nil
 }
 
 // CloseStatements implements store.Store.
@@ -191,6 +238,11 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("close %s: %w", period, err)
 		}
+		// Nothing is sealed unjudged: what ingest queued for re-rating
+		// (late rides of the period among it) is judged first.
+		if err := s.drainRerate(ctx, tx); err != nil {
+			return fmt.Errorf("close %s: %w", period, err)
+		}
 		if sts, err = drafts(ctx, tx, period); err != nil {
 			return fmt.Errorf("close %s: %w", period, err)
 		}
@@ -207,18 +259,31 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, st.Period, st.Adjusts, at, st.Hash, st.Signature, st.KeyRef,
 				st.ClosedBy, max(st.Form, 1), st.KeyFingerprint, st.PartSeed)
 			var (
-				carriers, categories, fundings []string
-				rides, fares, charged, comps   []int64
+				carriers, categories, fundings, kinds []string
+				rides, fares, charged, comps          []int64
 			)
 			for _, l := range st.Lines {
 				carriers, categories, fundings = append(carriers, l.Carrier), append(categories, l.Category), append(fundings, l.Funding)
+				kinds = append(kinds, l.Kind)
 				rides, fares = append(rides, l.Rides), append(fares, l.FareKop)
 				charged, comps = append(charged, l.ChargedKop), append(comps, l.CompensationKop)
 			}
 			b.Queue(`INSERT INTO statement_lines
-				(period, adjusts, carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop)
-				SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])`,
-				st.Period, st.Adjusts, carriers, categories, fundings, rides, fares, charged, comps)
+				(period, adjusts, carrier, category, funding, kind, rides, fare_kop, charged_kop, compensation_kop)
+				SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])`,
+				st.Period, st.Adjusts, carriers, categories, fundings, kinds, rides, fares, charged, comps)
+			if len(st.Held) > 0 {
+				var (
+					hc, hr []string
+					hn, hk []int64
+				)
+				for _, h := range st.Held {
+					hc, hr, hn, hk = append(hc, h.Carrier), append(hr, h.Reason), append(hn, h.Rides), append(hk, h.ClaimedKop)
+				}
+				b.Queue(`INSERT INTO statement_held (period, adjusts, carrier, reason, rides, claimed_kop)
+					SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[])`,
+					st.Period, st.Adjusts, hc, hr, hn, hk)
+			}
 		}
 		b.Queue("INSERT INTO closed_periods (period, closed) VALUES ($1, $2)", period, at)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -167,6 +167,16 @@ ON CONFLICT (device, seq) DO NOTHING`
 const upsertRollup = `INSERT INTO rollup
 	(period, carrier, adjusts, category, funding, route, day, rides, fare_kop, charged_kop, compensation_kop)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (period, carrier, adjusts, category, funding, route, day, kind) DO UPDATE SET
+	rides = rides + excluded.rides,
+	fare_kop = fare_kop + excluded.fare_kop,
+	charged_kop = charged_kop + excluded.charged_kop,
+	compensation_kop = compensation_kop + excluded.compensation_kop`
+
+// upsertRollupV2 is upsertRollup on the roll-up of migrations 2 to 7.
+const upsertRollupV2 = `INSERT INTO rollup
+	(period, carrier, adjusts, category, funding, route, day, rides, fare_kop, charged_kop, compensation_kop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (period, carrier, adjusts, category, funding, route, day) DO UPDATE SET
 	rides = rides + excluded.rides,
 	fare_kop = fare_kop + excluded.fare_kop,
@@ -220,8 +230,14 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 			return fmt.Errorf("record gap %s %d-%d: %w", g.Device, g.First, g.Last, err)
 		}
 	}
+	up := upsertRollup
+	if !insert {
+		// Migration 2 rebuilds the roll-up before migration 8 gave it a
+		// kind.
+		up = upsertRollupV2
+	}
 	for _, r := range p.Rollup {
-		if _, err := tx.ExecContext(ctx, upsertRollup, r.Period, r.Carrier, r.Adjusts, r.Category, r.Funding, r.Route, r.Day,
+		if _, err := tx.ExecContext(ctx, up, r.Period, r.Carrier, r.Adjusts, r.Category, r.Funding, r.Route, r.Day,
 			r.Rides, r.FareKop, r.ChargedKop, r.CompensationKop); err != nil {
 			return fmt.Errorf("update roll-up %s %s/%s/%s: %w", r.Period, r.Carrier, r.Category, r.Funding, err)
 		}
@@ -241,24 +257,35 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, p plan.Plan, insert bool)
 	if err := queueCloneChecks(ctx, tx, p.CloneChecks); err != nil {
 		return err
 	}
-	anomalies := p.Anomalies
-	more, err := s.cardChecks(ctx, tx, p.New)
-	if err != nil {
-		return err
+	if insert {
+		if err := queueReratings(ctx, tx, p.Rerate, p.DeviceNumbers); err != nil {
+			return err
+		}
 	}
-	return addAnomalies(ctx, tx, append(anomalies, more...))
+	anomalies := p.Anomalies
+	if insert {
+		// A migration's rebuild runs before any hotlist exists.
+		more, err := s.cardChecks(ctx, tx, p.New)
+		if err != nil {
+			return err
+		}
+		anomalies = append(anomalies, more...)
+	}
+	return addAnomalies(ctx, tx, anomalies)
 }
 
 // cardChecks finds the new accepted taps of hotlisted cards.
 func (s *Store) cardChecks(ctx context.Context, tx *sql.Tx, news []plan.Tap) ([]recon.Anomaly, error) {
+	// A benefit-revoked entry does not deny rides: re-rating judges its
+	// card's benefit rides instead.
 	var hot bool
-	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM hotlist)").Scan(&hot); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM hotlist WHERE reason <> ?)", store.ReasonBenefitRevoked).Scan(&hot); err != nil {
 		return nil, fmt.Errorf("look at the hotlist: %w", err)
 	}
 	if !hot {
 		return nil, nil
 	}
-	hotq, err := tx.PrepareContext(ctx, "SELECT min(from_us) FROM hotlist WHERE card = ? AND from_us <= ?")
+	hotq, err := tx.PrepareContext(ctx, "SELECT min(from_us) FROM hotlist WHERE card = ? AND from_us <= ? AND reason <> '"+store.ReasonBenefitRevoked+"'")
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +314,24 @@ func queueCloneChecks(ctx context.Context, tx *sql.Tx, cs []plan.CloneCheck) err
 		if _, err := tx.ExecContext(ctx, `INSERT INTO clone_checks (device, first_seq, last_seq, from_us, to_us)
 			VALUES (?, ?, ?, ?, ?)`, c.Device, int64(c.FirstSeq), int64(c.LastSeq), c.From.UnixMicro(), c.To.UnixMicro()); err != nil {
 			return fmt.Errorf("queue the cloned-card check of %s/%d-%d: %w", c.Device, c.FirstSeq, c.LastSeq, err)
+		}
+	}
+	return nil
+}
+
+// queueReratings queues what re-rating will look at, one row, and
+// records the device numbers the taps carry (the first device to report
+// a number keeps it).
+func queueReratings(ctx context.Context, tx *sql.Tx, needs []plan.Need, nums []plan.DeviceNumber) error {
+	if len(needs) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rerate_runs (needs) VALUES (?)`, plan.AppendNeeds(nil, needs)); err != nil {
+			return fmt.Errorf("queue re-rating: %w", err)
+		}
+	}
+	for _, n := range nums {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO device_numbers (number, device, since_us) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, int64(n.Number), n.Device, n.At.UnixMicro()); err != nil {
+			return fmt.Errorf("record the device number of %s: %w", n.Device, err)
 		}
 	}
 	return nil
@@ -358,9 +403,20 @@ func (s *Store) AddHotlist(ctx context.Context, entries []store.HotlistEntry) (i
 			return 0, fmt.Errorf("add hotlist: card %d has no time from which it is blocked", e.Card)
 		}
 		from := e.From.Truncate(time.Microsecond)
-		if _, err := tx.ExecContext(ctx, "INSERT INTO hotlist (card, from_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
-			int64(e.Card), from.UnixMicro()); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO hotlist (card, from_us, reason) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+			int64(e.Card), from.UnixMicro(), e.Reason); err != nil {
 			return 0, fmt.Errorf("add hotlist: card %d: %w", e.Card, err)
+		}
+		if e.Reason == store.ReasonBenefitRevoked {
+			// No ride is denied; the card's rides of open periods are
+			// judged again.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rerate_cards (card, period, queued_us)
+				SELECT DISTINCT card, period, ? FROM taps WHERE card = ? AND tapped_us >= ?
+					AND period NOT IN (SELECT period FROM closed_periods)
+				ON CONFLICT DO NOTHING`, s.opt.Clock()().UnixMicro(), int64(e.Card), from.UnixMicro()); err != nil {
+				return 0, fmt.Errorf("add hotlist: queue re-rating of card %d: %w", e.Card, err)
+			}
+			continue
 		}
 		taps, err := s.cardTaps(ctx, tx, e.Card, from)
 		if err != nil {

@@ -25,12 +25,15 @@ func (s *Store) Compensation(ctx context.Context, q store.Query) ([]store.Line, 
 	}
 	// TEXT compares with the BINARY collation, so ORDER BY gives byte
 	// order, as the PostgreSQL store's "C" collation does.
-	rows, err := s.db.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, `+route+` AS r, `+day+` AS d,
+	// Re-rating takes held rides back out of the roll-up: a row can sum
+	// to nothing, and is then no line.
+	rows, err := s.db.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, kind, `+route+` AS r, `+day+` AS d,
 			sum(rides), sum(fare_kop), sum(charged_kop), sum(compensation_kop)
 		FROM rollup
 		WHERE period = ?1 AND (?2 = '' OR carrier = ?2)
-		GROUP BY adjusts, carrier, category, funding, r, d
-		ORDER BY adjusts, carrier, category, funding, r, d`, q.Period, q.Carrier)
+		GROUP BY adjusts, carrier, category, funding, kind, r, d
+		HAVING sum(rides) <> 0 OR sum(compensation_kop) <> 0
+		ORDER BY adjusts, carrier, category, funding, kind, r, d`, q.Period, q.Carrier)
 	if err != nil {
 		return nil, fmt.Errorf("compensation for %s: %w", q.Period, err)
 	}
@@ -46,7 +49,7 @@ func scanLines(rows *sql.Rows) ([]store.Line, error) {
 	var lines []store.Line
 	for rows.Next() {
 		var l store.Line
-		if err := rows.Scan(&l.Adjusts, &l.Carrier, &l.Category, &l.Funding, &l.Route, &l.Day,
+		if err := rows.Scan(&l.Adjusts, &l.Carrier, &l.Category, &l.Funding, &l.Kind, &l.Route, &l.Day,
 			&l.Rides, &l.FareKop, &l.ChargedKop, &l.CompensationKop); err != nil {
 			return nil, err
 		}
@@ -61,14 +64,23 @@ func (s *Store) TapLines(ctx context.Context, period, adjusts string) ([]store.L
 		return nil, fmt.Errorf("lines from taps: %w", err)
 	}
 	// A ride of the period booked into it, or a ride of the adjusted
-	// period booked into this one.
-	rows, err := s.db.QueryContext(ctx, `SELECT ?2, carrier, category, funding, '', '',
-			count(*), sum(fare_kop), sum(charged_kop), sum(compensation_kop)
-		FROM taps
-		WHERE result = ?3 AND card_committed AND compensation_kop > 0
-			AND (?2 = '' AND period = ?1 AND booked = '' OR ?2 <> '' AND period = ?2 AND booked = ?1)
-		GROUP BY carrier, category, funding
-		ORDER BY carrier, category, funding`, period, adjusts, 1)
+	// period booked into this one, as ingest booked it (store.Compensable,
+	// with no judgement that says otherwise); and the rides whose
+	// judgement books them here.
+	rows, err := s.db.QueryContext(ctx, `SELECT ?2, carrier, category, funding, kind, '', '',
+			count(*), sum(fare), sum(charged), sum(comp)
+		FROM (
+			SELECT carrier, category, funding, '' AS kind, fare_kop AS fare, charged_kop AS charged, compensation_kop AS comp
+			FROM taps t
+			WHERE result = ?3 AND card_committed AND compensation_kop > 0
+				AND compensation_kop <= ?4 AND fare_kop BETWEEN 0 AND ?4 AND charged_kop BETWEEN 0 AND ?4
+				AND (?2 = '' AND period = ?1 AND booked = '' OR ?2 <> '' AND period = ?2 AND booked = ?1)
+				AND NOT EXISTS (SELECT 1 FROM judged j WHERE j.device = t.device AND j.seq = t.seq)
+			UNION ALL
+			SELECT carrier, paid_category, paid_funding, kind, paid_fare, paid_charged, paid_comp
+			FROM judged WHERE booked_into = ?1 AND booked_adjusts = ?2)
+		GROUP BY carrier, category, funding, kind
+		ORDER BY carrier, category, funding, kind`, period, adjusts, 1, store.MaxAmountKop)
 	if err != nil {
 		return nil, fmt.Errorf("lines of %s from taps: %w", period, err)
 	}
@@ -144,15 +156,27 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 		return nil, fmt.Errorf("statements of %s: %w", period, err)
 	}
 	for i := range out {
-		rows, err := q.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, '', '',
+		rows, err := q.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, kind, '', '',
 				rides, fare_kop, charged_kop, compensation_kop
 			FROM statement_lines WHERE period = ? AND adjusts = ?
-			ORDER BY carrier, category, funding`, period, out[i].Adjusts)
+			ORDER BY carrier, category, funding, kind`, period, out[i].Adjusts)
 		if err != nil {
 			return nil, fmt.Errorf("statement lines of %s: %w", period, err)
 		}
 		if out[i].Lines, err = scanLines(rows); err != nil {
 			return nil, fmt.Errorf("statement lines of %s: %w", period, err)
+		}
+		rows, err = q.QueryContext(ctx, `SELECT '', carrier, reason, rides, claimed_kop FROM statement_held
+			WHERE period = ? AND adjusts = ? ORDER BY carrier, reason`, period, out[i].Adjusts)
+		if err != nil {
+			return nil, fmt.Errorf("held rides of the statements of %s: %w", period, err)
+		}
+		held, err := scanHeldLines(rows)
+		if err != nil {
+			return nil, fmt.Errorf("held rides of the statements of %s: %w", period, err)
+		}
+		for _, h := range held {
+			out[i].Held = append(out[i].Held, h.HeldLine)
 		}
 	}
 	return out, nil
@@ -160,11 +184,12 @@ func (s *Store) statements(ctx context.Context, q querier, period string) ([]sto
 
 // drafts reads an open period's statements from the roll-up.
 func (s *Store) drafts(ctx context.Context, q querier, period string) ([]store.Statement, error) {
-	rows, err := q.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, '', '',
+	rows, err := q.QueryContext(ctx, `SELECT adjusts, carrier, category, funding, kind, '', '',
 			sum(rides), sum(fare_kop), sum(charged_kop), sum(compensation_kop)
 		FROM rollup WHERE period = ?
-		GROUP BY adjusts, carrier, category, funding
-		ORDER BY adjusts, carrier, category, funding`, period)
+		GROUP BY adjusts, carrier, category, funding, kind
+		HAVING sum(rides) <> 0 OR sum(compensation_kop) <> 0
+		ORDER BY adjusts, carrier, category, funding, kind`, period)
 	if err != nil {
 		return nil, fmt.Errorf("draft statements of %s: %w", period, err)
 	}
@@ -172,7 +197,32 @@ func (s *Store) drafts(ctx context.Context, q querier, period string) ([]store.S
 	if err != nil {
 		return nil, fmt.Errorf("draft statements of %s: %w", period, err)
 	}
-	return store.Drafts(period, lines), nil
+	rows, err = q.QueryContext(ctx, `SELECT claim_adjusts, carrier, reason, count(*), sum(claimed_kop)
+		FROM judged WHERE claim_into = ? AND state IN ('held', 'waiting')
+		GROUP BY claim_adjusts, carrier, reason ORDER BY claim_adjusts, carrier, reason`, period)
+	if err != nil {
+		return nil, fmt.Errorf("held rides of the draft statements of %s: %w", period, err)
+	}
+	held, err := scanHeldLines(rows)
+	if err != nil {
+		return nil, fmt.Errorf("held rides of the draft statements of %s: %w", period, err)
+	}
+	return store.DraftsHeld(period, lines, held), nil
+}
+
+// scanHeldLines reads and closes rows of (adjusts, carrier, reason,
+// rides, claimed kop).
+func scanHeldLines(rows *sql.Rows) ([]store.AdjustsHeld, error) {
+	defer rows.Close()
+	var out []store.AdjustsHeld
+	for rows.Next() {
+		var h store.AdjustsHeld
+		if err := rows.Scan(&h.Adjusts, &h.Carrier, &h.Reason, &h.Rides, &h.ClaimedKop); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
 
 // CloseStatements implements store.Store.
@@ -187,12 +237,21 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 		return nil, fmt.Errorf("close %s: begin: %w", period, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var closedUs int64
+	switch err := tx.QueryRowContext(ctx, "SELECT closed_us FROM closed_periods WHERE period = ?", period).Scan(&closedUs); {
+	case err == nil:
+		return nil, fmt.Errorf("close %s: %w (on %s)", period, store.ErrPeriodClosed, time.UnixMicro(closedUs).UTC().Format(time.RFC3339))
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("close %s: %w", period, err)
+	}
+	// Nothing is sealed unjudged: what ingest queued for re-rating (late
+	// rides of the period among it) is judged first.
+	if err := s.drainRerate(ctx, tx); err != nil {
+		return nil, fmt.Errorf("close %s: %w", period, err)
+	}
 	sts, err := s.statements(ctx, tx, period)
 	if err != nil {
 		return nil, fmt.Errorf("close %s: %w", period, err)
-	}
-	if len(sts) > 0 && sts[0].Closed {
-		return nil, fmt.Errorf("close %s: %w (on %s)", period, store.ErrPeriodClosed, sts[0].ClosedAt.Format(time.RFC3339))
 	}
 	at := closedAt.UTC().Truncate(time.Microsecond)
 	for i := range sts {
@@ -209,10 +268,16 @@ func (s *Store) CloseStatements(ctx context.Context, period string, closedAt tim
 		}
 		for _, l := range st.Lines {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO statement_lines
-				(period, adjusts, carrier, category, funding, rides, fare_kop, charged_kop, compensation_kop)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, l.Carrier, l.Category, l.Funding,
+				(period, adjusts, carrier, category, funding, kind, rides, fare_kop, charged_kop, compensation_kop)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, l.Carrier, l.Category, l.Funding, l.Kind,
 				l.Rides, l.FareKop, l.ChargedKop, l.CompensationKop); err != nil {
 				return nil, fmt.Errorf("close %s: store a statement line: %w", period, err)
+			}
+		}
+		for _, h := range st.Held {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO statement_held (period, adjusts, carrier, reason, rides, claimed_kop)
+				VALUES (?, ?, ?, ?, ?, ?)`, st.Period, st.Adjusts, h.Carrier, h.Reason, h.Rides, h.ClaimedKop); err != nil {
+				return nil, fmt.Errorf("close %s: store what the statement holds back: %w", period, err)
 			}
 		}
 	}

@@ -108,7 +108,7 @@ func checkTapLines(t *testing.T, s store.Store, period, adjusts string, want []s
 func testCloseAndLateTaps(t *testing.T, open Open) {
 	loc := Options(t).Location
 	r := rand.New(rand.NewPCG(11, 2026))
-	all := randomTaps(r, 900, loc)
+	all := provenTaps(r, 900, loc)
 	// Every third tap of each device comes late, after November closes;
 	// the rest on time.
 	var onTime, late []tap.Tap
@@ -123,6 +123,7 @@ func testCloseAndLateTaps(t *testing.T, open Open) {
 	if cs, err := s.Carriers(ctxFor(t)); err != nil || len(cs) != 0 {
 		t.Errorf("Carriers of an empty store = %q, %v", cs, err)
 	}
+	proven(t, s, all)
 	addTaps(t, s, onTime, len(onTime), 0)
 	var wantCarriers []string
 	for _, tp := range onTime {
@@ -205,6 +206,7 @@ func testCloseAndLateTaps(t *testing.T, open Open) {
 		t.Fatalf("closing December gave %+v", decClosed)
 	}
 	later := ride("LATE-1", 1, time.Date(2026, 11, 20, 12, 0, 0, 0, loc))
+	proven(t, s, []tap.Tap{later})
 	addTaps(t, s, []tap.Tap{later}, 1, 0)
 	sameStatements(t, "December after a later November ride", statements(t, s, "2026-12"), decClosed)
 	jan := statements(t, s, "2027-01")
@@ -248,6 +250,10 @@ func testCloseWhileIngesting(t *testing.T, open Open) {
 			mine = append(mine, seqRange(dev, uint64(b*size+1), uint64(b*size+size), base)...)
 		}
 		all = append(all, mine...)
+	}
+	proven(t, s, all)
+	for w := range workers {
+		mine := all[w*batches*size : (w+1)*batches*size]
 		wg.Go(func() {
 			for b := range batches {
 				if _, _, err := s.AddTaps(ctxFor(t), mine[b*size:(b+1)*size]); err != nil {

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Open) {
 		{"ResidentBlocksOwnCard", testResidentBlocksOwnCard},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
+		{"CardRecords", testCardRecords},
 		{"Expiring", testExpiring},
 		{"Import", testImport},
 		{"ImportConflictWritesNothing", testImportConflict},

@@ -9,11 +9,14 @@ package plan
 
 import (
 	"cmp"
+	"encoding/binary"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/citycard/transit/clearing/recon"
+	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/validator/tap"
 )
@@ -101,6 +104,113 @@ type Plan struct {
 	// CloneChecks are the runs of new rides the cloned-card check has
 	// to look at, by device.
 	CloneChecks []CloneCheck
+	// Rerate is what re-rating has to look at among the new taps,
+	// queued as one row per call.
+	Rerate []Need
+	// DeviceNumbers are the devices' numbers as card logs record them,
+	// from the new taps, by device.
+	DeviceNumbers []DeviceNumber
+}
+
+// Need is a new tap re-rating has to look at (rerate.Needs): the card,
+// the tap's time, the time of the previous ride the card's evidence names
+// (zero when none), and whether it is judged itself. That is all a pass
+// needs to know which of the card's rides to load, so the queue holds it
+// and a pass never reads the new taps back.
+type Need struct {
+	Card       uint64
+	Time, Prev time.Time
+	Judged     bool
+}
+
+// AppendNeeds appends the queue encoding of needs: a count, then per
+// need the card, the time and the previous time in Unix microseconds (0
+// for none) as varints and a judged byte.
+func AppendNeeds(b []byte, needs []Need) []byte {
+	b = binary.AppendUvarint(b, uint64(len(needs)))
+	for _, n := range needs {
+		b = binary.AppendUvarint(b, n.Card)
+		b = binary.AppendVarint(b, n.Time.UnixMicro())
+		var p int64
+		if !n.Prev.IsZero() {
+			p = n.Prev.UnixMicro()
+		}
+		b = binary.AppendVarint(b, p)
+		j := byte(0)
+		if n.Judged {
+			j = 1
+		}
+		b = append(b, j)
+	}
+	return b
+}
+
+// ParseNeeds reads what AppendNeeds wrote.
+func ParseNeeds(b []byte) ([]Need, error) {
+	bad := errors.New("re-rating queue: malformed row")
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, bad
+	}
+	b = b[k:]
+	out := make([]Need, 0, n)
+	for range n {
+		card, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return nil, bad
+		}
+		at, k2 := binary.Varint(b[k1:])
+		if k2 <= 0 {
+			return nil, bad
+		}
+		prev, k3 := binary.Varint(b[k1+k2:])
+		if k3 <= 0 || len(b) < k1+k2+k3+1 {
+			return nil, bad
+		}
+		nd := Need{Card: card, Time: time.UnixMicro(at).UTC(), Judged: b[k1+k2+k3] == 1}
+		if prev != 0 {
+			nd.Prev = time.UnixMicro(prev).UTC()
+		}
+		out = append(out, nd)
+		b = b[k1+k2+k3+1:]
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return out, nil
+}
+
+// DeviceNumber is a device's number as the card's tap log records it
+// (tap.Tap.DeviceNumber), first seen at At. Batches are authenticated
+// per device, so a device's own taps are what tells clearing its number.
+type DeviceNumber struct {
+	Number uint32
+	Device string
+	At     time.Time
+}
+
+// needs returns what re-rating needs of the new taps, and the device
+// numbers they carry.
+func needs(news []Tap) ([]Need, []DeviceNumber) {
+	var out []Need
+	var nums []DeviceNumber
+	for i := range news {
+		t := news[i].Tap
+		if t.DeviceNumber != 0 {
+			if n := len(nums); n == 0 || nums[n-1].Device != t.Device || nums[n-1].Number != t.DeviceNumber {
+				nums = append(nums, DeviceNumber{Number: t.DeviceNumber, Device: t.Device, At: t.Time})
+			}
+		}
+		if !rerate.Needs(t) {
+			continue
+		}
+		n := Need{Card: t.Card, Time: t.Time, Judged: rerate.Judged(t)}
+		if t.Prev.Device != 0 {
+			n.Prev = t.Prev.Time
+		}
+		out = append(out, n)
+	}
+	return out, nums
 }
 
 // CloneCheck names, for the cloned-card check, a run of one device's new
@@ -256,6 +366,7 @@ func Make(taps []tap.Tap, st State, now time.Time, lim recon.Limits, loc *time.L
 		return cmp.Or(strings.Compare(a.Device, b.Device), strings.Compare(a.Period, b.Period))
 	})
 	p.CloneChecks = cloneChecks(p.New)
+	p.Rerate, p.DeviceNumbers = needs(p.New)
 	return p
 }
 
