@@ -546,7 +546,8 @@ func TestFinanceClose(t *testing.T) {
 	dialog := sup.get("/finance/close?period="+period).want(t, http.StatusOK, "close dialog")
 	for _, want := range []string{`action="/finance/close"`, `name="expect"`, `name="confirm" value="2026-11" required`, "close 2026-11 for good: ", "What is still open in 2026-11",
 		// The fixture's one validator was last heard in November.
-		"validators silent since before the month ended, which may hold its rides: 1"} {
+		"validators silent since before the month ended, which may hold its rides: 1",
+		"rides held or not yet proven (not paid until someone decides): ", "batches of rides waiting to be re-rated (the close re-rates them first): "} {
 		if !strings.Contains(dialog.body, want) {
 			t.Errorf("the close dialog lacks %q:\n%s", want, dialog.body)
 		}

@@ -48,6 +48,26 @@ var monthEndChecks = []checker{
 	func(_ context.Context, _ *Server, period string, r report.Reconciliation) (Check, error) {
 		return Check{Key: "close.check.anomalies", Count: int64(len(r.Anomalies)), Href: withQuery("/finance/reconciliation", "period", period)}, nil
 	},
+	// Rides clearing holds back or waits to prove are not paid by the
+	// close; people decide the held ones (transit clearing held).
+	func(ctx context.Context, s *Server, period string, _ report.Reconciliation) (Check, error) {
+		lines, err := s.clr.Proof(ctx, period)
+		if err != nil {
+			return Check{}, fmt.Errorf("the proof of %s: %w", period, err)
+		}
+		var n int64
+		for _, l := range lines {
+			n += l.Held + l.Waiting
+		}
+		return Check{Key: "close.check.held", Count: n}, nil
+	},
+	func(ctx context.Context, s *Server, _ string, _ report.Reconciliation) (Check, error) {
+		n, err := s.clr.PendingRerate(ctx)
+		if err != nil {
+			return Check{}, fmt.Errorf("rides waiting for re-rating: %w", err)
+		}
+		return Check{Key: "close.check.rerate", Count: n}, nil
+	},
 	// Validators silent since before the month ended may still hold its
 	// rides.
 	func(ctx context.Context, s *Server, period string, _ report.Reconciliation) (Check, error) {
