@@ -14,9 +14,13 @@
 // (cardkey.TMACKey), which only clearing's HSM (and the issuer's keystore
 // that writes it onto cards) holds.
 //
-// What clearing does with a verdict: a compensable ride is card-signed
-// when Signed; a ride of an EV2+ card that is Missing, Invalid or Unproven
-// is held (issue 15's held rides) and never paid on the device's word.
+// What clearing does with a verdict (clearing/rerate, the rule): a ride is
+// card-signed when Signed; an Invalid one is held (card-mac-invalid), and
+// so is a ride without a MAC of a card that signs its other rides
+// (card-mac-missing). Unproven (a first tap's MAC, which names no card
+// number) is taken as the card's when it is of the UID the card signs its
+// other rides with, and held otherwise. Re-rating calls Check with keys
+// from clearing's HSM (HSMKeys, store.Options.CardMACKeys).
 package cardmac
 
 import (
@@ -191,4 +195,19 @@ func (v *Verifier) Verify(ctx context.Context, t *tap.Tap) (verdict Verdict, why
 	}
 	verdict, why = Check(t, k.Value)
 	return verdict, why, nil
+}
+
+// HSMKeys gives re-rating (store.Options.CardMACKeys) the cards'
+// Transaction MAC keys from clearing's HSM.
+type HSMKeys struct {
+	Keys Keys
+}
+
+// CardMACKey returns the Transaction MAC key of card uid at version.
+func (h HSMKeys) CardMACKey(ctx context.Context, uid []byte, version uint8) ([16]byte, error) {
+	k, err := h.Keys.TMACKey(ctx, uid, int(version))
+	if err != nil {
+		return [16]byte{}, fmt.Errorf("cardmac: key of card %X version %d: %w", uid, version, err)
+	}
+	return k.Value, nil
 }

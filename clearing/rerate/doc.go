@@ -24,7 +24,11 @@
 //     re-rated them, for the monthly quota;
 //   - the registry's records of the card's entitlements (category, dates,
 //     monthly limit), and the spans in which its benefits were revoked;
-//   - the routes each carrier runs, where clearing has been told them.
+//   - the routes each carrier runs, where clearing has been told them;
+//   - what an EV2 or EV3 card signed: the Transaction MAC the card
+//     computed over the ride (clearing/cardmac), verified with the card's
+//     key from clearing's HSM (World.CardMACKeys). A card signs its rides
+//     when the MAC of one of its rides in the window judged verifies.
 //
 // The card's purse balance and its passes are not known to clearing: a
 // ride is judged as if the purse held enough and the card carried no
@@ -42,6 +46,19 @@
 //  3. A commit-unknown ride that no evidence settles yet waits
 //     (commit-unknown); once a later tap names it, it is judged as
 //     committed and paid if it proves right.
+//     A ride whose Transaction MAC does not verify, or does not agree with
+//     the tap (card number, time, device, sequence, charge, product,
+//     previous ride), or is of another UID than the card signs its other
+//     rides with, is held (card-mac-invalid); so is an accepted ride, said
+//     to be committed, of a card that signs its rides, that carries no MAC
+//     (card-mac-missing): a device invented it or stripped the card's
+//     signature. A commit-unknown ride carries none (the card's answer was
+//     lost); the later tap the card signed proves it. Such an unsigned ride
+//     is no evidence either: it names no previous ride, is no previous
+//     ride for a transfer, and forks or contradicts nothing. A MAC that
+//     clearing has no key for (no tmac-master, or not that version) waits
+//     (card-mac-unchecked). An EV1 carries no MAC and is judged on the
+//     rest.
 //  4. A tariff version clearing does not keep waits (tariff-unknown)
 //     until that version is added.
 //  5. A fare or compensation above the most the tariff can owe is held

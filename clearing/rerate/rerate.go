@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citycard/transit/card/cardkey"
+	"github.com/citycard/transit/clearing/cardmac"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/validator/fare"
 	"github.com/citycard/transit/validator/tap"
@@ -67,6 +69,11 @@ const (
 	ReasonNotEntitled      = "not-entitled"
 	ReasonOverQuota        = "over-quota"
 	ReasonDiffers          = "differs"
+	// The card's Transaction MAC (EV2/EV3 cards, clearing/cardmac).
+	ReasonCardMACInvalid   = "card-mac-invalid"
+	ReasonCardMACMissing   = "card-mac-missing"
+	ReasonCardMACUnproven  = "card-mac-unproven"
+	ReasonCardMACUnchecked = "card-mac-unchecked"
 )
 
 // Key names a tap.
@@ -199,6 +206,29 @@ type World struct {
 	// RecordsAsOf is when clearing's copy of the registry's records was
 	// last known to be complete; zero when it never was.
 	RecordsAsOf time.Time
+	// CardMACKeys are the Transaction MAC keys of the cards whose rides
+	// carry one, from clearing's HSM (MACKeyOf names them); nil when
+	// clearing has no Transaction MAC master, and then such rides wait.
+	CardMACKeys map[MACKey][16]byte
+}
+
+// MACKey names one card's Transaction MAC key: its real UID and the
+// key's version.
+type MACKey struct {
+	UID     [cardkey.UIDSize]byte
+	Version uint8
+}
+
+// MACKeyOf returns the key that verifies m, and false when m cannot name
+// one (a UID of the wrong size or version 0): such a MAC is invalid.
+func MACKeyOf(m *tap.CardMAC) (MACKey, bool) {
+	var k MACKey
+	if m == nil || len(m.UID) != cardkey.UIDSize || m.KeyVersion == 0 {
+		return k, false
+	}
+	copy(k.UID[:], m.UID)
+	k.Version = m.KeyVersion
+	return k, true
 }
 
 // CardFacts is what clearing knows of one card beside its rides.
@@ -271,6 +301,7 @@ func Card(w *World, cf *CardFacts, rides []Ride, months map[string]bool) Result 
 		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Device, b.Device), cmp.Compare(a.Seq, b.Seq))
 	})
 	j := &judge{w: w, cf: cf, rides: rs, used: make(map[string]map[string]int)}
+	j.checkMACs()
 	j.link()
 	var res Result
 	recheck := make(map[string]bool)
@@ -332,6 +363,12 @@ type judge struct {
 	// used counts, per month and category, the benefit rides counted on
 	// the card's quota so far.
 	used map[string]map[string]int
+	// mac[i] is what ride i's Transaction MAC proves; signs says that
+	// the card signs its rides (an EV2 or EV3: a MAC of it verified),
+	// uid with which UID.
+	mac   []macCheck
+	signs bool
+	uid   [cardkey.UIDSize]byte
 	// monthOf caches the month of the last time asked.
 	monthOf struct {
 		y int
@@ -346,6 +383,71 @@ func (j *judge) month(t time.Time) string {
 		c.y, c.m, c.s = y, m, fmt.Sprintf("%04d-%02d", y, int(m))
 	}
 	return j.monthOf.s
+}
+
+// macCheck is what one ride's Transaction MAC proves.
+type macCheck struct {
+	verdict cardmac.Verdict
+	// unchecked: clearing holds no key to verify it with.
+	unchecked bool
+	why       string
+}
+
+// checkMACs verifies the Transaction MAC of every ride that carries one
+// and learns whether the card signs its rides.
+func (j *judge) checkMACs() {
+	j.mac = make([]macCheck, len(j.rides))
+	for i := range j.rides {
+		r := j.rides[i].Tap
+		if r.CardMAC == nil {
+			continue
+		}
+		c := &j.mac[i]
+		k, ok := MACKeyOf(r.CardMAC)
+		if !ok {
+			c.verdict, c.why = cardmac.Invalid, fmt.Sprintf("a card MAC with a %d-byte UID and key version %d names no card key",
+				len(r.CardMAC.UID), r.CardMAC.KeyVersion)
+			continue
+		}
+		key, ok := j.w.CardMACKeys[k]
+		if !ok {
+			c.unchecked = true
+			continue
+		}
+		v, err := cardmac.Check(r, key)
+		c.verdict = v
+		if err != nil {
+			c.why = err.Error()
+		}
+		if v == cardmac.Signed && !j.signs {
+			j.signs, j.uid = true, k.UID
+		}
+	}
+	// A MAC that verifies but names no card number (a first tap's) shows
+	// the card signs too, when no other ride says with which UID.
+	for i := range j.rides {
+		if j.signs {
+			break
+		}
+		if j.mac[i].verdict == cardmac.Unproven {
+			k, _ := MACKeyOf(j.rides[i].CardMAC)
+			j.signs, j.uid = true, k.UID
+		}
+	}
+}
+
+// unsigned reports whether ride i lacks the card's signature the card
+// would have given it: its MAC is invalid, or the card signs its rides
+// and this one, accepted and said to be committed, carries no MAC. Such a
+// ride is not evidence of anything (it names no previous ride, and is no
+// previous ride), and it is held. A commit-unknown ride carries no MAC
+// (the card's answer was lost): a later signed tap proves it instead.
+func (j *judge) unsigned(i int) bool {
+	r := j.rides[i].Tap
+	if r.CardMAC != nil {
+		return j.mac[i].verdict == cardmac.Invalid
+	}
+	return j.signs && r.Result == tap.Accepted && r.CardCommitted && !r.CommitUnknown
 }
 
 // link resolves each tap's evidence among the rides.
@@ -366,7 +468,7 @@ func (j *judge) link() {
 	for i := range j.rides {
 		r := j.rides[i].Tap
 		j.prev[i] = noPrev
-		if r.Prev.Device == 0 {
+		if r.Prev.Device == 0 || j.unsigned(i) {
 			continue
 		}
 		j.prev[i] = unresolved
@@ -393,7 +495,7 @@ func (j *judge) named(i int) bool { return len(j.namedBy[i]) > 0 }
 // its transaction completed), so it forks nothing and settles nothing:
 // the card's next ride still continues from the ride before it.
 func (j *judge) mayHold(y int) bool {
-	return j.named(y) || j.rides[y].Result == tap.Accepted && j.rides[y].CardCommitted
+	return j.named(y) || j.rides[y].Result == tap.Accepted && j.rides[y].CardCommitted && !j.unsigned(y)
 }
 
 // spanned reports whether the card went from one ride to a later one
@@ -480,6 +582,8 @@ func (j *judge) onCard(i int) bool {
 	switch {
 	case j.named(i):
 		return true
+	case j.unsigned(i):
+		return false
 	case r.CardCommitted:
 		return !j.contradicted(i)
 	case r.CommitUnknown:
@@ -604,6 +708,13 @@ func (j *judge) verdictOf(i int, month string, t *Tariff) Verdict {
 		return held(v, Held, ReasonAmountInvalid, fmt.Sprintf("claims fare %s, charged %s, compensation %s: an amount is negative or above the most any tariff can hold (%s)",
 			kop(r.FareKop), kop(r.ChargedKop), kop(r.CompensationKop), kop(MaxAmountKop)))
 	}
+	if reason, detail := j.macVerdict(i); reason != "" {
+		state := Held
+		if reason == ReasonCardMACUnchecked {
+			state = Waiting
+		}
+		return held(v, state, reason, detail)
+	}
 	if t == nil {
 		claimCount()
 		return held(v, Waiting, ReasonTariffUnknown, fmt.Sprintf("clearing does not keep tariff version %d; add it (transit clearing tariff add)", r.TariffVersion))
@@ -677,6 +788,31 @@ func (j *judge) verdictOf(i int, month string, t *Tariff) Verdict {
 			j.used[month][r.Category], r.Category, got))
 	}
 	return held(v, Held, ReasonDiffers, fmt.Sprintf("claimed %s; re-rated with clearing's facts: %s", claimText(r), got))
+}
+
+// macVerdict says why ride i's Transaction MAC does not let it be paid,
+// or "" when it does or the card does not sign its rides (an EV1).
+func (j *judge) macVerdict(i int) (reason, detail string) {
+	r := j.rides[i].Tap
+	c := j.mac[i]
+	switch {
+	case r.CardMAC == nil && j.unsigned(i):
+		return ReasonCardMACMissing, fmt.Sprintf("the card signs its rides (an EV2/EV3: its Transaction MAC of UID %X verified on another ride) and this ride, said to be committed, carries no Transaction MAC",
+			j.uid[:])
+	case r.CardMAC == nil:
+		return "", ""
+	case c.unchecked && j.w.CardMACKeys == nil:
+		return ReasonCardMACUnchecked, "the ride carries the card's Transaction MAC and clearing holds no Transaction MAC master to verify it with: give clearing its HSM (--keystore or --pkcs11-module) with the tmac-master"
+	case c.unchecked:
+		return ReasonCardMACUnchecked, fmt.Sprintf("the card's Transaction MAC is of key version %d, which clearing's HSM does not hold: add that tmac-master version", r.CardMAC.KeyVersion)
+	case c.verdict == cardmac.Invalid:
+		return ReasonCardMACInvalid, "the card's Transaction MAC does not prove this ride: " + c.why
+	case j.signs && !slices.Equal(r.CardMAC.UID, j.uid[:]):
+		// An unproven MAC names no card number: it is the card's only if
+		// it is of the UID the card signs its other rides with.
+		return ReasonCardMACInvalid, fmt.Sprintf("the Transaction MAC is of UID %X; the card signs its rides with UID %X", r.CardMAC.UID, j.uid[:])
+	}
+	return "", ""
 }
 
 // holds reports whether the registry records category for the card at t.

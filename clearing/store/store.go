@@ -167,6 +167,19 @@ type Options struct {
 	Limits recon.Limits
 	// Now stamps gaps when they open and close (default time.Now).
 	Now func() time.Time
+	// CardMACKeys gives re-rating the Transaction MAC keys of EV2/EV3
+	// cards, from clearing's HSM, to verify the card's signature on each
+	// of their rides (clearing/cardmac). nil: such rides wait
+	// (card-mac-unchecked) until a store that has them judges them.
+	CardMACKeys CardMACKeys
+}
+
+// CardMACKeys derives cards' Transaction MAC keys (cardmac.HSMKeys over
+// clearing's HSM implements it).
+type CardMACKeys interface {
+	// CardMACKey returns the AppTransactionMACKey of the card with real
+	// UID uid at key version version.
+	CardMACKey(ctx context.Context, uid []byte, version uint8) ([16]byte, error)
 }
 
 // Clock returns o.Now, or time.Now when it is nil.

@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/clearing/api"
 	"github.com/citycard/transit/clearing/bus/kafka"
+	"github.com/citycard/transit/clearing/cardmac"
 	"github.com/citycard/transit/clearing/clonecheck"
 	"github.com/citycard/transit/clearing/fleet"
 	"github.com/citycard/transit/clearing/health"
@@ -28,6 +30,7 @@ import (
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/clearing/store/sqlite"
+	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/registry/tokencheck"
 )
 
@@ -39,6 +42,25 @@ type storeFlags struct {
 	// commands that store taps. Reports and statements refuse a missing
 	// file, so that a mistyped path is an error rather than zero.
 	create bool
+	// cardMACs, when set, verifies EV2/EV3 cards' Transaction MACs in
+	// re-rating (useCardMACs).
+	cardMACs store.CardMACKeys
+}
+
+// useCardMACs makes the store opened next verify the Transaction MAC of
+// every ride of an EV2/EV3 card with km's tmac-master. Without one in km
+// such rides wait (card-mac-unchecked), which is said once here.
+func (f *storeFlags) useCardMACs(ctx context.Context, km hsm.KeyManager, log *slog.Logger) error {
+	_, err := hsm.Resolve(ctx, km, hsm.Ref{Label: hsm.LabelTMACMaster})
+	switch {
+	case errors.Is(err, hsm.ErrNotFound):
+		log.Warn("the HSM holds no tmac-master: rides of EV2/EV3 cards wait unverified (card-mac-unchecked); give clearing the city's key backend that holds the tmac-master cards are personalised with (transit hsm init makes it)")
+		return nil
+	case err != nil:
+		return fmt.Errorf("look for the Transaction MAC master: %w", err)
+	}
+	f.cardMACs = cardmac.HSMKeys{Keys: cardkey.New(km)}
+	return nil
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -61,7 +83,7 @@ func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := store.Options{Location: loc}
+	opt := store.Options{Location: loc, CardMACKeys: f.cardMACs}
 	switch {
 	case f.db == "":
 		return nil, usagef("no database: give --db postgres://... or --db sqlite:FILE")
@@ -206,6 +228,9 @@ service token. Stop with Ctrl-C or SIGTERM: handled batches are committed first.
 				return err
 			}
 			defer done()
+			if err := sf.useCardMACs(ctx, km, log); err != nil {
+				return err
+			}
 			sf.create = true // serve stores taps: a new installation starts here
 			st, err := sf.open(ctx)
 			if err != nil {
@@ -533,6 +558,18 @@ member who asks. Errors are JSON: {"error": "what to do"}.`,
 			if err != nil {
 				return err
 			}
+			var km hsm.KeyManager
+			if hf.keystore != "" || hf.module != "" {
+				var done func()
+				if km, done, err = hf.open(c.ErrOrStderr()); err != nil {
+					return err
+				}
+				defer done()
+				// Closing a month judges what is queued first.
+				if err := sf.useCardMACs(ctx, km, slog.Default()); err != nil {
+					return err
+				}
+			}
 			st, err := sf.open(ctx)
 			if err != nil {
 				return err
@@ -545,12 +582,7 @@ member who asks. Errors are JSON: {"error": "what to do"}.`,
 			reg := newRegistry()
 			srv := &api.Server{Store: st, Location: loc, Gatherer: reg, Auth: auth}
 			probes := &health.Probes{Checks: []health.Check{{Name: "store", Fn: st.Ping}}}
-			if hf.keystore != "" || hf.module != "" {
-				km, done, err := hf.open(c.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				defer done()
+			if km != nil {
 				srv.Statements = &statement.Service{Store: st, Keys: km, Location: loc}
 			}
 			if err := watchStore(ctx, reg, st, loc, fleet.DefaultOffline, slog.Default()); err != nil {

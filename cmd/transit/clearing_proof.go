@@ -301,11 +301,26 @@ checked. A carrier without a list is not checked: tariffs name routes only where
 }
 
 func newRerateCmd(sf *storeFlags) *cobra.Command {
-	return &cobra.Command{
+	var hf hsmFlags
+	cmd := &cobra.Command{
 		Use:   "rerate",
 		Short: "Judge now what waits for re-rating (clearing serve does it beside ingest)",
-		Args:  cobra.NoArgs,
+		Long: `Judge now what waits for re-rating, as clearing serve does beside ingest. With clearing's key
+backend (--keystore or --pkcs11-module) the Transaction MAC of every ride of an EV2/EV3 card is
+verified with its tmac-master; without it such rides wait (card-mac-unchecked).`,
+		Example: `  TRANSIT_KEYSTORE_PASSPHRASE=... transit clearing rerate --db sqlite:clearing.db --keystore keys.json`,
+		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if hf.keystore != "" || hf.module != "" {
+				km, done, err := hf.open(c.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				defer done()
+				if err := sf.useCardMACs(c.Context(), km, slog.Default()); err != nil {
+					return err
+				}
+			}
 			st, err := sf.open(c.Context())
 			if err != nil {
 				return err
@@ -319,6 +334,8 @@ func newRerateCmd(sf *storeFlags) *cobra.Command {
 			return nil
 		},
 	}
+	hf.register(cmd)
+	return cmd
 }
 
 func newHeldCmd(sf *storeFlags) *cobra.Command {

@@ -20,12 +20,15 @@ import (
 	"github.com/citycard/transit/card/cardkey"
 	"github.com/citycard/transit/card/issue"
 	"github.com/citycard/transit/clearing/bus/kafka"
+	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/clearing/store/postgres"
 	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/simulator/testenv"
 	"github.com/citycard/transit/simulator/vcard"
 	"github.com/citycard/transit/simulator/vpcd"
 	"github.com/citycard/transit/validator/agent"
 	"github.com/citycard/transit/validator/hotlist"
+	"github.com/citycard/transit/validator/tap"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
@@ -210,6 +213,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	now := time.Now()
 	cards := make([]*vcard.Card, len(riders))
+	var studentCard card.Number // an EV3
 	for i, r := range riders {
 		uid := []byte{0x04, 0xE2, 0xE0, byte(i), 0x11, 0x22, 0x80}
 		gen := vcard.EV1
@@ -220,6 +224,9 @@ func TestEndToEnd(t *testing.T) {
 		num, _ := card.NewNumber(1001, uint64(700+i))
 		if i == len(riders)-1 {
 			num = lostCard
+		}
+		if i == 1 {
+			studentCard = num
 		}
 		today, _ := card.DateOf(now.AddDate(0, 0, -1))
 		exp, _ := card.DateOf(now.AddDate(4, 0, 0))
@@ -328,10 +335,74 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	t.Logf("report:\n%s", table)
+	heldCopy(t, ctx, db, uint64(studentCard), want)
 	for _, s := range stops {
 		s()
 	}
 	stopClearing()
+}
+
+// heldCopy: a device with a valid batch key copies the student's EV3 ride
+// under another sequence number and time, with the card's real
+// Transaction MAC. The clearing serve running verifies the MAC with the
+// city's tmac-master and holds the copy (card-mac-invalid); the
+// compensation stays want.
+func heldCopy(t *testing.T, ctx context.Context, db string, student uint64, want map[string]int64) {
+	t.Helper()
+	st, err := postgres.Open(ctx, db, store.Options{Location: mustLoc(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	taps, err := st.CardTaps(ctx, store.CardTapQuery{Cards: []uint64{student}, From: now.Add(-time.Hour), To: now.Add(time.Hour), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp *tap.Tap
+	for i := range taps {
+		if taps[i].CardMAC != nil && taps[i].Product == "benefit" {
+			cp = &taps[i]
+		}
+	}
+	if cp == nil {
+		t.Fatalf("no card-signed benefit ride of the student's EV3 among %d taps", len(taps))
+	}
+	cp.Seq += 1_000_000
+	cp.Time = cp.Time.Add(-90 * time.Second)
+	if added, _, err := st.AddTaps(ctx, []tap.Tap{*cp}); err != nil || added != 1 {
+		t.Fatalf("AddTaps(the copy) = %d, %v", added, err)
+	}
+	period := cp.Time.In(mustLoc(t)).Format("2006-01")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := transit(t, ctx, 0, "clearing", "held", "list", "--period", period, "--db", db)
+		if strings.Contains(out, "card-mac-invalid") && strings.Contains(out, fmt.Sprintf("/%d", cp.Seq)) {
+			t.Logf("held:\n%s", out)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the copied ride is not held card-mac-invalid after 60 s:\n%s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	var doc struct {
+		Lines []struct {
+			Carrier         string `json:"carrier"`
+			CompensationKop int64  `json:"compensation_kop"`
+		} `json:"lines"`
+	}
+	out := transit(t, ctx, 0, "report", "compensation", "--period", period, "--db", db, "--format", "json")
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, l := range doc.Lines {
+		got[l.Carrier] = l.CompensationKop
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("compensation with the copy held %v, want %v", got, want)
+	}
 }
 
 // waitFile waits up to 20 s for a file matching pattern to exist.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"slices"
@@ -74,6 +75,12 @@ commands:
 			}
 			closers = append(closers, closeKeys)
 			svc.Keys = km
+			// Closing judges what is queued first, EV2/EV3 rides with
+			// the card's Transaction MAC.
+			if err := sf.useCardMACs(c.Context(), km, slog.Default()); err != nil {
+				done()
+				return nil, nil, err
+			}
 			if key != "" {
 				if svc.Key, err = hsm.ParseRef(key); err != nil {
 					done()

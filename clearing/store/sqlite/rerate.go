@@ -137,6 +137,9 @@ func (s *Store) rerate(ctx context.Context, tx *sql.Tx, limit int) (store.Rerate
 	if err != nil {
 		return st, err
 	}
+	if w.CardMACKeys, err = proofplan.MACKeys(ctx, s.opt.CardMACKeys, cards); err != nil {
+		return st, err
+	}
 	out := proofplan.Judge(w, cards, closed)
 	if err := s.writeJudgement(ctx, tx, &out); err != nil {
 		return st, err

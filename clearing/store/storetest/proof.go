@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citycard/transit/card"
+	"github.com/citycard/transit/clearing/cardmac/cardmactest"
 	"github.com/citycard/transit/clearing/recon"
 	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
@@ -25,6 +27,7 @@ func runProof(t *testing.T, open Open) {
 	t.Run("CardRecords", func(t *testing.T) { testCardRecords(t, open) })
 	t.Run("Rerate", func(t *testing.T) { testRerate(t, open) })
 	t.Run("Evidence", func(t *testing.T) { testEvidence(t, open) })
+	t.Run("CardMAC", func(t *testing.T) { testCardMAC(t, open) })
 	t.Run("WaitingAfterClose", func(t *testing.T) { testWaitingAfterClose(t, open) })
 	t.Run("RoutesAndRevoked", func(t *testing.T) { testRoutesAndRevoked(t, open) })
 	t.Run("RerateConcurrent", func(t *testing.T) { testRerateConcurrent(t, open) })
@@ -560,4 +563,57 @@ func testRerateConcurrent(t *testing.T, open Open) {
 	if h := heldBy(t, s, "2026-11", false); len(h) != devices*batches*size/5 {
 		t.Errorf("%d held, want %d", len(h), devices*batches*size/5)
 	}
+}
+
+// testCardMAC: the rides of an EV3 card are paid on the card's own
+// Transaction MAC; a ride a device invented without one, or changed under
+// it, is held with the reason, and one whose key version clearing's HSM
+// lacks waits.
+func testCardMAC(t *testing.T, open Open) {
+	loc := Options(t).Location
+	at := time.Date(2026, 11, 12, 7, 0, 0, 0, loc)
+	s, _ := openStore(t, open)
+	num, err := card.NewNumber(1001, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := []byte{0x04, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60}
+	key, err := MACKeys{}.CardMACKey(ctxFor(t), uid, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var honest []tap.Tap
+	var prev *tap.Tap
+	for i := range 4 {
+		r := evidenceRide("BUS-1", 101, uint64(i+1), uint64(num), at.Add(time.Duration(i)*3*time.Hour), prev)
+		if err := cardmactest.Sign(&r, key, uid, uint32(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		honest = append(honest, r)
+		prev = &honest[i]
+	}
+	// A device with a valid batch key invents a ride of the card, and
+	// moves a real one to another carrier's route under its MAC.
+	invented := evidenceRide("BUS-9", 109, 1, uint64(num), at.Add(4*time.Hour), &honest[1])
+	changed := honest[3]
+	changed.Seq, changed.Time = 7, changed.Time.Add(30*time.Minute)
+	stale := evidenceRide("BUS-9", 109, 2, uint64(num), at.Add(13*time.Hour), &honest[3])
+	if err := cardmactest.Sign(&stale, key, uid, 9); err != nil {
+		t.Fatal(err)
+	}
+	stale.CardMAC.KeyVersion = 9 // a tmac-master version the HSM does not hold
+	all := append(slices.Clone(honest), invented, changed, stale)
+	proven(t, s, all)
+	addTaps(t, s, all, len(all), 0)
+	drainRerate(t, s)
+
+	checkLines(t, s, store.Query{Period: "2026-11"}, []store.Line{oneLine("ATP-1", "11", "city", "", 4, 6000, 0, 6000)})
+	consistent(t, s, "2026-11")
+	held := heldBy(t, s, "2026-11", false)
+	if len(held) != 3 {
+		t.Errorf("held: %v, want the invented, the changed and the unverifiable ride", held)
+	}
+	wantHeld(t, held, invented, rerate.Held, rerate.ReasonCardMACMissing)
+	wantHeld(t, held, changed, rerate.Held, rerate.ReasonCardMACInvalid)
+	wantHeld(t, held, stale, rerate.Waiting, rerate.ReasonCardMACUnchecked)
 }

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/citycard/transit/clearing/ingest"
 	"github.com/citycard/transit/clearing/store"
+	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -39,7 +41,21 @@ func Options(t testing.TB) store.Options {
 	if err != nil {
 		t.Fatalf("load %s: %v", Zone, err)
 	}
-	return store.Options{Location: loc}
+	return store.Options{Location: loc, CardMACKeys: MACKeys{}}
+}
+
+// MACKeys are the suite's cards' Transaction MAC keys (Options'
+// CardMACKeys): each card's key is derived from its UID; only key
+// version 1 exists.
+type MACKeys struct{}
+
+// CardMACKey implements store.CardMACKeys.
+func (MACKeys) CardMACKey(_ context.Context, uid []byte, version uint8) ([16]byte, error) {
+	if version != 1 {
+		return [16]byte{}, fmt.Errorf("tmac-master version %d: %w", version, hsm.ErrNotFound)
+	}
+	h := sha256.Sum256(append([]byte("storetest tmac\x00"), uid...))
+	return [16]byte(h[:16]), nil
 }
 
 // Open returns a store for t, opened with Options(t). The first call in a

@@ -8,6 +8,7 @@ package proofplan
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/citycard/transit/clearing/rerate"
 	"github.com/citycard/transit/clearing/store"
 	"github.com/citycard/transit/clearing/store/internal/plan"
+	"github.com/citycard/transit/hsm"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -114,6 +116,39 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// MACKeys returns the Transaction MAC keys of the cards whose loaded
+// rides carry one, from keys; nil when keys is nil (clearing holds no
+// Transaction MAC master, and such rides wait). A MAC that names no key
+// (rerate.MACKeyOf) gets none: re-rating holds it as invalid; nor does
+// a key version the HSM does not hold: the ride waits for it. Any other
+// HSM failure fails the pass, whose work stays queued.
+func MACKeys(ctx context.Context, keys store.CardMACKeys, cards []Card) (map[rerate.MACKey][16]byte, error) {
+	if keys == nil {
+		return nil, nil
+	}
+	out := make(map[rerate.MACKey][16]byte)
+	for i := range cards {
+		for _, r := range cards[i].Rides {
+			k, ok := rerate.MACKeyOf(r.CardMAC)
+			if !ok {
+				continue
+			}
+			if _, done := out[k]; done {
+				continue
+			}
+			v, err := keys.CardMACKey(ctx, k.UID[:], k.Version)
+			if errors.Is(err, hsm.ErrNotFound) {
+				continue // a key version the HSM lacks: the ride waits for it
+			}
+			if err != nil {
+				return nil, fmt.Errorf("Transaction MAC key of card %d: %w", r.Card, err)
+			}
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // OpenLink is a tap, stored earlier, whose evidence named a benefit ride
