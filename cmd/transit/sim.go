@@ -239,6 +239,9 @@ func printDay(w io.Writer, d city.DayReport, e city.EndReport) {
 	if e.LateRides > 0 {
 		fmt.Fprintf(w, "; %d late benefit rides", e.LateRides)
 	}
+	if e.Invented > 0 {
+		fmt.Fprintf(w, "; %d rides invented by dishonest validators", e.Invented)
+	}
 	for _, s := range e.Closed {
 		name := s.Period
 		if s.Adjusts != "" {
