@@ -177,13 +177,17 @@ type Faults struct {
 //
 // What clearing cannot catch, and the simulation therefore does not
 // inject, since the statement would then rightly differ from the truth:
-// an invented ride after the card's last ride of the period, which no
-// later evidence contradicts (clearing pays it, unconfirmed, and reports
-// it so); an invented ride between rides the card's log does not link
-// (when the later ride was torn or its validator's journal is still
-// offline at the close); and an invented ride that quotes the card's
-// real log from an earlier tap, which forks the card's chain and makes
-// the honest ride that shares its claim wait for the card's next tap.
+// an invented ride after the card's last ride to reach clearing before
+// the period closes, which no evidence contradicts yet (clearing pays
+// it, unconfirmed, and reports it so: report proof); an invented ride
+// between rides the card's log does not link in clearing by the close
+// (the later ride's validator still offline); an inflated ride whose
+// claim is what another card's facts would owe, which only the card's
+// own facts clearing lacks (its purse, its passes) could expose. An
+// invented ride that quotes the card's real log from an earlier tap is
+// caught too, once the card's next tap names the honest ride that shares
+// its claim, but until then it forks the card's chain and the honest ride
+// waits with it; the simulation does not inject that either.
 type Dishonest struct {
 	// Devices is how many fast-lane validators are dishonest (at most
 	// all of the fast lane).
