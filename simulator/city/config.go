@@ -181,9 +181,8 @@ type Faults struct {
 // the period closes, which no evidence contradicts yet (clearing pays
 // it, unconfirmed, and reports it so: report proof); an invented ride
 // between rides the card's log does not link in clearing by the close
-// (the later ride's validator still offline); an inflated ride whose
-// claim is what another card's facts would owe, which only the card's
-// own facts clearing lacks (its purse, its passes) could expose. An
+// (the later ride's validator still offline). An inflated ride needs no
+// later evidence: re-rating catches it on its own facts. An
 // invented ride that quotes the card's real log from an earlier tap is
 // caught too, once the card's next tap names the honest ride that shares
 // its claim, but until then it forks the card's chain and the honest ride
