@@ -187,6 +187,11 @@ type Faults struct {
 // caught too, once the card's next tap names the honest ride that shares
 // its claim, but until then it forks the card's chain and the honest ride
 // waits with it; the simulation does not inject that either.
+//
+// The embedded city has no dishonest validators: its run may be at full
+// fidelity, which has none to make dishonest, and its statements are an
+// honest city's. testdata/dishonest.json is the embedded city, smaller,
+// with four.
 type Dishonest struct {
 	// Devices is how many fast-lane validators are dishonest (at most
 	// all of the fast lane).

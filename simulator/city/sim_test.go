@@ -333,3 +333,75 @@ func TestDishonestValidatorsAreHeld(t *testing.T) {
 		t.Fatalf("%d invented rides released and paid, and the check says:\n%s\n%s", len(release), problems, strings.Join(cmp.Dishonest.Samples, "\n"))
 	}
 }
+
+// TestInventedRideAfterTheLastIsPaid shows what clearing cannot catch
+// (Dishonest): a ride invented after the card's last ride, which no
+// later evidence contradicts, is paid, unconfirmed. The simulation does
+// not inject such rides; told to expect this one held, the check must
+// say clearing pays it and the statement differs from the truth.
+func TestInventedRideAfterTheLastIsPaid(t *testing.T) {
+	ctx := context.Background()
+	cfg := dishonestCity(2)
+	cfg.Faults.Dishonest.InventPerDay = 0
+	s := newSim(t, cfg, withClearing(t, Options{Dir: t.TempDir(), Fidelity: Fast}))
+	if cmp, err := s.Run(ctx, false, nil); err != nil || !cmp.OK() {
+		t.Fatalf("before the invented ride: %v %+v", err, cmp)
+	}
+	unconfirmed := func() int64 {
+		proof, err := s.opt.Store.Proof(ctx, "2026-11")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(0)
+		for _, l := range proof {
+			n += l.Unconfirmed()
+		}
+		return n
+	}
+	before := unconfirmed()
+	var lie *DishonestTap
+	for _, dev := range s.w.devices {
+		if !dev.dishonest {
+			continue
+		}
+		for _, r := range s.w.riders {
+			c := r.card
+			if c == nil || c.vc != nil || !c.hasLast || c.contract.Entitlements[0].Empty() {
+				continue
+			}
+			tp, ok := s.invent(dev, c, c.last.Time.Time().Add(20*time.Minute))
+			if !ok {
+				continue
+			}
+			dev.seq++
+			tp.Seq, tp.Device = dev.seq, dev.id
+			dev.pending = append(dev.pending, tp)
+			dev.owed = append(dev.owed, nil)
+			s.dishonest.lies = append(s.dishonest.lies, DishonestTap{Device: dev.id, Seq: tp.Seq, Card: c.number, Time: tp.Time,
+				Kind: DishonestInvented, Reason: "contradicted-by-card", ClaimedKop: tp.CompensationKop})
+			lie = &s.dishonest.lies[len(s.dishonest.lies)-1]
+			break
+		}
+		break
+	}
+	if lie == nil {
+		t.Fatal("no benefit card to invent a ride of")
+	}
+	if _, _, err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmp, err := s.Compare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(cmp.Problems, "\n")
+	if cmp.OK() || cmp.Dishonest.Misjudged != 1 || !strings.Contains(problems, "statement 2026-11:") ||
+		!strings.Contains(strings.Join(cmp.Dishonest.Samples, "\n"), "clearing holds nothing back, it pays it") {
+		t.Fatalf("a ride invented after the card's last was not reported paid:\n%s\n%v", problems, cmp.Dishonest.Samples)
+	}
+	// The card's last ride stays unconfirmed (the invented ride quotes no
+	// log), and the invented one is paid unconfirmed besides.
+	if after := unconfirmed(); after != before+1 {
+		t.Fatalf("clearing reports %d paid rides unconfirmed, %d before the invented ride", after, before)
+	}
+}
