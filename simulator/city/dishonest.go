@@ -131,11 +131,22 @@ func (dh *dishonesty) observe(dev *device, c *cardState, o *outcome, ow *owed) {
 			dh.inflate(dev, c, r, ow)
 		}
 	}
-	if o.applied {
+	if o.applied && hasBenefit(c) {
 		rec := *r
 		rec.Device, rec.Seq = dev.id, dev.seq+1
 		dh.rides[c] = append(dh.rides[c], loggedRide{rec: rec, dev: dev})
 	}
+}
+
+// hasBenefit reports whether c's contract holds an entitlement: only
+// such cards' rides are kept for placing invented rides.
+func hasBenefit(c *cardState) bool {
+	for _, e := range c.contract.Entitlements {
+		if !e.Empty() {
+			return true
+		}
+	}
+	return false
 }
 
 // inflate raises the compensation r claims, in one of three ways, and
@@ -184,7 +195,13 @@ func (s *Sim) inventRides(d int) int {
 		return 0
 	}
 	margin := rerate.ClockTolerance + 30*time.Second
-	used := map[[2]uint64]bool{} // pairs (card, later ride's seq) already spanned
+	// used are the later rides of the pairs already spanned, so that
+	// two validators do not invent into the same gap.
+	type ride struct {
+		dev *device
+		seq uint64
+	}
+	used := map[ride]bool{}
 	invented := 0
 	for _, dev := range s.w.devices {
 		cards := dh.served[dev]
@@ -202,7 +219,7 @@ func (s *Sim) inventRides(d int) int {
 				p, y := rides[j-1], rides[j]
 				gap := y.rec.Time.Sub(p.rec.Time)
 				if !rerate.Judged(&y.rec) || !y.rec.CardCommitted || !names(&y.rec, &p) || p.dev.offline[d] || y.dev.offline[d] ||
-					gap <= 2*margin || used[[2]uint64{c.number, y.rec.Seq}] {
+					gap <= 2*margin || used[ride{y.dev, y.rec.Seq}] {
 					continue
 				}
 				at := p.rec.Time.Add(margin + time.Duration(dh.rng.Int64N(int64(gap-2*margin)))).Truncate(time.Millisecond)
@@ -210,7 +227,7 @@ func (s *Sim) inventRides(d int) int {
 				if !ok {
 					continue
 				}
-				used[[2]uint64{c.number, y.rec.Seq}] = true
+				used[ride{y.dev, y.rec.Seq}] = true
 				dev.seq++
 				t.Seq, t.Device = dev.seq, dev.id
 				dev.pending = append(dev.pending, t)

@@ -366,7 +366,7 @@ func TestInventedRideAfterTheLastIsPaid(t *testing.T) {
 		}
 		for _, r := range s.w.riders {
 			c := r.card
-			if c == nil || c.vc != nil || !c.hasLast || c.contract.Entitlements[0].Empty() {
+			if c == nil || c.vc != nil || !c.hasLast || !hasBenefit(c) {
 				continue
 			}
 			tp, ok := s.invent(dev, c, c.last.Time.Time().Add(20*time.Minute))
