@@ -63,8 +63,11 @@ func newSimRunCmd() *cobra.Command {
 		Long: `Build the city of --config (default: the embedded mid-size city, 'transit sim config' prints it), ride
 its days with the configured faults, send the validators' sealed batches to clearing, close each month on
 its close day, and print, per statement, what the simulator knows the city owes against what clearing books,
-and whether every tap arrived exactly once and every forged batch was quarantined. Exits 1 when clearing
-differs from the truth.
+and whether every tap arrived exactly once and every forged batch was quarantined. With faults.dishonest in
+the config (simulator/city/testdata/dishonest.json has it), some fast-lane validators inflate their benefit
+rides' claims and invent rides of real benefit cards: each day says how many rides they invented, and the
+comparison how clearing judged every lie (held, per reason) and that it held no honest ride. Exits 1 when
+clearing differs from the truth.
 
 --fidelity full presents virtual cards to real validators (card protocol, journals on disk, uploaders);
 fast generates and seals the batches directly, for volume; mixed runs --full-cards riders on --full-vehicles
@@ -238,6 +241,9 @@ func printDay(w io.Writer, d city.DayReport, e city.EndReport) {
 	}
 	if e.LateRides > 0 {
 		fmt.Fprintf(w, "; %d late benefit rides", e.LateRides)
+	}
+	if e.Invented > 0 {
+		fmt.Fprintf(w, "; %d rides invented by dishonest validators", e.Invented)
 	}
 	for _, s := range e.Closed {
 		name := s.Period

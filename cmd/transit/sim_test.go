@@ -25,6 +25,30 @@ func TestSimRunMatchesTheTruth(t *testing.T) {
 	}
 }
 
+// TestSimRunHoldsDishonestValidators runs the city with dishonest
+// validators: the run says how many rides they invented each day, and the
+// comparison how clearing judged every lie, held per reason, with no
+// honest ride held. At full fidelity, where every validator runs the real
+// code, the fault cannot be had and the run says why.
+func TestSimRunHoldsDishonestValidators(t *testing.T) {
+	config := filepath.Join("..", "..", "simulator", "city", "testdata", "dishonest.json")
+	db := "sqlite:" + filepath.Join(t.TempDir(), "clearing.db")
+	code, out, errb := cli("sim", "run", "--config", config, "--days", "2", "--scale", "0.004", "--db", db)
+	if code != 0 || !strings.Contains(out, "Clearing equals the truth, to the kopiyka.") {
+		t.Fatalf("sim run: exit %d\n%s\n%s", code, out, errb)
+	}
+	for _, want := range []string{"rides invented by dishonest validators", "4 dishonest validators sealed",
+		"held contradicted-by-card:", "held amount-invalid:", "held over-tariff:", "held differs:", "no honest ride held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sim run does not say %q:\n%s", want, out)
+		}
+	}
+	code, _, errb = cli("sim", "run", "--config", config, "--days", "1", "--scale", "0.001", "--fidelity", "full", "--db", "none")
+	if code == 0 || !strings.Contains(errb, "faults dishonest devices 4") || !strings.Contains(errb, "run fast or mixed") {
+		t.Fatalf("dishonest validators at full fidelity: exit %d, %q", code, errb)
+	}
+}
+
 // TestSimKeystorePassphrase: the simulation says where its keystores are
 // and their passphrase, and it opens them; --db none refuses a broker it
 // would publish nothing to.

@@ -150,6 +150,59 @@ type Faults struct {
 	Forged Forged `json:"forged"`
 	// ClockDrift sets some validators' clocks off.
 	ClockDrift Drift `json:"clock_drift"`
+	// Dishonest validators hold a valid device key and pad their
+	// carrier's claims; clearing must hold every padded claim and pay
+	// every honest ride.
+	Dishonest Dishonest `json:"dishonest,omitzero"`
+}
+
+// Dishonest makes some validators lie in their own authenticated
+// batches, as a carrier paid per benefit ride might have them do. They
+// are chosen among the fast lane's validators: the full lane runs the
+// real validator code, which does not lie.
+//
+// A dishonest validator inflates some of the benefit rides it really
+// made (the card rode, the card's log holds the ride, only the amounts
+// claimed are raised), in three ways that clearing's re-rating catches:
+// a compensation raised but still within what the tariff can owe
+// (held: differs), one above the most the tariff owes for any ride
+// (over-tariff), and one of 2^40 kopiyky, which no tariff can hold
+// (amount-invalid). It also invents benefit rides of real benefit cards
+// it served that day, placed between two of the card's real rides, the
+// later of which names the earlier in the card's own tap log: the card's
+// chain skips the invented ride, so clearing holds it
+// (contradicted-by-card). An invented ride carries no card evidence:
+// the device never saw the card at that moment, so it has no log to
+// quote.
+//
+// What clearing cannot catch, and the simulation therefore does not
+// inject, since the statement would then rightly differ from the truth:
+// an invented ride after the card's last ride to reach clearing before
+// the period closes, which no evidence contradicts yet (clearing pays
+// it, unconfirmed, and reports it so: report proof); an invented ride
+// between rides the card's log does not link in clearing by the close
+// (the later ride's validator still offline). An inflated ride needs no
+// later evidence: re-rating catches it on its own facts. An
+// invented ride that quotes the card's real log from an earlier tap is
+// caught too, once the card's next tap names the honest ride that shares
+// its claim, but until then it forks the card's chain and the honest ride
+// waits with it; the simulation does not inject that either.
+//
+// The embedded city has no dishonest validators: its run may be at full
+// fidelity, which has none to make dishonest, and its statements are an
+// honest city's. testdata/dishonest.json is the embedded city, smaller,
+// with four.
+type Dishonest struct {
+	// Devices is how many fast-lane validators are dishonest (at most
+	// all of the fast lane).
+	Devices int `json:"devices"`
+	// InflateShare of a dishonest validator's compensable benefit rides
+	// claim more than the tariff owes.
+	InflateShare float64 `json:"inflate_share"`
+	// InventPerDay is how many benefit rides each dishonest validator
+	// invents a day, fewer when it served too few benefit cards whose
+	// later rides that day expose them.
+	InventPerDay int `json:"invent_per_day"`
 }
 
 // Offline takes a share of validators offline from day FromDay (0 is
@@ -352,6 +405,19 @@ func (c *Config) Validate() error {
 	// beyond that would be a different fault (quarantine), not drift.
 	if f.ClockDrift.MaxSeconds < 0 || f.ClockDrift.MaxSeconds > 6*3600 {
 		return fmt.Errorf("faults clock_drift max_seconds %d: want 0 to 21600", f.ClockDrift.MaxSeconds)
+	}
+	if dh := f.Dishonest; dh != (Dishonest{}) {
+		if err := share("faults dishonest inflate_share", dh.InflateShare); err != nil {
+			return err
+		}
+		switch {
+		case dh.Devices < 1 || dh.Devices > 10_000:
+			return fmt.Errorf("faults dishonest devices %d: want 1 to 10000 dishonest validators, or no dishonest section", dh.Devices)
+		case dh.InventPerDay < 0 || dh.InventPerDay > 1000:
+			return fmt.Errorf("faults dishonest invent_per_day %d: want 0 to 1000", dh.InventPerDay)
+		case dh.InflateShare == 0 && dh.InventPerDay == 0:
+			return fmt.Errorf("faults dishonest: %d devices that neither inflate (inflate_share) nor invent rides (invent_per_day): set one, or drop the section", dh.Devices)
+		}
 	}
 	if c.Clearing.CloseLagDays < 0 || c.Clearing.CloseLagDays > 27 {
 		return fmt.Errorf("clearing close_lag_days %d: want 0 (default 1) to 27", c.Clearing.CloseLagDays)

@@ -38,6 +38,13 @@ func TestDefaultConfigIsAMidSizeUkrainianCity(t *testing.T) {
 	if err := week.checkTariff(tf); err != nil {
 		t.Fatal(err)
 	}
+	dishonest, err := LoadConfig("testdata/dishonest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dishonest.checkTariff(tf); err != nil || dishonest.Faults.Dishonest.Devices == 0 {
+		t.Fatalf("testdata/dishonest.json: %v, %+v", err, dishonest.Faults.Dishonest)
+	}
 }
 
 func TestScalingKeepsEveryCarrier(t *testing.T) {
@@ -80,6 +87,10 @@ func TestParseConfigRefusesMistakes(t *testing.T) {
 		{"carrier twice", `{"id": "PRIVAT-7"`, `{"id": "ATP-1"`, "listed twice"},
 		{"limit without benefit", `"profile": "adult", "cardholders"`, `"profile": "adult", "limit": 5, "cardholders"`, "limit"},
 		{"drift beyond clearing's patience", `"max_seconds": 600`, `"max_seconds": 90000`, "max_seconds"},
+		{"dishonest without devices", `"max_seconds": 600}`, `"max_seconds": 600}, "dishonest": {"inflate_share": 0.1}`, "dishonest devices 0"},
+		{"dishonest share above one", `"max_seconds": 600}`, `"max_seconds": 600}, "dishonest": {"devices": 2, "inflate_share": 2}`, "inflate_share"},
+		{"dishonest devices that do nothing", `"max_seconds": 600}`, `"max_seconds": 600}, "dishonest": {"devices": 2}`, "neither inflate"},
+		{"dishonest field misspelt", `"max_seconds": 600}`, `"max_seconds": 600}, "dishonest": {"devices": 2, "invent_a_day": 3}`, "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := strings.Replace(good, tc.from, tc.to, 1)

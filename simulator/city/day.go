@@ -206,6 +206,10 @@ func (s *Sim) present(ctx context.Context, e *event, counts *dayCounts) (tap.Tap
 	ow := s.truthAfter(c, tc, tp, td, o)
 	if o.journalled {
 		s.linkEvidence(c, &ow, o)
+		if s.dishonest != nil && !dev.full {
+			// The fast lane runs on one goroutine.
+			s.dishonest.observe(dev, c, &o, ow)
+		}
 	}
 	if e.tear > 0 && (!o.journalled || !o.rec.CardCommitted) {
 		counts.torn.Add(1)

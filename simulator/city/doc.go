@@ -6,8 +6,10 @@
 // by benefit category; when and how people ride (peaks, transfers,
 // top-ups, lost cards and their replacements); and the faults to inject
 // (torn cards, power cuts, validators offline for days, lost bus
-// acknowledgements, replayed and forged batches, clock drift). Everything
-// follows from the config's seed.
+// acknowledgements, replayed and forged batches, clock drift, and
+// dishonest validators with valid device keys that inflate their benefit
+// rides' claims and invent rides of real benefit cards: Dishonest).
+// Everything follows from the config's seed.
 //
 // The simulator keeps two accounts of every card. One mirrors the card as
 // validators read it and decides each tap with the validator's own code
@@ -37,6 +39,12 @@
 // and store (SQLite or PostgreSQL); the simulation closes months with
 // signed statements and Compare checks clearing against the truth: each
 // statement to the kopiyka, each device's sequence (nothing lost, nothing
-// twice), the quarantine of every forged batch and, with Options.Audit,
-// every stored tap field by field.
+// twice), the quarantine of every forged batch, the rides clearing holds
+// (every lie of a dishonest validator held for the reason clearing must
+// give, and no honest ride held: the truth owes nothing for a lie) and,
+// with Options.Audit, every stored tap field by field. Compare first has
+// clearing judge whatever its re-rating has queued (clearing/rerate), with
+// the tariff and the registry's records as of then, as clearing serve does
+// beside ingest, so that open months' drafts are compared as their close
+// would seal them.
 package city

@@ -22,6 +22,9 @@ type EndReport struct {
 	LateRides int64
 	// Replayed and Forged batches were delivered besides.
 	Replayed, Forged int
+	// Invented rides were made up today by dishonest validators, and
+	// sealed in their batches (Faults.Dishonest).
+	Invented int
 	// Closed are the statements closed at the end of the day.
 	Closed []store.Statement
 	// Blocked cards were lost today; a hotlist version lists them.
@@ -48,6 +51,7 @@ func (s *Sim) EndDay(ctx context.Context) (EndReport, error) {
 			online = append(online, dev)
 		}
 	}
+	rep.Invented = s.inventRides(d)
 	if _, _, err := s.upload(ctx, online); err != nil {
 		return rep, err
 	}

@@ -37,6 +37,9 @@ type owed struct {
 	// its month's statement as that then stands.
 	pending int
 	booked  bool
+	// held is the reason clearing must hold the ride for, when a
+	// dishonest validator inflated its claim: it is never booked.
+	held string
 	// confirms is the card's commit-unknown ride that this tap's evidence
 	// names (the card's newest log record when it was tapped).
 	confirms *owed

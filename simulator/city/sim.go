@@ -149,6 +149,9 @@ type Sim struct {
 	// modelDiffs counts taps decided otherwise than the reference model.
 	modelDiffs   int
 	modelSamples []string
+	// dishonest is the account of the dishonest validators, nil without
+	// them.
+	dishonest *dishonesty
 }
 
 type forgery struct {
@@ -223,6 +226,9 @@ func New(ctx context.Context, cfg Config, opt Options) (*Sim, error) {
 		return nil, err
 	}
 	s.planFaults()
+	if err := s.planDishonest(); err != nil {
+		return nil, err
+	}
 	s.setNow(start.Add(-time.Hour))
 	ok := false
 	defer func() {

@@ -250,3 +250,158 @@ func TestDaysLookLikeACity(t *testing.T) {
 func compensable(t *tap.Tap) bool {
 	return t.Result == tap.Accepted && t.CardCommitted && t.CompensationKop > 0
 }
+
+// dishonestCity is a small city with dishonest validators among its
+// other faults.
+func dishonestCity(days int) Config {
+	cfg := smallCity(800, 24, days)
+	cfg.Faults.Dishonest = Dishonest{Devices: 4, InflateShare: 0.3, InventPerDay: 4}
+	return cfg
+}
+
+// TestDishonestValidatorsAreHeld runs a city in which some validators
+// with valid device keys inflate the compensation of their real benefit
+// rides and invent rides of real benefit cards, through November's close
+// on 1 December: every lie must be held for the reason clearing must
+// give, no honest ride held, and every statement equal to the truth,
+// which owes the honest rides only.
+func TestDishonestValidatorsAreHeld(t *testing.T) {
+	s := newSim(t, dishonestCity(6), withClearing(t, Options{Dir: t.TempDir(), Fidelity: Fast, Audit: true}))
+	invented := 0
+	cmp, err := s.Run(context.Background(), true, func(_ DayReport, e EndReport) { invented += e.Invented })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	WriteComparison(&out, cmp)
+	if !cmp.OK() {
+		t.Fatalf("%s", out.String())
+	}
+	t.Logf("%s", out.String())
+	d := cmp.Dishonest
+	if d.Devices != 4 || d.Misjudged != 0 {
+		t.Fatalf("%d dishonest validators, %d lies misjudged", d.Devices, d.Misjudged)
+	}
+	held := map[string]int{}
+	for _, l := range d.Lines {
+		if l.Held != l.Injected {
+			t.Errorf("%s rides for %s: %d of %d held", l.Kind, l.Reason, l.Held, l.Injected)
+		}
+		held[l.Reason] += l.Held
+	}
+	for _, r := range []string{"differs", "over-tariff", "amount-invalid", "contradicted-by-card"} {
+		if held[r] == 0 {
+			t.Errorf("no lie held for %s: %v", r, held)
+		}
+	}
+	if held["contradicted-by-card"] != invented {
+		t.Errorf("%d rides invented, %d held as contradicted by the card", invented, held["contradicted-by-card"])
+	}
+	closed := false
+	for _, st := range cmp.Statements {
+		closed = closed || st.Period == "2026-11" && st.Adjusts == "" && st.Closed
+	}
+	if !closed {
+		t.Errorf("November was not closed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "dishonest validators sealed") || !strings.Contains(out.String(), "no honest ride held") {
+		t.Errorf("the comparison does not say how the lies were judged:\n%s", out.String())
+	}
+
+	// Finance releasing December's invented rides pays for rides that
+	// never happened: the check must say so.
+	var release []store.Ride
+	for _, l := range s.Lies() {
+		if l.Kind == DishonestInvented && l.Time.In(s.w.loc).Month() == time.December {
+			release = append(release, store.Ride{Device: l.Device, Seq: l.Seq})
+		}
+	}
+	if len(release) == 0 {
+		t.Fatal("no invented ride in December to release")
+	}
+	ctx := context.Background()
+	if _, err := s.opt.Store.Decide(ctx, store.HeldDecision{Rides: release, Release: true, By: "finance:test", Note: "believed the carrier", At: s.now()}); err != nil {
+		t.Fatal(err)
+	}
+	cmp, err = s.Compare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(cmp.Problems, "\n")
+	if cmp.OK() || cmp.Dishonest.Misjudged != len(release) || !strings.Contains(problems, "statement 2026-12:") ||
+		!strings.Contains(strings.Join(cmp.Dishonest.Samples, "\n"), "clearing has it released") {
+		t.Fatalf("%d invented rides released and paid, and the check says:\n%s\n%s", len(release), problems, strings.Join(cmp.Dishonest.Samples, "\n"))
+	}
+}
+
+// TestInventedRideAfterTheLastIsPaid shows what clearing cannot catch
+// (Dishonest): a ride invented after the card's last ride, which no
+// later evidence contradicts, is paid, unconfirmed. The simulation does
+// not inject such rides; told to expect this one held, the check must
+// say clearing pays it and the statement differs from the truth.
+func TestInventedRideAfterTheLastIsPaid(t *testing.T) {
+	ctx := context.Background()
+	cfg := dishonestCity(2)
+	cfg.Faults.Dishonest.InventPerDay = 0
+	s := newSim(t, cfg, withClearing(t, Options{Dir: t.TempDir(), Fidelity: Fast}))
+	if cmp, err := s.Run(ctx, false, nil); err != nil || !cmp.OK() {
+		t.Fatalf("before the invented ride: %v %+v", err, cmp)
+	}
+	unconfirmed := func() int64 {
+		proof, err := s.opt.Store.Proof(ctx, "2026-11")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(0)
+		for _, l := range proof {
+			n += l.Unconfirmed()
+		}
+		return n
+	}
+	before := unconfirmed()
+	var lie *DishonestTap
+	for _, dev := range s.w.devices {
+		if !dev.dishonest {
+			continue
+		}
+		for _, r := range s.w.riders {
+			c := r.card
+			if c == nil || c.vc != nil || !c.hasLast || !hasBenefit(c) {
+				continue
+			}
+			tp, ok := s.invent(dev, c, c.last.Time.Time().Add(20*time.Minute))
+			if !ok {
+				continue
+			}
+			dev.seq++
+			tp.Seq, tp.Device = dev.seq, dev.id
+			dev.pending = append(dev.pending, tp)
+			dev.owed = append(dev.owed, nil)
+			s.dishonest.lies = append(s.dishonest.lies, DishonestTap{Device: dev.id, Seq: tp.Seq, Card: c.number, Time: tp.Time,
+				Kind: DishonestInvented, Reason: "contradicted-by-card", ClaimedKop: tp.CompensationKop})
+			lie = &s.dishonest.lies[len(s.dishonest.lies)-1]
+			break
+		}
+		break
+	}
+	if lie == nil {
+		t.Fatal("no benefit card to invent a ride of")
+	}
+	if _, _, err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmp, err := s.Compare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(cmp.Problems, "\n")
+	if cmp.OK() || cmp.Dishonest.Misjudged != 1 || !strings.Contains(problems, "statement 2026-11:") ||
+		!strings.Contains(strings.Join(cmp.Dishonest.Samples, "\n"), "clearing holds nothing back, it pays it") {
+		t.Fatalf("a ride invented after the card's last was not reported paid:\n%s\n%v", problems, cmp.Dishonest.Samples)
+	}
+	// The card's last ride stays unconfirmed (the invented ride quotes no
+	// log), and the invented one is paid unconfirmed besides.
+	if after := unconfirmed(); after != before+1 {
+		t.Fatalf("clearing reports %d paid rides unconfirmed, %d before the invented ride", after, before)
+	}
+}

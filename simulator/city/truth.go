@@ -84,7 +84,9 @@ func (l *ledger) deliver(t *tap.Tap, o *owed) {
 func (l *ledger) settle(o *owed) {
 	if o.pending <= 0 && !o.booked {
 		o.booked = true
-		l.bookAt(o.at, o)
+		if o.held == "" {
+			l.bookAt(o.at, o)
+		}
 	}
 }
 
@@ -148,6 +150,10 @@ type Comparison struct {
 	// Quarantine compares the forged batches with clearing's quarantine,
 	// by reason.
 	Quarantine []QuarantineCheck
+	// Dishonest compares the rides clearing holds with the lies of the
+	// dishonest validators: each lie held for its reason, no honest ride
+	// held.
+	Dishonest DishonestCheck
 	// Divergences counts full-fidelity taps where a validator's journal
 	// differs from the simulator's own decision; Samples shows the first.
 	Divergences int
@@ -223,9 +229,14 @@ func months(a, b time.Time) []string {
 }
 
 // Compare checks clearing against the truth: every statement's lines,
-// every device's sequence, the quarantine, and, when the simulation keeps
-// its taps (Options.Audit), every stored tap field by field. It needs
-// clearing; closed statements' signatures are verified too.
+// every device's sequence, the quarantine, the rides clearing holds (each
+// lie of a dishonest validator held for the reason it must give, no
+// honest ride held) and, when the simulation keeps its taps
+// (Options.Audit), every stored tap field by field. It needs clearing;
+// closed statements' signatures are verified too. It first has clearing
+// judge whatever waits for re-rating, with the tariff and the registry's
+// records as of now, as clearing serve does beside ingest: the drafts of
+// open months are compared as a close would seal them.
 func (s *Sim) Compare(ctx context.Context) (*Comparison, error) {
 	if s.clearing == nil {
 		return nil, fmt.Errorf("compare: the simulation runs without clearing")
@@ -233,6 +244,9 @@ func (s *Sim) Compare(ctx context.Context) (*Comparison, error) {
 	st := s.clearing.st
 	c := &Comparison{}
 	problem := func(format string, args ...any) { c.Problems = append(c.Problems, fmt.Sprintf(format, args...)) }
+	if err := s.judge(ctx); err != nil {
+		return nil, err
+	}
 
 	// The months the taps can fall in: drift moves a tap across midnight.
 	first := s.w.start.AddDate(0, -1, 0)
@@ -275,6 +289,9 @@ func (s *Sim) Compare(ctx context.Context) (*Comparison, error) {
 		return nil, err
 	}
 	if err := s.compareTaps(ctx, c, periods); err != nil {
+		return nil, err
+	}
+	if err := s.compareHeld(ctx, c, periods); err != nil {
 		return nil, err
 	}
 
@@ -497,6 +514,7 @@ func WriteComparison(w io.Writer, c *Comparison) error {
 	for _, q := range c.Quarantine {
 		ew.printf("  quarantined %-15s %d batches (%d forged)\n", q.Reason+":", q.Got, q.Expected)
 	}
+	writeDishonest(ew, &c.Dishonest)
 	if c.Divergences > 0 {
 		ew.printf("  %d validator decisions differ from the simulator's, e.g.:\n", c.Divergences)
 		for _, s := range c.Samples {

@@ -28,7 +28,9 @@ var tariffDir = os.DirFS("../../testdata/tariff")
 // At the end every validator reconnects, the open months are closed too,
 // and every statement must equal, to the kopiyka, what the simulator
 // knows is owed; every forged batch must be quarantined; and every
-// device's taps must be stored once each, 1 to n, field for field.
+// device's taps must be stored once each, 1 to n, field for field. Some
+// of the fast lane's validators are dishonest: each of their lies must be
+// held for its reason, and no honest ride held.
 func TestTruthWeek(t *testing.T) {
 	broker := testenv.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -130,6 +132,17 @@ func TestTruthWeek(t *testing.T) {
 	}
 	if adjustment == nil || !adjustment.Closed || adjustment.ClearingTotal().Rides != late {
 		t.Fatalf("the adjustment of November in December's statements should hold the %d late rides: %+v", late, adjustment)
+	}
+	// The dishonest validators' lies are all held, each kind for its
+	// reason (Compare fails on any other verdict).
+	held := map[string]int{}
+	for _, l := range cmp.Dishonest.Lines {
+		held[l.Reason] += l.Held
+	}
+	for _, r := range []string{"differs", "over-tariff", "amount-invalid", "contradicted-by-card"} {
+		if held[r] == 0 {
+			t.Errorf("the week held no lie for %s: %v", r, held)
+		}
 	}
 	if cmp.Taps.Stored != stats.Taps || cmp.Taps.Pending != 0 {
 		t.Fatalf("clearing stored %d taps, the validators journalled %d (%d undelivered)", cmp.Taps.Stored, stats.Taps, cmp.Taps.Pending)

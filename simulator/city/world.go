@@ -93,6 +93,8 @@ type device struct {
 
 	rig  *rig        // full fidelity: the real validator
 	fast *fastDevice // fast fidelity: sealing
+	// dishonest validators lie in their batches (Faults.Dishonest).
+	dishonest bool
 }
 
 // rider is one cardholder.
