@@ -180,6 +180,11 @@ func (s *Server) importRefuse(w http.ResponseWriter, r *http.Request, rq *reques
 // checkUpload), parses it, runs the dry run and shows the preview.
 func (s *Server) importUpload(w http.ResponseWriter, r *http.Request, rq *request) error {
 	pg := s.newImportPage()
+	if r.ContentLength > MaxImportUpload+MaxFormBody {
+		// Refused before the file is read; a body without a length is
+		// counted as it streams in (countingReader).
+		return s.importRefuse(w, r, rq, pg, http.StatusRequestEntityTooLarge, "import.err.big", pg.MaxMiB)
+	}
 	var (
 		rows    []registry.ImportRow
 		parsed  bool
