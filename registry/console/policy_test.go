@@ -74,6 +74,9 @@ var expectedPages = map[string]pagePolicy{
 	"POST /me/notices":                                 {kWrite, []registry.Role{registry.RoleResident}},
 	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
 	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
+	"GET /import":                                      {kNone, []registry.Role{registry.RoleSupervisor}},
+	"POST /import":                                     {kRead, []registry.Role{registry.RoleSupervisor}},
+	"POST /import/apply":                               {kWrite, []registry.Role{registry.RoleSupervisor}},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -104,6 +107,8 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		// without is the form without its purpose, for kRead POSTs.
 		status int
 	}
+	// files are the uploads of steps that send a multipart form.
+	files := map[string]string{"POST /import": importHeader + aliceRow("ПФУ-2026-000001")}
 	steps := map[string]step{
 		"GET /{$}":                  {"", "GET", "/", nil, http.StatusSeeOther},
 		"GET /login":                {"", "GET", "/login", nil, http.StatusOK},
@@ -151,6 +156,11 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /desk/residents/{id}/notices": {deskUser, "GET", fmt.Sprintf("/desk/residents/%d/notices", alice.ID), nil, http.StatusOK},
 		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
 			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
+		"GET /import": {supervisorUser, "GET", "/import", nil, http.StatusOK},
+		// Alice's row (files): the dry run compares her record, a read.
+		"POST /import": {supervisorUser, "POST", "/import", url.Values{}, http.StatusOK},
+		// Nothing waits in a new session.
+		"POST /import/apply": {supervisorUser, "POST", "/import/apply", url.Values{"upload": {"x"}, "confirm": {"import x"}}, http.StatusConflict},
 	}
 
 	seen := map[string]bool{}
@@ -186,6 +196,9 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 			}
 			for k, x := range form {
 				v[k] = x
+			}
+			if file, ok := files[rt.Pattern]; ok {
+				return u.postFile(path, v, "register.csv", file)
 			}
 			return u.post(path, v)
 		}
