@@ -101,24 +101,26 @@ func TestISOCommandBytes(t *testing.T) {
 		run   func(c *Card) error
 	}{
 		{"CreateISOApplication", []step{{cmd: unhex(t, "90CA00001003C1F409A503C1F05452414E534954"+"03"+"00"), resp: ok}},
-			func(c *Card) error { return c.CreateISOApplication(AID{3, 0xC1, 0xF4}, 0x09, 5, 0xC103, []byte("\xF0TRANSIT\x03")) }},
-		{"CreateISOApplication without DF name", []step{{cmd: unhex(t, "90CA000007010203" + "0FA1" + "0110" + "00"), resp: ok}},
+			func(c *Card) error {
+				return c.CreateISOApplication(AID{3, 0xC1, 0xF4}, 0x09, 5, 0xC103, []byte("\xF0TRANSIT\x03"))
+			}},
+		{"CreateISOApplication without DF name", []step{{cmd: unhex(t, "90CA000007010203"+"0FA1"+"0110"+"00"), resp: ok}},
 			func(c *Card) error { return c.CreateISOApplication(AID{1, 2, 3}, 0x0F, 1, 0x1001, nil) }},
 		{"CreateISOStdDataFile", []step{{cmd: unhex(t, "90CD0000090101C103E0122C000000"), resp: ok}},
 			func(c *Card) error {
 				return c.CreateISOStdDataFile(1, 0xC101, CommEnciphered, AccessRights{Read: 1, Write: 2, ReadWrite: 0xE}, 44)
 			}},
-		{"CreateISOBackupDataFile", []step{{cmd: unhex(t, "90CB000009020201000000200000" + "00"), resp: ok}},
+		{"CreateISOBackupDataFile", []step{{cmd: unhex(t, "90CB000009020201000000200000"+"00"), resp: ok}},
 			func(c *Card) error { return c.CreateISOBackupDataFile(2, 0x0102, CommPlain, AccessRights{}, 32) }},
-		{"CreateISOCyclicRecordFile", []step{{cmd: unhex(t, "90C000000C040401031040220000" + "0B0000" + "00"), resp: ok}},
+		{"CreateISOCyclicRecordFile", []step{{cmd: unhex(t, "90C000000C040401031040220000"+"0B0000"+"00"), resp: ok}},
 			func(c *Card) error {
 				return c.CreateISOCyclicRecordFile(4, 0x0104, CommEnciphered, AccessRights{Read: 4, ReadWrite: 1}, 34, 11)
 			}},
-		{"CreateLinearRecordFile", []step{{cmd: unhex(t, "90C100000A0601E0EE100000040000" + "00"), resp: ok}},
+		{"CreateLinearRecordFile", []step{{cmd: unhex(t, "90C100000A0601E0EE100000040000"+"00"), resp: ok}},
 			func(c *Card) error {
 				return c.CreateLinearRecordFile(6, CommMAC, AccessRights{Read: 0xE, Write: 0xE, ReadWrite: 0xE}, 16, 4)
 			}},
-		{"CreateISOLinearRecordFile", []step{{cmd: unhex(t, "90C100000C060601" + "01E0EE100000040000" + "00"), resp: ok}},
+		{"CreateISOLinearRecordFile", []step{{cmd: unhex(t, "90C100000C060601"+"01E0EE100000040000"+"00"), resp: ok}},
 			func(c *Card) error {
 				return c.CreateISOLinearRecordFile(6, 0x0106, CommMAC, AccessRights{Read: 0xE, Write: 0xE, ReadWrite: 0xE}, 16, 4)
 			}},
@@ -192,9 +194,9 @@ func TestISOSelectState(t *testing.T) {
 // GetDFNames keeps the card's frames apart: one application each.
 func TestGetDFNamesFrames(t *testing.T) {
 	s := &script{t: t, steps: []step{
-		{cmd: unhex(t, "906D000000"), resp: unhex(t, "010203" + "0110" + "AABB" + "91AF")},
-		{cmd: unhex(t, "90AF000000"), resp: unhex(t, "040506" + "0220" + "91AF")},
-		{cmd: unhex(t, "90AF000000"), resp: unhex(t, "070809" + "0330" + "CC" + "9100")},
+		{cmd: unhex(t, "906D000000"), resp: unhex(t, "010203"+"0110"+"AABB"+"91AF")},
+		{cmd: unhex(t, "90AF000000"), resp: unhex(t, "040506"+"0220"+"91AF")},
+		{cmd: unhex(t, "90AF000000"), resp: unhex(t, "070809"+"0330"+"CC"+"9100")},
 	}}
 	c := New(s)
 	apps, err := c.GetDFNames()
