@@ -52,6 +52,8 @@ func TestRespondStatusWords(t *testing.T) {
 		{"ISO READ BINARY", "00B0000000", "6D00"},
 		{"FreeMemory, factory card", "906E000000", "001F00" + "9100"},
 		{"unknown class", "80CA000000", "6E00"},
+		{"bare native SelectApplication", "5A03C1F4", "6E00"},
+		{"bare native GetVersion", "60", "6700"},
 		{"too short", "9060", "6700"},
 		{"Lc longer than data", "905A0000050102", "6700"},
 		{"Lc zero with data", "905A00000000", "6700"},
