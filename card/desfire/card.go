@@ -125,7 +125,8 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 
 // exchangeFrames is exchange that also returns the data length of each
 // non-empty response frame: GetDFNames answers one application per frame,
-// with nothing else to tell where one ends.
+// with nothing else to tell where one ends. The lengths are nil when the
+// answer came in one frame, which spares the tap's exchanges a slice.
 func (c *Card) exchangeFrames(ins byte, data []byte) ([]byte, []int, error) {
 	limit := MaxFrameData
 	if c.e != nil {
@@ -154,13 +155,13 @@ func (c *Card) exchangeFrames(ins byte, data []byte) ([]byte, []int, error) {
 	}
 	out := append([]byte(nil), resp...)
 	var sizes []int
-	if len(resp) > 0 {
-		sizes = append(sizes, len(resp))
-	}
 	for st == StatusAdditionalFrame {
 		resp, st, err = c.transmit(InsAdditionalFrame, nil)
 		if err != nil {
 			return nil, nil, err
+		}
+		if sizes == nil && len(out) > 0 {
+			sizes = append(sizes, len(out))
 		}
 		out = append(out, resp...)
 		if len(resp) > 0 {
@@ -175,8 +176,11 @@ func (c *Card) exchangeFrames(ins byte, data []byte) ([]byte, []int, error) {
 }
 
 // trimFrames cuts frame sizes to the first n bytes of their data, which
-// drops a MAC that ends the last frame.
+// drops a MAC that ends the last frame (nil, one frame, stays nil).
 func trimFrames(sizes []int, n int) []int {
+	if sizes == nil {
+		return nil
+	}
 	out := make([]int, 0, len(sizes))
 	for _, s := range sizes {
 		if n <= 0 {

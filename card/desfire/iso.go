@@ -112,6 +112,9 @@ func (c *Card) GetDFNames() ([]ISOApplication, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sizes == nil && len(b) > 0 {
+		sizes = []int{len(b)} // one frame
+	}
 	frames := make([][]byte, 0, len(sizes))
 	for _, n := range sizes {
 		frames = append(frames, b[:n:n])
