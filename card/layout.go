@@ -1,6 +1,7 @@
 package card
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -184,6 +185,10 @@ type File struct {
 	// count as given to CreateCyclicRecordFile. A cyclic file keeps one
 	// record spare for the write in progress, so it holds Records-1.
 	RecordSize, Records int
+	// ISOFileID is the file's ISO/IEC 7816-4 file ID (an EF), 0 for none;
+	// only files of an application with an ISO file ID have one, and a
+	// value file never (DESFire gives it none).
+	ISOFileID uint16
 }
 
 // Key is one key slot of an application and the role that holds it.
@@ -201,6 +206,11 @@ type Application struct {
 	KeySettings byte
 	Keys        []Key // all AES-128; Keys[i].No == i
 	Files       []File
+	// ISOFileID and DFName are the application's ISO/IEC 7816-4
+	// identifiers (a DF): ISO SELECT finds it by either. ISOFileID 0 means
+	// none, and then no DF name; a DF name is 1..16 bytes.
+	ISOFileID uint16
+	DFName    []byte
 }
 
 // Key settings bits of an application (DESFire EV1). The high nibble says
@@ -279,6 +289,28 @@ const (
 	KeyHolderDesk uint8 = 1
 )
 
+// ISO/IEC 7816-4 identifiers of the city card's applications (DFs) and
+// files (EFs), LAYOUT.md "ISO identifiers". The DF names are proprietary
+// (ISO/IEC 7816-5 category F: no registered provider): F0, "TRANSIT",
+// then the application's last AID byte. An EF's file ID is 01 and its
+// file number; a DF's is C1 and the last AID byte, as in the AIDs.
+const (
+	ISOFileIDIdentification uint16 = 0xC101
+	ISOFileIDHolder         uint16 = 0xC102
+	ISOFileIDTransport      uint16 = 0xC103
+)
+
+// DFName returns the DF name of the city card application aid: F0
+// "TRANSIT" and the AID's low byte.
+func DFName(aid AID) []byte { return append([]byte("\xF0TRANSIT"), byte(aid)) }
+
+// efID is the ISO file ID of file no: 01 and the file number.
+func efID(no uint8) uint16 { return 0x0100 | uint16(no) }
+
+// isoReserved are file IDs ISO/IEC 7816-4 reserves: the MF, the current
+// DF, and FFFF.
+func isoReserved(id uint16) bool { return id == 0x3F00 || id == 0x3FFF || id == 0xFFFF }
+
 // PurseUpper is the purse's upper limit: 5,000.00 UAH.
 const PurseUpper Money = 500_000
 
@@ -295,27 +327,30 @@ func CityCard() Layout {
 	return Layout{Apps: []Application{
 		{
 			Name: "identification", AID: AIDIdentification, KeySettings: appSettings,
+			ISOFileID: ISOFileIDIdentification, DFName: DFName(AIDIdentification),
 			Keys: []Key{{KeyIssuer, RoleIssuer}},
 			Files: []File{{
-				No: FileIdentity, Name: "identity", Type: StdData, Comm: CommPlain, Size: IdentitySize,
+				No: FileIdentity, Name: "identity", Type: StdData, Comm: CommPlain, Size: IdentitySize, ISOFileID: efID(FileIdentity),
 				// The number is printed on the card anyway; anyone may read it.
 				Rights: AccessRights{Read: Free, Write: Access(KeyIssuer), ReadWrite: Never, Change: Access(KeyIssuer)},
 			}},
 		},
 		{
 			Name: "holder", AID: AIDHolder, KeySettings: appSettings,
+			ISOFileID: ISOFileIDHolder, DFName: DFName(AIDHolder),
 			Keys: []Key{{KeyIssuer, RoleIssuer}, {KeyHolderDesk, RoleDesk}},
 			Files: []File{{
-				No: FileHolder, Name: "holder", Type: StdData, Comm: CommEnciphered, Size: HolderSize,
+				No: FileHolder, Name: "holder", Type: StdData, Comm: CommEnciphered, Size: HolderSize, ISOFileID: efID(FileHolder),
 				Rights: AccessRights{Read: Never, Write: Never, ReadWrite: Access(KeyHolderDesk), Change: Access(KeyIssuer)},
 			}},
 		},
 		{
 			Name: "transport", AID: AIDTransport, KeySettings: appSettings,
+			ISOFileID: ISOFileIDTransport, DFName: DFName(AIDTransport),
 			Keys: []Key{{KeyIssuer, RoleIssuer}, {KeyValidator, RoleValidator}, {KeyTopUp, RoleTopUp}, {KeyDesk, RoleDesk}, {KeyInspector, RoleInspector}},
 			Files: []File{
 				{
-					No: FileContract, Name: "contract", Type: StdData, Comm: CommEnciphered, Size: ContractSize,
+					No: FileContract, Name: "contract", Type: StdData, Comm: CommEnciphered, Size: ContractSize, ISOFileID: efID(FileContract),
 					// Top-up writes the pass slots (WriteData at PassOffset)
 					// without needing to read; the desk reads and writes all.
 					Rights: AccessRights{Read: Access(KeyValidator), Write: Access(KeyTopUp), ReadWrite: Access(KeyDesk), Change: Access(KeyIssuer)},
@@ -329,7 +364,7 @@ func CityCard() Layout {
 				},
 				{
 					No: FileTapLog, Name: "taplog", Type: CyclicRecord, Comm: CommEnciphered,
-					RecordSize: TapRecordSize, Records: TapLogEntries + 1,
+					RecordSize: TapRecordSize, Records: TapLogEntries + 1, ISOFileID: efID(FileTapLog),
 					// The validator reads the newest record (anti-passback
 					// across a vehicle's doors, transfers, the monthly ride
 					// counts) and writes one per ride; RW also lets it clear
@@ -374,6 +409,7 @@ func (l *Layout) Validate() error {
 			errs = append(errs, fmt.Errorf("application %q: AID %s used twice", a.Name, a.AID))
 		}
 		aids[a.AID] = true
+		errs = append(errs, l.validateISO(ai)...)
 		if len(a.Keys) == 0 || len(a.Keys) > 14 {
 			errs = append(errs, fmt.Errorf("application %q: %d keys, want 1..14", a.Name, len(a.Keys)))
 		}
@@ -419,4 +455,44 @@ func (l *Layout) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateISO checks application ai's ISO identifiers as a DESFire would
+// at CreateApplication and file creation.
+func (l *Layout) validateISO(ai int) []error {
+	a := &l.Apps[ai]
+	var errs []error
+	switch {
+	case a.ISOFileID == 0 && len(a.DFName) > 0:
+		errs = append(errs, fmt.Errorf("application %q: a DF name needs an ISO file ID", a.Name))
+	case a.ISOFileID != 0 && isoReserved(a.ISOFileID):
+		errs = append(errs, fmt.Errorf("application %q: ISO file ID %04X is reserved by ISO/IEC 7816-4", a.Name, a.ISOFileID))
+	case len(a.DFName) > 16:
+		errs = append(errs, fmt.Errorf("application %q: DF name of %d bytes, at most 16", a.Name, len(a.DFName)))
+	}
+	for _, b := range l.Apps[:ai] {
+		if a.ISOFileID != 0 && b.ISOFileID == a.ISOFileID {
+			errs = append(errs, fmt.Errorf("application %q: ISO file ID %04X used by %q too", a.Name, a.ISOFileID, b.Name))
+		}
+		if len(a.DFName) > 0 && bytes.Equal(a.DFName, b.DFName) {
+			errs = append(errs, fmt.Errorf("application %q: DF name %X used by %q too", a.Name, a.DFName, b.Name))
+		}
+	}
+	ids := map[uint16]bool{}
+	for _, f := range a.Files {
+		if f.ISOFileID == 0 {
+			continue
+		}
+		where := fmt.Sprintf("application %q file %d (%s)", a.Name, f.No, f.Name)
+		switch {
+		case a.ISOFileID == 0:
+			errs = append(errs, fmt.Errorf("%s: an ISO file ID in an application without one", where))
+		case f.Type == Value:
+			errs = append(errs, fmt.Errorf("%s: a value file takes no ISO file ID", where))
+		case isoReserved(f.ISOFileID) || f.ISOFileID == a.ISOFileID || ids[f.ISOFileID]:
+			errs = append(errs, fmt.Errorf("%s: ISO file ID %04X is reserved, the application's, or used twice", where, f.ISOFileID))
+		}
+		ids[f.ISOFileID] = true
+	}
+	return errs
 }

@@ -1,6 +1,7 @@
 package card
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -187,6 +188,53 @@ func TestLayoutValidateRejects(t *testing.T) {
 		err := l.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Validate() = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestCityCardISO: the ISO identifiers LAYOUT.md lists, and the checks
+// Validate makes on them.
+func TestCityCardISO(t *testing.T) {
+	l := CityCard()
+	want := map[AID]struct {
+		fid  uint16
+		name string
+		efs  map[uint8]uint16
+	}{
+		AIDIdentification: {0xC101, "F05452414E53495401", map[uint8]uint16{FileIdentity: 0x0101}},
+		AIDHolder:         {0xC102, "F05452414E53495402", map[uint8]uint16{FileHolder: 0x0101}},
+		AIDTransport:      {0xC103, "F05452414E53495403", map[uint8]uint16{FileContract: 0x0101, FilePurse: 0, FileTapLog: 0x0104}},
+	}
+	for _, a := range l.Apps {
+		w := want[a.AID]
+		if a.ISOFileID != w.fid || fmt.Sprintf("%X", a.DFName) != w.name {
+			t.Errorf("%s: ISO file ID %04X, DF name %X; want %04X, %s", a.Name, a.ISOFileID, a.DFName, w.fid, w.name)
+		}
+		for _, f := range a.Files {
+			if f.ISOFileID != w.efs[f.No] {
+				t.Errorf("%s file %s: ISO file ID %04X, want %04X", a.Name, f.Name, f.ISOFileID, w.efs[f.No])
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		mut  func(l *Layout)
+		msg  string
+	}{
+		{"DF name without file ID", func(l *Layout) { l.Apps[0].ISOFileID = 0 }, "needs an ISO file ID"},
+		{"reserved file ID", func(l *Layout) { l.Apps[0].ISOFileID = 0x3F00 }, "reserved"},
+		{"long DF name", func(l *Layout) { l.Apps[0].DFName = make([]byte, 17) }, "at most 16"},
+		{"same file ID", func(l *Layout) { l.Apps[1].ISOFileID = l.Apps[0].ISOFileID }, "used by"},
+		{"same DF name", func(l *Layout) { l.Apps[1].DFName = l.Apps[0].DFName }, "used by"},
+		{"value file with file ID", func(l *Layout) { l.Apps[2].Files[1].ISOFileID = 0x0102 }, "value file"},
+		{"EF file ID twice", func(l *Layout) { l.Apps[2].Files[2].ISOFileID = 0x0101 }, "used twice"},
+		{"EF without a DF file ID", func(l *Layout) { l.Apps[0].ISOFileID, l.Apps[0].DFName = 0, nil }, "without one"},
+	}
+	for _, tt := range tests {
+		l := CityCard()
+		tt.mut(&l)
+		if err := l.Validate(); err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: Validate = %v, want an error with %q", tt.name, err, tt.msg)
 		}
 	}
 }

@@ -17,8 +17,11 @@ type Card struct {
 	t    apdu.Transport
 	rand io.Reader
 	aid  AID
-	s    *Session    // EV1 (AES) or ISO (DES/3DES) secure messaging
-	e    *EV2Session // EV2 secure messaging; s and e are never both set
+	// app: an application is selected, not the PICC level. It differs
+	// from aid != AID{} after an ISO SELECT, which names no AID.
+	app bool
+	s   *Session    // EV1 (AES) or ISO (DES/3DES) secure messaging
+	e   *EV2Session // EV2 secure messaging; s and e are never both set
 	// apdus counts exchanges, for budgets and benchmarks.
 	apdus int
 }
@@ -69,15 +72,21 @@ func (c *Card) Authenticated() (keyNo byte, ok bool) {
 	return 0, false
 }
 
-// Selected returns the AID of the selected application (zero: PICC level).
+// Selected returns the AID of the selected application: zero at PICC
+// level, and zero too after an ISO SELECT of an application, which names
+// no AID (AppSelected tells the two apart).
 func (c *Card) Selected() AID { return c.aid }
+
+// AppSelected reports whether an application, not the PICC level, is
+// selected, however it was selected.
+func (c *Card) AppSelected() bool { return c.app }
 
 // APDUs returns how many APDUs have been exchanged so far.
 func (c *Card) APDUs() int { return c.apdus }
 
 // Forget drops the session and selection, e.g. after the card left the
 // field, so that the next conversation starts clean.
-func (c *Card) Forget() { c.forgetSession(); c.aid = AID{} }
+func (c *Card) Forget() { c.forgetSession(); c.aid, c.app = AID{}, false }
 
 // transmit sends one native frame and returns its data and status.
 func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
@@ -110,6 +119,15 @@ func (c *Card) transmit(ins byte, data []byte) ([]byte, Status, error) {
 // and gathers all response frames. Any status but OK is returned as a
 // *StatusError and closes the session, as it does on the card.
 func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
+	out, _, err := c.exchangeFrames(ins, data)
+	return out, err
+}
+
+// exchangeFrames is exchange that also returns the data length of each
+// non-empty response frame: GetDFNames answers one application per frame,
+// with nothing else to tell where one ends. The lengths are nil when the
+// answer came in one frame, which spares the tap's exchanges a slice.
+func (c *Card) exchangeFrames(ins byte, data []byte) ([]byte, []int, error) {
 	limit := MaxFrameData
 	if c.e != nil {
 		limit = MaxFrameDataEV2
@@ -129,25 +147,50 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 		resp, st, err = c.transmit(InsAdditionalFrame, next)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(data) > 0 && st == StatusOK {
 		c.forgetSession()
-		return nil, fmt.Errorf("%w: card answered %s before all %d command bytes were sent", ErrMalformedResponse, commandName(ins), len(data))
+		return nil, nil, fmt.Errorf("%w: card answered %s before all %d command bytes were sent", ErrMalformedResponse, commandName(ins), len(data))
 	}
 	out := append([]byte(nil), resp...)
+	var sizes []int
 	for st == StatusAdditionalFrame {
 		resp, st, err = c.transmit(InsAdditionalFrame, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if sizes == nil && len(out) > 0 {
+			sizes = append(sizes, len(out))
 		}
 		out = append(out, resp...)
+		if len(resp) > 0 {
+			sizes = append(sizes, len(resp))
+		}
 	}
 	if st != StatusOK {
 		c.forgetSession()
-		return nil, &StatusError{Command: ins, Status: st}
+		return nil, nil, &StatusError{Command: ins, Status: st}
 	}
-	return out, nil
+	return out, sizes, nil
+}
+
+// trimFrames cuts frame sizes to the first n bytes of their data, which
+// drops a MAC that ends the last frame (nil, one frame, stays nil).
+func trimFrames(sizes []int, n int) []int {
+	if sizes == nil {
+		return nil
+	}
+	out := make([]int, 0, len(sizes))
+	for _, s := range sizes {
+		if n <= 0 {
+			break
+		}
+		s = min(s, n)
+		out = append(out, s)
+		n -= s
+	}
+	return out
 }
 
 // call runs a command with EV1 secure messaging. header travels in plain;
@@ -156,6 +199,13 @@ func (c *Card) exchange(ins byte, data []byte) ([]byte, error) {
 // enciphered response or, when negative, unknown and a multiple of
 // -respLen (see Session.DecipherData).
 func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen int) ([]byte, error) {
+	out, _, err := c.callFrames(ins, header, data, send, recv, respLen)
+	return out, err
+}
+
+// callFrames is call that also returns the response frames' data sizes
+// (see exchangeFrames) when the response is not enciphered.
+func (c *Card) callFrames(ins byte, header, data []byte, send, recv CommMode, respLen int) ([]byte, []int, error) {
 	if c.e != nil {
 		return c.callEV2(ins, header, data, send, recv)
 	}
@@ -168,7 +218,7 @@ func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen 
 	s := c.s
 	if s == nil {
 		body := append(append([]byte(nil), header...), data...)
-		return c.exchange(ins, body)
+		return c.exchangeFrames(ins, body)
 	}
 	body := append(append(make([]byte, 0, len(header)+len(data)+24), header...), data...)
 	switch send {
@@ -182,37 +232,37 @@ func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen 
 			body = append(body, mac[:8]...)
 		}
 	}
-	resp, err := c.exchange(ins, body)
+	resp, sizes, err := c.exchangeFrames(ins, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.s != s {
 		// exchange closed the session (it cannot while returning OK, but
 		// keep the invariant obvious).
-		return nil, ErrNotAuthenticated
+		return nil, nil, ErrNotAuthenticated
 	}
 	if recv == CommEnciphered {
 		out, ok, err := s.DecipherData(resp, nil, respLen, byte(StatusOK))
 		if err != nil || !ok {
 			c.forgetSession()
 			if err != nil {
-				return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
+				return nil, nil, fmt.Errorf("desfire: %s: %w", commandName(ins), err)
 			}
-			return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseCRC)
+			return nil, nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseCRC)
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	if len(resp) < 8 {
 		c.forgetSession()
-		return nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
+		return nil, nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
 	}
 	n := len(resp) - 8
 	msg := append(resp[:n:n], byte(StatusOK))
 	if !s.VerifyMAC(msg, resp[n:]) {
 		c.forgetSession()
-		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
+		return nil, nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
 	}
-	return resp[:n:n], nil
+	return resp[:n:n], trimFrames(sizes, n), nil
 }
 
 // commandMode is the protection of a command's own (not a file's) data:
@@ -221,7 +271,7 @@ func (c *Card) call(ins byte, header, data []byte, send, recv CommMode, respLen 
 const commandMode CommMode = 0xFF
 
 // callEV2 is call in an EV2 session (see ev2.go).
-func (c *Card) callEV2(ins byte, header, data []byte, send, recv CommMode) ([]byte, error) {
+func (c *Card) callEV2(ins byte, header, data []byte, send, recv CommMode) ([]byte, []int, error) {
 	e := c.e
 	if send == commandMode {
 		send = CommMAC
@@ -250,37 +300,38 @@ func (c *Card) callEV2(ins byte, header, data []byte, send, recv CommMode) ([]by
 	default:
 		body = append(body, data...)
 	}
-	resp, err := c.exchange(ins, body)
+	resp, sizes, err := c.exchangeFrames(ins, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.e != e {
-		return nil, ErrNotAuthenticated
+		return nil, nil, ErrNotAuthenticated
 	}
 	if recv == CommPlain {
 		e.Advance()
-		return resp, nil
+		return resp, sizes, nil
 	}
 	if len(resp) < 8 {
 		c.forgetSession()
-		return nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
+		return nil, nil, fmt.Errorf("desfire: %s: response of %d bytes has no MAC: %w", commandName(ins), len(resp), ErrResponseMAC)
 	}
 	n := len(resp) - 8
 	if subtle.ConstantTimeCompare(e.ResponseMAC(byte(StatusOK), resp[:n]), resp[n:]) != 1 {
 		c.forgetSession()
-		return nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
+		return nil, nil, fmt.Errorf("desfire: %s: %w", commandName(ins), ErrResponseMAC)
 	}
 	out := resp[:n:n]
 	if recv == CommEnciphered && n > 0 {
 		plain, ok := e.DecryptResponse(out)
 		if !ok {
 			c.forgetSession()
-			return nil, fmt.Errorf("desfire: %s: enciphered response does not unpad: %w", commandName(ins), ErrMalformedResponse)
+			return nil, nil, fmt.Errorf("desfire: %s: enciphered response does not unpad: %w", commandName(ins), ErrMalformedResponse)
 		}
-		out = plain
+		e.Advance()
+		return plain, nil, nil
 	}
 	e.Advance()
-	return out, nil
+	return out, trimFrames(sizes, n), nil
 }
 
 // AuthenticateAES runs the EV1 three-pass AES authentication (0xAA) with

@@ -220,6 +220,9 @@ func FuzzResponses(f *testing.F) {
 			func(c *Card) error { _, err := c.ReadRecords(1, 0, 0, 24, CommMAC); return err },
 			func(c *Card) error { _, err := c.GetVersion(); return err },
 			func(c *Card) error { _, err := c.GetApplicationIDs(); return err },
+			func(c *Card) error { _, err := c.GetDFNames(); return err },
+			func(c *Card) error { _, err := c.GetISOFileIDs(); return err },
+			func(c *Card) error { return c.SelectByDFName([]byte{0xF0}) },
 		} {
 			c := New(apdu.TransportFunc(func(cmd []byte) ([]byte, error) {
 				r := r1

@@ -52,7 +52,7 @@ func (c *Card) SelectApplication(aid AID) error {
 	if _, err := c.exchange(InsSelectApplication, aid[:]); err != nil {
 		return fmt.Errorf("select application %s: %w", aid, err)
 	}
-	c.aid = aid
+	c.aid, c.app = aid, aid != AID{}
 	return nil
 }
 
@@ -70,9 +70,10 @@ func (c *Card) CreateApplication(aid AID, settings KeySettings, numKeys int) err
 // DeleteApplication deletes aid and all its files.
 func (c *Card) DeleteApplication(aid AID) error {
 	_, err := c.plain(InsDeleteApplication, aid[0], aid[1], aid[2])
-	if err == nil && aid == c.aid {
-		c.forgetSession()
-		c.aid = AID{}
+	// At application level a card deletes only the selected application
+	// (whose AID an ISO SELECT does not tell), and returns to PICC level.
+	if err == nil && c.app {
+		c.Forget()
 	}
 	return err
 }
@@ -147,7 +148,7 @@ func (c *Card) ChangeKeyType(keyNo byte, t KeyType, newKey []byte, version byte,
 		return fmt.Errorf("desfire: ChangeKey %d: a new %s key is %d bytes, got %d", keyNo, t, t.KeySize(), len(newKey))
 	}
 	wireNo := keyNo
-	if c.aid == (AID{}) {
+	if !c.app {
 		wireNo |= byte(t) // PICC master key: its key type
 	}
 	authNo, _ := c.Authenticated()

@@ -26,6 +26,14 @@
 // (testdata/desfire/vectors.txt). The native legacy authentication (0x0A,
 // DES "send mode" deciphering) is not implemented.
 //
+// Beside the native commands, a Card speaks ISO/IEC 7816-4 SELECT (iso.go):
+// SelectByDFName, SelectByFileID and SelectEF find the PICC level, an
+// application or a file by the ISO identifiers CreateISOApplication and
+// the CreateISO...File commands give them, which GetDFNames and
+// GetISOFileIDs list. Native commands send file IDs least significant
+// byte first, SELECT most significant first. Terminals select with the
+// native SelectApplication, whose answer is a DESFire status.
+//
 // A Card is one conversation with one card; it is not safe for concurrent
 // use.
 package desfire

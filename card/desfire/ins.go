@@ -30,6 +30,9 @@ const (
 	InsCreateBackupDataFile     byte = 0xCB
 	InsCreateValueFile          byte = 0xCC
 	InsCreateCyclicRecordFile   byte = 0xC0
+	InsCreateLinearRecordFile   byte = 0xC1
+	InsGetDFNames               byte = 0x6D
+	InsGetISOFileIDs            byte = 0x61
 	InsDeleteFile               byte = 0xDF
 	InsReadData                 byte = 0xBD
 	InsWriteData                byte = 0x3D
@@ -49,7 +52,8 @@ var commandNames = map[byte]string{
 	InsAuthenticateISO: "AuthenticateISO", InsAuthenticateLegacy: "Authenticate",
 	InsAuthenticateEV2First: "AuthenticateEV2First", InsAuthenticateEV2NonFirst: "AuthenticateEV2NonFirst",
 	InsCreateTransactionMACFile: "CreateTransactionMACFile", InsChangeFileSettings: "ChangeFileSettings",
-	InsFreeMemory: "FreeMemory",
+	InsFreeMemory: "FreeMemory", InsCreateLinearRecordFile: "CreateLinearRecordFile",
+	InsGetDFNames: "GetDFNames", InsGetISOFileIDs: "GetISOFileIDs", insISOSelectFile: "ISO SELECT FILE",
 	InsGetVersion: "GetVersion", InsGetCardUID: "GetCardUID", InsGetApplicationIDs: "GetApplicationIDs",
 	InsSelectApplication: "SelectApplication", InsCreateApplication: "CreateApplication",
 	InsDeleteApplication: "DeleteApplication", InsFormatPICC: "FormatPICC", InsChangeKey: "ChangeKey",

@@ -152,5 +152,29 @@ type ISOError struct {
 }
 
 func (e *ISOError) Error() string {
+	if e.Command == insISOSelectFile {
+		switch e.SW {
+		case swFileNotFound:
+			return "desfire: ISO SELECT: no application or file has that DF name or file ID (6A82); list them with GetDFNames or GetISOFileIDs"
+		case swWrongP1P2:
+			return "desfire: ISO SELECT: the card refuses the selection mode (6A86)"
+		}
+	}
 	return fmt.Sprintf("desfire: command %s (0x%02X): ISO status word %04X; is this a DESFire card?", commandName(e.Command), e.Command, e.SW)
 }
+
+// Is reports whether target is an *ISOError with the same status word.
+func (e *ISOError) Is(target error) bool {
+	t, ok := target.(*ISOError)
+	return ok && t.SW == e.SW
+}
+
+// ISO/IEC 7816-4 status words the ISO commands answer.
+const (
+	swFileNotFound uint16 = 0x6A82
+	swWrongP1P2    uint16 = 0x6A86
+)
+
+// ErrISOFileNotFound matches (errors.Is) an ISO SELECT of a DF name or
+// file ID that the card does not have (status word 6A82).
+var ErrISOFileNotFound error = &ISOError{SW: swFileNotFound}

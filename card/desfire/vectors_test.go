@@ -111,7 +111,7 @@ func TestPublishedChangeKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.aid = tc.aid
+			c.aid, c.app = tc.aid, tc.aid != AID{}
 			var ver byte
 			if v.Has("version") {
 				ver = v.Get(t, "version")[0]
@@ -163,7 +163,7 @@ func TestPublishedEV2(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.CmdCtr = binary.LittleEndian.Uint16(v.Get(t, "ctr"))
-		c.e, c.aid = e, AID{1, 2, 3}
+		c.e, c.aid, c.app = e, AID{1, 2, 3}, true
 		return c
 	}
 	for _, name := range []string{"an12196-t25-changekey-other", "an12196-t26-changekey-same"} {

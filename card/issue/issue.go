@@ -479,6 +479,9 @@ func (pl *plan) build(r *runner) error {
 	c := r.c
 	for _, a := range pl.layout.Apps {
 		if err := r.do(fmt.Sprintf("create application %q (%s)", a.Name, a.AID), func() error {
+			if a.ISOFileID != 0 {
+				return c.CreateISOApplication(a.AID.Bytes(), desfire.KeySettings(a.KeySettings), len(a.Keys), desfire.ISOFileID(a.ISOFileID), a.DFName)
+			}
 			return c.CreateApplication(a.AID.Bytes(), desfire.KeySettings(a.KeySettings), len(a.Keys))
 		}); err != nil {
 			return err
@@ -529,6 +532,19 @@ func (pl *plan) build(r *runner) error {
 func createFile(c *desfire.Card, f card.File) error {
 	comm := desfire.CommMode(f.Comm)
 	rights := desfire.AccessRights{Read: byte(f.Rights.Read), Write: byte(f.Rights.Write), ReadWrite: byte(f.Rights.ReadWrite), Change: byte(f.Rights.Change)}
+	if fid := desfire.ISOFileID(f.ISOFileID); fid != 0 {
+		switch f.Type {
+		case card.StdData:
+			return c.CreateISOStdDataFile(f.No, fid, comm, rights, f.Size)
+		case card.BackupData:
+			return c.CreateISOBackupDataFile(f.No, fid, comm, rights, f.Size)
+		case card.CyclicRecord:
+			return c.CreateISOCyclicRecordFile(f.No, fid, comm, rights, f.RecordSize, f.Records)
+		case card.LinearRecord:
+			return c.CreateISOLinearRecordFile(f.No, fid, comm, rights, f.RecordSize, f.Records)
+		}
+		return fmt.Errorf("file %d (%s): a %s file takes no ISO file ID", f.No, f.Name, f.Type)
+	}
 	switch f.Type {
 	case card.StdData:
 		return c.CreateStdDataFile(f.No, comm, rights, f.Size)
@@ -539,6 +555,8 @@ func createFile(c *desfire.Card, f card.File) error {
 			Lower: int32(f.Lower), Upper: int32(f.Upper), Value: int32(f.Initial), LimitedCredit: f.LimitedCredit})
 	case card.CyclicRecord:
 		return c.CreateCyclicRecordFile(f.No, comm, rights, f.RecordSize, f.Records)
+	case card.LinearRecord:
+		return c.CreateLinearRecordFile(f.No, comm, rights, f.RecordSize, f.Records)
 	}
 	return fmt.Errorf("file %d (%s): cannot create a %s file", f.No, f.Name, f.Type)
 }

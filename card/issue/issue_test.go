@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,17 @@ func checkCard(t testing.TB, vc *vcard.Card, keys *cardkey.Source, p issue.Perso
 	if len(aids) != len(l.Apps) {
 		t.Fatalf("%d applications, want %d", len(aids), len(l.Apps))
 	}
+	// The ISO identifiers LAYOUT.md gives each application and file.
+	dfs, err := c.GetDFNames()
+	must(t, "list DF names", err)
+	if len(dfs) != len(l.Apps) {
+		t.Fatalf("GetDFNames: %d applications, want %d", len(dfs), len(l.Apps))
+	}
+	for i, a := range l.Apps {
+		if d := dfs[i]; d.AID != a.AID.Bytes() || d.FileID != desfire.ISOFileID(a.ISOFileID) || !bytes.Equal(d.DFName, a.DFName) {
+			t.Fatalf("GetDFNames[%d] = %+v, layout %s %04X %X", i, d, a.AID, a.ISOFileID, a.DFName)
+		}
+	}
 
 	for _, a := range l.Apps {
 		must(t, "select "+a.Name, c.SelectApplication(a.AID.Bytes()))
@@ -114,6 +126,15 @@ func checkCard(t testing.TB, vc *vcard.Card, keys *cardkey.Source, p issue.Perso
 		must(t, "issuer auth", c.AuthenticateAES(card.KeyIssuer, key(t, keys, card.RoleIssuer, a.AID)))
 		if s, n, err := c.GetKeySettings(); err != nil || s != desfire.KeySettings(a.KeySettings) || n != len(a.Keys) {
 			t.Fatalf("%s key settings %#x/%d keys, %v", a.Name, s, n, err)
+		}
+		var fids []desfire.ISOFileID
+		for _, f := range a.Files {
+			if f.ISOFileID != 0 {
+				fids = append(fids, desfire.ISOFileID(f.ISOFileID))
+			}
+		}
+		if got, err := c.GetISOFileIDs(); err != nil || !slices.Equal(got, fids) {
+			t.Fatalf("%s ISO file IDs %v, %v; layout %v", a.Name, got, err, fids)
 		}
 		for _, f := range a.Files {
 			fs, err := c.GetFileSettings(f.No)
@@ -159,7 +180,9 @@ func checkCard(t testing.TB, vc *vcard.Card, keys *cardkey.Source, p issue.Perso
 		t.Fatal("holder differs")
 	}
 
-	must(t, "select transport", c.SelectApplication(card.AIDTransport.Bytes()))
+	// ISO SELECT by DF name finds the transport application as the
+	// native AID does.
+	must(t, "select transport by DF name", c.SelectByDFName(card.DFName(card.AIDTransport)))
 	must(t, "validator auth", c.AuthenticateAES(card.KeyValidator, key(t, keys, card.RoleValidator, card.AIDTransport)))
 	raw, err = c.ReadData(card.FileContract, 0, card.ContractSize, desfire.CommEnciphered)
 	must(t, "read contract", err)

@@ -24,17 +24,49 @@
 //     zero-padded), CommitTransaction 01 answers TMC and TMV, ReadData of
 //     the file gives them. CommitReaderID and the TMC limit setting are not
 //     emulated.
-//   - Record files are cyclic only (no linear record files,
-//     CreateLinearRecordFile answers an illegal-command error).
-//   - ISO/IEC 7816-4: SELECT by DF name selects the PICC level
-//     (D2760000850100, 9000); applications have no DF names or ISO file
-//     IDs (CreateApplication takes none), so SELECT of another name answers
-//     6A82 and every other ISO command 6D00.
+//   - Record files are cyclic or linear (CreateLinearRecordFile): a full
+//     linear file refuses WriteRecord with a boundary error until
+//     ClearRecordFile is committed.
+//   - ISO/IEC 7816-4: an application may have an ISO file ID and a DF name
+//     (CreateApplication with the ISO flag 20 in its second key settings
+//     byte), and its standard, backup and record files ISO file IDs
+//     (least significant byte first after the file number; value and
+//     TransactionMAC files take none). In an application created without
+//     ISO file IDs a file ID answers a length error; in one created with
+//     them a file may still be created without (the data sheet leaves
+//     this open in what is public). GetDFNames (one application per
+//     frame) and GetISOFileIDs list them. SELECT (00 A4) takes P1 04 (DF
+//     name: D2760000850100 for the PICC level, or an application's), 00
+//     (file ID: 3F00 for the PICC level, an application's, or a file of
+//     the selected application) and 02 (a file of the selected
+//     application), P2 00 or 0C, and answers 9000 with no FCI (an EV1 has
+//     none; the optional FCI file of an EV2 is not emulated), 6A82 for an
+//     unknown name or ID, 6A86 for another P1 or P2. Any SELECT ends the
+//     session and the transaction, as NXP's reader library assumes; a
+//     failed one leaves the selection as it was (ISO/IEC 7816-4). Selecting
+//     a file changes nothing native commands see. The ISO data and
+//     authentication commands (READ BINARY, UPDATE BINARY, READ RECORD,
+//     APPEND RECORD, GET CHALLENGE, EXTERNAL and INTERNAL AUTHENTICATE)
+//     are not emulated and answer 6D00, as does every other ISO
+//     instruction.
 //   - Not emulated, answered as a real card answers an unknown command
 //     (91 1C): SetConfiguration (so no random UID: the PC/SC UID
-//     pseudo-APDU always gives the real 7-byte UID), GetDFNames,
-//     GetISOFileIDs, CreateLinearRecordFile, CommitReaderID, and the
-//     native legacy DES authentication (0A answers 91 AE).
+//     pseudo-APDU always gives the real 7-byte UID; no ATS or default key
+//     setting either), CommitReaderID, and the other EV2/EV3 commands
+//     beyond EV2 secure messaging and the Transaction MAC (among them
+//     GetFileCounters, ReadSig, delegated applications, key sets and the
+//     proximity check). The native legacy DES authentication (0A) answers
+//     91 AE.
+//   - A value file's free GetValue option (bit 1 of CreateValueFile's
+//     last byte) answers a parameter error; ChangeFileSettings needs a
+//     session (a file whose Change right is free, E, cannot be changed in
+//     plain).
+//   - Only ISO-wrapped native commands (90 INS 00 00 Lc data 00) are
+//     taken: a native frame sent bare answers 6E00 (6700 when shorter
+//     than an APDU header).
+//   - GetVersion gives a fixed batch number and production week, and the
+//     ATR is the one PC/SC builds for an ISO 14443-4 type A card with no
+//     historical bytes.
 //   - Any status other than success ends the authenticated session and
 //     discards the uncommitted transaction, on the card as in card/desfire;
 //     CommitTransaction and AbortTransaction with nothing pending succeed.

@@ -109,7 +109,7 @@ func (f *file) settings() []byte {
 			lc = 1
 		}
 		return append(b, lc)
-	case desfire.FileCyclicRecord:
+	case desfire.FileCyclicRecord, desfire.FileLinearRecord:
 		return put24(put24(put24(b, f.recordSize), f.maxRecords), len(f.records))
 	case desfire.FileTransactionMAC:
 		return append(b, 0x02, f.tmKeyVer) // TMKeyOption AES, key version
@@ -117,12 +117,17 @@ func (f *file) settings() []byte {
 	return put24(b, len(f.data))
 }
 
+// createFile creates a data, value or record file: FileNo [|| ISO file
+// ID] || CommSett || AccessRights || the type's parameters. The ISO file
+// ID (least significant byte first) is there only in an application
+// created with ISO file IDs, and never for a value file.
 func (c *Card) createFile(ins byte, data []byte) []byte {
 	want := map[byte]int{
 		desfire.InsCreateStdDataFile: 7, desfire.InsCreateBackupDataFile: 7,
-		desfire.InsCreateValueFile: 17, desfire.InsCreateCyclicRecordFile: 10,
+		desfire.InsCreateValueFile: 17, desfire.InsCreateCyclicRecordFile: 10, desfire.InsCreateLinearRecordFile: 10,
 	}[ins]
-	if len(data) != want {
+	withFID := len(data) == want+2 && ins != desfire.InsCreateValueFile && c.sel != nil && c.sel.iso
+	if len(data) != want && !withFID {
 		return c.fail(desfire.StatusLengthError)
 	}
 	if c.sel == nil {
@@ -131,8 +136,13 @@ func (c *Card) createFile(ins byte, data []byte) []byte {
 	if ok, st := c.allowedBy(desfire.FreeCreateDelete); !ok {
 		return c.fail(st)
 	}
-	f := &file{no: data[0], comm: desfire.CommMode(data[1]), rights: desfire.ParseAccessRights([2]byte{data[2], data[3]})}
-	if f.no >= maxFiles || !f.comm.Valid() {
+	f := &file{no: data[0]}
+	if withFID {
+		f.hasFID, f.fid = true, desfire.ISOFileID(binary.LittleEndian.Uint16(data[1:3]))
+		data = append([]byte{data[0]}, data[3:]...)
+	}
+	f.comm, f.rights = desfire.CommMode(data[1]), desfire.ParseAccessRights([2]byte{data[2], data[3]})
+	if f.no >= maxFiles || !f.comm.Valid() || (f.hasFID && !f.fid.Valid()) {
 		return c.fail(desfire.StatusParameterError)
 	}
 	rest := data[4:]
@@ -156,21 +166,53 @@ func (c *Card) createFile(ins byte, data []byte) []byte {
 		if f.lower > f.upper || f.value < f.lower || f.value > f.upper || rest[12]&^1 != 0 {
 			return c.fail(desfire.StatusParameterError)
 		}
-	case desfire.InsCreateCyclicRecordFile:
+	case desfire.InsCreateCyclicRecordFile, desfire.InsCreateLinearRecordFile:
 		f.typ = desfire.FileCyclicRecord
+		least := 2 // a cyclic file keeps one record spare
+		if ins == desfire.InsCreateLinearRecordFile {
+			f.typ, least = desfire.FileLinearRecord, 1
+		}
 		f.recordSize, f.maxRecords = get24(rest), get24(rest[3:])
-		if f.recordSize == 0 || f.maxRecords < 2 || f.recordSize*f.maxRecords > Capacity {
+		if f.recordSize == 0 || f.maxRecords < least || f.recordSize*f.maxRecords > Capacity {
 			return c.fail(desfire.StatusParameterError)
 		}
 	}
-	if c.sel.files[f.no] != nil {
+	switch {
+	case c.sel.files[f.no] != nil:
 		return c.fail(desfire.StatusDuplicateError)
-	}
-	if c.used()+f.footprint() > Capacity {
+	case f.hasFID && (c.sel.fileByFID(f.fid) != nil || f.fid == c.sel.fid):
+		return c.fail(desfire.StatusDuplicateError)
+	case c.used()+f.footprint() > Capacity:
 		return c.fail(desfire.StatusOutOfEEPROM)
 	}
 	c.sel.files[f.no] = f
 	return c.ok(nil, cmdMode)
+}
+
+// getISOFileIDs lists the ISO file IDs of the selected application's
+// files, in file number order, least significant byte first.
+func (c *Card) getISOFileIDs(data []byte) []byte {
+	if len(data) != 0 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	if c.sel == nil {
+		return c.fail(desfire.StatusIllegalCommand)
+	}
+	if ok, st := c.allowedBy(desfire.FreeDirectoryList); !ok {
+		return c.fail(st)
+	}
+	var ids []byte
+	for _, f := range c.sel.files {
+		if f != nil && f.hasFID {
+			ids = binary.LittleEndian.AppendUint16(ids, uint16(f.fid))
+		}
+	}
+	return c.ok(ids, cmdMode)
+}
+
+// isRecord reports whether f is a cyclic or linear record file.
+func (f *file) isRecord() bool {
+	return f.typ == desfire.FileCyclicRecord || f.typ == desfire.FileLinearRecord
 }
 
 func (c *Card) deleteFile(data []byte) []byte {
@@ -235,7 +277,7 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	}
 	size := len(f.data)
 	if ins == desfire.InsWriteRecord {
-		if f.typ != desfire.FileCyclicRecord {
+		if !f.isRecord() {
 			return c.fail(desfire.StatusParameterError)
 		}
 		size = f.recordSize
@@ -252,6 +294,13 @@ func (c *Card) write(ins byte, data []byte) []byte {
 	}
 	if off+n > size {
 		return c.fail(desfire.StatusBoundaryError)
+	}
+	if ins == desfire.InsWriteRecord && f.typ == desfire.FileLinearRecord {
+		// A full linear file takes no new record: a card refuses the write
+		// itself, not the commit. A pending clear makes room.
+		if p := c.tx[f]; (p == nil || !p.clear) && len(f.records) >= f.maxRecords {
+			return c.fail(desfire.StatusBoundaryError)
+		}
 	}
 	header := data[:7]
 	want := 7 + n
@@ -442,7 +491,7 @@ func (c *Card) readRecords(data []byte) []byte {
 	if f == nil {
 		return c.fail(st)
 	}
-	if f.typ != desfire.FileCyclicRecord {
+	if !f.isRecord() {
 		return c.fail(desfire.StatusParameterError)
 	}
 	mode, st := c.access(f, f.rights.Read, f.rights.ReadWrite)
@@ -479,7 +528,7 @@ func (c *Card) clearRecordFile(data []byte) []byte {
 	if f == nil {
 		return c.fail(st)
 	}
-	if f.typ != desfire.FileCyclicRecord {
+	if !f.isRecord() {
 		return c.fail(desfire.StatusParameterError)
 	}
 	if _, st := c.access(f, f.rights.ReadWrite); st != desfire.StatusOK {
@@ -531,13 +580,13 @@ func (c *Card) commit(data []byte) []byte {
 			if p.debit > 0 && f.limitedEnabled {
 				f.limit = int32(p.debit)
 			}
-		case desfire.FileCyclicRecord:
+		case desfire.FileCyclicRecord, desfire.FileLinearRecord:
 			if p.clear {
 				f.records = nil
 			}
 			if p.record != nil {
 				f.records = append(f.records, p.record)
-				if len(f.records) > f.maxRecords-1 {
+				if f.typ == desfire.FileCyclicRecord && len(f.records) > f.maxRecords-1 {
 					f.records = f.records[1:]
 				}
 			}

@@ -198,8 +198,15 @@ func (c *Card) getApplicationIDs(data []byte) []byte {
 	return c.ok(out, cmdMode)
 }
 
+// createApplication takes AID || KeySett1 || KeySett2 and, when KeySett2
+// has the ISO flag (20), the application's ISO file ID (least
+// significant byte first) and 0..16 bytes of DF name.
 func (c *Card) createApplication(data []byte) []byte {
-	if len(data) != 5 {
+	iso := len(data) >= 5 && data[4]&isoFlag != 0
+	switch {
+	case len(data) < 5,
+		!iso && len(data) != 5,
+		iso && (len(data) < 7 || len(data) > 7+desfire.MaxDFNameLen):
 		return c.fail(desfire.StatusLengthError)
 	}
 	if c.sel != nil {
@@ -210,24 +217,68 @@ func (c *Card) createApplication(data []byte) []byte {
 	}
 	aid := desfire.AID{data[0], data[1], data[2]}
 	n := int(data[4] & 0x0F)
-	if aid == (desfire.AID{}) || data[4]&0xF0 != 0x80 || n < 1 || n > maxKeys {
+	// Bits 7-6 the key type (AES only here), bit 5 ISO, bit 4 reserved.
+	if aid == (desfire.AID{}) || data[4]&0xD0 != 0x80 || n < 1 || n > maxKeys {
 		return c.fail(desfire.StatusParameterError)
 	}
-	if c.app(aid) != nil {
+	a := &application{aid: aid, settings: desfire.KeySettings(data[3]), iso: iso}
+	if iso {
+		a.fid = desfire.ISOFileID(binary.LittleEndian.Uint16(data[5:7]))
+		a.dfName = append([]byte(nil), data[7:]...)
+		if !a.fid.Valid() {
+			return c.fail(desfire.StatusParameterError)
+		}
+	}
+	switch {
+	case c.app(aid) != nil:
 		return c.fail(desfire.StatusDuplicateError)
-	}
-	if len(c.apps) >= maxApps {
+	case iso && c.isoApp(a.fid) != nil,
+		len(a.dfName) > 0 && (c.namedApp(a.dfName) != nil || bytes.Equal(a.dfName, desfire.PICCDFName())):
+		return c.fail(desfire.StatusDuplicateError)
+	case len(c.apps) >= maxApps:
 		return c.fail(desfire.StatusCountError)
-	}
-	if c.used()+appBlocks > Capacity {
+	case c.used()+appBlocks > Capacity:
 		return c.fail(desfire.StatusOutOfEEPROM)
 	}
-	keys := make([]key, n)
-	for i := range keys {
-		keys[i] = aesKey(make([]byte, 16), 0)
+	a.keys = make([]key, n)
+	for i := range a.keys {
+		a.keys[i] = aesKey(make([]byte, 16), 0)
 	}
-	c.apps = append(c.apps, &application{aid: aid, settings: desfire.KeySettings(data[3]), keys: keys})
+	c.apps = append(c.apps, a)
 	return c.ok(nil, cmdMode)
+}
+
+// isoFlag is KeySett2's bit for ISO file IDs (CreateApplication).
+const isoFlag = 0x20
+
+// getDFNames answers one frame per application with ISO identifiers:
+// AID || ISO file ID (least significant byte first) || DF name. The MAC
+// of a session closes the last frame.
+func (c *Card) getDFNames(data []byte) []byte {
+	if len(data) != 0 {
+		return c.fail(desfire.StatusLengthError)
+	}
+	if c.sel != nil {
+		return c.fail(desfire.StatusIllegalCommand)
+	}
+	if ok, st := c.allowedBy(desfire.FreeDirectoryList); !ok {
+		return c.fail(st)
+	}
+	var out []byte
+	var sizes []int
+	for _, a := range c.apps {
+		if !a.iso {
+			continue
+		}
+		e := append(append(a.aid[:0:0], a.aid[:]...), byte(a.fid), byte(a.fid>>8))
+		e = append(e, a.dfName...)
+		out = append(out, e...)
+		sizes = append(sizes, len(e))
+	}
+	if len(sizes) > 0 {
+		sizes = sizes[:len(sizes)-1] // the last frame: what is left, with the MAC
+	}
+	return c.ok(out, cmdMode, sizes...)
 }
 
 func (c *Card) deleteApplication(data []byte) []byte {

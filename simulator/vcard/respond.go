@@ -3,6 +3,7 @@ package vcard
 import (
 	"bytes"
 	"crypto/subtle"
+	"encoding/binary"
 
 	"github.com/citycard/transit/card/desfire"
 )
@@ -256,7 +257,8 @@ var plainBody = map[byte]bool{
 	desfire.InsCreateValueFile: true, desfire.InsCreateCyclicRecordFile: true, desfire.InsDeleteFile: true,
 	desfire.InsReadData: true, desfire.InsGetValue: true, desfire.InsReadRecords: true,
 	desfire.InsClearRecordFile: true, desfire.InsCommitTransaction: true, desfire.InsAbortTransaction: true,
-	desfire.InsFreeMemory: true,
+	desfire.InsFreeMemory: true, desfire.InsCreateLinearRecordFile: true, desfire.InsGetDFNames: true,
+	desfire.InsGetISOFileIDs: true,
 }
 
 func (c *Card) dispatch(ins byte, data []byte) []byte {
@@ -301,7 +303,8 @@ func (c *Card) dispatch(ins byte, data []byte) []byte {
 		return c.getFileIDs(data)
 	case desfire.InsGetFileSettings:
 		return c.getFileSettings(data)
-	case desfire.InsCreateStdDataFile, desfire.InsCreateBackupDataFile, desfire.InsCreateValueFile, desfire.InsCreateCyclicRecordFile:
+	case desfire.InsCreateStdDataFile, desfire.InsCreateBackupDataFile, desfire.InsCreateValueFile,
+		desfire.InsCreateCyclicRecordFile, desfire.InsCreateLinearRecordFile:
 		return c.createFile(ins, data)
 	case desfire.InsDeleteFile:
 		return c.deleteFile(data)
@@ -327,33 +330,69 @@ func (c *Card) dispatch(ins byte, data []byte) []byte {
 		return c.changeFileSettings(data)
 	case desfire.InsFreeMemory:
 		return c.freeMemory(data)
+	case desfire.InsGetDFNames:
+		return c.getDFNames(data)
+	case desfire.InsGetISOFileIDs:
+		return c.getISOFileIDs(data)
 	}
 	return c.fail(desfire.StatusIllegalCommand)
 }
 
-// piccDFName is the DF name of the PICC level, which a real card selects
-// with ISO SELECT (ISO/IEC 7816-4 application identifier of DESFire).
-var piccDFName = []byte{0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x00}
+// ISO SELECT's P1 (how the data names the file) and P2 (what to answer).
+const (
+	selectByFileID = 0x00 // MF (3F00), an application or a file, by file ID
+	selectEF       = 0x02 // a file of the selected application
+	selectByDFName = 0x04 // the PICC level or an application, by DF name
+	selectFCI      = 0x00 // answer the FCI: an EV1 has none, so nothing
+	selectNoFCI    = 0x0C
+)
 
-// iso answers the ISO/IEC 7816-4 commands: SELECT by DF name of the PICC
-// level; every other one (and DF names of applications, which the
-// virtual card's applications do not have) is not emulated.
+// iso answers the ISO/IEC 7816-4 commands. Only SELECT is emulated: by
+// DF name (the PICC's or an application's), by file ID (the MF, an
+// application's, or a file of the selected application) and of a file
+// under the selected application. Any SELECT ends the session and the
+// transaction, as on a card, where ISO and native security states are
+// one; a failed SELECT leaves the selection as it was (ISO/IEC 7816-4).
+// The ISO data commands (READ BINARY, ...) answer 6D00.
 func (c *Card) iso(ins, p1, p2 byte, rest []byte) []byte {
 	if ins != 0xA4 {
 		return sw(swINS)
 	}
-	if p1 != 0x04 {
+	if (p1 != selectByFileID && p1 != selectEF && p1 != selectByDFName) || (p2 != selectFCI && p2 != selectNoFCI) {
 		return sw(swWrongP1P2)
 	}
 	data, ok := body(rest)
 	if !ok {
 		return sw(swWrongLength)
 	}
-	if !bytes.Equal(data, piccDFName) {
-		return sw(swFileNotFound)
-	}
-	c.auth, c.out, c.in, c.sel = nil, nil, nil, nil
+	c.auth, c.out, c.in = nil, nil, nil
 	c.endSession()
 	c.clearTx()
+	if p1 == selectByDFName {
+		switch {
+		case bytes.Equal(data, desfire.PICCDFName()):
+			c.sel = nil
+		case len(data) > 0 && c.namedApp(data) != nil:
+			c.sel = c.namedApp(data)
+		default:
+			return sw(swFileNotFound)
+		}
+		return sw(swOK)
+	}
+	if len(data) != 2 {
+		return sw(swWrongLength)
+	}
+	id := desfire.ISOFileID(binary.BigEndian.Uint16(data))
+	switch {
+	case p1 == selectByFileID && id == desfire.ISOFileIDMF:
+		c.sel = nil
+	case p1 == selectByFileID && c.isoApp(id) != nil:
+		c.sel = c.isoApp(id)
+	case c.sel != nil && c.sel.fileByFID(id) != nil:
+		// Native commands name files by number, so selecting one changes
+		// nothing they see.
+	default:
+		return sw(swFileNotFound)
+	}
 	return sw(swOK)
 }

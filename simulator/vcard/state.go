@@ -9,11 +9,16 @@ import (
 )
 
 // The state encoding: magic, version, UID, PICC settings and key, then
-// each application with its keys and files. Only committed state is
-// saved; a reloaded card is as after a power cycle.
+// each application with its keys, ISO identifiers and files. Only
+// committed state is saved; a reloaded card is as after a power cycle.
 var stateMagic = [4]byte{'V', 'D', 'F', 'C'}
 
-const stateVersion = 2
+// stateVersion 3 added ISO file IDs and DF names; version 2 states (which
+// have none) still load, so saved cards keep working.
+const (
+	stateVersion      = 3
+	stateVersionNoISO = 2
+)
 
 // ErrState is wrapped by every UnmarshalBinary error.
 var ErrState = errors.New("vcard: invalid card state")
@@ -40,6 +45,12 @@ func appendApp(b []byte, a *application) []byte {
 	for _, k := range a.keys {
 		b = append(append(append(b, byte(k.typ)), k.k...), k.version)
 	}
+	if a.iso {
+		b = binary.BigEndian.AppendUint16(append(b, 1), uint16(a.fid))
+		b = append(append(b, byte(len(a.dfName))), a.dfName...)
+	} else {
+		b = append(b, 0)
+	}
 	n := 0
 	for _, f := range a.files {
 		if f != nil {
@@ -53,6 +64,11 @@ func appendApp(b []byte, a *application) []byte {
 		}
 		ar := f.rights.Bytes()
 		b = append(b, f.no, byte(f.typ), byte(f.comm), ar[0], ar[1])
+		if f.hasFID {
+			b = binary.BigEndian.AppendUint16(append(b, 1), uint16(f.fid))
+		} else {
+			b = append(b, 0)
+		}
 		switch f.typ {
 		case desfire.FileValue:
 			b = binary.BigEndian.AppendUint32(b, uint32(f.lower))
@@ -64,7 +80,7 @@ func appendApp(b []byte, a *application) []byte {
 				lc = 1
 			}
 			b = append(b, lc)
-		case desfire.FileCyclicRecord:
+		case desfire.FileCyclicRecord, desfire.FileLinearRecord:
 			b = put24(put24(put24(b, f.recordSize), f.maxRecords), len(f.records))
 			for _, r := range f.records {
 				b = append(b, r...)
@@ -91,9 +107,11 @@ func (c *Card) UnmarshalBinary(data []byte) error {
 	if r.err == nil && magic != stateMagic {
 		return fmt.Errorf("%w: magic %q, want %q", ErrState, magic[:], stateMagic[:])
 	}
-	if v := r.byte(); r.err == nil && v != stateVersion {
-		return fmt.Errorf("%w: version %d, this build reads %d", ErrState, v, stateVersion)
+	v := r.byte()
+	if r.err == nil && v != stateVersion && v != stateVersionNoISO {
+		return fmt.Errorf("%w: version %d, this build reads %d and %d", ErrState, v, stateVersionNoISO, stateVersion)
 	}
+	r.iso = v >= stateVersion
 	gen := Generation(r.byte())
 	if r.err == nil && (gen < EV1 || gen > EV3) {
 		return fmt.Errorf("%w: generation %d", ErrState, gen)
@@ -141,6 +159,7 @@ type reader struct {
 	b   []byte
 	off int
 	err error
+	iso bool // the state has ISO identifiers (version 3)
 }
 
 func (r *reader) take(n int) []byte {
@@ -184,6 +203,22 @@ func (r *reader) app(picc bool) (*application, error) {
 		a.keys[i] = key{typ: t, k: append([]byte(nil), r.take(t.KeySize())...)}
 		a.keys[i].version = r.byte()
 	}
+	if r.iso {
+		switch flag := r.byte(); {
+		case r.err != nil:
+		case flag > 1 || (picc && flag != 0):
+			return nil, fmt.Errorf("%w: application %s with ISO flag %d", ErrState, a.aid, flag)
+		case flag == 1:
+			a.iso, a.fid = true, desfire.ISOFileID(binary.BigEndian.Uint16(r.take(2)))
+			n := int(r.byte())
+			if r.err == nil && (!a.fid.Valid() || n > desfire.MaxDFNameLen) {
+				return nil, fmt.Errorf("%w: application %s with ISO file ID %s and a DF name of %d bytes", ErrState, a.aid, a.fid, n)
+			}
+			if n > 0 {
+				a.dfName = append([]byte(nil), r.take(n)...)
+			}
+		}
+	}
 	nf := int(r.byte())
 	if r.err != nil {
 		return nil, r.err
@@ -202,6 +237,9 @@ func (r *reader) app(picc bool) (*application, error) {
 			return nil, fmt.Errorf("%w: application %s: file %d after file %d", ErrState, a.aid, f.no, last)
 		}
 		last = int(f.no)
+		if f.hasFID && (!a.iso || a.fileByFID(f.fid) != nil || f.fid == a.fid) {
+			return nil, fmt.Errorf("%w: application %s: file %d with ISO file ID %s", ErrState, a.aid, f.no, f.fid)
+		}
 		a.files[f.no] = f
 	}
 	return a, r.err
@@ -215,6 +253,18 @@ func (r *reader) file() (*file, error) {
 	f := &file{no: h[0], typ: desfire.FileType(h[1]), comm: desfire.CommMode(h[2]), rights: desfire.ParseAccessRights([2]byte{h[3], h[4]})}
 	if f.no >= maxFiles || !f.comm.Valid() {
 		return nil, fmt.Errorf("%w: file %d with communication mode %d", ErrState, f.no, h[2])
+	}
+	if r.iso {
+		switch flag := r.byte(); {
+		case r.err != nil:
+		case flag > 1:
+			return nil, fmt.Errorf("%w: file %d with ISO flag %d", ErrState, f.no, flag)
+		case flag == 1:
+			f.hasFID, f.fid = true, desfire.ISOFileID(binary.BigEndian.Uint16(r.take(2)))
+			if r.err == nil && (!f.fid.Valid() || f.typ == desfire.FileValue || f.typ == desfire.FileTransactionMAC) {
+				return nil, fmt.Errorf("%w: %s file %d with ISO file ID %s", ErrState, f.typ, f.no, f.fid)
+			}
+		}
 	}
 	switch f.typ {
 	case desfire.FileStdData, desfire.FileBackupData:
@@ -230,10 +280,14 @@ func (r *reader) file() (*file, error) {
 		if r.err == nil && (lc > 1 || f.lower > f.upper || f.value < f.lower || f.value > f.upper || f.limit < 0) {
 			return nil, fmt.Errorf("%w: value file %d: limits %d..%d, value %d, limit %d", ErrState, f.no, f.lower, f.upper, f.value, f.limit)
 		}
-	case desfire.FileCyclicRecord:
+	case desfire.FileCyclicRecord, desfire.FileLinearRecord:
 		f.recordSize, f.maxRecords = r.u24(), r.u24()
 		n := r.u24()
-		if r.err == nil && (f.recordSize == 0 || f.maxRecords < 2 || f.recordSize*f.maxRecords > Capacity || n > f.maxRecords-1) {
+		least, keep := 2, f.maxRecords-1 // a cyclic file keeps one record spare
+		if f.typ == desfire.FileLinearRecord {
+			least, keep = 1, f.maxRecords
+		}
+		if r.err == nil && (f.recordSize == 0 || f.maxRecords < least || f.recordSize*f.maxRecords > Capacity || n > keep) {
 			return nil, fmt.Errorf("%w: record file %d: %d of %d records of %d bytes", ErrState, f.no, n, f.maxRecords, f.recordSize)
 		}
 		for range n {

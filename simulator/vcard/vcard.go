@@ -1,6 +1,7 @@
 package vcard
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
 	"io"
@@ -86,10 +87,29 @@ type application struct {
 	settings desfire.KeySettings
 	keys     []key
 	files    [maxFiles]*file
+
+	// iso: created with an ISO file ID (fid) and, when dfName is not
+	// empty, a DF name; only then may its files have ISO file IDs.
+	iso    bool
+	fid    desfire.ISOFileID
+	dfName []byte
+}
+
+// fileByFID returns the application's file with ISO file ID id, nil if
+// none.
+func (a *application) fileByFID(id desfire.ISOFileID) *file {
+	for _, f := range a.files {
+		if f != nil && f.hasFID && f.fid == id {
+			return f
+		}
+	}
+	return nil
 }
 
 type file struct {
 	no     byte
+	hasFID bool
+	fid    desfire.ISOFileID // ISO file ID, when hasFID
 	typ    desfire.FileType
 	comm   desfire.CommMode
 	rights desfire.AccessRights
@@ -101,7 +121,7 @@ type file struct {
 	limitedEnabled      bool
 
 	recordSize, maxRecords int
-	records                [][]byte // cyclic record files, oldest first
+	records                [][]byte // record files, oldest first
 
 	tmKey    []byte  // TransactionMAC file: AppTransactionMACKey
 	tmKeyVer byte    //
@@ -226,6 +246,26 @@ func (c *Card) app(aid desfire.AID) *application {
 	return nil
 }
 
+// isoApp returns the application with ISO file ID id, nil if none.
+func (c *Card) isoApp(id desfire.ISOFileID) *application {
+	for _, a := range c.apps {
+		if a.iso && a.fid == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// namedApp returns the application with DF name name, nil if none.
+func (c *Card) namedApp(name []byte) *application {
+	for _, a := range c.apps {
+		if len(a.dfName) > 0 && bytes.Equal(a.dfName, name) {
+			return a
+		}
+	}
+	return nil
+}
+
 func (c *Card) used() int {
 	n := 0
 	for _, a := range c.apps {
@@ -247,7 +287,7 @@ func (f *file) footprint() int {
 		return 2 * roundBlock(len(f.data))
 	case desfire.FileValue:
 		return blockBytes
-	case desfire.FileCyclicRecord:
+	case desfire.FileCyclicRecord, desfire.FileLinearRecord:
 		return roundBlock(f.recordSize * f.maxRecords)
 	case desfire.FileTransactionMAC:
 		return blockBytes
