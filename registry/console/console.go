@@ -264,6 +264,11 @@ func (s *Server) routes() {
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
 	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
+	// Parents and guardians (guardian.go).
+	s.handle("GET /me/children/{id}", can(registry.ActOwnData), (*Server).meChild)
+	s.handle("POST /me/children/{id}/cards/{number}/block", can(registry.ActOwnData), (*Server).meChildBlock)
+	s.handle("POST /desk/residents/{id}/guardians", can(registry.ActRegister), (*Server).deskLinkGuardian)
+	s.handle("POST /desk/residents/{id}/guardians/{gid}/end", can(registry.ActRegister), (*Server).deskEndGuardian)
 	// Benefit-ending notices (notices.go).
 	s.handle("GET /me/notices", can(registry.ActOwnData), (*Server).myNotices)
 	s.handle("POST /me/notices", can(registry.ActOwnData), (*Server).setMyNotices)

@@ -459,3 +459,28 @@ func (f *fixture) residentWithoutCard(t *testing.T) registry.Resident {
 	}
 	return r
 }
+
+// childOf registers a child of parent's (born 2015, with an active card)
+// and links the two on a birth certificate, as a desk does.
+func (f *fixture) childOf(t *testing.T, parent registry.Resident) (registry.Resident, registry.Card) {
+	t.Helper()
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	child, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(600), Name: "Коваленко Марко",
+		BirthDate: registry.Date{Year: 2015, Month: time.April, Day: 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.reg.OrderCard(f.ctx, sup, child.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []registry.Status{registry.StatusPersonalised, registry.StatusActive} {
+		if c, err = f.reg.Transition(f.ctx, sup, c.Number, registry.Change{To: to}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.reg.AddGuardianship(f.ctx, sup, parent.ID, child.ID, "свідоцтво про народження І-КВ 123456"); err != nil {
+		t.Fatal(err)
+	}
+	return child, c
+}

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/console"
+	"github.com/citycard/transit/registry/store/storetest"
 
 	_ "modernc.org/sqlite" // the registry's file, opened around the store
 )
@@ -74,6 +76,10 @@ var expectedPages = map[string]pagePolicy{
 	"POST /me/notices":                                 {kWrite, []registry.Role{registry.RoleResident}},
 	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
 	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
+	"GET /me/children/{id}":                            {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/children/{id}/cards/{number}/block":      {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /desk/residents/{id}/guardians":              {kWrite, deskRoles},
+	"POST /desk/residents/{id}/guardians/{gid}/end":    {kWrite, deskRoles},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -95,6 +101,17 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 	secrets := []string{alice.Name, alice.RegistryNumber, alice.Contact, f.bob.Name, f.bob.RegistryNumber}
 	d := f.deskDossier(t, alice.ID)
 	newcomer := f.residentWithoutCard(t)
+	child, childCard := f.childOf(t, alice)
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	other, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(601), Name: "Інша Дитина",
+		BirthDate: registry.Date{Year: 2016, Month: time.May, Day: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toEnd, err := f.reg.AddGuardianship(f.ctx, sup, f.bob.ID, other.ID, "рішення органу опіки 17")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type step struct {
 		user   string
@@ -151,6 +168,13 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /desk/residents/{id}/notices": {deskUser, "GET", fmt.Sprintf("/desk/residents/%d/notices", alice.ID), nil, http.StatusOK},
 		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
 			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
+		"GET /me/children/{id}": {aliceUser, "GET", fmt.Sprintf("/me/children/%d", child.ID), nil, http.StatusOK},
+		"POST /me/children/{id}/cards/{number}/block": {aliceUser, "POST", fmt.Sprintf("/me/children/%d/cards/%s/block", child.ID, childCard.Number),
+			url.Values{"reason": {"lost"}, "confirm": {"block " + childCard.Number.String()}}, http.StatusSeeOther},
+		"POST /desk/residents/{id}/guardians": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians", other.ID),
+			url.Values{"purpose": {purpose}, "guardian_number": {alice.RegistryNumber}, "evidence": {"рішення суду 2-123/26"}}, http.StatusSeeOther},
+		"POST /desk/residents/{id}/guardians/{gid}/end": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians/%d/end", other.ID, toEnd.ID),
+			url.Values{"purpose": {purpose}, "reason": {"опіку передано"}, "confirm": {fmt.Sprintf("end guardian %d", toEnd.ID)}}, http.StatusSeeOther},
 	}
 
 	seen := map[string]bool{}

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -121,6 +121,18 @@ func (p *page) Funding(f registry.Funding) string { return p.T("funding." + stri
 // Category names a benefit category code, or shows the code when the
 // catalogue does not know it (a city may add categories to its tariff).
 func (p *page) Category(code uint16) string { return categoryName(p.Lang, strconv.Itoa(int(code))) }
+
+// GuardianState says whether a link between a child and a parent stands
+// today, until when, or when and why it ended.
+func (p *page) GuardianState(g registry.Guardianship) string {
+	switch {
+	case !g.Ended.IsZero():
+		return p.T("guardian.state.ended", p.Time(g.Ended), g.EndedBy, g.EndReason)
+	case !g.Active(p.today):
+		return p.T("guardian.state.grown", p.Date(g.EndsOn()))
+	}
+	return p.T("guardian.state.active", p.Date(g.EndsOn().AddDays(-1)))
+}
 
 // EntState says whether an entitlement is in force today, and when it
 // ends if that is soon.

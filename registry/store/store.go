@@ -155,6 +155,22 @@ type Store interface {
 	AuditCheckpoints(ctx context.Context) ([]registry.AuditCheckpoint, error)
 	AddAuditCheckpoint(ctx context.Context, cp registry.AuditCheckpoint) error
 
+	// AddGuardianship links child's record to guardian's on the evidence
+	// named (ActRegister); registry.CheckGuardianship says what may be
+	// linked, ErrConflict for a link that already stands. Both records'
+	// audit logs show it.
+	AddGuardianship(ctx context.Context, a registry.Access, guardian, child int64, evidence string) (registry.Guardianship, error)
+	// EndGuardianship ends a standing link with a reason (ActRegister);
+	// ErrConflict when it has ended.
+	EndGuardianship(ctx context.Context, a registry.Access, id int64, reason string) (registry.Guardianship, error)
+	// Guardianships lists the links of a resident's record: staff
+	// (ActReadPersonal, a purpose) every link in which the resident is
+	// guardian or child, ended ones too; a resident the children they
+	// stand for now. A resident reads a child's record with Resident, and
+	// blocks a child's card with Transition, while the link is active;
+	// both are audited in the child's record under the guardian's name.
+	Guardianships(ctx context.Context, a registry.Access, resident int64) ([]registry.Guardianship, error)
+
 	// Notices is the outbox of notices to residents.
 	Notices
 

@@ -162,9 +162,16 @@ func (s *Store) Transition(ctx context.Context, a registry.Access, number card.N
 			return err
 		}
 		if a.Actor.Role == registry.RoleResident && c.ResidentID != a.Actor.Resident {
-			// Someone else's card reads as no card at all: the answer
-			// tells nothing about whose it is or whether it exists.
-			return notFound("no card %s among your cards; check the number printed on the card", number)
+			// A child's card may be blocked by their guardian. Someone
+			// else's card reads as no card at all: the answer tells
+			// nothing about whose it is or whether it exists.
+			ok, err := t.guards(a.Actor.Resident, c.ResidentID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notFound("no card %s among your cards or your children's; check the number printed on the card", number)
+			}
 		}
 		if !registry.CanTransition(c.Status, ch.To) {
 			return &registry.TransitionError{Card: number, From: c.Status, To: ch.To}

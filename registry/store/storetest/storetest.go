@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		{"OneLiveCardConcurrently", testOneLiveCardConcurrently},
 		{"Replace", testReplace},
 		{"ResidentBlocksOwnCard", testResidentBlocksOwnCard},
+		{"Guardians", testGuardians},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
 		{"CardRecords", testCardRecords},
