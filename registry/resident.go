@@ -102,6 +102,9 @@ const (
 	CategoryStudent    uint16 = 31
 )
 
+// CategoryCodes are the categories residents may apply for online.
+var CategoryCodes = []uint16{CategoryPensioner, CategoryVeteran, CategoryDisability, CategoryStudent}
+
 // MaxMonthlyLimit is the largest monthly ride limit a card can hold.
 const MaxMonthlyLimit = 255
 

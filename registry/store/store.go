@@ -171,6 +171,25 @@ type Store interface {
 	// both are audited in the child's record under the guardian's name.
 	Guardianships(ctx context.Context, a registry.Access, resident int64) ([]registry.Guardianship, error)
 
+	// SubmitApplication stores a resident's online application for a
+	// card or a benefit with its documents (registry.CheckApplication):
+	// the resident's own (ActOwnData) or a desk's for them (ActRegister).
+	// ErrConflict for a second open application for the same thing, or
+	// a card application of a resident who has a card.
+	SubmitApplication(ctx context.Context, a registry.Access, ap registry.Application) (registry.Application, error)
+	// Applications lists applications with their documents' names (not
+	// their bytes): a resident their own; staff (ActReadPersonal, a
+	// purpose) the queue, each listed application audited.
+	Applications(ctx context.Context, a registry.Access, q registry.ApplicationQuery) ([]registry.Application, error)
+	// Attachment returns one document of an application, its bytes
+	// included, audited; ErrNotFound for another resident's.
+	Attachment(ctx context.Context, a registry.Access, app, file int64) (registry.Attachment, error)
+	// DecideApplication accepts or refuses a submitted application, on
+	// the record (ActRegister). Accepting creates the entitlement
+	// (ActEntitlements) or orders the card (ActCards) with the same
+	// checks as the desk's own forms, in the same transaction.
+	DecideApplication(ctx context.Context, a registry.Access, id int64, d registry.Decision) (registry.Application, error)
+
 	// Notices is the outbox of notices to residents.
 	Notices
 

@@ -109,6 +109,21 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 	}
 	var c registry.Card
 	err := s.write(ctx, fmt.Sprintf("order a card for resident %d", resident), func(t *tx) error {
+		var err error
+		c, err = t.orderCard(a, resident)
+		return err
+	})
+	if err != nil {
+		return registry.Card{}, err
+	}
+	return c, nil
+}
+
+// orderCard orders a card for resident, who must have no live card
+// (OrderCard, and an accepted online application).
+func (t *tx) orderCard(a registry.Access, resident int64) (registry.Card, error) {
+	var c registry.Card
+	err := func() error {
 		if err := t.residentExists(resident); err != nil {
 			return err
 		}
@@ -132,7 +147,7 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 		}
 		today := t.today()
 		c = registry.Card{Number: num, ResidentID: resident, Status: registry.StatusOrdered,
-			Issued: today, Expires: today.AddYears(s.years), Updated: t.now}
+			Issued: today, Expires: today.AddYears(t.s.years), Updated: t.now}
 		if err := t.insertCard(&c); err != nil {
 			return err
 		}
@@ -140,11 +155,8 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 			return err
 		}
 		return t.audit(a, resident, cardRecord(num), "order card")
-	})
-	if err != nil {
-		return registry.Card{}, err
-	}
-	return c, nil
+	}()
+	return c, err
 }
 
 // Transition implements store.Store.

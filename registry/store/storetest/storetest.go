@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		{"Replace", testReplace},
 		{"ResidentBlocksOwnCard", testResidentBlocksOwnCard},
 		{"Guardians", testGuardians},
+		{"Applications", testApplications},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
 		{"CardRecords", testCardRecords},
