@@ -128,13 +128,19 @@ func (e *ImportLineError) Error() string {
 	return fmt.Sprintf("line %d, %s: %s", e.Line, e.Field, e.Problem())
 }
 
-// Problem is the error without its line and field.
+// Problem is the error without its line and field, and without the
+// "invalid input" every problem of a file's own would otherwise start
+// with; a conflict with the registry keeps saying so.
 func (e *ImportLineError) Problem() string {
 	var fe *FieldError
 	if errors.As(e.Err, &fe) {
 		return fe.Problem
 	}
-	return e.Err.Error()
+	s := e.Err.Error()
+	if p, ok := strings.CutPrefix(s, ErrInvalid.Error()+": "); ok {
+		return p
+	}
+	return s
 }
 
 // Unwrap returns the underlying error.

@@ -92,6 +92,7 @@ Ctrl-C or SIGTERM.`,
 			}
 			rf.tz, sf.tz = tz, tz
 			rf.existing = true // the console serves an installed registry
+			rf.dbFlag = "--registry-db"
 			reg, loc, err := rf.open(ctx)
 			if err != nil {
 				return err

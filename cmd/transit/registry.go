@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ type registryFlags struct {
 	// existing makes open refuse a missing sqlite: file, for commands
 	// that serve an installed registry rather than set one up.
 	existing bool
+	// dbFlag names the database flag in messages: --db, or the
+	// console's --registry-db.
+	dbFlag string
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
@@ -65,7 +69,7 @@ func (f *registryFlags) open(ctx context.Context) (store.Store, *time.Location, 
 		}
 		if f.existing {
 			st, err = sqlite.OpenExisting(ctx, path, opt)
-			err = missingDB("--registry-db", f.db, err)
+			err = missingDB(cmp.Or(f.dbFlag, "--db"), f.db, err)
 		} else {
 			st, err = sqlite.Open(ctx, path, opt)
 		}
@@ -226,7 +230,7 @@ batch-master. Stop with Ctrl-C or SIGTERM.`,
 	nf.register(serve.Flags())
 
 	cmd.AddCommand(migrate, serve, newRegistryTokenCmd(&rf), newRegistryStaffCmd(&rf), newRegistryAuditCmd(&rf),
-		newRegistryNoticesCmd(&rf))
+		newRegistryNoticesCmd(&rf), newRegistryImportCmd(&rf))
 	return cmd
 }
 

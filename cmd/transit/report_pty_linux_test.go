@@ -14,12 +14,11 @@ import (
 	"github.com/citycard/transit/simulator/testenv"
 )
 
-// openPTY opens a pseudo-terminal pair and returns its terminal end,
-// which term.IsTerminal reports as a terminal, as a person's shell is,
-// and a function that returns how many bytes reached the screen. What is
-// written is read away at once, so that a writer never blocks on a full
-// terminal.
-func openPTY(t *testing.T) (tty *os.File, written func() int64) {
+// ptyPair opens a pseudo-terminal and returns its two ends: ptmx, the
+// side a terminal emulator holds (what is written to it is typed), and
+// tty, which term.IsTerminal reports as a terminal. Both close when the
+// test ends.
+func ptyPair(t *testing.T) (ptmx, tty *os.File) {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -41,6 +40,21 @@ func openPTY(t *testing.T) (tty *os.File, written func() int64) {
 	if err != nil {
 		t.Fatalf("open the terminal end: %v", err)
 	}
+	t.Cleanup(func() {
+		tty.Close()
+		ptmx.Close()
+	})
+	return ptmx, tty
+}
+
+// openPTY opens a pseudo-terminal pair and returns its terminal end,
+// which term.IsTerminal reports as a terminal, as a person's shell is,
+// and a function that returns how many bytes reached the screen. What is
+// written is read away at once, so that a writer never blocks on a full
+// terminal.
+func openPTY(t *testing.T) (tty *os.File, written func() int64) {
+	t.Helper()
+	ptmx, tty := ptyPair(t)
 	var screen atomic.Int64
 	drained := make(chan struct{})
 	go func() {

@@ -40,6 +40,8 @@
 //	/finance/close (month-end checklist)        finance, supervisor (registry.ActStatements)
 //	POST /finance/close                         supervisor only (registry.ActCloseStatements), with a signing key, confirmed
 //	/tokens, revoke a token                     supervisor (registry.ActTokens)
+//	/import, POST /import (upload, dry run)     supervisor (registry.ActImport): the national register's CSV
+//	POST /import/apply                          supervisor (registry.ActImport), confirmed
 //	/audit                                      auditor (registry.ActAudit)
 //	/me                                         resident: only their own record, their cards' rides,
 //	                                            and who read their record, with whether the log verified
@@ -51,7 +53,9 @@
 // block of their own card and revoking a token take two steps: the form's post answers with a page that says what will
 // happen and to whom, and only its confirming post acts; the server
 // refuses to act without the confirmation, whatever the browser sends
-// (confirm.go). Closing a month carries its own confirmation on the
+// (confirm.go). An import of the benefit register previews its dry run
+// and imports only from the preview's confirming form, without the file
+// sent again (import.go). Closing a month carries its own confirmation on the
 // form, naming the period and its figures. The registry records who did
 // each.
 //
@@ -82,6 +86,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -167,6 +172,7 @@ type Server struct {
 	signin   *signin.Service
 	monitor  *auditchain.Monitor
 	table    []route // every page, for the route test and ServeHTTP
+	imports  pendingImports
 }
 
 // New returns a Server over the stores in opt.
@@ -221,6 +227,7 @@ var (
 	readPersonalData       = can(registry.ActReadPersonal)
 	changeCards            = can(registry.ActCards)
 	manageTokens           = can(registry.ActTokens)
+	importRegister         = can(registry.ActImport)
 )
 
 func (s *Server) routes() {
@@ -260,6 +267,11 @@ func (s *Server) routes() {
 
 	s.handle("GET /tokens", manageTokens, (*Server).tokens)
 	s.handle("POST /tokens/{id}/revoke", manageTokens, (*Server).revokeToken)
+
+	// The national benefit register's import (import.go).
+	s.handle("GET /import", importRegister, (*Server).importForm)
+	s.handleUpload("POST /import", importRegister, (*Server).importUpload)
+	s.handle("POST /import/apply", importRegister, (*Server).importApply)
 
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
@@ -325,6 +337,9 @@ type request struct {
 	// without one; sid is its id.
 	ses *session
 	sid string
+	// upload is a multipart form's reader past its CSRF secret, on an
+	// upload route (handleUpload).
+	upload *multipart.Reader
 }
 
 type handler func(s *Server, w http.ResponseWriter, r *http.Request, rq *request) error
@@ -337,13 +352,24 @@ func (s *Server) handle(pattern string, allow guard, h handler) {
 	if allow == nil {
 		panic("console: page " + pattern + " has no guard; give it one, or use handlePublic for a page without sign-in")
 	}
-	s.register(pattern, false, allow, h)
+	s.register(pattern, false, false, allow, h)
+}
+
+// handleUpload registers a POST of a multipart form with a file, for the
+// users allow lets in. Its CSRF secret is the form's first field,
+// checked before anything else is read (checkUpload); the handler reads
+// the rest from request.upload, within MaxImportUpload.
+func (s *Server) handleUpload(pattern string, allow guard, h handler) {
+	if allow == nil {
+		panic("console: upload " + pattern + " has no guard")
+	}
+	s.register(pattern, false, true, allow, h)
 }
 
 // handlePublic registers a page anyone may open: the sign-in pages.
-func (s *Server) handlePublic(pattern string, h handler) { s.register(pattern, true, nil, h) }
+func (s *Server) handlePublic(pattern string, h handler) { s.register(pattern, true, false, nil, h) }
 
-func (s *Server) register(pattern string, public bool, allow guard, h handler) {
+func (s *Server) register(pattern string, public, upload bool, allow guard, h handler) {
 	s.table = append(s.table, route{pattern: pattern, public: public, allow: allow})
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -381,7 +407,15 @@ func (s *Server) register(pattern string, public bool, allow guard, h handler) {
 				s.fail(sw, r, rq, &pageError{status: http.StatusForbidden, key: "err.role", args: []any{roleName(rq.lang, rq.ses.actor.Role)}})
 				return
 			}
-			if r.Method == http.MethodPost {
+			switch {
+			case upload:
+				mr, err := s.checkUpload(sw, r, rq.ses.csrf)
+				if err != nil {
+					s.fail(sw, r, rq, err)
+					return
+				}
+				rq.upload = mr
+			case r.Method == http.MethodPost:
 				if err := s.checkForm(sw, r, rq.ses.csrf); err != nil {
 					s.fail(sw, r, rq, err)
 					return

@@ -5,12 +5,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -348,6 +351,46 @@ func (u *user) get(path string) response { u.t.Helper(); return u.do(http.Method
 func (u *user) post(path string, form url.Values) response {
 	u.t.Helper()
 	return u.do(http.MethodPost, path, form)
+}
+
+// postFile posts a multipart form as a browser sends the import page's:
+// the CSRF secret first, then the other fields, then the file.
+func (u *user) postFile(path string, form url.Values, fileName, content string) response {
+	u.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	if v := form.Get("csrf"); v != "" {
+		mw.WriteField("csrf", v) //nolint:errcheck // into memory
+	}
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		if k != "csrf" {
+			mw.WriteField(k, form.Get(k)) //nolint:errcheck
+		}
+	}
+	fw, err := mw.CreateFormFile("file", fileName)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	fw.Write([]byte(content)) //nolint:errcheck
+	mw.Close()                //nolint:errcheck
+	req, err := http.NewRequestWithContext(u.f.ctx, http.MethodPost, u.f.srv.URL+path, &body)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if u.lang != "" {
+		req.Header.Set("Accept-Language", u.lang)
+	}
+	resp, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		u.t.Fatalf("POST %s: read: %v", path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
 // want fails the test unless r has status.

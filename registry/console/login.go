@@ -192,6 +192,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, rq *request) err
 		}
 	}
 	s.sessions.end(rq.sid)
+	s.imports.drop(rq.sid)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

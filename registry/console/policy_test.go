@@ -80,6 +80,9 @@ var expectedPages = map[string]pagePolicy{
 	"POST /me/children/{id}/cards/{number}/block":      {kOwn, []registry.Role{registry.RoleResident}},
 	"POST /desk/residents/{id}/guardians":              {kWrite, deskRoles},
 	"POST /desk/residents/{id}/guardians/{gid}/end":    {kWrite, deskRoles},
+	"GET /import":                                      {kNone, []registry.Role{registry.RoleSupervisor}},
+	"POST /import":                                     {kRead, []registry.Role{registry.RoleSupervisor}},
+	"POST /import/apply":                               {kWrite, []registry.Role{registry.RoleSupervisor}},
 }
 
 // TestEveryPageHasItsPolicy walks every page of the console: each has
@@ -121,6 +124,8 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		// without is the form without its purpose, for kRead POSTs.
 		status int
 	}
+	// files are the uploads of steps that send a multipart form.
+	files := map[string]string{"POST /import": importHeader + aliceRow("ПФУ-2026-000001")}
 	steps := map[string]step{
 		"GET /{$}":                  {"", "GET", "/", nil, http.StatusSeeOther},
 		"GET /login":                {"", "GET", "/login", nil, http.StatusOK},
@@ -175,6 +180,11 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 			url.Values{"purpose": {purpose}, "guardian_number": {alice.RegistryNumber}, "evidence": {"рішення суду 2-123/26"}}, http.StatusSeeOther},
 		"POST /desk/residents/{id}/guardians/{gid}/end": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians/%d/end", other.ID, toEnd.ID),
 			url.Values{"purpose": {purpose}, "reason": {"опіку передано"}, "confirm": {fmt.Sprintf("end guardian %d", toEnd.ID)}}, http.StatusSeeOther},
+		"GET /import": {supervisorUser, "GET", "/import", nil, http.StatusOK},
+		// Alice's row (files): the dry run compares her record, a read.
+		"POST /import": {supervisorUser, "POST", "/import", url.Values{}, http.StatusOK},
+		// Nothing waits in a new session.
+		"POST /import/apply": {supervisorUser, "POST", "/import/apply", url.Values{"upload": {"x"}, "confirm": {"import x"}}, http.StatusConflict},
 	}
 
 	seen := map[string]bool{}
@@ -210,6 +220,9 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 			}
 			for k, x := range form {
 				v[k] = x
+			}
+			if file, ok := files[rt.Pattern]; ok {
+				return u.postFile(path, v, "register.csv", file)
 			}
 			return u.post(path, v)
 		}

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child", "import"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -218,6 +218,9 @@ func navFor(lang string, role registry.Role, current string) []link {
 	if readRecon(role) {
 		add("/finance/reconciliation", "nav.reconciliation")
 		add("/finance/fleet", "nav.fleet")
+	}
+	if importRegister(role) {
+		add("/import", "nav.import")
 	}
 	if manageTokens(role) {
 		add("/tokens", "nav.tokens")

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/citycard/transit/registry"
 )
@@ -49,7 +51,8 @@ func Parse(r io.Reader, today registry.Date) ([]registry.ImportRow, error) {
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xEF\xBB\xBF")) {
 		br.Discard(3) //nolint:errcheck // peeked
 	}
-	cr := csv.NewReader(br)
+	tail := &recent{r: br}
+	cr := csv.NewReader(tail)
 	cr.Comma = separator(br)
 	cr.FieldsPerRecord = -1 // counted here, to name the line
 	cr.ReuseRecord = true
@@ -62,6 +65,7 @@ func Parse(r io.Reader, today registry.Date) ([]registry.ImportRow, error) {
 	}
 
 	header, err := cr.Read()
+	header = slices.Clone(header) // ReuseRecord: later reads overwrite it
 	if errors.Is(err, io.EOF) {
 		fail(1, "", "the file is empty; export the register with its header line")
 		return nil, errs
@@ -89,7 +93,8 @@ func Parse(r io.Reader, today registry.Date) ([]registry.ImportRow, error) {
 		if err != nil {
 			// After a quoting error the reader cannot tell where the
 			// next record starts; stop here.
-			fail(csvLine(err, 0), "", "%v; check the quotes on this line", csvProblem(err))
+			line, field, where := tail.locate(err, header, cr.Comma)
+			fail(line, field, "%v%s; check the quotes: a field that holds a quote is put in quotes, and its quotes doubled", csvProblem(err), where)
 			return nil, errs
 		}
 		line, _ := cr.FieldPos(0)
@@ -328,4 +333,82 @@ func csvProblem(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// recentSize is how much of the file recent keeps: the csv reader reads
+// 4 KiB ahead, and a register's line is well under 1 KiB.
+const recentSize = 64 << 10
+
+// recent is the reader under the csv reader. It keeps the last bytes
+// read, so that a quoting error, for which encoding/csv gives only a line
+// and a byte offset, can name the column and the character.
+type recent struct {
+	r       io.Reader
+	buf     []byte
+	dropped int // newlines in the bytes dropped from buf's front
+	cut     bool
+}
+
+func (t *recent) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.buf = append(t.buf, p[:n]...)
+	if over := len(t.buf) - recentSize; over > 0 {
+		t.dropped += bytes.Count(t.buf[:over], []byte("\n"))
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.cut = true
+	}
+	return n, err
+}
+
+// line returns the text of line n (1-based), if recent still holds all
+// of it.
+func (t *recent) line(n int) ([]byte, bool) {
+	skip := n - 1 - t.dropped
+	if skip < 0 || (skip == 0 && t.cut) {
+		return nil, false // its start is gone
+	}
+	b := t.buf
+	for ; skip > 0; skip-- {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, false
+		}
+		b = b[i+1:]
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.TrimSuffix(b, []byte("\r")), true
+}
+
+// locate names where a csv.ParseError is: its record's first line, and,
+// when the error is on that line and recent holds it, the header's name
+// of the column it falls in and " (character N of the line)".
+func (t *recent) locate(err error, header []string, comma rune) (line int, field, where string) {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return 0, "", ""
+	}
+	if pe.Line != pe.StartLine || pe.Column < 1 {
+		return pe.StartLine, "", fmt.Sprintf(" (on line %d)", pe.Line)
+	}
+	text, ok := t.line(pe.Line)
+	if !ok || pe.Column-1 > len(text) {
+		return pe.StartLine, "", ""
+	}
+	before := text[:pe.Column-1]
+	// Which field: the separators outside quotes before the error.
+	col, quoted := 0, false
+	for _, r := range string(before) {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case r == comma && !quoted:
+			col++
+		}
+	}
+	if col < len(header) {
+		field = strings.TrimSpace(header[col])
+	}
+	return pe.StartLine, field, fmt.Sprintf(" (character %d of the line)", utf8.RuneCount(before)+1)
 }
