@@ -276,6 +276,14 @@ func (s *Server) routes() {
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
 	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
+	// Online applications (applications.go).
+	s.handle("GET /me/applications", can(registry.ActOwnData), (*Server).myApplications)
+	s.handleUpload("POST /me/applications", can(registry.ActOwnData), (*Server).apply)
+	s.handle("GET /me/applications/{id}/files/{fid}", can(registry.ActOwnData), (*Server).myAttachment)
+	s.handle("GET /desk/applications", readPersonalData, (*Server).deskApplications)
+	s.handle("GET /desk/applications/{id}", readPersonalData, (*Server).deskApplication)
+	s.handle("GET /desk/applications/{id}/files/{fid}", readPersonalData, (*Server).deskAttachment)
+	s.handle("POST /desk/applications/{id}/decide", can(registry.ActRegister), (*Server).deskDecide)
 	// Parents and guardians (guardian.go).
 	s.handle("GET /me/children/{id}", can(registry.ActOwnData), (*Server).meChild)
 	s.handle("POST /me/children/{id}/cards/{number}/block", can(registry.ActOwnData), (*Server).meChildBlock)

@@ -17,7 +17,8 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child", "import"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child", "import",
+	"applications", "desk_applications"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -211,6 +212,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if readPersonalData(role) {
 		add("/desk", "nav.desk")
+		add("/desk/applications", "nav.applications")
 	}
 	if readStatements(role) {
 		add("/finance", "nav.finance")
@@ -230,6 +232,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if registry.Allowed(role, registry.ActOwnData) {
 		add("/me", "nav.me")
+		add("/me/applications", "nav.myapplications")
 	}
 	return nav
 }
