@@ -133,6 +133,9 @@ type Options struct {
 	// SecureCookies marks cookies Secure: set it when the console is
 	// served over HTTPS (behind a TLS-terminating proxy).
 	SecureCookies bool
+	// MaxUpload bounds an uploaded file (the benefit register's CSV);
+	// 0 means MaxImportUpload.
+	MaxUpload int64
 	// Reader is the desk's card reader (desk.PCSC on the desk machine)
 	// and CardKeys the desk's card keys (the issuer keystore or the
 	// city's token). With both, desk pages personalise ordered cards on
@@ -164,6 +167,8 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	secure   bool
+	// maxUpload bounds an upload (Options.MaxUpload).
+	maxUpload int64
 	sessions *sessions
 	pages    map[string]*template.Template
 	css      []byte
@@ -182,7 +187,10 @@ func New(opt Options) (*Server, error) {
 	}
 	s := &Server{reg: opt.Registry, clr: opt.Clearing, stmts: opt.Statements, names: opt.Names, loc: opt.Location, now: opt.Now,
 		log: opt.Logger, secure: opt.SecureCookies, sessions: newSessions(opt.IdleTimeout, opt.MaxLifetime),
-		mux: http.NewServeMux(), signin: opt.SignIn, monitor: opt.Audit}
+		mux: http.NewServeMux(), signin: opt.SignIn, monitor: opt.Audit, maxUpload: opt.MaxUpload}
+	if s.maxUpload <= 0 {
+		s.maxUpload = MaxImportUpload
+	}
 	if s.loc == nil {
 		s.loc = time.UTC
 	}
@@ -366,7 +374,7 @@ func (s *Server) handle(pattern string, allow guard, h handler) {
 // handleUpload registers a POST of a multipart form with a file, for the
 // users allow lets in. Its CSRF secret is the form's first field,
 // checked before anything else is read (checkUpload); the handler reads
-// the rest from request.upload, within MaxImportUpload.
+// the rest from request.upload, within Options.MaxUpload.
 func (s *Server) handleUpload(pattern string, allow guard, h handler) {
 	if allow == nil {
 		panic("console: upload " + pattern + " has no guard")

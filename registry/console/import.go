@@ -161,7 +161,7 @@ type importProblem struct {
 }
 
 func (s *Server) newImportPage() importPage {
-	return importPage{MaxMiB: MaxImportUpload >> 20}
+	return importPage{MaxMiB: int(s.maxUpload >> 20)}
 }
 
 func (s *Server) importForm(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -180,7 +180,7 @@ func (s *Server) importRefuse(w http.ResponseWriter, r *http.Request, rq *reques
 // checkUpload), parses it, runs the dry run and shows the preview.
 func (s *Server) importUpload(w http.ResponseWriter, r *http.Request, rq *request) error {
 	pg := s.newImportPage()
-	if r.ContentLength > MaxImportUpload+MaxFormBody {
+	if r.ContentLength > s.maxUpload+MaxFormBody {
 		// Refused before the file is read; a body without a length is
 		// counted as it streams in (countingReader).
 		return s.importRefuse(w, r, rq, pg, http.StatusRequestEntityTooLarge, "import.err.big", pg.MaxMiB)
@@ -217,7 +217,7 @@ func (s *Server) importUpload(w http.ResponseWriter, r *http.Request, rq *reques
 			}
 			parsed = true
 			pg.File = part.FileName()
-			counter = &countingReader{r: part, limit: MaxImportUpload, sum: sha256.New()}
+			counter = &countingReader{r: part, limit: s.maxUpload, sum: sha256.New()}
 			rows, refusal, perr = parseUpload(counter, part.Header.Get("Content-Type"), registry.Today(s.now(), s.loc))
 		}
 		part.Close()
@@ -441,7 +441,7 @@ func (s *Server) checkUpload(w http.ResponseWriter, r *http.Request, secret stri
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, &pageError{status: http.StatusUnsupportedMediaType, key: "import.err.form", err: fmt.Errorf("content type %q", r.Header.Get("Content-Type"))}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxImportUpload+MaxFormBody)
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxUpload+MaxFormBody)
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	part, err := mr.NextPart()
 	if err != nil || part.FormName() != "csrf" {
