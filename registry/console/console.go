@@ -159,25 +159,25 @@ const MaxFormBody = 64 << 10
 
 // Server serves the console. It is an http.Handler.
 type Server struct {
-	reg      store.Store
-	clr      cstore.Store
-	stmts    *statement.Service
-	names    *register.Register
-	loc      *time.Location
-	now      func() time.Time
-	log      *slog.Logger
-	secure   bool
+	reg    store.Store
+	clr    cstore.Store
+	stmts  *statement.Service
+	names  *register.Register
+	loc    *time.Location
+	now    func() time.Time
+	log    *slog.Logger
+	secure bool
 	// maxUpload bounds an upload (Options.MaxUpload).
 	maxUpload int64
-	sessions *sessions
-	pages    map[string]*template.Template
-	css      []byte
-	mux      *http.ServeMux
-	station  *station // the desk's reader and card keys; nil without
-	signin   *signin.Service
-	monitor  *auditchain.Monitor
-	table    []route // every page, for the route test and ServeHTTP
-	imports  pendingImports
+	sessions  *sessions
+	pages     map[string]*template.Template
+	css       []byte
+	mux       *http.ServeMux
+	station   *station // the desk's reader and card keys; nil without
+	signin    *signin.Service
+	monitor   *auditchain.Monitor
+	table     []route // every page, for the route test and ServeHTTP
+	imports   pendingImports
 }
 
 // New returns a Server over the stores in opt.

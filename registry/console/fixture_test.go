@@ -357,6 +357,13 @@ func (u *user) post(path string, form url.Values) response {
 // the CSRF secret first, then the other fields, then the file.
 func (u *user) postFile(path string, form url.Values, fileName, content string) response {
 	u.t.Helper()
+	return u.postFiles(path, form, "file", [2]string{fileName, content})
+}
+
+// postFiles posts form as multipart, its CSRF secret first, with files
+// (name, content) under field.
+func (u *user) postFiles(path string, form url.Values, field string, files ...[2]string) response {
+	u.t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	if v := form.Get("csrf"); v != "" {
@@ -367,12 +374,14 @@ func (u *user) postFile(path string, form url.Values, fileName, content string) 
 			mw.WriteField(k, form.Get(k)) //nolint:errcheck
 		}
 	}
-	fw, err := mw.CreateFormFile("file", fileName)
-	if err != nil {
-		u.t.Fatal(err)
+	for _, f := range files {
+		fw, err := mw.CreateFormFile(field, f[0])
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		fw.Write([]byte(f[1])) //nolint:errcheck
 	}
-	fw.Write([]byte(content)) //nolint:errcheck
-	mw.Close()                //nolint:errcheck
+	mw.Close() //nolint:errcheck
 	req, err := http.NewRequestWithContext(u.f.ctx, http.MethodPost, u.f.srv.URL+path, &body)
 	if err != nil {
 		u.t.Fatal(err)

@@ -77,6 +77,13 @@ var expectedPages = map[string]pagePolicy{
 	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
 	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
 	"GET /me/children/{id}":                            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/applications":                             {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/applications":                            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/applications/{id}/files/{fid}":            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /desk/applications":                           {kRead, deskRoles},
+	"GET /desk/applications/{id}":                      {kRead, deskRoles},
+	"GET /desk/applications/{id}/files/{fid}":          {kRead, deskRoles},
+	"POST /desk/applications/{id}/decide":              {kWrite, deskRoles},
 	"POST /me/children/{id}/cards/{number}/block":      {kOwn, []registry.Role{registry.RoleResident}},
 	"POST /desk/residents/{id}/guardians":              {kWrite, deskRoles},
 	"POST /desk/residents/{id}/guardians/{gid}/end":    {kWrite, deskRoles},
@@ -104,8 +111,19 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 	secrets := []string{alice.Name, alice.RegistryNumber, alice.Contact, f.bob.Name, f.bob.RegistryNumber}
 	d := f.deskDossier(t, alice.ID)
 	newcomer := f.residentWithoutCard(t)
+	sup0 := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	sup := sup0
 	child, childCard := f.childOf(t, alice)
-	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	pending, err := f.reg.SubmitApplication(f.ctx, sup0, registry.Application{Resident: alice.ID, Kind: registry.ApplyBenefit,
+		Category: registry.CategoryStudent, Attachments: []registry.Attachment{{Name: "a.pdf", Data: []byte("%PDF-1.4 x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toRefuse, err := f.reg.SubmitApplication(f.ctx, sup0, registry.Application{Resident: f.bob.ID, Kind: registry.ApplyBenefit,
+		Category: registry.CategoryStudent, Attachments: []registry.Attachment{{Name: "b.pdf", Data: []byte("%PDF-1.4 y")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	other, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(601), Name: "Інша Дитина",
 		BirthDate: registry.Date{Year: 2016, Month: time.May, Day: 2}})
 	if err != nil {
@@ -174,6 +192,18 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
 			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
 		"GET /me/children/{id}": {aliceUser, "GET", fmt.Sprintf("/me/children/%d", child.ID), nil, http.StatusOK},
+		"GET /me/applications":  {aliceUser, "GET", "/me/applications", nil, http.StatusOK},
+		// No multipart body: refused before anything is read.
+		"POST /me/applications": {aliceUser, "POST", "/me/applications", url.Values{"kind": {"card"}}, http.StatusUnsupportedMediaType},
+		"GET /me/applications/{id}/files/{fid}": {aliceUser, "GET", fmt.Sprintf("/me/applications/%d/files/%d", pending.ID, pending.Attachments[0].ID),
+			nil, http.StatusOK},
+		"GET /desk/applications":      {deskUser, "GET", "/desk/applications", nil, http.StatusOK},
+		"GET /desk/applications/{id}": {deskUser, "GET", fmt.Sprintf("/desk/applications/%d", pending.ID), nil, http.StatusOK},
+		"GET /desk/applications/{id}/files/{fid}": {deskUser, "GET", fmt.Sprintf("/desk/applications/%d/files/%d", pending.ID, pending.Attachments[0].ID),
+			nil, http.StatusOK},
+		"POST /desk/applications/{id}/decide": {deskUser, "POST", fmt.Sprintf("/desk/applications/%d/decide", toRefuse.ID),
+			url.Values{"purpose": {purpose}, "decision": {"refuse"}, "reason": {"документ нечитабельний"},
+				"confirm": {fmt.Sprintf("refuse application %d", toRefuse.ID)}}, http.StatusSeeOther},
 		"POST /me/children/{id}/cards/{number}/block": {aliceUser, "POST", fmt.Sprintf("/me/children/%d/cards/%s/block", child.ID, childCard.Number),
 			url.Values{"reason": {"lost"}, "confirm": {"block " + childCard.Number.String()}}, http.StatusSeeOther},
 		"POST /desk/residents/{id}/guardians": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians", other.ID),
