@@ -102,6 +102,9 @@ const (
 	CategoryStudent    uint16 = 31
 )
 
+// CategoryCodes are the categories residents may apply for online.
+var CategoryCodes = []uint16{CategoryPensioner, CategoryVeteran, CategoryDisability, CategoryStudent}
+
 // MaxMonthlyLimit is the largest monthly ride limit a card can hold.
 const MaxMonthlyLimit = 255
 
@@ -236,6 +239,11 @@ type Dossier struct {
 	Resident     Resident      `json:"resident"`
 	Entitlements []Entitlement `json:"entitlements"`
 	Cards        []Card        `json:"cards"`
+	// Guardianships are the record's links to parents, guardians and
+	// children, as the reader may see them: staff every link, ended ones
+	// too; the resident the children they stand for now; a guardian
+	// reading a child's record the link that lets them.
+	Guardianships []Guardianship `json:"guardianships"`
 }
 
 // MaxSearchResults bounds one search, so that nobody lists the registry.

@@ -159,25 +159,25 @@ const MaxFormBody = 64 << 10
 
 // Server serves the console. It is an http.Handler.
 type Server struct {
-	reg      store.Store
-	clr      cstore.Store
-	stmts    *statement.Service
-	names    *register.Register
-	loc      *time.Location
-	now      func() time.Time
-	log      *slog.Logger
-	secure   bool
+	reg    store.Store
+	clr    cstore.Store
+	stmts  *statement.Service
+	names  *register.Register
+	loc    *time.Location
+	now    func() time.Time
+	log    *slog.Logger
+	secure bool
 	// maxUpload bounds an upload (Options.MaxUpload).
 	maxUpload int64
-	sessions *sessions
-	pages    map[string]*template.Template
-	css      []byte
-	mux      *http.ServeMux
-	station  *station // the desk's reader and card keys; nil without
-	signin   *signin.Service
-	monitor  *auditchain.Monitor
-	table    []route // every page, for the route test and ServeHTTP
-	imports  pendingImports
+	sessions  *sessions
+	pages     map[string]*template.Template
+	css       []byte
+	mux       *http.ServeMux
+	station   *station // the desk's reader and card keys; nil without
+	signin    *signin.Service
+	monitor   *auditchain.Monitor
+	table     []route // every page, for the route test and ServeHTTP
+	imports   pendingImports
 }
 
 // New returns a Server over the stores in opt.
@@ -284,6 +284,19 @@ func (s *Server) routes() {
 	s.handle("GET /audit", can(registry.ActAudit), (*Server).auditLog)
 	s.handle("GET /me", can(registry.ActOwnData), (*Server).me)
 	s.handle("POST /me/cards/{number}/block", can(registry.ActOwnData), (*Server).meBlock)
+	// Online applications (applications.go).
+	s.handle("GET /me/applications", can(registry.ActOwnData), (*Server).myApplications)
+	s.handleUpload("POST /me/applications", can(registry.ActOwnData), (*Server).apply)
+	s.handle("GET /me/applications/{id}/files/{fid}", can(registry.ActOwnData), (*Server).myAttachment)
+	s.handle("GET /desk/applications", readPersonalData, (*Server).deskApplications)
+	s.handle("GET /desk/applications/{id}", readPersonalData, (*Server).deskApplication)
+	s.handle("GET /desk/applications/{id}/files/{fid}", readPersonalData, (*Server).deskAttachment)
+	s.handle("POST /desk/applications/{id}/decide", can(registry.ActRegister), (*Server).deskDecide)
+	// Parents and guardians (guardian.go).
+	s.handle("GET /me/children/{id}", can(registry.ActOwnData), (*Server).meChild)
+	s.handle("POST /me/children/{id}/cards/{number}/block", can(registry.ActOwnData), (*Server).meChildBlock)
+	s.handle("POST /desk/residents/{id}/guardians", can(registry.ActRegister), (*Server).deskLinkGuardian)
+	s.handle("POST /desk/residents/{id}/guardians/{gid}/end", can(registry.ActRegister), (*Server).deskEndGuardian)
 	// Benefit-ending notices (notices.go).
 	s.handle("GET /me/notices", can(registry.ActOwnData), (*Server).myNotices)
 	s.handle("POST /me/notices", can(registry.ActOwnData), (*Server).setMyNotices)

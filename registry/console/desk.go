@@ -117,6 +117,18 @@ type residentPage struct {
 	ReceiptHref string
 	// Replace is the replacement form that came back with problems.
 	Replace replaceForm
+	// Links are the record's links to parents, guardians and children;
+	// CanLink says whether the role may add and end them, Guardian is
+	// the form that adds one, EndLinkError the problem of the end form
+	// of link EndLinkID.
+	Links        []registry.Guardianship
+	CanLink      bool
+	Guardian     guardianForm
+	EndLinkError string
+	EndLinkID    int64
+	// Minor says the record is a child's, whom a parent or guardian may
+	// be linked to.
+	Minor bool
 }
 
 // cardView is a card with what the desk may do with it now.
@@ -186,6 +198,9 @@ func (s *Server) residentView(ctx context.Context, rq *request, id int64, purpos
 		}
 		pg.Cards = append(pg.Cards, v)
 	}
+	pg.Links = d.Guardianships
+	pg.CanLink = registry.Allowed(role, registry.ActRegister)
+	pg.Minor = today.Before(d.Resident.BirthDate.AddYears(registry.AdultAge))
 	return pg, nil
 }
 
@@ -199,6 +214,10 @@ func deskNotice(lang string, r *http.Request) string {
 		return translate(lang, "done.registered")
 	case "granted":
 		return translate(lang, "done.granted")
+	case "linked":
+		return translate(lang, "guardian.done.linked")
+	case "unlinked":
+		return translate(lang, "guardian.done.unlinked")
 	case "ended":
 		if d, err := registry.ParseDate(q.Get("to")); err == nil {
 			return translate(lang, "done.ended", formatDate(lang, d))

@@ -357,6 +357,13 @@ func (u *user) post(path string, form url.Values) response {
 // the CSRF secret first, then the other fields, then the file.
 func (u *user) postFile(path string, form url.Values, fileName, content string) response {
 	u.t.Helper()
+	return u.postFiles(path, form, "file", [2]string{fileName, content})
+}
+
+// postFiles posts form as multipart, its CSRF secret first, with files
+// (name, content) under field.
+func (u *user) postFiles(path string, form url.Values, field string, files ...[2]string) response {
+	u.t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	if v := form.Get("csrf"); v != "" {
@@ -367,12 +374,14 @@ func (u *user) postFile(path string, form url.Values, fileName, content string) 
 			mw.WriteField(k, form.Get(k)) //nolint:errcheck
 		}
 	}
-	fw, err := mw.CreateFormFile("file", fileName)
-	if err != nil {
-		u.t.Fatal(err)
+	for _, f := range files {
+		fw, err := mw.CreateFormFile(field, f[0])
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		fw.Write([]byte(f[1])) //nolint:errcheck
 	}
-	fw.Write([]byte(content)) //nolint:errcheck
-	mw.Close()                //nolint:errcheck
+	mw.Close() //nolint:errcheck
 	req, err := http.NewRequestWithContext(u.f.ctx, http.MethodPost, u.f.srv.URL+path, &body)
 	if err != nil {
 		u.t.Fatal(err)
@@ -501,4 +510,29 @@ func (f *fixture) residentWithoutCard(t *testing.T) registry.Resident {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// childOf registers a child of parent's (born 2015, with an active card)
+// and links the two on a birth certificate, as a desk does.
+func (f *fixture) childOf(t *testing.T, parent registry.Resident) (registry.Resident, registry.Card) {
+	t.Helper()
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	child, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(600), Name: "Коваленко Марко",
+		BirthDate: registry.Date{Year: 2015, Month: time.April, Day: 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.reg.OrderCard(f.ctx, sup, child.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []registry.Status{registry.StatusPersonalised, registry.StatusActive} {
+		if c, err = f.reg.Transition(f.ctx, sup, c.Number, registry.Change{To: to}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.reg.AddGuardianship(f.ctx, sup, parent.ID, child.ID, "свідоцтво про народження І-КВ 123456"); err != nil {
+		t.Fatal(err)
+	}
+	return child, c
 }

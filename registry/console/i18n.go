@@ -55,7 +55,7 @@ func acceptLanguage(header string) string {
 // is put together from one part per area of the console, each in a file
 // of its own. Registry errors are English; pages show them under a
 // translated heading.
-var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages, signinMessages, fleetMessages, auditMessages, confirmMessages, noticesMessages, importMessages)
+var messages = catalogue(coreMessages, financeMessages, deskMessages, personaliseMessages, ridesMessages, closeMessages, signinMessages, fleetMessages, auditMessages, confirmMessages, noticesMessages, guardianMessages, importMessages, applyMessages)
 
 // catalogue merges parts into one catalogue. A key in two parts is a
 // programming error, which it reports by panicking when the package

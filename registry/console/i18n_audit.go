@@ -81,6 +81,9 @@ func auditAction(lang, action string) string {
 	if m := auditStatus.FindStringSubmatch(action); m != nil && knownStatus(lang, m[1]) && knownStatus(lang, m[2]) {
 		return translate(lang, "act.card status", translate(lang, "status."+m[1]), translate(lang, "status."+m[2]))
 	}
+	if s := guardianAction(lang, action); s != "" {
+		return s
+	}
 	if m := auditReplace.FindStringSubmatch(action); m != nil {
 		kop, err := strconv.ParseInt(m[2], 10, 64)
 		n, nerr := card.ParseNumber(m[1])

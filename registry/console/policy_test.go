@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/citycard/transit/registry"
 	"github.com/citycard/transit/registry/console"
+	"github.com/citycard/transit/registry/store/storetest"
 
 	_ "modernc.org/sqlite" // the registry's file, opened around the store
 )
@@ -74,6 +76,17 @@ var expectedPages = map[string]pagePolicy{
 	"POST /me/notices":                                 {kWrite, []registry.Role{registry.RoleResident}},
 	"GET /desk/residents/{id}/notices":                 {kRead, deskRoles},
 	"POST /desk/residents/{id}/notices":                {kWrite, deskRoles},
+	"GET /me/children/{id}":                            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/applications":                             {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /me/applications":                            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /me/applications/{id}/files/{fid}":            {kOwn, []registry.Role{registry.RoleResident}},
+	"GET /desk/applications":                           {kRead, deskRoles},
+	"GET /desk/applications/{id}":                      {kRead, deskRoles},
+	"GET /desk/applications/{id}/files/{fid}":          {kRead, deskRoles},
+	"POST /desk/applications/{id}/decide":              {kWrite, deskRoles},
+	"POST /me/children/{id}/cards/{number}/block":      {kOwn, []registry.Role{registry.RoleResident}},
+	"POST /desk/residents/{id}/guardians":              {kWrite, deskRoles},
+	"POST /desk/residents/{id}/guardians/{gid}/end":    {kWrite, deskRoles},
 	"GET /import":                                      {kNone, []registry.Role{registry.RoleSupervisor}},
 	"POST /import":                                     {kRead, []registry.Role{registry.RoleSupervisor}},
 	"POST /import/apply":                               {kWrite, []registry.Role{registry.RoleSupervisor}},
@@ -98,6 +111,28 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 	secrets := []string{alice.Name, alice.RegistryNumber, alice.Contact, f.bob.Name, f.bob.RegistryNumber}
 	d := f.deskDossier(t, alice.ID)
 	newcomer := f.residentWithoutCard(t)
+	sup0 := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	sup := sup0
+	child, childCard := f.childOf(t, alice)
+	pending, err := f.reg.SubmitApplication(f.ctx, sup0, registry.Application{Resident: alice.ID, Kind: registry.ApplyBenefit,
+		Category: registry.CategoryStudent, Attachments: []registry.Attachment{{Name: "a.pdf", Data: []byte("%PDF-1.4 x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toRefuse, err := f.reg.SubmitApplication(f.ctx, sup0, registry.Application{Resident: f.bob.ID, Kind: registry.ApplyBenefit,
+		Category: registry.CategoryStudent, Attachments: []registry.Attachment{{Name: "b.pdf", Data: []byte("%PDF-1.4 y")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(601), Name: "Інша Дитина",
+		BirthDate: registry.Date{Year: 2016, Month: time.May, Day: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toEnd, err := f.reg.AddGuardianship(f.ctx, sup, f.bob.ID, other.ID, "рішення органу опіки 17")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type step struct {
 		user   string
@@ -156,6 +191,25 @@ func TestEveryPageHasItsPolicy(t *testing.T) {
 		"GET /desk/residents/{id}/notices": {deskUser, "GET", fmt.Sprintf("/desk/residents/%d/notices", alice.ID), nil, http.StatusOK},
 		"POST /desk/residents/{id}/notices": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/notices", alice.ID),
 			url.Values{"purpose": {purpose}, "opt_out": {"0"}}, http.StatusSeeOther},
+		"GET /me/children/{id}": {aliceUser, "GET", fmt.Sprintf("/me/children/%d", child.ID), nil, http.StatusOK},
+		"GET /me/applications":  {aliceUser, "GET", "/me/applications", nil, http.StatusOK},
+		// No multipart body: refused before anything is read.
+		"POST /me/applications": {aliceUser, "POST", "/me/applications", url.Values{"kind": {"card"}}, http.StatusUnsupportedMediaType},
+		"GET /me/applications/{id}/files/{fid}": {aliceUser, "GET", fmt.Sprintf("/me/applications/%d/files/%d", pending.ID, pending.Attachments[0].ID),
+			nil, http.StatusOK},
+		"GET /desk/applications":      {deskUser, "GET", "/desk/applications", nil, http.StatusOK},
+		"GET /desk/applications/{id}": {deskUser, "GET", fmt.Sprintf("/desk/applications/%d", pending.ID), nil, http.StatusOK},
+		"GET /desk/applications/{id}/files/{fid}": {deskUser, "GET", fmt.Sprintf("/desk/applications/%d/files/%d", pending.ID, pending.Attachments[0].ID),
+			nil, http.StatusOK},
+		"POST /desk/applications/{id}/decide": {deskUser, "POST", fmt.Sprintf("/desk/applications/%d/decide", toRefuse.ID),
+			url.Values{"purpose": {purpose}, "decision": {"refuse"}, "reason": {"документ нечитабельний"},
+				"confirm": {fmt.Sprintf("refuse application %d", toRefuse.ID)}}, http.StatusSeeOther},
+		"POST /me/children/{id}/cards/{number}/block": {aliceUser, "POST", fmt.Sprintf("/me/children/%d/cards/%s/block", child.ID, childCard.Number),
+			url.Values{"reason": {"lost"}, "confirm": {"block " + childCard.Number.String()}}, http.StatusSeeOther},
+		"POST /desk/residents/{id}/guardians": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians", other.ID),
+			url.Values{"purpose": {purpose}, "guardian_number": {alice.RegistryNumber}, "evidence": {"рішення суду 2-123/26"}}, http.StatusSeeOther},
+		"POST /desk/residents/{id}/guardians/{gid}/end": {deskUser, "POST", fmt.Sprintf("/desk/residents/%d/guardians/%d/end", other.ID, toEnd.ID),
+			url.Values{"purpose": {purpose}, "reason": {"опіку передано"}, "confirm": {fmt.Sprintf("end guardian %d", toEnd.ID)}}, http.StatusSeeOther},
 		"GET /import": {supervisorUser, "GET", "/import", nil, http.StatusOK},
 		// Alice's row (files): the dry run compares her record, a read.
 		"POST /import": {supervisorUser, "POST", "/import", url.Values{}, http.StatusOK},

@@ -17,7 +17,8 @@ import (
 // pageNames are the templates under templates/, each a "content" block
 // shown inside layout.html.
 var pageNames = []string{"login", "error", "desk", "purpose", "resident", "finance", "me", "audit", "personalise",
-	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "import"}
+	"register", "receipt", "reconciliation", "close", "login_resident", "login_code", "tokens", "fleet", "confirm", "notices", "child", "import",
+	"applications", "desk_applications"}
 
 // parsePages parses every page with the layout.
 func parsePages() (map[string]*template.Template, error) {
@@ -122,6 +123,18 @@ func (p *page) Funding(f registry.Funding) string { return p.T("funding." + stri
 // catalogue does not know it (a city may add categories to its tariff).
 func (p *page) Category(code uint16) string { return categoryName(p.Lang, strconv.Itoa(int(code))) }
 
+// GuardianState says whether a link between a child and a parent stands
+// today, until when, or when and why it ended.
+func (p *page) GuardianState(g registry.Guardianship) string {
+	switch {
+	case !g.Ended.IsZero():
+		return p.T("guardian.state.ended", p.Time(g.Ended), g.EndedBy, g.EndReason)
+	case !g.Active(p.today):
+		return p.T("guardian.state.grown", p.Date(g.EndsOn()))
+	}
+	return p.T("guardian.state.active", p.Date(g.EndsOn().AddDays(-1)))
+}
+
 // EntState says whether an entitlement is in force today, and when it
 // ends if that is soon.
 func (p *page) EntState(e registry.Entitlement) string {
@@ -199,6 +212,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if readPersonalData(role) {
 		add("/desk", "nav.desk")
+		add("/desk/applications", "nav.applications")
 	}
 	if readStatements(role) {
 		add("/finance", "nav.finance")
@@ -218,6 +232,7 @@ func navFor(lang string, role registry.Role, current string) []link {
 	}
 	if registry.Allowed(role, registry.ActOwnData) {
 		add("/me", "nav.me")
+		add("/me/applications", "nav.myapplications")
 	}
 	return nav
 }

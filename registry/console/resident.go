@@ -67,6 +67,8 @@ type mePage struct {
 	Dossier registry.Dossier
 	Rides   ridesPage
 	Audit   auditPage
+	// Children are the children whose records the resident may open.
+	Children []registry.Guardianship
 }
 
 // Blockable reports whether the resident may block card c themselves.
@@ -143,7 +145,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, meNotice(rq.lang, r))
+	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log, Children: d.Guardianships}, meNotice(rq.lang, r))
 	return nil
 }
 
@@ -309,7 +311,8 @@ func (s *Server) readRides(r *http.Request, lang string, cards []registry.Card, 
 		pg.Rides = append(pg.Rides, s.rideRow(lang, &taps[i]))
 	}
 	page := func(dir string, c cstore.TapCursor) string {
-		return withQuery("/me", "month", rr.Month, "card", rr.Card, dir, c.String())
+		// The resident's own page, or a parent's page of a child's.
+		return withQuery(r.URL.Path, "month", rr.Month, "card", rr.Card, dir, c.String())
 	}
 	if newer {
 		c := cstore.TapCursor{}

@@ -155,6 +155,41 @@ type Store interface {
 	AuditCheckpoints(ctx context.Context) ([]registry.AuditCheckpoint, error)
 	AddAuditCheckpoint(ctx context.Context, cp registry.AuditCheckpoint) error
 
+	// AddGuardianship links child's record to guardian's on the evidence
+	// named (ActRegister); registry.CheckGuardianship says what may be
+	// linked, ErrConflict for a link that already stands. Both records'
+	// audit logs show it.
+	AddGuardianship(ctx context.Context, a registry.Access, guardian, child int64, evidence string) (registry.Guardianship, error)
+	// EndGuardianship ends a standing link with a reason (ActRegister);
+	// ErrConflict when it has ended.
+	EndGuardianship(ctx context.Context, a registry.Access, id int64, reason string) (registry.Guardianship, error)
+	// Guardianships lists the links of a resident's record: staff
+	// (ActReadPersonal, a purpose) every link in which the resident is
+	// guardian or child, ended ones too; a resident the children they
+	// stand for now. A resident reads a child's record with Resident, and
+	// blocks a child's card with Transition, while the link is active;
+	// both are audited in the child's record under the guardian's name.
+	Guardianships(ctx context.Context, a registry.Access, resident int64) ([]registry.Guardianship, error)
+
+	// SubmitApplication stores a resident's online application for a
+	// card or a benefit with its documents (registry.CheckApplication):
+	// the resident's own (ActOwnData) or a desk's for them (ActRegister).
+	// ErrConflict for a second open application for the same thing, or
+	// a card application of a resident who has a card.
+	SubmitApplication(ctx context.Context, a registry.Access, ap registry.Application) (registry.Application, error)
+	// Applications lists applications with their documents' names (not
+	// their bytes): a resident their own; staff (ActReadPersonal, a
+	// purpose) the queue, each listed application audited.
+	Applications(ctx context.Context, a registry.Access, q registry.ApplicationQuery) ([]registry.Application, error)
+	// Attachment returns one document of an application, its bytes
+	// included, audited; ErrNotFound for another resident's.
+	Attachment(ctx context.Context, a registry.Access, app, file int64) (registry.Attachment, error)
+	// DecideApplication accepts or refuses a submitted application, on
+	// the record (ActRegister). Accepting creates the entitlement
+	// (ActEntitlements) or orders the card (ActCards) with the same
+	// checks as the desk's own forms, in the same transaction.
+	DecideApplication(ctx context.Context, a registry.Access, id int64, d registry.Decision) (registry.Application, error)
+
 	// Notices is the outbox of notices to residents.
 	Notices
 

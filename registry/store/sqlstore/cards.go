@@ -109,6 +109,21 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 	}
 	var c registry.Card
 	err := s.write(ctx, fmt.Sprintf("order a card for resident %d", resident), func(t *tx) error {
+		var err error
+		c, err = t.orderCard(a, resident)
+		return err
+	})
+	if err != nil {
+		return registry.Card{}, err
+	}
+	return c, nil
+}
+
+// orderCard orders a card for resident, who must have no live card
+// (OrderCard, and an accepted online application).
+func (t *tx) orderCard(a registry.Access, resident int64) (registry.Card, error) {
+	var c registry.Card
+	err := func() error {
 		if err := t.residentExists(resident); err != nil {
 			return err
 		}
@@ -132,7 +147,7 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 		}
 		today := t.today()
 		c = registry.Card{Number: num, ResidentID: resident, Status: registry.StatusOrdered,
-			Issued: today, Expires: today.AddYears(s.years), Updated: t.now}
+			Issued: today, Expires: today.AddYears(t.s.years), Updated: t.now}
 		if err := t.insertCard(&c); err != nil {
 			return err
 		}
@@ -140,11 +155,8 @@ func (s *Store) OrderCard(ctx context.Context, a registry.Access, resident int64
 			return err
 		}
 		return t.audit(a, resident, cardRecord(num), "order card")
-	})
-	if err != nil {
-		return registry.Card{}, err
-	}
-	return c, nil
+	}()
+	return c, err
 }
 
 // Transition implements store.Store.
@@ -162,9 +174,16 @@ func (s *Store) Transition(ctx context.Context, a registry.Access, number card.N
 			return err
 		}
 		if a.Actor.Role == registry.RoleResident && c.ResidentID != a.Actor.Resident {
-			// Someone else's card reads as no card at all: the answer
-			// tells nothing about whose it is or whether it exists.
-			return notFound("no card %s among your cards; check the number printed on the card", number)
+			// A child's card may be blocked by their guardian. Someone
+			// else's card reads as no card at all: the answer tells
+			// nothing about whose it is or whether it exists.
+			ok, err := t.guards(a.Actor.Resident, c.ResidentID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notFound("no card %s among your cards or your children's; check the number printed on the card", number)
+			}
 		}
 		if !registry.CanTransition(c.Status, ch.To) {
 			return &registry.TransitionError{Card: number, From: c.Status, To: ch.To}

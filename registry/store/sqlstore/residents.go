@@ -58,18 +58,39 @@ func residentRecord(id int64) string { return fmt.Sprintf("resident/%d", id) }
 
 // Resident implements store.Store.
 func (s *Store) Resident(ctx context.Context, a registry.Access, id int64) (registry.Dossier, error) {
-	if a.Actor.Role == registry.RoleResident {
+	guardian := false
+	switch {
+	case a.Actor.Role == registry.RoleResident && id != a.Actor.Resident:
+		// A parent's or guardian's view of their child: the actor is
+		// checked here, the link in the transaction.
+		if err := a.Permit(registry.ActOwnData, a.Actor.Resident); err != nil {
+			return registry.Dossier{}, err
+		}
+		guardian, a.Purpose = true, registry.PurposeGuardianView
+	case a.Actor.Role == registry.RoleResident:
 		if err := a.Permit(registry.ActOwnData, id); err != nil {
 			return registry.Dossier{}, err
 		}
 		if strings.TrimSpace(a.Purpose) == "" {
 			a.Purpose = registry.PurposeOwnView
 		}
-	} else if err := a.PermitRead(registry.ActReadPersonal, id); err != nil {
-		return registry.Dossier{}, err
+	default:
+		if err := a.PermitRead(registry.ActReadPersonal, id); err != nil {
+			return registry.Dossier{}, err
+		}
 	}
 	var d registry.Dossier
 	err := s.read(ctx, fmt.Sprintf("read resident %d", id), func(t *tx) error {
+		if guardian {
+			ok, err := t.guards(a.Actor.Resident, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Whether the record exists is not said either.
+				return fmt.Errorf("%w: a resident sees only their own record and, while a desk's link stands, their children's", registry.ErrForbidden)
+			}
+		}
 		var err error
 		d.Resident, err = scanResident(t.queryRow("SELECT "+residentColumns+" FROM residents WHERE id = $1", id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -82,6 +103,16 @@ func (s *Store) Resident(ctx context.Context, a registry.Access, id int64) (regi
 			return err
 		}
 		if d.Cards, err = t.cards("resident_id = $1 ORDER BY updated_at, number", id); err != nil {
+			return err
+		}
+		view := linksStaff
+		switch {
+		case guardian:
+			view = linksGuardian
+		case a.Actor.Role == registry.RoleResident:
+			view = linksOwn
+		}
+		if d.Guardianships, err = t.links(id, a.Actor.Resident, view); err != nil {
 			return err
 		}
 		return t.audit(a, id, residentRecord(id), "read resident")

@@ -54,6 +54,8 @@ func Run(t *testing.T, open Open) {
 		{"OneLiveCardConcurrently", testOneLiveCardConcurrently},
 		{"Replace", testReplace},
 		{"ResidentBlocksOwnCard", testResidentBlocksOwnCard},
+		{"Guardians", testGuardians},
+		{"Applications", testApplications},
 		{"Personalisation", testPersonalisation},
 		{"CardEventsAndBlocked", testCardEvents},
 		{"CardRecords", testCardRecords},
