@@ -36,8 +36,8 @@ type Store interface {
 	// ErrDuplicate if the registry number is already registered.
 	AddResident(ctx context.Context, a registry.Access, r registry.Resident) (registry.Resident, error)
 	// Resident returns everything the registry holds about one person.
-	// A resident may read their own; staff need ActReadPersonal and a
-	// purpose.
+	// A resident may read their own, and a child's while a guardian link
+	// stands (AddGuardianship); staff need ActReadPersonal and a purpose.
 	Resident(ctx context.Context, a registry.Access, id int64) (registry.Dossier, error)
 	// FindResidents returns the residents matching q, by name; each one
 	// returned gets an audit entry.
