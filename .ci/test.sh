@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, starts the real servers (pcscd with the vpcd
-# virtual readers, PostgreSQL, SoftHSM2, a Kafka-protocol broker), runs every
+# virtual readers, PostgreSQL, SoftHSM2, a Kafka-protocol broker; axe-core
+# from npm for the browser tests' accessibility checks), runs every
 # check and test against them, and stops everything it started.
 #
 # Usage (as root on Debian 12):  make test   or   bash .ci/test.sh
@@ -309,6 +310,22 @@ start_kafka() {
 	echo "localkafka pid $KAFKA_PID on $TRANSIT_TEST_KAFKA"
 }
 
+# axe-core, which the console's browser tests run in each page to check
+# its accessibility (WCAG 2.1 A and AA), from the npm registry; Node.js
+# and npm come with the machine, or from Debian when they do not.
+AXE_VERSION=4.14.1
+install_axe() {
+	if ! command -v npm >/dev/null 2>&1; then
+		[ "$(id -u)" -eq 0 ] || die "npm is missing; install Node.js and npm (apt-get install nodejs npm)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm || return 1
+	fi
+	npm install --prefix "$TMP/axe" --no-audit --no-fund --silent "axe-core@$AXE_VERSION" || return 1
+	TRANSIT_TEST_AXE=$TMP/axe/node_modules/axe-core/axe.min.js
+	[ -s "$TRANSIT_TEST_AXE" ] || die "axe-core installed without $TRANSIT_TEST_AXE"
+	export TRANSIT_TEST_AXE
+	echo "axe-core $AXE_VERSION at $TRANSIT_TEST_AXE"
+}
+
 # ---------------------------------------------------------------- checks
 
 check_gofmt() {
@@ -495,6 +512,7 @@ phase "start pcscd + vpcd" start_pcscd || exit 1
 phase "start PostgreSQL" start_postgres || exit 1
 phase "make SoftHSM2 token" start_softhsm || exit 1
 phase "start Kafka-protocol broker" start_kafka || exit 1
+phase "install axe-core" install_axe || exit 1
 [ -x /usr/bin/chromium ] || die "chromium is not at /usr/bin/chromium after the install step"
 command -v pdftotext >/dev/null || die "pdftotext is missing after the install step: apt-get install poppler-utils"
 export TRANSIT_TEST_CHROMIUM=/usr/bin/chromium

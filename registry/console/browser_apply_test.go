@@ -29,6 +29,7 @@ func TestBrowserApplicationToAcceptance(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("apply-category"), "31"),
 		chromedp.SetUploadFiles(chromedp.ID("apply-files"), []string{scan}),
 		chromedp.SendKeys(chromedp.ID("apply-note"), "студентка 2 курсу")))
+	accessible(t, res, "the application form")
 	screenshot(t, res, shots, "apply-form")
 	submit(t, res, "apply-submit", 200)
 	if notice := run(t, res, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(notice, "Заяву подано") {
@@ -44,6 +45,7 @@ func TestBrowserApplicationToAcceptance(t *testing.T) {
 	must(t, "open the queue", chromedp.Do(desk, chromedp.Navigate(f.srv.URL+"/desk/applications"),
 		chromedp.SendKeys(chromedp.ID("purpose"), "заяви онлайн, зміна 3")))
 	submit(t, desk, "purpose-submit", 200)
+	accessible(t, desk, "the desk's queue")
 	screenshot(t, desk, shots, "apply-queue")
 	must(t, "open the application", chromedp.Do(desk, chromedp.Click(chromedp.CSS(`#applications a[id^="open-"]`)),
 		chromedp.WaitVisible(chromedp.ID("accept-form"))))
@@ -54,6 +56,7 @@ func TestBrowserApplicationToAcceptance(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("grant-valid_to"), "2027-06-30"),
 		chromedp.SendKeys(chromedp.ID("grant-legal_basis"), "ЗУ «Про освіту»"),
 		chromedp.SetValue(chromedp.ID("grant-monthly_limit"), "50")))
+	accessible(t, desk, "the desk's application page")
 	screenshot(t, desk, shots, "apply-decide")
 	submit(t, desk, "accept-submit", 200)
 	if whom := run(t, desk, "whom", chromedp.Text(chromedp.ID("confirm-whom"))); !strings.Contains(whom, f.alice.Name) {
@@ -69,6 +72,7 @@ func TestBrowserApplicationToAcceptance(t *testing.T) {
 	if row := run(t, res, "row", chromedp.Text(chromedp.CSS("#applications tbody tr"))); !strings.Contains(row, "задоволено") {
 		t.Errorf("the resident's row after acceptance: %q", row)
 	}
+	accessible(t, res, "the resident's applications")
 	screenshot(t, res, shots, "apply-accepted")
 	must(t, "open my record", chromedp.Do(res, chromedp.Navigate(f.srv.URL+"/me"), chromedp.WaitVisible(chromedp.ID("entitlements"))))
 	if ents := run(t, res, "benefits", chromedp.Text(chromedp.ID("entitlements"))); !strings.Contains(ents, "30.06.2027") {

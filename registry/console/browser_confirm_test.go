@@ -47,6 +47,7 @@ func TestBrowserResidentBlocksLostCard(t *testing.T) {
 	phone(t, ctx)
 	browserLogin(t, ctx, f, aliceUser, "uk")
 	noSideScroll(t, ctx, "/me")
+	accessible(t, ctx, "phone-me")
 	screenshot(t, ctx, shots, "phone-me")
 
 	ents := run(t, ctx, "entitlements", chromedp.Text(chromedp.ID("entitlements")))
@@ -91,6 +92,7 @@ func TestBrowserResidentBlocksLostCard(t *testing.T) {
 		t.Errorf("the card shows as %q, want lost", got)
 	}
 	noSideScroll(t, ctx, "/me after the block")
+	accessible(t, ctx, "phone-me-blocked")
 	screenshot(t, ctx, shots, "phone-me-blocked")
 	if s, err := f.reg.CardState(f.ctx, f.aliceCard.Number); err != nil || s.Status != registry.StatusLost {
 		t.Fatalf("card after the block: %v, %v; want lost", s.Status, err)
@@ -154,6 +156,7 @@ func TestBrowserDeskConfirmations(t *testing.T) {
 	if got := run(t, ctx, "the amount typed", chromedp.Value(chromedp.ID("clearing-"+n))); got != "12.505" {
 		t.Errorf("the form came back with %q, want what was typed", got)
 	}
+	accessible(t, ctx, "desk-replace-error")
 	screenshot(t, ctx, shots, "desk-replace-error")
 	must(t, "correct the amount", chromedp.Do(ctx, chromedp.Clear(chromedp.ID("clearing-"+n)), chromedp.SendKeys(chromedp.ID("clearing-"+n), "12,50")))
 	submit(t, ctx, "replace-"+n, 200)
@@ -173,6 +176,7 @@ func TestBrowserDeskConfirmations(t *testing.T) {
 			t.Errorf("the Ukrainian record lacks %q", want)
 		}
 	}
+	accessible(t, ctx, "phone-desk-record")
 	screenshot(t, ctx, shots, "phone-desk-record")
 }
 
@@ -248,6 +252,7 @@ func TestBrowserCloseConfirmation(t *testing.T) {
 	if ok := run(t, ctx, "validity", chromedp.Evaluate[bool](`document.getElementById("close-submit").form.checkValidity()`)); ok {
 		t.Error("the close form can be sent without the confirmation")
 	}
+	accessible(t, ctx, "close-confirm")
 	screenshot(t, ctx, shots, "close-confirm")
 	must(t, "tick the confirmation", chromedp.Do(ctx, chromedp.Click(chromedp.ID("confirm"))))
 	submit(t, ctx, "close-submit", 200)

@@ -35,6 +35,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("birth_date"), "1955-04-02"),
 		chromedp.SendKeys(chromedp.ID("contact"), "+380501112233"),
 		chromedp.SendKeys(chromedp.ID("purpose"), purpose)))
+	accessible(t, ctx, "desk-register")
 	screenshot(t, ctx, shots, "desk-register")
 	submit(t, ctx, "register-submit", 400)
 	if got := run(t, ctx, "the number's error", chromedp.Text(chromedp.ID("registry_number-error"))); !strings.Contains(got, "last digit does not match") {
@@ -50,6 +51,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 		registry.Search{RegistryNumber: mistyped[:9] + mistyped[9:]}); err == nil && len(rs) != 0 {
 		t.Fatalf("a refused form registered %v", rs)
 	}
+	accessible(t, ctx, "desk-register-errors")
 	screenshot(t, ctx, shots, "desk-register-errors")
 
 	must(t, "correct the number", chromedp.Do(ctx,
@@ -68,6 +70,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 		t.Fatalf("registered: %v, %v", rs, err)
 	}
 	id := rs[0].ID
+	accessible(t, ctx, "desk-registered")
 	screenshot(t, ctx, shots, "desk-registered")
 
 	// The grant form is folded under its summary; opening it is a click
@@ -81,6 +84,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("grant-valid_to"), "2027-11-30"),
 		chromedp.SendKeys(chromedp.ID("grant-legal_basis"), "ЗУ «Про пенсійне забезпечення»"),
 		chromedp.SendKeys(chromedp.ID("grant-evidence"), "пенсійне посвідчення 654321")))
+	accessible(t, ctx, "desk-grant")
 	screenshot(t, ctx, shots, "desk-grant")
 	submit(t, ctx, "grant-submit", 200)
 	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "granted") {
@@ -92,6 +96,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 			t.Errorf("entitlements %q lack %q", ents, want)
 		}
 	}
+	accessible(t, ctx, "desk-resident-entitlement")
 	screenshot(t, ctx, shots, "desk-resident-entitlement")
 
 	submit(t, ctx, "order", 200)
@@ -102,6 +107,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if got := spaced(run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice")))); !strings.Contains(got, "Card "+d.Cards[0].Number.Grouped()+" is ordered") {
 		t.Errorf("notice after the order: %q", got)
 	}
+	accessible(t, ctx, "desk-resident-ordered")
 	screenshot(t, ctx, shots, "desk-resident-ordered")
 
 	// The receipt link works from the keyboard: focus it, press Enter.
@@ -126,6 +132,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if got := display("header.top"); got == "none" {
 		t.Error("on screen, the menu is hidden")
 	}
+	accessible(t, ctx, "desk-receipt")
 	screenshot(t, ctx, shots, "desk-receipt")
 
 	// Printed, the menus and the on-screen notes are left out and the
@@ -140,6 +147,7 @@ func TestBrowserDeskRegisterToReceipt(t *testing.T) {
 	if got := display("#receipt"); got == "none" {
 		t.Error("printed, the receipt is hidden")
 	}
+	accessible(t, ctx, "desk-receipt-print")
 	screenshot(t, ctx, shots, "desk-receipt-print")
 
 	// Reading the holder's name for the receipt is in the audit log with

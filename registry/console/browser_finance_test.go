@@ -50,6 +50,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 		}
 	}
 	must(t, "scroll to the chart", chromedp.Do(ctx, chromedp.ScrollIntoView(chromedp.ID("chart"))))
+	accessible(t, ctx, "finance-chart")
 	screenshot(t, ctx, shots, "finance-chart")
 
 	// The figures open from the keyboard: focus the summary, press Enter.
@@ -63,6 +64,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 			t.Errorf("the chart's figures %q lack %q", figures, w)
 		}
 	}
+	accessible(t, ctx, "finance-chart-figures")
 	screenshot(t, ctx, shots, "finance-chart-figures")
 
 	// To the reconciliation with the keyboard: focus the link, press Enter.
@@ -80,6 +82,7 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 			t.Errorf("#%s %q lacks %q", id, got, want)
 		}
 	}
+	accessible(t, ctx, "reconciliation")
 	screenshot(t, ctx, shots, "reconciliation")
 
 	// Back to the statements, and the PDF.
@@ -115,5 +118,6 @@ func TestBrowserFinanceChartReconciliationPDF(t *testing.T) {
 			t.Errorf("the downloaded PDF lacks %q:\n%s", w, text)
 		}
 	}
+	accessible(t, ctx, "finance-downloads")
 	screenshot(t, ctx, shots, "finance-downloads")
 }

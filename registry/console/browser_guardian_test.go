@@ -34,6 +34,7 @@ func TestBrowserParentSeesChildsRide(t *testing.T) {
 		}
 	}
 	noSideScroll(t, ctx, "the child's page")
+	accessible(t, ctx, "the child's page")
 	screenshot(t, ctx, shots, "child-rides")
 
 	n := c.Number.String()
@@ -42,6 +43,7 @@ func TestBrowserParentSeesChildsRide(t *testing.T) {
 	if whom := run(t, ctx, "whom", chromedp.Text(chromedp.ID("confirm-whom"))); !strings.Contains(whom, child.Name) {
 		t.Errorf("the confirmation names %q, not the child", whom)
 	}
+	accessible(t, ctx, "the confirmation of the child's block")
 	screenshot(t, ctx, shots, "child-block-confirm")
 	submit(t, ctx, "confirm-submit", 200)
 	if notice := spaced(run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice")))); !strings.Contains(notice, c.Number.Grouped()) {

@@ -24,6 +24,7 @@ func TestBrowserImport(t *testing.T) {
 	must(t, "open the import page", chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/import"),
 		chromedp.SetUploadFiles(chromedp.ID("file"), []string{sample}),
 		chromedp.SendKeys(chromedp.ID("purpose"), "щомісячне оновлення, грудень")))
+	accessible(t, ctx, "import-form")
 	screenshot(t, ctx, shots, "import-form")
 	submit(t, ctx, "import-submit", 200)
 	text := spaced(run(t, ctx, "preview", chromedp.Text(chromedp.CSS("main"))))
@@ -37,6 +38,7 @@ func TestBrowserImport(t *testing.T) {
 	if got := run(t, ctx, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); got != "confirm-submit" {
 		t.Errorf("the confirming button takes no focus (%q has it)", got)
 	}
+	accessible(t, ctx, "import-preview")
 	screenshot(t, ctx, shots, "import-preview")
 	if n := f.registryRows(t, "residents"); n != 2 {
 		t.Fatalf("the preview wrote: %d residents", n)
@@ -45,6 +47,7 @@ func TestBrowserImport(t *testing.T) {
 	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); got != "Імпорт виконано." {
 		t.Errorf("after the import the notice says %q", got)
 	}
+	accessible(t, ctx, "import-done")
 	screenshot(t, ctx, shots, "import-done")
 	if n := f.registryRows(t, "residents"); n != 6 {
 		t.Errorf("%d residents after the import; want 6", n)
@@ -64,5 +67,6 @@ func TestBrowserImport(t *testing.T) {
 	if !strings.Contains(rej, "funding") || !strings.Contains(rej, "city or state") {
 		t.Errorf("the refused rows: %q", rej)
 	}
+	accessible(t, ctx, "import-rejected")
 	screenshot(t, ctx, shots, "import-rejected")
 }

@@ -56,6 +56,7 @@ func TestBrowserNoticeReachesSMTP(t *testing.T) {
 			t.Errorf("the notices table lacks %q:\n%s", want, table)
 		}
 	}
+	accessible(t, ctx, "me-notices")
 	screenshot(t, ctx, shots, "me-notices")
 	submit(t, ctx, "notices-off", 200)
 	if got := run(t, ctx, "notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(got, "Повідомлення вимкнено") {
@@ -64,6 +65,7 @@ func TestBrowserNoticeReachesSMTP(t *testing.T) {
 	if got := run(t, ctx, "state", chromedp.Text(chromedp.ID("notices-state"))); !strings.Contains(got, "не надсилає") {
 		t.Errorf("the setting reads %q", got)
 	}
+	accessible(t, ctx, "me-notices-off")
 	screenshot(t, ctx, shots, "me-notices-off")
 	rn, err := f.reg.ResidentNotices(f.ctx, sup, carol.ID)
 	if err != nil || !rn.OptedOut {

@@ -31,6 +31,7 @@ func TestBrowserPersonalise(t *testing.T) {
 	if !run(t, ctx, "hand-over box", chromedp.Evaluate[bool](`document.getElementById("handover-`+n+`").checked`)) {
 		t.Error("the hand-over box is not ticked by default")
 	}
+	accessible(t, ctx, "personalise-button")
 	screenshot(t, ctx, shots, "personalise-button")
 
 	// Pressed before the card is on the reader.
@@ -39,6 +40,7 @@ func TestBrowserPersonalise(t *testing.T) {
 	if got := run(t, ctx, "problem", chromedp.Text(chromedp.ID("problem"))); !strings.Contains(got, "No card was put on the reader within 2 s") {
 		t.Errorf("problem %q", got)
 	}
+	accessible(t, ctx, "personalise-no-card")
 	screenshot(t, ctx, shots, "personalise-no-card")
 
 	// The card is put on; the operator presses again from that page.
@@ -52,6 +54,7 @@ func TestBrowserPersonalise(t *testing.T) {
 	if href != fmt.Sprintf("/desk/cards/%s/receipt", n) {
 		t.Errorf("receipt link %q", href)
 	}
+	accessible(t, ctx, "personalised")
 	screenshot(t, ctx, shots, "personalised")
 	if got := st.status(c.Number); got != registry.StatusActive {
 		t.Fatalf("card is %s in the registry, want active", got)

@@ -41,6 +41,7 @@ func TestBrowserResidentRides(t *testing.T) {
 			t.Errorf("November's first page lacks %q:\n%s", want, table)
 		}
 	}
+	accessible(t, ctx, "me-rides")
 	screenshot(t, ctx, shots, "me-rides")
 
 	submit(t, ctx, "rides-older", 200)
@@ -58,6 +59,7 @@ func TestBrowserResidentRides(t *testing.T) {
 	if strings.Contains(body, f.bobCard.Number.String()) || strings.Contains(body, f.bobCard.Number.Grouped()) || strings.Contains(body, "BOB-ONLY") {
 		t.Errorf("Alice's rides show Bob's:\n%s", body)
 	}
+	accessible(t, ctx, "me-rides-older")
 	screenshot(t, ctx, shots, "me-rides-older")
 
 	// Back to the newest, and in Ukrainian.

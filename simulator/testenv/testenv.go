@@ -40,6 +40,9 @@ const (
 	PKCS11SOPINVar  = "TRANSIT_TEST_PKCS11_SOPIN"
 	// Path of a headless-capable Chromium for browser tests.
 	ChromiumVar = "TRANSIT_TEST_CHROMIUM"
+	// Path of axe-core's axe.min.js (the npm package axe-core), which
+	// browser tests run in the page to check its accessibility.
+	AxeVar = "TRANSIT_TEST_AXE"
 )
 
 // Required reports whether a missing server must fail the test instead of
@@ -98,6 +101,9 @@ func SoftHSM(t testing.TB) PKCS11 {
 
 // Chromium returns the path of the Chromium binary browser tests drive.
 func Chromium(t testing.TB) string { return Need(t, "Chromium", ChromiumVar) }
+
+// Axe returns the path of axe-core's axe.min.js.
+func Axe(t testing.TB) string { return Need(t, "axe-core (npm install axe-core)", AxeVar) }
 
 // PostgresSchema gives the test an empty PostgreSQL schema of its own in
 // the test database, dropped when the test ends, and returns a DSN whose
