@@ -165,13 +165,17 @@ func serveAttachment(w http.ResponseWriter, at registry.Attachment) {
 	w.Write(at.Data) //nolint:errcheck // the client went away
 }
 
+// pathFile is the application and document the path names.
+func pathFile(r *http.Request) (app, file int64, err error) {
+	if app, err = pathID(r, "id"); err == nil {
+		file, err = pathID(r, "fid")
+	}
+	return app, file, err
+}
+
 // myAttachment sends the resident one of their own documents.
 func (s *Server) myAttachment(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	fid, err := pathID(r, "fid")
+	id, fid, err := pathFile(r)
 	if err != nil {
 		return err
 	}
@@ -277,11 +281,7 @@ func (p *page) Size(n int) string { return p.T("apply.size", max(1, (n+1023)/102
 // deskAttachment sends the desk a document of an application: an
 // audited read with the page's purpose.
 func (s *Server) deskAttachment(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	fid, err := pathID(r, "fid")
+	id, fid, err := pathFile(r)
 	if err != nil {
 		return err
 	}

@@ -149,11 +149,7 @@ func (s *Server) residentPurpose(w http.ResponseWriter, r *http.Request, rq *req
 	if err != nil {
 		return 0, "", err
 	}
-	purpose := strings.TrimSpace(r.URL.Query().Get("purpose"))
-	if purpose == "" {
-		s.render(w, r, rq, http.StatusOK, "purpose", "purpose.ask.title", purposePage{Action: r.URL.Path}, "")
-	}
-	return id, purpose, nil
+	return id, s.queryPurpose(w, r, rq), nil
 }
 
 func (s *Server) deskResident(w http.ResponseWriter, r *http.Request, rq *request) error {

@@ -512,9 +512,20 @@ func (f *fixture) residentWithoutCard(t *testing.T) registry.Resident {
 	return r
 }
 
-// childOf registers a child of parent's (born 2015, with an active card)
-// and links the two on a birth certificate, as a desk does.
+// childOf registers a child of parent's (f.child) and links the two on a
+// birth certificate, as a desk does.
 func (f *fixture) childOf(t *testing.T, parent registry.Resident) (registry.Resident, registry.Card) {
+	t.Helper()
+	child, c := f.child(t)
+	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
+	if _, err := f.reg.AddGuardianship(f.ctx, sup, parent.ID, child.ID, "свідоцтво про народження І-КВ 123456"); err != nil {
+		t.Fatal(err)
+	}
+	return child, c
+}
+
+// child registers a child born in 2015, with an active card.
+func (f *fixture) child(t *testing.T) (registry.Resident, registry.Card) {
 	t.Helper()
 	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
 	child, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(600), Name: "Коваленко Марко",
@@ -530,9 +541,6 @@ func (f *fixture) childOf(t *testing.T, parent registry.Resident) (registry.Resi
 		if c, err = f.reg.Transition(f.ctx, sup, c.Number, registry.Change{To: to}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := f.reg.AddGuardianship(f.ctx, sup, parent.ID, child.ID, "свідоцтво про народження І-КВ 123456"); err != nil {
-		t.Fatal(err)
 	}
 	return child, c
 }

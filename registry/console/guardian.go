@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/citycard/transit/registry"
 )
@@ -81,54 +80,18 @@ func (s *Server) childView(r *http.Request, rq *request, id int64) (childPage, e
 }
 
 // meChildBlock blocks a child's lost or stolen card for their parent,
-// after a confirmation that names the card and the child.
+// after a confirmation that names the card and the child; the registry
+// checks the link again when it writes the block.
 func (s *Server) meChildBlock(w http.ResponseWriter, r *http.Request, rq *request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	n, err := pathCard(r)
-	if err != nil {
-		return err
-	}
-	reason := registry.Reason(r.PostFormValue("reason"))
-	if !slices.Contains(registry.OwnBlockReasons, reason) {
-		return &pageError{status: http.StatusBadRequest, key: "me.block.reason", err: fmt.Errorf("guardian's block reason %q", reason)}
-	}
-	note := strings.TrimSpace(r.PostFormValue("note"))
-	if !isConfirmed(r, "block "+n.String()) {
-		pg, err := s.childView(r, rq, id)
-		if err != nil {
-			return err
-		}
-		i := slices.IndexFunc(pg.Child.Cards, func(c registry.Card) bool { return c.Number == n })
-		if i < 0 {
-			return &pageError{status: http.StatusNotFound, key: "me.block.notyours", err: fmt.Errorf("guardian's block of card %s: not the child's", n)}
-		}
-		if !ownBlockable(pg.Child.Cards[i]) {
-			return &pageError{status: http.StatusConflict, key: "me.block.cannot",
-				args: []any{formatCard(n), translate(rq.lang, "status."+string(pg.Child.Cards[i].Status))}}
-		}
-		lang := rq.lang
-		return s.askConfirmation(w, r, rq, confirmation{Value: "block " + n.String(),
-			What:        translate(lang, "me.block.what", formatCard(n), translate(lang, "reason."+string(reason))),
-			Whom:        pg.Child.Resident.Name,
-			Consequence: translate(lang, "me.block.after"),
-			Button:      translate(lang, "confirm.block.button", formatCard(n)),
-			Cancel:      fmt.Sprintf("/me/children/%d#cards-h", id)})
-	}
-	_, err = s.reg.Transition(r.Context(), access(rq, registry.PurposeGuardianBlock), n, registry.Change{To: reason.Status(), Reason: reason, Note: note})
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return &pageError{status: http.StatusNotFound, key: "me.block.notyours", err: err}
-	case errors.Is(err, registry.ErrTransition):
-		return &pageError{status: http.StatusConflict, key: "me.block.again", args: []any{formatCard(n)}, err: err}
-	case err != nil:
-		return err
-	}
-	s.log.Info("card blocked by its holder's guardian", "card", n.String(), "reason", reason, "user", rq.ses.actor.User)
-	http.Redirect(w, r, withQuery(fmt.Sprintf("/me/children/%d", id), "done", "blocked", "card", n.String()), http.StatusSeeOther)
-	return nil
+	return s.holderBlock(w, r, rq, holderBlock{purpose: registry.PurposeGuardianBlock, back: fmt.Sprintf("/me/children/%d", id),
+		dossier: func() (registry.Dossier, error) {
+			pg, err := s.childView(r, rq, id)
+			return pg.Child, err
+		}})
 }
 
 // childNotice confirms a block of the child's card, like meNotice.

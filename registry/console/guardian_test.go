@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/citycard/transit/registry"
-	"github.com/citycard/transit/registry/store/storetest"
 	"github.com/citycard/transit/validator/tap"
 )
 
@@ -32,20 +31,7 @@ func childRide(t *testing.T, f *fixture, card uint64, route string) {
 func TestGuardianFlow(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	sup := registry.Access{Actor: registry.Actor{User: "fixture", Role: registry.RoleSupervisor}, Purpose: "test fixture"}
-	child, err := f.reg.AddResident(f.ctx, sup, registry.Resident{RegistryNumber: storetest.RegistryNumber(600), Name: "Коваленко Марко",
-		BirthDate: registry.Date{Year: 2015, Month: time.April, Day: 12}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.reg.OrderCard(f.ctx, sup, child.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, to := range []registry.Status{registry.StatusPersonalised, registry.StatusActive} {
-		if c, err = f.reg.Transition(f.ctx, sup, c.Number, registry.Change{To: to}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	child, c := f.child(t)
 	childRide(t, f, uint64(c.Number), "CHILD-7")
 
 	// The desk: a wrong number comes back in place; the right one links.

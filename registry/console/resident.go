@@ -205,6 +205,9 @@ type ridesPage struct {
 	// NewerHref and OlderHref are the previous and next pages, "" when
 	// there is none.
 	NewerHref, OlderHref string
+	// Action is the page the selectors and links show again: the
+	// resident's own, or a parent's page of a child's.
+	Action string
 }
 
 // choice is an option of a selector.
@@ -256,7 +259,7 @@ func (s *Server) ridesQuery(r *http.Request) (ridesRequest, error) {
 // refused as unknown, whether or not it exists, so that the answer says
 // nothing about other people's cards.
 func (s *Server) readRides(r *http.Request, lang string, cards []registry.Card, rr ridesRequest) (ridesPage, error) {
-	pg := ridesPage{Month: rr.Month, MonthName: monthName(lang, rr.Month), HasCards: len(cards) > 0}
+	pg := ridesPage{Month: rr.Month, MonthName: monthName(lang, rr.Month), HasCards: len(cards) > 0, Action: r.URL.Path}
 	var numbers []uint64
 	for _, c := range cards {
 		if rr.Card == "" || rr.Card == c.Number.String() {
@@ -311,8 +314,7 @@ func (s *Server) readRides(r *http.Request, lang string, cards []registry.Card, 
 		pg.Rides = append(pg.Rides, s.rideRow(lang, &taps[i]))
 	}
 	page := func(dir string, c cstore.TapCursor) string {
-		// The resident's own page, or a parent's page of a child's.
-		return withQuery(r.URL.Path, "month", rr.Month, "card", rr.Card, dir, c.String())
+		return withQuery(pg.Action, "month", rr.Month, "card", rr.Card, dir, c.String())
 	}
 	if newer {
 		c := cstore.TapCursor{}

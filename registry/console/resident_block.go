@@ -30,23 +30,42 @@ func ownBlockable(c registry.Card) bool {
 // and validators refuse the card after the next hotlist, as after a
 // desk's block.
 func (s *Server) meBlock(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return s.holderBlock(w, r, rq, holderBlock{purpose: ownBlockPurpose, back: "/me",
+		dossier: func() (registry.Dossier, error) {
+			return s.reg.Resident(r.Context(), access(rq, registry.PurposeOwnView), rq.ses.actor.Resident)
+		}})
+}
+
+// holderBlock is whose card a resident's block is of: their own, or a
+// child's (guardian.go).
+type holderBlock struct {
+	// purpose is recorded with the block; back is the page to return to.
+	purpose, back string
+	// dossier reads the holder's record, whose cards the card must be
+	// among.
+	dossier func() (registry.Dossier, error)
+}
+
+// holderBlock blocks the card in the path as lost or stolen, after a
+// confirmation naming it and its holder.
+func (s *Server) holderBlock(w http.ResponseWriter, r *http.Request, rq *request, h holderBlock) error {
 	n, err := pathCard(r)
 	if err != nil {
 		return err
 	}
 	reason := registry.Reason(r.PostFormValue("reason"))
 	if !slices.Contains(registry.OwnBlockReasons, reason) {
-		return &pageError{status: http.StatusBadRequest, key: "me.block.reason", err: fmt.Errorf("own block reason %q", reason)}
+		return &pageError{status: http.StatusBadRequest, key: "me.block.reason", err: fmt.Errorf("resident's block reason %q", reason)}
 	}
 	note := strings.TrimSpace(r.PostFormValue("note"))
 	if !isConfirmed(r, "block "+n.String()) {
-		d, err := s.reg.Resident(r.Context(), access(rq, registry.PurposeOwnView), rq.ses.actor.Resident)
+		d, err := h.dossier()
 		if err != nil {
 			return err
 		}
 		i := slices.IndexFunc(d.Cards, func(c registry.Card) bool { return c.Number == n })
 		if i < 0 {
-			return &pageError{status: http.StatusNotFound, key: "me.block.notyours", err: fmt.Errorf("resident's own block of card %s: not theirs", n)}
+			return &pageError{status: http.StatusNotFound, key: "me.block.notyours", err: fmt.Errorf("resident's block of card %s: not theirs", n)}
 		}
 		if !ownBlockable(d.Cards[i]) {
 			return &pageError{status: http.StatusConflict, key: "me.block.cannot",
@@ -58,10 +77,9 @@ func (s *Server) meBlock(w http.ResponseWriter, r *http.Request, rq *request) er
 			Whom:        d.Resident.Name,
 			Consequence: translate(lang, "me.block.after"),
 			Button:      translate(lang, "confirm.block.button", formatCard(n)),
-			Cancel:      "/me#cards-h"})
+			Cancel:      h.back + "#cards-h"})
 	}
-	a := access(rq, ownBlockPurpose)
-	_, err = s.reg.Transition(r.Context(), a, n, registry.Change{To: reason.Status(), Reason: reason, Note: note})
+	_, err = s.reg.Transition(r.Context(), access(rq, h.purpose), n, registry.Change{To: reason.Status(), Reason: reason, Note: note})
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return &pageError{status: http.StatusNotFound, key: "me.block.notyours", err: err}
@@ -70,8 +88,8 @@ func (s *Server) meBlock(w http.ResponseWriter, r *http.Request, rq *request) er
 	case err != nil:
 		return err
 	}
-	s.log.Info("card blocked by its holder", "card", n.String(), "reason", reason, "user", rq.ses.actor.User)
-	http.Redirect(w, r, withQuery("/me", "done", "blocked", "card", n.String()), http.StatusSeeOther)
+	s.log.Info("card blocked by its holder or their guardian", "card", n.String(), "reason", reason, "user", rq.ses.actor.User)
+	http.Redirect(w, r, withQuery(h.back, "done", "blocked", "card", n.String()), http.StatusSeeOther)
 	return nil
 }
 
