@@ -45,6 +45,10 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
+		// File names are UTF-8 (a desk's documents are named in
+		// Ukrainian); under a C locale, as the harness runs, Chromium
+		// cannot open such a file to upload it.
+		chromedp.Env("LC_ALL=C.UTF-8", "LANG=C.UTF-8"),
 	)
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
