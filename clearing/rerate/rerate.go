@@ -434,6 +434,15 @@ func (j *judge) checkMACs() {
 			j.signs, j.uid = true, k.UID
 		}
 	}
+	// A verified MAC of another UID is not this card's (an unproven one
+	// names no card number; the card signs with one UID): invalid, as
+	// evidence and as a claim alike.
+	for i := range j.rides {
+		c := &j.mac[i]
+		if m := j.rides[i].CardMAC; (c.verdict == cardmac.Signed || c.verdict == cardmac.Unproven) && !slices.Equal(m.UID, j.uid[:]) {
+			c.verdict, c.why = cardmac.Invalid, fmt.Sprintf("the Transaction MAC is of UID %X; the card signs its rides with UID %X", m.UID, j.uid[:])
+		}
+	}
 }
 
 // unsigned reports whether ride i lacks the card's signature the card
@@ -807,10 +816,6 @@ func (j *judge) macVerdict(i int) (reason, detail string) {
 		return ReasonCardMACUnchecked, fmt.Sprintf("the card's Transaction MAC is of key version %d, which clearing's HSM does not hold: add that tmac-master version", r.CardMAC.KeyVersion)
 	case c.verdict == cardmac.Invalid:
 		return ReasonCardMACInvalid, "the card's Transaction MAC does not prove this ride: " + c.why
-	case j.signs && !slices.Equal(r.CardMAC.UID, j.uid[:]):
-		// An unproven MAC names no card number: it is the card's only if
-		// it is of the UID the card signs its other rides with.
-		return ReasonCardMACInvalid, fmt.Sprintf("the Transaction MAC is of UID %X; the card signs its rides with UID %X", r.CardMAC.UID, j.uid[:])
 	}
 	return "", ""
 }

@@ -302,11 +302,7 @@ func (s *Server) deskAttachment(w http.ResponseWriter, r *http.Request, rq *requ
 // the entitlement's dates, funding and basis from the form, checked as
 // the desk's grant is; a problem comes back at the form.
 func (s *Server) deskDecide(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	purpose, err := formPurpose(r)
+	id, purpose, err := recordForm(r)
 	if err != nil {
 		return err
 	}

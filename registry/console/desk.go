@@ -30,6 +30,17 @@ func formPurpose(r *http.Request) (string, error) {
 	return p, nil
 }
 
+// recordForm is the record a desk form posts to (the path's id: a
+// resident's, an application's) and the purpose it carries.
+func recordForm(r *http.Request) (int64, string, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return 0, "", err
+	}
+	purpose, err := formPurpose(r)
+	return id, purpose, err
+}
+
 // deskPage is the search form and its results.
 type deskPage struct {
 	Query, Purpose string

@@ -101,11 +101,7 @@ func pathID(r *http.Request, name string) (int64, error) {
 // audits it. A form with problems comes back on the resident's page,
 // unfolded, with what was typed; nothing is stored then.
 func (s *Server) deskGrant(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	purpose, err := formPurpose(r)
+	id, purpose, err := recordForm(r)
 	if err != nil {
 		return err
 	}

@@ -103,11 +103,7 @@ func childNotice(lang string, r *http.Request) string { return meNotice(lang, r)
 // checks the ages and the evidence. A problem comes back on the child's
 // page, the form open with what was typed.
 func (s *Server) deskLinkGuardian(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	purpose, err := formPurpose(r)
+	id, purpose, err := recordForm(r)
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,8 @@ func TestGuardianFlow(t *testing.T) {
 
 	// The desk ends the link, after a confirmation; the parent then sees
 	// nothing of the child.
-	links, err := f.reg.Guardianships(f.ctx, sup, child.ID)
+	cd, err := f.reg.Resident(f.ctx, sup, child.ID)
+	links := cd.Guardianships
 	if err != nil || len(links) != 1 {
 		t.Fatalf("links %+v, %v", links, err)
 	}

@@ -120,11 +120,7 @@ func (s *Server) deskNotices(w http.ResponseWriter, r *http.Request, rq *request
 
 // deskSetNotices records a resident's wish at the desk.
 func (s *Server) deskSetNotices(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	purpose, err := formPurpose(r)
+	id, purpose, err := recordForm(r)
 	if err != nil {
 		return err
 	}

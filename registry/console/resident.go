@@ -67,8 +67,6 @@ type mePage struct {
 	Dossier registry.Dossier
 	Rides   ridesPage
 	Audit   auditPage
-	// Children are the children whose records the resident may open.
-	Children []registry.Guardianship
 }
 
 // Blockable reports whether the resident may block card c themselves.
@@ -145,7 +143,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log, Children: d.Guardianships}, meNotice(rq.lang, r))
+	s.render(w, r, rq, http.StatusOK, "me", "me.title", mePage{Dossier: d, Rides: rp, Audit: log}, meNotice(rq.lang, r))
 	return nil
 }
 

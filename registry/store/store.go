@@ -163,13 +163,10 @@ type Store interface {
 	// EndGuardianship ends a standing link with a reason (ActRegister);
 	// ErrConflict when it has ended.
 	EndGuardianship(ctx context.Context, a registry.Access, id int64, reason string) (registry.Guardianship, error)
-	// Guardianships lists the links of a resident's record: staff
-	// (ActReadPersonal, a purpose) every link in which the resident is
-	// guardian or child, ended ones too; a resident the children they
-	// stand for now. A resident reads a child's record with Resident, and
-	// blocks a child's card with Transition, while the link is active;
-	// both are audited in the child's record under the guardian's name.
-	Guardianships(ctx context.Context, a registry.Access, resident int64) ([]registry.Guardianship, error)
+	// A record's links are read with it (registry.Dossier.Guardianships).
+	// A resident reads a child's record with Resident, and blocks a
+	// child's card with Transition, while the link is active; both are
+	// audited in the child's record under the guardian's name.
 
 	// SubmitApplication stores a resident's online application for a
 	// card or a benefit with its documents (registry.CheckApplication):

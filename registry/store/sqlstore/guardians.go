@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/citycard/transit/registry"
 )
@@ -14,7 +13,6 @@ import (
 const (
 	ActionLinkGuardian = "link guardian"
 	ActionEndGuardian  = "end guardian link"
-	ActionReadLinks    = "read guardian links"
 )
 
 const guardianColumns = `g.id, g.guardian_id, g.child_id, p.name, c.name, c.birth_date, g.evidence,
@@ -127,37 +125,6 @@ func (s *Store) EndGuardianship(ctx context.Context, a registry.Access, id int64
 		return registry.Guardianship{}, err
 	}
 	return g, nil
-}
-
-// Guardianships implements store.Store.
-func (s *Store) Guardianships(ctx context.Context, a registry.Access, resident int64) ([]registry.Guardianship, error) {
-	view := linksStaff
-	if a.Actor.Role == registry.RoleResident {
-		if err := a.Permit(registry.ActOwnData, resident); err != nil {
-			return nil, err
-		}
-		if strings.TrimSpace(a.Purpose) == "" {
-			a.Purpose = registry.PurposeOwnView
-		}
-		view = linksOwn
-	} else if err := a.PermitRead(registry.ActReadPersonal, resident); err != nil {
-		return nil, err
-	}
-	var out []registry.Guardianship
-	err := s.read(ctx, fmt.Sprintf("read resident %d's guardian links", resident), func(t *tx) error {
-		if err := t.residentExists(resident); err != nil {
-			return err
-		}
-		var err error
-		if out, err = t.links(resident, 0, view); err != nil {
-			return err
-		}
-		return t.audit(a, resident, residentRecord(resident), ActionReadLinks)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Which links of a record a reader sees (registry.Dossier.Guardianships).
