@@ -48,6 +48,11 @@
 //	POST /me/cards/{number}/block               resident: block their own card as lost or stolen, confirmed
 //	/me/notices                                 resident: their benefit-ending notices, turning them off or on
 //	/desk/residents/{id}/notices                desk, supervisor (registry.ActReadPersonal); setting it: ActRegister
+//	link or end a parent or guardian            desk, supervisor (registry.ActRegister), ending confirmed
+//	/me/children/{id}, block a child's card     resident, while a desk's link to the child stands (the registry checks it), confirmed
+//	/me/applications (apply, own documents)     resident: their own applications; documents bounded, CSRF first
+//	/desk/applications, one, its documents      desk, supervisor (registry.ActReadPersonal), with a purpose, audited
+//	POST /desk/applications/{id}/decide         desk, supervisor (registry.ActRegister), confirmed
 //
 // Blocking or replacing a card, ending an entitlement, a resident's
 // block of their own card and revoking a token take two steps: the form's post answers with a page that says what will
